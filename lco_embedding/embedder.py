@@ -1,0 +1,524 @@
+"""The embedder: :class:`LCOEmbedder`, a thin sentence-transformers-style wrapper around an LCO checkpoint.
+
+One forward for every modality: items are parsed (:mod:`.inputs`), their media loaded (:mod:`.preprocessing`),
+wrapped in the chat template with the prompt table's suffix (:mod:`.prompts`), run through the model's
+backbone (no vocabulary head, no KV cache, only the last hidden state kept) and pooled at the last real token
+(:mod:`.pooling`).
+
+Does not batch by token budget, overlap preprocessing with the forward pass or recover from out-of-memory:
+batches are ``batch_size`` items, sorted by a rough length estimate to limit padding.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, overload
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lco_embedding.errors import EncodeReport, LCOInputError
+from lco_embedding.inputs import ParsedItem, build_messages, parse_item, split_inputs
+from lco_embedding.loading import load_model, resolve_attn, resolve_device, resolve_dtype
+from lco_embedding.pooling import last_token_pool
+from lco_embedding.preprocessing import (
+    AudioOptions,
+    ImageOptions,
+    VideoOptions,
+    preprocess_audio,
+    preprocess_image,
+    preprocess_video,
+)
+from lco_embedding.prompts import MixedSuffixRule
+from lco_embedding.types import Modality, SingleInput
+
+__all__ = ["LCOEmbedder"]
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
+# Zeros appended after the longest audio of a batch: the Whisper STFT frame at the end of the real audio
+# reaches 200 samples further, so this keeps every real frame equal to the reference's 300 s zero-padding.
+_AUDIO_TAIL = 480
+_FLOAT_INPUTS = ("pixel_values", "pixel_values_videos", "input_features")
+
+
+@dataclass
+class _Prepared:
+    """An item ready for the processor: its chat text and its loaded media in template order."""
+
+    index: int
+    text: str
+    images: list[Any]
+    audios: list[np.ndarray]
+    videos: list[torch.Tensor]
+
+
+class LCOEmbedder:
+    """Embed text, images, audio, video and mixed inputs with an LCO-Embedding checkpoint.
+
+    Args:
+        model_name_or_path: Hub id (e.g. ``"LCO-Embedding/LCO-Embedding-Omni-3B"``) or local folder.
+        device: ``"cuda"``, ``"cpu"``, ``"mps"``, ...; default cuda if available, else mps, else cpu.
+        dtype: Weight dtype; default bfloat16 on CUDA, float32 on CPU and MPS.
+        attn_implementation: Default flash_attention_2 on CUDA when ``flash_attn`` is importable, else sdpa.
+        revision: Hub revision (branch, tag or commit).
+        cache_folder: Hub cache folder.
+        token: Hub token.
+        local_files_only: Never touch the network.
+        prompts: Task instructions by name, e.g. ``{"query": "Find the document that answers: "}``; used with
+            ``prompt_name=`` and by :meth:`encode_query` / :meth:`encode_document`. Default: none (the reference
+            uses none).
+        default_prompt_name: Prompt used when ``encode`` gets neither ``prompt`` nor ``prompt_name``.
+        truncate_dim: Default dimension to truncate embeddings to (Matryoshka-style); default: full size.
+        model_kwargs: Extra keyword arguments for the model's ``from_pretrained``.
+        processor_kwargs: Extra keyword arguments for the processor's ``from_pretrained``.
+        min_pixels: Smallest image size in pixels after resizing (default 4*28*28).
+        max_pixels: Largest image size in pixels (default 1280*28*28, the authors' evaluation setting).
+        video_fps: Frames sampled per second of video (default 2, qwen-omni-utils').
+        video_max_frames: Most frames per video (default 768, qwen-omni-utils').
+        video_max_pixels: Largest frame size in pixels (default 768*28*28, qwen-omni-utils').
+        max_audio_seconds: Audio is cut after this many seconds (default 300, Qwen2.5-Omni's chunk length).
+        max_length: User text is cut to this many tokens before the prompt is built (default 300, as in the
+            authors' evaluation and mteb); ``None`` keeps all of it. The suffix and template are never cut.
+        mixed_suffix: ``"reference"`` (``"\\nSummarize the above in one word:"`` for mixed inputs) or
+            ``"dominant"`` (mteb 2.x: the suffix of the dominant modality, image > video > audio > text).
+        torch_dtype: Deprecated alias of ``dtype``.
+
+    Example:
+        >>> model = LCOEmbedder("LCO-Embedding/LCO-Embedding-Omni-3B")  # doctest: +SKIP
+        >>> emb = model.encode(["a cat on a mat", {"image": "cat.jpg"}])  # doctest: +SKIP
+        >>> model.similarity(emb[:1], emb[1:])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        attn_implementation: str | None = None,
+        revision: str | None = None,
+        cache_folder: str | None = None,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        truncate_dim: int | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        min_pixels: int = 4 * 28 * 28,
+        max_pixels: int = 1280 * 28 * 28,
+        video_fps: float = 2.0,
+        video_max_frames: int = 768,
+        video_max_pixels: int = 768 * 28 * 28,
+        max_audio_seconds: float | None = 300.0,
+        max_length: int | None = 300,
+        mixed_suffix: MixedSuffixRule = "reference",
+        torch_dtype: str | torch.dtype | None = None,
+    ) -> None:
+        if torch_dtype is not None:
+            warnings.warn("torch_dtype is deprecated; use dtype.", FutureWarning, stacklevel=2)
+            dtype = dtype if dtype is not None else torch_dtype
+        if max_length is not None and max_length < 1:
+            raise ValueError(f"max_length must be a positive integer or None, got {max_length}.")
+        if mixed_suffix not in ("reference", "dominant"):
+            raise ValueError(f"mixed_suffix must be 'reference' or 'dominant', got {mixed_suffix!r}.")
+        self.prompts: dict[str, str] = dict(prompts or {})
+        if default_prompt_name is not None and default_prompt_name not in self.prompts:
+            raise ValueError(
+                f"default_prompt_name {default_prompt_name!r} is not in prompts ({sorted(self.prompts)})."
+            )
+        self.default_prompt_name = default_prompt_name
+        self.truncate_dim = truncate_dim
+        self.max_length = max_length
+        self.mixed_suffix: MixedSuffixRule = mixed_suffix
+        self.model_name_or_path = model_name_or_path
+        self.last_report = EncodeReport()
+
+        resolved_device = resolve_device(device)
+        loaded = load_model(
+            model_name_or_path,
+            device=resolved_device,
+            dtype=resolve_dtype(dtype, resolved_device),
+            attn_implementation=resolve_attn(attn_implementation, resolved_device),
+            hub_kwargs={
+                "revision": revision,
+                "cache_dir": cache_folder,
+                "token": token,
+                "local_files_only": local_files_only,
+            },
+            model_kwargs=model_kwargs,
+            processor_kwargs=processor_kwargs,
+        )
+        self.model = loaded.model
+        self.processor = loaded.processor
+        self.model_type = loaded.model_type
+        self._backbone = loaded.backbone
+        self._modalities = loaded.modalities
+        self._dimension = loaded.hidden_size
+        self.image_options = ImageOptions(min_pixels=min_pixels, max_pixels=max_pixels, patch_size=loaded.patch_size)
+        self.video_options = VideoOptions(
+            fps=video_fps, max_frames=video_max_frames, max_pixels=video_max_pixels, patch_size=loaded.patch_size
+        )
+        feature_extractor = getattr(self.processor, "feature_extractor", None)
+        self.audio_options = AudioOptions(
+            sampling_rate=getattr(feature_extractor, "sampling_rate", 16000), max_seconds=max_audio_seconds
+        )
+
+    # ----------------------------------------------------------------------------------------------- properties
+    @property
+    def device(self) -> torch.device:
+        """The device the model runs on."""
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the model's weights."""
+        return next(self.model.parameters()).dtype
+
+    @property
+    def modalities(self) -> list[Modality]:
+        """The modalities this checkpoint can embed."""
+        return list(self._modalities)
+
+    def supports(self, modality: str) -> bool:
+        """True if this checkpoint can embed ``modality`` (``"text"``, ``"image"``, ``"audio"``, ``"video"``)."""
+        return modality in self._modalities
+
+    def get_embedding_dimension(self) -> int:
+        """The size of the embeddings ``encode`` returns (``truncate_dim`` if set)."""
+        return self.truncate_dim or self._dimension
+
+    @property
+    def num_layers(self) -> int:
+        """Number of decoder layers; ``output_layers="all"`` returns ``num_layers + 1`` states."""
+        return self.model.config.get_text_config().num_hidden_layers
+
+    def __repr__(self) -> str:
+        return (
+            f"LCOEmbedder({self.model_name_or_path!r}, model_type={self.model_type!r}, device={str(self.device)!r}, "
+            f"dtype={self.dtype}, dimension={self._dimension})"
+        )
+
+    # ---------------------------------------------------------------------------------------------- preparation
+    def _truncate(self, text: str) -> str:
+        if self.max_length is None:
+            return text
+        tokenizer = self.processor.tokenizer
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= self.max_length:
+            return text
+        return tokenizer.decode(ids[: self.max_length])
+
+    def _prepare(self, index: int, item: ParsedItem, prompt: str | None) -> _Prepared:
+        prepared = _Prepared(index=index, text="", images=[], audios=[], videos=[])
+        for part in item.media:
+            if not self.supports(part.modality):
+                raise LCOInputError(
+                    f"this checkpoint ({self.model_type}) has no {part.modality} encoder; it embeds "
+                    f"{', '.join(self._modalities)}. Use an LCO-Embedding-Omni checkpoint for {part.modality}."
+                )
+            if part.modality == "image":
+                prepared.images.append(preprocess_image(part.value, self.image_options))
+            elif part.modality == "audio":
+                prepared.audios.append(preprocess_audio(part.value, self.audio_options))
+            else:
+                prepared.videos.append(preprocess_video(part.value, self.video_options))
+        if item.kind == "conversation" and prompt:
+            logger.warning("A prompt is not applied to conversation inputs: they are used as given.")
+        messages = build_messages(item, prompt=prompt, mixed_suffix=self.mixed_suffix, truncate=self._truncate)
+        prepared.text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return prepared
+
+    # -------------------------------------------------------------------------------------------------- forward
+    def _processor_inputs(self, batch: list[_Prepared]) -> dict[str, Any]:
+        images = [image for item in batch for image in item.images]
+        audios = [audio for item in batch for audio in item.audios]
+        videos = [video for item in batch for video in item.videos]
+        kwargs: dict[str, Any] = {}
+        if audios:
+            # Pad to the longest audio of the batch, not to the feature extractor's 300 s: the real frames are
+            # identical, and the Whisper features of 300 s of zeros are never read by the audio encoder.
+            kwargs["audio_kwargs"] = {"max_length": max(len(a) for a in audios) + _AUDIO_TAIL}
+        inputs = self.processor(
+            text=[item.text for item in batch],
+            images=images or None,
+            audio=audios or None,
+            videos=videos or None,
+            padding=True,
+            return_tensors="pt",
+            **kwargs,
+        )
+        return {
+            key: value.to(self.device, self.dtype if key in _FLOAT_INPUTS else None)
+            if isinstance(value, torch.Tensor)
+            else value
+            for key, value in inputs.items()
+        }
+
+    def _forward(self, batch: list[_Prepared], layers: list[int] | None) -> torch.Tensor:
+        inputs = self._processor_inputs(batch)
+        outputs = self._backbone(**inputs, use_cache=False, output_hidden_states=layers is not None, return_dict=True)
+        if layers is None:
+            hidden = outputs.last_hidden_state
+        else:
+            hidden = torch.stack([outputs.hidden_states[i] for i in layers], dim=1)
+        return last_token_pool(hidden, inputs["attention_mask"]).float().cpu()
+
+    def _layer_indices(self, output_layers: str | Iterable[int] | None) -> list[int] | None:
+        if output_layers is None:
+            return None
+        count = self.num_layers + 1
+        if output_layers == "all":
+            return list(range(count))
+        layers = [int(i) for i in output_layers]  # type: ignore[union-attr]
+        for i in layers:
+            if not -count <= i < count:
+                raise ValueError(f"output_layers index {i} is out of range: the model has {count} hidden states.")
+        return [i % count for i in layers]
+
+    # --------------------------------------------------------------------------------------------------- encode
+    @overload
+    def encode(self, inputs: SingleInput, prompt_name: str | None = ..., prompt: str | None = ..., batch_size: int = ..., show_progress_bar: bool | None = ..., output_value: Literal["sentence_embedding"] = ..., precision: Precision = ..., convert_to_numpy: Literal[True] = ..., convert_to_tensor: Literal[False] = ..., device: str | None = ..., normalize_embeddings: bool = ..., truncate_dim: int | None = ..., **kwargs: Any) -> np.ndarray: ...  # noqa: E501
+
+    @overload
+    def encode(self, inputs: SingleInput | Iterable[SingleInput], prompt_name: str | None = ..., prompt: str | None = ..., batch_size: int = ..., show_progress_bar: bool | None = ..., output_value: Literal["sentence_embedding"] = ..., precision: Precision = ..., convert_to_numpy: bool = ..., convert_to_tensor: Literal[True] = ..., device: str | None = ..., normalize_embeddings: bool = ..., truncate_dim: int | None = ..., **kwargs: Any) -> torch.Tensor: ...  # noqa: E501
+
+    @overload
+    def encode(self, inputs: Iterable[SingleInput], prompt_name: str | None = ..., prompt: str | None = ..., batch_size: int = ..., show_progress_bar: bool | None = ..., output_value: Literal["sentence_embedding"] = ..., precision: Precision = ..., convert_to_numpy: Literal[True] = ..., convert_to_tensor: Literal[False] = ..., device: str | None = ..., normalize_embeddings: bool = ..., truncate_dim: int | None = ..., **kwargs: Any) -> np.ndarray: ...  # noqa: E501
+
+    @overload
+    def encode(self, inputs: Iterable[SingleInput], prompt_name: str | None = ..., prompt: str | None = ..., batch_size: int = ..., show_progress_bar: bool | None = ..., output_value: Literal["sentence_embedding"] = ..., precision: Precision = ..., convert_to_numpy: Literal[False] = ..., convert_to_tensor: Literal[False] = ..., device: str | None = ..., normalize_embeddings: bool = ..., truncate_dim: int | None = ..., **kwargs: Any) -> list[torch.Tensor]: ...  # noqa: E501
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        inputs: SingleInput | Iterable[SingleInput],
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 8,
+        show_progress_bar: bool | None = None,
+        output_value: Literal["sentence_embedding"] | None = "sentence_embedding",
+        precision: Precision = "float32",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | torch.device | None = None,
+        normalize_embeddings: bool = True,
+        truncate_dim: int | None = None,
+        *,
+        modality: Modality | None = None,
+        on_error: Literal["raise", "skip"] = "raise",
+        output_layers: Literal["all"] | Iterable[int] | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
+        """Embed one input or a list of inputs of any modality.
+
+        Keyword names, defaults and return shapes follow ``SentenceTransformer.encode`` (6.x), except
+        ``normalize_embeddings``, which defaults to True: cosine is the model's similarity, and the checkpoints'
+        own sentence-transformers configuration ends in a Normalize module.
+
+        Args:
+            inputs: One item or an iterable of items; see ``docs/inputs.md``. A batch may mix modalities.
+            prompt_name: Name of a prompt in ``prompts`` to put in front of the content.
+            prompt: A task instruction put in front of the content (overrides ``prompt_name``).
+            batch_size: Items per forward pass.
+            show_progress_bar: Default: shown when this module logs at INFO or lower.
+            output_value: Only ``"sentence_embedding"`` (or None, the same) is supported.
+            precision: ``"float32"``, or ``"int8"``/``"uint8"``/``"binary"``/``"ubinary"`` quantized with
+                sentence-transformers' ``quantize_embeddings``.
+            convert_to_numpy: Return a numpy array (default) rather than a list of tensors.
+            convert_to_tensor: Return one torch tensor (wins over ``convert_to_numpy``).
+            device: Move the model to this device first.
+            normalize_embeddings: L2-normalise the embeddings (default True).
+            truncate_dim: Keep the first ``truncate_dim`` dimensions (before normalisation).
+            modality: Force the modality of bare items, e.g. ``"text"`` for strings that look like file names.
+            on_error: ``"raise"`` (default) raises :class:`LCOInputError` for the first bad item; ``"skip"``
+                leaves bad items out of the result, logs a summary and records them in ``self.last_report``
+                (``kept`` gives the input position of every returned row).
+            output_layers: ``"all"`` or a list of hidden-state indices (0 = embedding output, -1 = final normed
+                state): returns ``[n, len(layers), d]`` instead of ``[n, d]``.
+            **kwargs: Accepted for compatibility with sentence-transformers callers and ignored (logged).
+
+        Returns:
+            ``[n, d]`` for a list (``[d]`` for a single input) as numpy array, tensor, or list of tensors.
+
+        Raises:
+            LCOInputError: A bad item (message names its index), with ``on_error="raise"``.
+            ValueError: Bad arguments.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        if output_value not in (None, "sentence_embedding"):
+            raise ValueError(f"output_value must be 'sentence_embedding', got {output_value!r}.")
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+        if precision not in ("float32", "int8", "uint8", "binary", "ubinary"):
+            raise ValueError(
+                f"precision must be one of float32, int8, uint8, binary, ubinary, got {precision!r}."
+            )
+        if kwargs:
+            logger.debug("encode ignores unknown keyword arguments %s", sorted(kwargs))
+        if device is not None and torch.device(device) != self.device:
+            self.model.to(device)
+        prompt = self._resolve_prompt(prompt_name, prompt)
+        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        layers = self._layer_indices(output_layers)
+        if show_progress_bar is None:
+            show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
+
+        items, single = split_inputs(inputs)
+        errors: dict[int, LCOInputError] = {}
+        parsed: dict[int, ParsedItem] = {}
+        for index, item in enumerate(items):
+            try:
+                parsed[index] = parse_item(item, modality)
+            except LCOInputError as e:
+                errors[index] = e.at(index)
+                if on_error == "raise":
+                    raise errors[index] from e
+        results: dict[int, torch.Tensor] = {}
+        order = sorted(parsed, key=lambda i: -_length_estimate(parsed[i]))
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        for batch_indices in tqdm(batches, desc="Encoding", disable=not show_progress_bar):
+            prepared = []
+            for index in batch_indices:
+                try:
+                    prepared.append(self._prepare(index, parsed[index], prompt))
+                except LCOInputError as e:
+                    errors[index] = e.at(index)
+                    if on_error == "raise":
+                        raise errors[index] from e
+            self._run_batch(prepared, layers, results, errors, on_error)
+
+        kept = sorted(results)
+        self.last_report = EncodeReport(kept=kept, errors={i: errors[i].reason for i in sorted(errors)})
+        if errors:
+            logger.warning(
+                "Skipped %d of %d inputs: %s",
+                len(errors),
+                len(items),
+                "; ".join(str(errors[i]) for i in sorted(errors)),
+            )
+        embeddings = [results[i] for i in kept]
+        return self._finish(embeddings, single, normalize_embeddings, truncate_dim, precision, convert_to_numpy,
+                            convert_to_tensor, layers is not None)
+
+    def _run_batch(
+        self,
+        batch: list[_Prepared],
+        layers: list[int] | None,
+        results: dict[int, torch.Tensor],
+        errors: dict[int, LCOInputError],
+        on_error: str,
+    ) -> None:
+        if not batch:
+            return
+        try:
+            pooled = self._forward(batch, layers)
+        except Exception as e:
+            if len(batch) > 1:
+                # Find the culprit: run the items one by one, so only a truly bad item is reported.
+                for item in batch:
+                    self._run_batch([item], layers, results, errors, on_error)
+                return
+            error = LCOInputError(f"the model could not process this input ({type(e).__name__}: {e}).", batch[0].index)
+            error.__cause__ = e
+            errors[batch[0].index] = error
+            if on_error == "raise":
+                raise error from e
+            return
+        for item, embedding in zip(batch, pooled):
+            if not torch.isfinite(embedding).all():
+                errors[item.index] = LCOInputError(
+                    f"the model produced NaN or infinite values for this input (dtype {self.dtype}); "
+                    "float16 overflows easily: use bfloat16 or float32.",
+                    item.index,
+                )
+                if on_error == "raise":
+                    raise errors[item.index]
+                continue
+            results[item.index] = embedding
+
+    def _resolve_prompt(self, prompt_name: str | None, prompt: str | None) -> str | None:
+        if prompt is not None:
+            return prompt
+        prompt_name = prompt_name if prompt_name is not None else self.default_prompt_name
+        if prompt_name is None:
+            return None
+        if prompt_name not in self.prompts:
+            raise ValueError(
+                f"prompt_name {prompt_name!r} is not in prompts ({sorted(self.prompts)}); pass prompts={{...}} to "
+                "the constructor or use prompt=..."
+            )
+        return self.prompts[prompt_name] or None
+
+    @staticmethod
+    def _finish(
+        embeddings: list[torch.Tensor],
+        single: bool,
+        normalize: bool,
+        truncate_dim: int | None,
+        precision: Precision,
+        convert_to_numpy: bool,
+        convert_to_tensor: bool,
+        layered: bool,
+    ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
+        if embeddings:
+            stacked = torch.stack(embeddings)
+        else:
+            stacked = torch.empty((0, truncate_dim or 0), dtype=torch.float32)
+        if truncate_dim is not None:
+            stacked = stacked[..., :truncate_dim]
+        if normalize and stacked.numel():
+            stacked = torch.nn.functional.normalize(stacked, p=2, dim=-1)
+        if precision != "float32":
+            if layered:
+                raise ValueError("precision other than float32 cannot be combined with output_layers.")
+            from sentence_transformers.util import quantize_embeddings
+
+            quantized = quantize_embeddings(stacked.numpy(), precision=precision)
+            stacked = torch.from_numpy(np.ascontiguousarray(quantized))
+        if convert_to_tensor:
+            return stacked[0] if single else stacked
+        if convert_to_numpy:
+            array = stacked.numpy()
+            return array[0] if single else array
+        return stacked[0] if single else list(stacked)
+
+    # ------------------------------------------------------------------------------------- sentence-transformers
+    def encode_query(self, inputs: SingleInput | Iterable[SingleInput], **kwargs: Any) -> Any:
+        """``encode`` with the ``"query"`` prompt when ``prompts`` has one and no prompt is given."""
+        if kwargs.get("prompt_name") is None and kwargs.get("prompt") is None and "query" in self.prompts:
+            kwargs["prompt_name"] = "query"
+        return self.encode(inputs, **kwargs)
+
+    def encode_document(self, inputs: SingleInput | Iterable[SingleInput], **kwargs: Any) -> Any:
+        """``encode`` with the ``"document"`` prompt when ``prompts`` has one and no prompt is given."""
+        if kwargs.get("prompt_name") is None and kwargs.get("prompt") is None and "document" in self.prompts:
+            kwargs["prompt_name"] = "document"
+        return self.encode(inputs, **kwargs)
+
+    @staticmethod
+    def similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Cosine similarity of every row of ``a`` with every row of ``b``: ``[len(a), len(b)]``."""
+        from sentence_transformers.util import cos_sim
+
+        return cos_sim(a, b)
+
+    @staticmethod
+    def similarity_pairwise(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Cosine similarity of ``a[i]`` with ``b[i]``: ``[len(a)]``."""
+        from sentence_transformers.util import pairwise_cos_sim
+
+        return pairwise_cos_sim(a, b)
+
+
+def _length_estimate(item: ParsedItem) -> int:
+    """A rough token count, only used to group items of similar length into a batch."""
+    media_cost = {"image": 1000, "audio": 1500, "video": 4000, "text": 0}
+    return sum(len(p.value) // 3 if p.modality == "text" else media_cost[p.modality] for p in item.parts)

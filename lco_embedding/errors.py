@@ -1,0 +1,49 @@
+"""The exception raised for bad inputs, and the report of items skipped with ``on_error="skip"``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["LCOInputError", "EncodeReport"]
+
+
+class LCOInputError(ValueError):
+    """An input item cannot be embedded.
+
+    The message names the item's position in the call (``index``), what is wrong and what is accepted.
+    Raised by :meth:`LCOEmbedder.encode` with ``on_error="raise"`` (the default); with ``on_error="skip"``
+    the same messages are collected in an :class:`EncodeReport` instead.
+
+    Attributes:
+        index: Position of the bad item in the inputs of the call, or ``None`` when not known yet.
+        reason: What is wrong with it, without the position.
+    """
+
+    def __init__(self, reason: str, index: int | None = None):
+        self.reason = reason
+        self.index = index
+        super().__init__(reason if index is None else f"Input {index}: {reason}")
+
+    def at(self, index: int) -> LCOInputError:
+        """Return the same error bound to the item at ``index`` (keeps the original as its cause)."""
+        error = LCOInputError(self.reason, index)
+        error.__cause__ = self.__cause__ or self
+        return error
+
+
+@dataclass
+class EncodeReport:
+    """What happened to the items of the last :meth:`LCOEmbedder.encode` call.
+
+    Attributes:
+        kept: Input positions that were embedded, in the order of the returned rows.
+        errors: Input position -> reason, for every item that was skipped.
+    """
+
+    kept: list[int] = field(default_factory=list)
+    errors: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when no item was skipped."""
+        return not self.errors

@@ -1,0 +1,361 @@
+"""Input parsing: what each item is (:func:`infer_modality`), and the one message builder.
+
+Every accepted form of input is turned into a :class:`ParsedItem` — an ordered list of content parts — and
+:func:`build_messages` turns a parsed item into the chat messages of the reference pipeline. No media is
+loaded here (that is :mod:`lco_embedding.preprocessing`), but a string that looks like a local media path and
+does not exist is refused here, so that a typo never gets embedded as text.
+
+Does not handle text pairs (``(query, document)`` tuples): encode each side on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+from PIL.Image import Image as PILImage
+
+from lco_embedding.errors import LCOInputError
+from lco_embedding.prompts import MixedSuffixRule, suffix_for
+from lco_embedding.types import MODALITIES, ItemKind, Message, Modality
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "AUDIO_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "Part",
+    "ParsedItem",
+    "infer_modality",
+    "parse_item",
+    "split_inputs",
+    "build_messages",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tiff", ".tif", ".webp")
+AUDIO_EXTENSIONS = (".mp3", ".wav", ".ogg", ".flac", ".aac", ".m4a", ".opus")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".wmv", ".flv", ".mkv", ".webm")
+_EXTENSIONS: dict[Modality, tuple[str, ...]] = {
+    "image": IMAGE_EXTENSIONS,
+    "audio": AUDIO_EXTENSIONS,
+    "video": VIDEO_EXTENSIONS,
+}
+# Mixed dicts put media first, then text (image-before-text as in the authors' training; mteb 2.x's order).
+_MIXED_ORDER: tuple[Modality, ...] = ("video", "audio", "image", "text")
+_ACCEPTED = (
+    "a string (text, or a path/URL/data URI of an image, audio or video file), a PIL image, an array or "
+    "tensor, bytes, a dict with any of 'text'/'image'/'audio'/'video', {'array': ..., 'sampling_rate': ...}, "
+    "a list of content parts [{'type': 'image', 'image': ...}, ...] or a conversation [{'role': 'user', "
+    "'content': [...]}]"
+)
+
+
+@dataclass
+class Part:
+    """One piece of content: text, or a media source still to be loaded."""
+
+    modality: Modality
+    value: Any
+
+
+@dataclass
+class ParsedItem:
+    """An input item in canonical form.
+
+    Attributes:
+        kind: What the item was given as.
+        parts: Its content in message order (for a conversation: its media parts, in order of appearance).
+        conversation: The messages of a conversation item, used as given (no prompt, no suffix).
+    """
+
+    kind: ItemKind
+    parts: list[Part]
+    conversation: list[Message] | None = field(default=None, repr=False)
+
+    @property
+    def modalities(self) -> set[Modality]:
+        """The modalities present in the item."""
+        return {part.modality for part in self.parts}
+
+    @property
+    def media(self) -> list[Part]:
+        """The non-text parts, in the order the chat template will see them."""
+        return [part for part in self.parts if part.modality != "text"]
+
+
+def _is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://")) and not any(c.isspace() for c in text)
+
+
+def _extension_modality(path: str) -> Modality | None:
+    lower = path.lower()
+    for modality, extensions in _EXTENSIONS.items():
+        if lower.endswith(extensions):
+            return modality
+    return None
+
+
+def _string_modality(text: str) -> Modality:
+    """Decide whether a string is text or a reference to a media file (see docs/inputs.md)."""
+    if text.startswith("data:"):
+        mime = text[5:].split(";", 1)[0].split(",", 1)[0]
+        kind = mime.split("/", 1)[0]
+        if kind in ("image", "audio", "video"):
+            return kind  # type: ignore[return-value]
+        return "text"
+    if _is_url(text):
+        try:
+            url_path = urlparse(text).path
+        except ValueError:
+            return "text"
+        return _extension_modality(url_path) or "text"
+    path = text[7:] if text.startswith("file://") else text
+    modality = _extension_modality(path)
+    if modality is None or any(c.isspace() for c in path):
+        return "text"
+    if os.path.isfile(path):
+        return modality
+    raise LCOInputError(
+        f"{text!r} looks like a path to a {modality} file, but no such file exists. Fix the path, or pass "
+        f"{{'text': {text!r}}} (or modality='text') to embed the string as text."
+    )
+
+
+def _is_frame(value: Any) -> bool:
+    if isinstance(value, PILImage):
+        return True
+    if isinstance(value, np.ndarray | torch.Tensor):
+        return value.ndim in (2, 3)
+    if isinstance(value, str | PurePath):
+        text = str(value)
+        return text.startswith("data:image/") or _extension_modality(text) == "image"
+    return False
+
+
+def _is_frame_list(value: Any) -> bool:
+    return isinstance(value, list | tuple) and len(value) > 0 and all(_is_frame(v) for v in value)
+
+
+def _is_parts_list(value: Any) -> bool:
+    return isinstance(value, list | tuple) and len(value) > 0 and all(isinstance(v, dict) and "type" in v for v in value)
+
+
+def _is_conversation(value: Any) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) > 0
+        and all(isinstance(v, dict) and "role" in v and "content" in v for v in value)
+    )
+
+
+def infer_modality(item: Any) -> ItemKind:
+    """Return what an input item is, without loading anything.
+
+    Args:
+        item: One input (see :data:`lco_embedding.types.SingleInput`).
+
+    Returns:
+        ``"text"``, ``"image"``, ``"audio"``, ``"video"``, ``"mixed"`` (a dict with several modalities),
+        ``"parts"`` (a list of content parts) or ``"conversation"``.
+
+    Raises:
+        LCOInputError: If the item is of no accepted form, or is a string naming a missing media file.
+
+    Example:
+        >>> infer_modality("a cat on a mat")
+        'text'
+        >>> infer_modality({"text": "caption", "image": "https://example.com/cat.png"})
+        'mixed'
+    """
+    if isinstance(item, str):
+        return _string_modality(item)
+    if isinstance(item, PurePath):
+        modality = _extension_modality(str(item))
+        if modality is None:
+            raise LCOInputError(
+                f"path {str(item)!r} has no known media extension; accepted: "
+                f"{', '.join(IMAGE_EXTENSIONS + AUDIO_EXTENSIONS + VIDEO_EXTENSIONS)}. Pass it as "
+                "{'image': path}, {'audio': path} or {'video': path} to say what it is."
+            )
+        return modality
+    if isinstance(item, PILImage | bytes | bytearray):
+        return "image"
+    if isinstance(item, np.ndarray | torch.Tensor):
+        if item.ndim in (1, 2) and not (isinstance(item, np.ndarray) and item.ndim == 2 and item.dtype == np.uint8):
+            return "audio"
+        if item.ndim in (2, 3):
+            return "image"
+        if item.ndim == 4:
+            return "video"
+        raise LCOInputError(
+            f"an array of {item.ndim} dimensions is not an input: use 1-D (audio at 16 kHz), 3-D (an HWC image "
+            "array or CHW tensor) or 4-D (video frames)."
+        )
+    if isinstance(item, dict):
+        if "role" in item and "content" in item:
+            return "conversation"
+        if "type" in item:
+            return "parts"
+        if "array" in item:
+            if "sampling_rate" not in item:
+                raise LCOInputError(
+                    "a dict with 'array' needs 'sampling_rate' too: {'array': waveform, 'sampling_rate': 22050}."
+                )
+            return "audio"
+        keys = set(item)
+        unknown = keys - set(MODALITIES)
+        if unknown or not keys:
+            raise LCOInputError(
+                f"dict keys {sorted(map(str, unknown or keys))} are not understood; a dict takes any of "
+                "'text', 'image', 'audio', 'video' (several = one mixed input), e.g. {'text': 'caption', "
+                "'image': 'cat.jpg'}."
+            )
+        return next(iter(keys)) if len(keys) == 1 else "mixed"  # type: ignore[return-value]
+    if _is_parts_list(item):
+        return "parts"
+    if _is_conversation(item):
+        return "conversation"
+    if _is_frame_list(item):
+        return "video"
+    raise LCOInputError(f"unsupported input of type {type(item).__name__}; accepted: {_ACCEPTED}.")
+
+
+def _text_part(value: Any) -> Part:
+    if not isinstance(value, str):
+        raise LCOInputError(f"text must be a string, got {type(value).__name__}.")
+    if not value.strip():
+        raise LCOInputError("empty text; give at least one non-blank character.")
+    return Part("text", value)
+
+
+def _values(modality: Modality, value: Any) -> list[Any]:
+    """Split a dict value into the list of items it holds (a frame list is one video)."""
+    if modality == "video" and _is_frame_list(value):
+        return [value]
+    if isinstance(value, list | tuple):
+        if not value:
+            raise LCOInputError(f"the {modality!r} list is empty.")
+        return list(value)
+    return [value]
+
+
+def _parts_from_content(content: Iterable[dict[str, Any]]) -> list[Part]:
+    parts = []
+    for piece in content:
+        kind = piece.get("type")
+        if kind == "text":
+            parts.append(_text_part(piece.get("text")))
+        elif kind in ("image", "audio", "video"):
+            if kind not in piece:
+                raise LCOInputError(f"content part {piece!r} has no {kind!r} key with the {kind} itself.")
+            parts.append(Part(kind, piece[kind]))
+        else:
+            raise LCOInputError(
+                f"content part type {kind!r} is not understood; use 'text', 'image', 'audio' or 'video'."
+            )
+    return parts
+
+
+def parse_item(item: Any, modality: Modality | None = None) -> ParsedItem:
+    """Parse one input item into a :class:`ParsedItem` (no media is loaded).
+
+    Args:
+        item: One input.
+        modality: Forces the modality of a bare (non-dict) item, e.g. ``"text"`` for a string that looks
+            like a file name.
+
+    Raises:
+        LCOInputError: If the item is malformed (the message says what is accepted).
+    """
+    if modality is not None:
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES} or None, got {modality!r}.")
+        if not isinstance(item, dict | list | tuple) or (modality == "video" and _is_frame_list(item)):
+            return ParsedItem(modality, [_text_part(item) if modality == "text" else Part(modality, item)])
+    kind = infer_modality(item)
+    if kind == "text":
+        return ParsedItem("text", [_text_part(item)])
+    if kind in ("image", "audio", "video") and not isinstance(item, dict):
+        return ParsedItem(kind, [Part(kind, item)])
+    if kind == "audio" and "array" in item:
+        return ParsedItem("audio", [Part("audio", item)])
+    if kind == "parts":
+        parts = _parts_from_content([item] if isinstance(item, dict) else item)
+        return ParsedItem("parts", parts)
+    if kind == "conversation":
+        messages = [item] if isinstance(item, dict) else list(item)
+        media: list[Part] = []
+        for message in messages:
+            content = message["content"]
+            if isinstance(content, str):
+                continue
+            media.extend(p for p in _parts_from_content(content) if p.modality != "text")
+        return ParsedItem("conversation", media, conversation=messages)
+    # A dict of modalities: media first (video, audio, image), then text.
+    parts = []
+    for key in _MIXED_ORDER:
+        if key in item:
+            for value in _values(key, item[key]):
+                parts.append(_text_part(value) if key == "text" else Part(key, value))
+    kind = "mixed" if len(parts) > 1 else parts[0].modality
+    return ParsedItem(kind, parts)
+
+
+def split_inputs(inputs: Any) -> tuple[list[Any], bool]:
+    """Split what was passed to ``encode`` into a list of items, and say whether it was a single item.
+
+    A string, dict, PIL image, array, bytes or path is one item; so is a list of content parts or a
+    conversation. Any other list, tuple or iterable is a batch of items.
+    """
+    single_types = (str, bytes, bytearray, dict, PILImage, np.ndarray, torch.Tensor, PurePath)
+    if isinstance(inputs, single_types) or _is_parts_list(inputs) or _is_conversation(inputs):
+        return [inputs], True
+    if isinstance(inputs, list):
+        return inputs, False
+    try:
+        return list(inputs), False
+    except TypeError:
+        return [inputs], True
+
+
+def _media_content(part: Part, placeholder: Any) -> dict[str, Any]:
+    return {"type": part.modality, part.modality: placeholder}
+
+
+def build_messages(
+    item: ParsedItem,
+    *,
+    prompt: str | None = None,
+    mixed_suffix: MixedSuffixRule = "reference",
+    truncate: Callable[[str], str] = lambda text: text,
+) -> list[Message]:
+    """Build the chat messages of the reference pipeline for one parsed item.
+
+    The content is: the task instruction (``prompt``) if any, the item's parts in order (user text passed
+    through ``truncate``), then the suffix from :mod:`lco_embedding.prompts`. Media parts carry their
+    :class:`Part` (only their type matters to the chat template). A conversation is returned as given.
+
+    Example:
+        >>> build_messages(parse_item("a cat"))[0]["content"]
+        [{'type': 'text', 'text': 'a cat\\nSummarize the above text in one word:'}]
+    """
+    if item.kind == "conversation":
+        return item.conversation or []
+    content: list[dict[str, Any]] = []
+    text = prompt or ""
+    for part in item.parts:
+        if part.modality == "text":
+            text += truncate(part.value)
+            continue
+        if text:
+            content.append({"type": "text", "text": text})
+            text = ""
+        content.append(_media_content(part, part))
+    text += suffix_for(item.modalities, mixed_suffix)
+    content.append({"type": "text", "text": text})
+    return [{"role": "user", "content": content}]

@@ -1,0 +1,130 @@
+"""Audio preprocessing: load from any source, mix down to mono, resample to 16 kHz, cap the duration.
+
+Files are read with ``librosa.load(..., sr=16000)`` as in the reference pipeline (qwen-omni-utils); in-memory
+waveforms go through the same mono mix-down and the same resampler (soxr, librosa's default).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from lco_embedding.errors import LCOInputError
+from lco_embedding.preprocessing.sources import is_reference, local_path, read_bytes
+
+__all__ = ["AudioOptions", "preprocess_audio"]
+
+
+@dataclass(frozen=True)
+class AudioOptions:
+    """How audio is prepared for the model.
+
+    Attributes:
+        sampling_rate: Rate the feature extractor expects (16,000 Hz for Whisper-style encoders).
+        max_seconds: Longer audio is cut to this many seconds. Default 300, Qwen2.5-Omni's feature-extractor
+            chunk length (the reference pipeline cuts there too). ``None`` keeps everything.
+    """
+
+    sampling_rate: int = 16000
+    max_seconds: float | None = 300.0
+
+    def __post_init__(self) -> None:
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError(f"max_audio_seconds must be positive or None, got {self.max_seconds}.")
+
+
+def _load_file(data: str | bytes, sampling_rate: int, suffix: str = "") -> np.ndarray:
+    import librosa
+
+    try:
+        if isinstance(data, bytes):
+            try:
+                return librosa.load(io.BytesIO(data), sr=sampling_rate)[0]
+            except Exception:
+                # soundfile cannot read every container from memory (e.g. m4a); let audioread/ffmpeg try a file.
+                with tempfile.NamedTemporaryFile(suffix=suffix or ".audio", delete=False) as f:
+                    f.write(data)
+                try:
+                    return librosa.load(f.name, sr=sampling_rate)[0]
+                finally:
+                    os.unlink(f.name)
+        return librosa.load(data, sr=sampling_rate)[0]
+    except Exception as e:
+        raise LCOInputError(
+            f"cannot decode the audio ({type(e).__name__}: {e}); the data is corrupt or in a format neither "
+            "libsndfile nor ffmpeg reads (wav, flac, mp3 and ogg are safe)."
+        ) from e
+
+
+def _waveform(array: Any, rate: int, target: int) -> np.ndarray:
+    import librosa
+
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    array = np.asarray(array)
+    if array.ndim == 2:
+        # (channels, samples) or (samples, channels): the channel axis is the short one.
+        if array.shape[0] > array.shape[1]:
+            array = array.T
+    elif array.ndim != 1:
+        raise LCOInputError(
+            f"an audio array must be 1-D (samples) or 2-D (channels x samples), got shape {array.shape}."
+        )
+    if np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float32) / float(np.iinfo(array.dtype).max)
+    array = array.astype(np.float32)
+    if array.size == 0:
+        return array.reshape(-1)
+    if not np.isfinite(array).all():
+        raise LCOInputError("the audio array holds NaN or infinite values.")
+    if array.ndim == 2:
+        array = librosa.to_mono(array)
+    if rate != target:
+        array = librosa.resample(array, orig_sr=rate, target_sr=target)
+    return array
+
+
+def preprocess_audio(source: Any, options: AudioOptions = AudioOptions()) -> np.ndarray:
+    """Load audio as a float32 mono waveform at ``options.sampling_rate``.
+
+    Args:
+        source: Path, URL, data URI, bytes, ``{"array": ..., "sampling_rate": ...}``, or a bare 1-D/2-D array
+            or tensor taken to be at ``options.sampling_rate`` already.
+        options: Sampling rate and duration cap.
+
+    Raises:
+        LCOInputError: Missing file, unreadable data, empty audio, NaN samples, bad array shape.
+    """
+    target = options.sampling_rate
+    if isinstance(source, dict):
+        rate = source.get("sampling_rate")
+        if not isinstance(rate, int | np.integer) or rate <= 0:
+            raise LCOInputError(f"'sampling_rate' must be a positive integer, got {rate!r}.")
+        waveform = _waveform(source["array"], int(rate), target)
+    elif isinstance(source, np.ndarray | torch.Tensor):
+        waveform = _waveform(source, target, target)
+    elif isinstance(source, bytes | bytearray):
+        waveform = _load_file(bytes(source), target)
+    elif is_reference(source):
+        path = local_path(source)
+        if path is not None:
+            waveform = _load_file(path, target)
+        else:
+            suffix = os.path.splitext(str(source).split("?", 1)[0])[1]
+            waveform = _load_file(read_bytes(source), target, suffix)
+    else:
+        raise LCOInputError(
+            "audio must be a path, URL, data URI, bytes, {'array': ..., 'sampling_rate': ...} or a 1-D array, "
+            f"got {type(source).__name__}."
+        )
+    if waveform.size == 0:
+        raise LCOInputError("the audio is empty (no samples); give at least a few milliseconds of sound.")
+    if options.max_seconds is not None:
+        waveform = waveform[: int(options.max_seconds * target)]
+    return waveform

@@ -1,0 +1,188 @@
+"""Video preprocessing: decode, sample frames, resize to the per-frame pixel budget.
+
+Frame sampling and sizing follow qwen-omni-utils' ``fetch_video`` (the reference pipeline): ``fps`` frames per
+second, an even count between ``min_frames`` and ``max_frames``, spread evenly with ``linspace``; frames resized
+with bicubic antialiasing so that ``frames x pixels`` stays within the model's budget. Files are decoded with
+decord where it is installed and PyAV otherwise. A list of frames (or a 4-D array) is used as given — padded to
+an even count by repeating the last frame, and subsampled evenly to ``max_frames`` if longer.
+
+Does not read the soundtrack: that is the audio preprocessor's job (see ``use_audio_in_video``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from lco_embedding.errors import LCOInputError
+from lco_embedding.preprocessing.image import load_image
+from lco_embedding.preprocessing.sources import is_reference, local_path, read_bytes
+
+__all__ = ["VideoOptions", "preprocess_video", "read_video_frames"]
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How videos are sampled and sized (defaults: qwen-omni-utils', as in the model card).
+
+    Attributes:
+        fps: Frames sampled per second of video.
+        min_frames: Fewest frames sampled from a file (rounded up to even).
+        max_frames: Most frames sampled from a file or kept from a frame list (rounded down to even).
+        min_pixels: Smallest pixel count per frame after resizing.
+        max_pixels: Largest pixel count per frame after resizing (768 tokens); the reference also caps the
+            total over all frames at 90% of a 128k-token budget.
+        patch_size: The vision encoder's patch size.
+    """
+
+    fps: float = 2.0
+    min_frames: int = 4
+    max_frames: int = 768
+    min_pixels: int = 128 * 28 * 28
+    max_pixels: int = 768 * 28 * 28
+    patch_size: int = 14
+
+    def __post_init__(self) -> None:
+        if self.fps <= 0:
+            raise ValueError(f"video fps must be positive, got {self.fps}.")
+        if self.max_frames < 2:
+            raise ValueError(f"video max_frames must be at least 2, got {self.max_frames}.")
+        if not 0 < self.min_pixels <= self.max_pixels:
+            raise ValueError(
+                f"video pixels need 0 < min_pixels <= max_pixels, got {self.min_pixels} and {self.max_pixels}."
+            )
+
+
+def _frame_indices(total: int, video_fps: float, options: VideoOptions) -> list[int]:
+    from qwen_omni_utils.v2_5.vision_process import smart_nframes
+
+    if total < 2:
+        raise LCOInputError(f"the video has {total} decodable frame(s); at least 2 are needed.")
+    element = {"fps": options.fps, "min_frames": options.min_frames, "max_frames": options.max_frames}
+    try:
+        nframes = smart_nframes(element, total_frames=total, video_fps=video_fps)
+    except ValueError as e:
+        raise LCOInputError(f"cannot sample frames from the video ({e}).") from e
+    return torch.linspace(0, total - 1, nframes).round().long().tolist()
+
+
+def _read_decord(path: str, options: VideoOptions) -> torch.Tensor:
+    import decord
+
+    reader = decord.VideoReader(path)
+    indices = _frame_indices(len(reader), reader.get_avg_fps(), options)
+    return torch.from_numpy(reader.get_batch(indices).asnumpy()).permute(0, 3, 1, 2)
+
+
+def _read_pyav(path: str, options: VideoOptions) -> torch.Tensor:
+    import av
+
+    with av.open(path) as container:
+        if not container.streams.video:
+            raise LCOInputError("the file has no video stream.")
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    if fps <= 0:
+        raise LCOInputError("the video stream reports no frame rate.")
+    indices = _frame_indices(len(frames), fps, options)
+    return torch.from_numpy(np.stack([frames[i] for i in indices])).permute(0, 3, 1, 2)
+
+
+def read_video_frames(path: str, options: VideoOptions = VideoOptions()) -> torch.Tensor:
+    """Decode the sampled frames of a video file as a ``(T, C, H, W)`` uint8 tensor.
+
+    Raises:
+        LCOInputError: If the file cannot be decoded or has fewer than two frames.
+    """
+    use_decord = importlib.util.find_spec("decord") is not None
+    try:
+        return _read_decord(path, options) if use_decord else _read_pyav(path, options)
+    except LCOInputError:
+        raise
+    except Exception as e:
+        raise LCOInputError(f"cannot decode the video ({type(e).__name__}: {e}); the file is corrupt or empty.") from e
+
+
+def _frames_from_list(frames: Any, options: VideoOptions) -> torch.Tensor:
+    if isinstance(frames, np.ndarray):
+        frames = list(frames)  # (T, H, W, C)
+    elif isinstance(frames, torch.Tensor):
+        frames = list(frames)  # (T, C, H, W)
+    if len(frames) == 0:
+        raise LCOInputError("the video has no frames.")
+    images = [np.asarray(load_image(frame)) for frame in frames]
+    sizes = {image.shape for image in images}
+    if len(sizes) > 1:
+        raise LCOInputError(f"all frames of a video must have one size, got {sorted(sizes)}.")
+    if len(images) > options.max_frames:
+        keep = torch.linspace(0, len(images) - 1, options.max_frames // 2 * 2).round().long().tolist()
+        images = [images[i] for i in keep]
+    if len(images) % 2:
+        images.append(images[-1])
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+
+
+def _resize(video: torch.Tensor, options: VideoOptions) -> torch.Tensor:
+    """Resize frames as qwen-omni-utils' fetch_video does (same budget arithmetic, same interpolation)."""
+    from qwen_omni_utils.v2_5 import vision_process as qv
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.functional import resize
+
+    factor = options.patch_size * qv.SPATIAL_MERGE_SIZE
+    nframes, _, height, width = video.shape
+    total_pixels = qv.MODEL_SEQ_LEN * factor * factor * 0.9
+    frame_cap = qv.VIDEO_MAX_TOKEN_NUM * factor * factor
+    budget = max(min(frame_cap, total_pixels / nframes * qv.FRAME_FACTOR), int(options.min_pixels * 1.05))
+    try:
+        new_height, new_width = qv.smart_resize(
+            height,
+            width,
+            factor=factor,
+            min_pixels=options.min_pixels,
+            max_pixels=min(options.max_pixels, budget),
+        )
+    except ValueError as e:
+        raise LCOInputError(f"cannot resize video frames of size {width}x{height}: {e}.") from e
+    return resize(video, [new_height, new_width], interpolation=InterpolationMode.BICUBIC, antialias=True).float()
+
+
+def preprocess_video(source: Any, options: VideoOptions = VideoOptions()) -> torch.Tensor:
+    """Load a video and return its sampled, resized frames as a float ``(T, C, H, W)`` tensor (0-255).
+
+    Args:
+        source: Path, URL, bytes, a list of frames (images of any accepted form), a ``(T, H, W, C)`` array or
+            a ``(T, C, H, W)`` tensor.
+        options: Sampling and sizing.
+
+    Raises:
+        LCOInputError: Missing file, unreadable video, fewer than two frames, frames of different sizes.
+    """
+    if isinstance(source, list | tuple | np.ndarray | torch.Tensor):
+        video = _frames_from_list(source, options)
+    elif isinstance(source, bytes | bytearray) or is_reference(source):
+        path = None if isinstance(source, bytes | bytearray) else local_path(source)
+        if path is not None:
+            video = read_video_frames(path, options)
+        else:
+            suffix = "" if isinstance(source, bytes | bytearray) else os.path.splitext(str(source))[1][:8]
+            with tempfile.NamedTemporaryFile(suffix=suffix or ".mp4", delete=False) as f:
+                f.write(read_bytes(source))
+            try:
+                video = read_video_frames(f.name, options)
+            finally:
+                os.unlink(f.name)
+    else:
+        raise LCOInputError(
+            f"a video must be a path, URL, bytes, a list of frames or a 4-D array, got {type(source).__name__}."
+        )
+    if video.shape[0] == 0 or math.prod(video.shape) == 0:
+        raise LCOInputError("the video has no frames.")
+    return _resize(video, options)

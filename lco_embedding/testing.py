@@ -1,0 +1,357 @@
+"""Tiny random checkpoints and test media, for offline tests of code that uses lco-embedding.
+
+The checkpoints have the real architectures (``Qwen2_5OmniThinkerForConditionalGeneration``, a full
+``Qwen2_5OmniForConditionalGeneration`` without its speech output, and ``Qwen2_5_VLForConditionalGeneration``),
+real processors (Qwen2-VL image and video processors, Whisper feature extractor) and a byte-level BPE tokenizer
+with Qwen's special tokens, but a hidden size of 64 and random weights: the embeddings they give mean nothing.
+They exist so that the whole loading and encoding path can be exercised without network access.
+
+Example:
+    >>> from lco_embedding.testing import build_tiny_checkpoint
+    >>> from lco_embedding import LCOEmbedder
+    >>> path = build_tiny_checkpoint("/tmp/tiny-lco")  # doctest: +SKIP
+    >>> LCOEmbedder(path).encode("hello").shape  # doctest: +SKIP
+    (64,)
+
+Does not build the talker / token2wav parts of a full Qwen2.5-Omni checkpoint (they are never used for
+embedding).
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["build_tiny_checkpoint", "make_test_media", "OMNI_CHAT_TEMPLATE", "VL_CHAT_TEMPLATE"]
+
+CheckpointKind = Literal["omni-thinker", "omni", "qwen2_5_vl"]
+
+# Chat templates of the same form as the released Qwen2.5-Omni and Qwen2.5-VL ones (default system turn,
+# one placeholder per media part, generation prompt).
+_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n"
+    "SYSTEM_PROMPT<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}IMAGE_PLACEHOLDER"
+    "AUDIO_BRANCH"
+    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}VIDEO_PLACEHOLDER"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+OMNI_CHAT_TEMPLATE = (
+    _TEMPLATE.replace(
+        "SYSTEM_PROMPT",
+        "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
+        "auditory and visual inputs, as well as generating text and speech.",
+    )
+    .replace("IMAGE_PLACEHOLDER", "<|vision_bos|><|IMAGE|><|vision_eos|>")
+    .replace(
+        "AUDIO_BRANCH",
+        "{% elif content['type'] == 'audio' or 'audio' in content or 'audio_url' in content %}"
+        "<|audio_bos|><|AUDIO|><|audio_eos|>",
+    )
+    .replace("VIDEO_PLACEHOLDER", "<|vision_bos|><|VIDEO|><|vision_eos|>")
+)
+"""Chat template of Qwen2.5-Omni's form, used by the tiny Omni checkpoints."""
+
+VL_CHAT_TEMPLATE = (
+    _TEMPLATE.replace("SYSTEM_PROMPT", "You are a helpful assistant.")
+    .replace("IMAGE_PLACEHOLDER", "<|vision_start|><|image_pad|><|vision_end|>")
+    .replace("AUDIO_BRANCH", "")
+    .replace("VIDEO_PLACEHOLDER", "<|vision_start|><|video_pad|><|vision_end|>")
+)
+"""Chat template of Qwen2.5-VL's form, used by the tiny Qwen2.5-VL checkpoint."""
+
+_OMNI_SPECIAL = {
+    "image_token": "<|IMAGE|>",
+    "audio_token": "<|AUDIO|>",
+    "video_token": "<|VIDEO|>",
+    "vision_bos_token": "<|vision_bos|>",
+    "vision_eos_token": "<|vision_eos|>",
+    "audio_bos_token": "<|audio_bos|>",
+    "audio_eos_token": "<|audio_eos|>",
+}
+_VL_SPECIAL = {
+    "image_token": "<|image_pad|>",
+    "video_token": "<|video_pad|>",
+    "vision_bos_token": "<|vision_start|>",
+    "vision_eos_token": "<|vision_end|>",
+}
+_CORPUS = [
+    "Summarize the above text in one word:",
+    "Summarize the above image in one word:",
+    "Summarize the above audio in one word:",
+    "Summarize the above video in one word:",
+    "Summarize the above in one word:",
+    "a cat on a mat. A dog in the fog. The quick brown fox jumps over the lazy dog.",
+    "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
+    "auditory and visual inputs, as well as generating text and speech. You are a helpful assistant.",
+    "system user assistant Picture Video Audio query document Represent this sentence for searching",
+    "0123456789 the of and to in is that for it with as was on be by at this",
+]
+
+
+def _build_tokenizer(special: dict[str, str]):
+    """A byte-level BPE trained on a few sentences, wrapped as Qwen's fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Qwen2TokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *special.values()]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(_CORPUS, trainer=trainer)
+    return Qwen2TokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens=special,
+        model_max_length=32768,
+    )
+
+
+def _vision_processors(temporal_patch_size: int = 2):
+    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    image = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=16384 * 28 * 28)
+    video = Qwen2VLVideoProcessor(temporal_patch_size=temporal_patch_size)
+    return image, video
+
+
+def _text_config(vocab_size: int, pad_id: int, eos_id: int) -> dict:
+    # mrope_section must sum to head_dim / 2: hidden 64 / 4 heads = 16 -> 8 = 2 + 3 + 3.
+    return {
+        "vocab_size": vocab_size,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 32768,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
+        "pad_token_id": pad_id,
+        "eos_token_id": eos_id,
+        "tie_word_embeddings": False,
+    }
+
+
+def _vision_config() -> dict:
+    return {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 112,
+        "out_hidden_size": 64,
+        "fullatt_block_indexes": [1],
+    }
+
+
+def _omni_thinker_config(tokenizer):
+    from transformers import Qwen2_5OmniThinkerConfig
+
+    ids = tokenizer.convert_tokens_to_ids
+    return Qwen2_5OmniThinkerConfig(
+        text_config=_text_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
+        vision_config=_vision_config(),
+        audio_config={
+            "num_mel_bins": 128,
+            "encoder_layers": 2,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 64,
+            "d_model": 32,
+            "max_source_positions": 1500,
+            "n_window": 100,
+            "output_dim": 64,
+        },
+        audio_token_index=ids("<|AUDIO|>"),
+        image_token_index=ids("<|IMAGE|>"),
+        video_token_index=ids("<|VIDEO|>"),
+        audio_start_token_id=ids("<|audio_bos|>"),
+        audio_end_token_id=ids("<|audio_eos|>"),
+        vision_start_token_id=ids("<|vision_bos|>"),
+        vision_end_token_id=ids("<|vision_eos|>"),
+        user_token_id=ids("user") if ids("user") is not None else 0,
+    )
+
+
+def _randomize(model, init_std: float, seed: int) -> None:
+    """Re-draw every floating weight: the default init (std 0.02) makes all embeddings nearly equal."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in sorted(model.named_parameters()):
+            if not param.dtype.is_floating_point:
+                continue
+            if name.endswith("norm.weight") or "layer_norm" in name or name.endswith("ln_q.weight"):
+                param.fill_(1.0)
+            elif name.endswith(".bias"):
+                param.zero_()
+            else:
+                param.copy_(torch.randn(param.shape, generator=generator) * init_std)
+
+
+def build_tiny_checkpoint(
+    path: str | Path,
+    kind: CheckpointKind = "omni-thinker",
+    *,
+    seed: int = 0,
+    init_std: float = 0.2,
+) -> Path:
+    """Build and save a tiny random checkpoint of a real architecture, loadable by ``LCOEmbedder(path)``.
+
+    Args:
+        path: Folder to write (created if missing).
+        kind: ``"omni-thinker"`` (model_type ``qwen2_5_omni_thinker``, like the LCO-Embedding-Omni
+            checkpoints), ``"omni"`` (a full ``qwen2_5_omni`` checkpoint whose weights sit under
+            ``thinker.``) or ``"qwen2_5_vl"`` (text, image and video only).
+        seed: Seed of the random weights.
+        init_std: Standard deviation of the random weights; 0.2 keeps embeddings of different inputs
+            clearly apart so parity tests are discriminating.
+
+    Returns:
+        The folder, holding ``config.json``, safetensors weights, tokenizer, processor and chat template.
+
+    Example:
+        >>> build_tiny_checkpoint("/tmp/tiny-vl", kind="qwen2_5_vl")  # doctest: +SKIP
+    """
+    import torch
+    from transformers import WhisperFeatureExtractor
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    if kind in ("omni-thinker", "omni"):
+        from transformers import (
+            Qwen2_5OmniConfig,
+            Qwen2_5OmniForConditionalGeneration,
+            Qwen2_5OmniProcessor,
+            Qwen2_5OmniThinkerForConditionalGeneration,
+        )
+
+        tokenizer = _build_tokenizer(_OMNI_SPECIAL)
+        thinker_config = _omni_thinker_config(tokenizer)
+        if kind == "omni-thinker":
+            model = Qwen2_5OmniThinkerForConditionalGeneration(thinker_config)
+        else:
+            config = Qwen2_5OmniConfig(thinker_config=thinker_config.to_dict(), enable_audio_output=False)
+            model = Qwen2_5OmniForConditionalGeneration(config)
+        image, video = _vision_processors()
+        processor = Qwen2_5OmniProcessor(
+            image_processor=image,
+            video_processor=video,
+            feature_extractor=WhisperFeatureExtractor(feature_size=128, chunk_length=300, n_samples=4_800_000),
+            tokenizer=tokenizer,
+            chat_template=OMNI_CHAT_TEMPLATE,
+        )
+    elif kind == "qwen2_5_vl":
+        from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+
+        tokenizer = _build_tokenizer(_VL_SPECIAL)
+        ids = tokenizer.convert_tokens_to_ids
+        config = Qwen2_5_VLConfig(
+            text_config=_text_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
+            vision_config=_vision_config(),
+            image_token_id=ids("<|image_pad|>"),
+            video_token_id=ids("<|video_pad|>"),
+            vision_start_token_id=ids("<|vision_start|>"),
+            vision_end_token_id=ids("<|vision_end|>"),
+        )
+        model = Qwen2_5_VLForConditionalGeneration(config)
+        image, video = _vision_processors()
+        processor = Qwen2_5_VLProcessor(
+            image_processor=image, video_processor=video, tokenizer=tokenizer, chat_template=VL_CHAT_TEMPLATE
+        )
+    else:
+        raise ValueError(f"kind must be one of 'omni-thinker', 'omni', 'qwen2_5_vl', got {kind!r}.")
+    _randomize(model, init_std, seed)
+    model.save_pretrained(path, safe_serialization=True)
+    processor.save_pretrained(path)
+    return path
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1 if pcm.ndim == 1 else pcm.shape[1])
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes(pcm.tobytes())
+
+
+def make_test_media(folder: str | Path, *, seed: int = 0) -> dict[str, Path]:
+    """Write small synthetic media files (png, jpg, wav, flac, mp4) and return their paths by name.
+
+    Keys: ``png``, ``png_rgba``, ``jpg``, ``gray_png``, ``wav`` (16 kHz mono, 1 s), ``wav_22k_stereo``
+    (22.05 kHz stereo), ``flac``, ``mp4`` (2 s at 8 fps, 64x48), ``mp4_short`` (1 s), ``corrupt_png``,
+    ``empty_wav`` (no samples).
+    """
+    import av
+    import soundfile as sf
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    out: dict[str, Path] = {}
+
+    def image_array(h: int, w: int, channels: int = 3) -> np.ndarray:
+        y, x = np.mgrid[0:h, 0:w]
+        base = np.stack([(x * 255 // max(w - 1, 1)), (y * 255 // max(h - 1, 1)), (x + y) % 256], -1)
+        noise = rng.integers(0, 40, size=(h, w, 3))
+        arr = np.clip(base + noise, 0, 255).astype(np.uint8)
+        if channels == 4:
+            arr = np.concatenate([arr, np.full((h, w, 1), 200, np.uint8)], -1)
+        return arr
+
+    out["png"] = folder / "gradient.png"
+    Image.fromarray(image_array(60, 80)).save(out["png"])
+    out["png_rgba"] = folder / "rgba.png"
+    Image.fromarray(image_array(50, 50, 4), mode="RGBA").save(out["png_rgba"])
+    out["jpg"] = folder / "photo.jpg"
+    Image.fromarray(image_array(90, 70)).save(out["jpg"], quality=90)
+    out["gray_png"] = folder / "gray.png"
+    Image.fromarray(image_array(40, 40)[..., 0]).save(out["gray_png"])
+    out["corrupt_png"] = folder / "corrupt.png"
+    out["corrupt_png"].write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 4)
+
+    t = np.arange(16000) / 16000
+    out["wav"] = folder / "tone.wav"
+    _write_wav(out["wav"], 0.5 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size), 16000)
+    t22 = np.arange(22050 // 2) / 22050
+    stereo = np.stack([np.sin(2 * np.pi * 330 * t22), 0.3 * np.sin(2 * np.pi * 550 * t22)], -1) * 0.5
+    out["wav_22k_stereo"] = folder / "stereo_22k.wav"
+    _write_wav(out["wav_22k_stereo"], stereo, 22050)
+    out["flac"] = folder / "chirp.flac"
+    chirp = 0.4 * np.sin(2 * np.pi * (200 + 600 * t[:12000]) * t[:12000])
+    sf.write(out["flac"], chirp.astype(np.float32), 16000, format="FLAC")
+    out["empty_wav"] = folder / "empty.wav"
+    _write_wav(out["empty_wav"], np.zeros(0), 16000)
+
+    for name, seconds in (("mp4", 2), ("mp4_short", 1)):
+        out[name] = folder / f"{name}.mp4"
+        with av.open(str(out[name]), "w") as container:
+            stream = container.add_stream("mpeg4", rate=8)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for i in range(8 * seconds):
+                frame = np.roll(image_array(48, 64), shift=4 * i, axis=1)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    return out
