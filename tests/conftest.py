@@ -1,0 +1,50 @@
+"""Session fixtures: one tiny checkpoint of each architecture, test media, and a shared embedder.
+
+Tests get the shared objects read-only; a test that changes an embedder builds its own.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lco_embedding import LCOEmbedder
+from lco_embedding.testing import build_tiny_checkpoint, make_test_media
+
+
+@pytest.fixture(scope="session")
+def tiny_omni(tmp_path_factory) -> str:
+    return str(build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-omni-thinker"), "omni-thinker"))
+
+
+@pytest.fixture(scope="session")
+def tiny_omni_full(tmp_path_factory) -> str:
+    return str(build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-omni-full"), "omni", seed=1))
+
+
+@pytest.fixture(scope="session")
+def tiny_vl(tmp_path_factory) -> str:
+    return str(build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-vl"), "qwen2_5_vl", seed=2))
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> dict[str, str]:
+    return {name: str(path) for name, path in make_test_media(tmp_path_factory.mktemp("media")).items()}
+
+
+@pytest.fixture(scope="session")
+def embedder(tiny_omni) -> LCOEmbedder:
+    return LCOEmbedder(tiny_omni, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def reference(tiny_omni):
+    """The model-card pipeline on the same checkpoint, float32, left padding."""
+    from tests.reference import ReferencePipeline
+
+    return ReferencePipeline(tiny_omni)
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
