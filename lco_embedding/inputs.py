@@ -278,7 +278,7 @@ def parse_item(item: Any, modality: Modality | None = None) -> ParsedItem:
         if not isinstance(item, dict | list | tuple) or (modality == "video" and _is_frame_list(item)):
             return ParsedItem(modality, [_text_part(item) if modality == "text" else Part(modality, item)])
     kind = infer_modality(item)
-    if kind == "text":
+    if kind == "text" and isinstance(item, str):
         return ParsedItem("text", [_text_part(item)])
     if kind in ("image", "audio", "video") and not isinstance(item, dict):
         return ParsedItem(kind, [Part(kind, item)])

@@ -1,0 +1,112 @@
+"""Input parsing and the message builder (pure functions, no model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lco_embedding.errors import LCOInputError
+from lco_embedding.inputs import build_messages, infer_modality, parse_item, split_inputs
+from lco_embedding.prompts import MIXED_SUFFIX, SUFFIXES, suffix_for
+
+
+def test_strings(media, tmp_path):
+    assert infer_modality("a cat on a mat") == "text"
+    assert infer_modality(media["png"]) == "image"
+    assert infer_modality(media["wav"]) == "audio"
+    assert infer_modality(media["mp4"]) == "video"
+    assert infer_modality("file://" + media["png"]) == "image"
+    assert infer_modality("https://example.com/cat.jpg?x=1") == "image"
+    assert infer_modality("https://example.com/page") == "text"
+    assert infer_modality("data:audio/wav;base64,AAAA") == "audio"
+    assert infer_modality("data:text/plain;base64,AAAA") == "text"
+    assert infer_modality("see my holiday photo.jpg") == "text"  # whitespace: a sentence, not a path
+
+
+def test_missing_media_path_is_refused_with_the_fix():
+    with pytest.raises(LCOInputError, match=r"no such file exists.*\{'text': 'ct\.jpg'\}"):
+        infer_modality("ct.jpg")
+    assert parse_item("ct.jpg", modality="text").parts[0].value == "ct.jpg"
+    assert parse_item({"text": "ct.jpg"}).kind == "text"
+
+
+def test_non_string_forms():
+    assert infer_modality(Image.new("RGB", (4, 4))) == "image"
+    assert infer_modality(b"\x89PNG") == "image"
+    assert infer_modality(np.zeros((8, 8, 3), np.uint8)) == "image"
+    assert infer_modality(np.zeros((8, 8), np.uint8)) == "image"
+    assert infer_modality(np.zeros(1600, np.float32)) == "audio"
+    assert infer_modality(torch.zeros(3, 8, 8)) == "image"
+    assert infer_modality(np.zeros((4, 8, 8, 3), np.uint8)) == "video"
+    assert infer_modality({"array": np.zeros(10), "sampling_rate": 8000}) == "audio"
+    assert infer_modality([Image.new("RGB", (4, 4))] * 3) == "video"
+    assert infer_modality({"text": "x", "image": "y.png"}) == "mixed"
+    assert infer_modality({"image": "y.png"}) == "image"
+    assert infer_modality([{"type": "text", "text": "x"}]) == "parts"
+    assert infer_modality([{"role": "user", "content": "x"}]) == "conversation"
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"picture": "x.png"}, "not understood"),
+        ({}, "not understood"),
+        ({"array": np.zeros(3)}, "sampling_rate"),
+        (3.5, "unsupported input of type float"),
+        (np.zeros((1, 2, 3, 4, 5)), "5 dimensions"),
+        ("   ", "empty text"),
+        ({"text": ""}, "empty text"),
+        ([{"type": "sticker", "sticker": 1}], "'sticker' is not understood"),
+    ],
+)
+def test_malformed_items(item, message):
+    with pytest.raises(LCOInputError, match=message):
+        parse_item(item)
+
+
+def test_mixed_dict_orders_media_first_then_text():
+    item = parse_item({"text": "t", "image": ["a.png", "b.png"], "audio": "c.wav", "video": "d.mp4"})
+    assert [p.modality for p in item.parts] == ["video", "audio", "image", "image", "text"]
+    content = build_messages(item)[0]["content"]
+    assert [c["type"] for c in content] == ["video", "audio", "image", "image", "text"]
+    assert content[-1]["text"] == "t" + MIXED_SUFFIX
+
+
+def test_parts_keep_their_order_and_conversations_are_used_as_given():
+    parts = [{"type": "text", "text": "caption "}, {"type": "image", "image": "a.png"}]
+    content = build_messages(parse_item(parts))[0]["content"]
+    assert [c["type"] for c in content] == ["text", "image", "text"]
+    assert content[-1]["text"] == MIXED_SUFFIX
+    conversation = [{"role": "user", "content": [{"type": "image", "image": "a.png"}, {"type": "text", "text": "hi"}]}]
+    item = parse_item(conversation)
+    assert build_messages(item, prompt="ignored") == conversation
+    assert [p.modality for p in item.media] == ["image"]
+
+
+def test_prompt_goes_first_and_truncation_touches_user_text_only():
+    item = parse_item("one two three")
+    content = build_messages(item, prompt="Query: ", truncate=lambda t: t[:3])[0]["content"]
+    assert content == [{"type": "text", "text": "Query: one" + SUFFIXES["text"]}]
+    image = build_messages(parse_item({"image": "a.png"}), prompt="Find: ")[0]["content"]
+    assert image[0] == {"type": "text", "text": "Find: "} and image[-1]["text"] == SUFFIXES["image"]
+
+
+def test_suffix_rules():
+    assert suffix_for(["image"]) == SUFFIXES["image"]
+    assert suffix_for(["image", "text"]) == MIXED_SUFFIX
+    assert suffix_for(["audio", "text"], "dominant") == SUFFIXES["audio"]
+    assert suffix_for(["audio", "video", "text"], "dominant") == SUFFIXES["video"]
+    assert suffix_for(["audio", "video", "image"], "dominant") == SUFFIXES["image"]
+    with pytest.raises(ValueError, match="mixed_suffix"):
+        suffix_for(["image", "text"], "other")  # type: ignore[arg-type]
+
+
+def test_split_inputs():
+    assert split_inputs("x") == (["x"], True)
+    assert split_inputs(["x", "y"]) == (["x", "y"], False)
+    assert split_inputs(s for s in "ab") == (["a", "b"], False)
+    parts = [{"type": "text", "text": "x"}]
+    assert split_inputs(parts) == ([parts], True)
+    assert split_inputs({"text": "x"}) == ([{"text": "x"}], True)
