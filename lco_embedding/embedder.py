@@ -130,9 +130,7 @@ class LCOEmbedder:
             raise ValueError(f"mixed_suffix must be 'reference' or 'dominant', got {mixed_suffix!r}.")
         self.prompts: dict[str, str] = dict(prompts or {})
         if default_prompt_name is not None and default_prompt_name not in self.prompts:
-            raise ValueError(
-                f"default_prompt_name {default_prompt_name!r} is not in prompts ({sorted(self.prompts)})."
-            )
+            raise ValueError(f"default_prompt_name {default_prompt_name!r} is not in prompts ({sorted(self.prompts)}).")
         self.default_prompt_name = default_prompt_name
         self.truncate_dim = truncate_dim
         self.max_length = max_length
@@ -163,7 +161,10 @@ class LCOEmbedder:
         self._dimension = loaded.hidden_size
         self.image_options = ImageOptions(min_pixels=min_pixels, max_pixels=max_pixels, patch_size=loaded.patch_size)
         self.video_options = VideoOptions(
-            fps=video_fps, max_frames=video_max_frames, max_pixels=video_max_pixels, patch_size=loaded.patch_size
+            fps=video_fps,
+            max_frames=video_max_frames,
+            max_pixels=video_max_pixels,
+            patch_size=loaded.patch_size,
         )
         feature_extractor = getattr(self.processor, "feature_extractor", None)
         self.audio_options = AudioOptions(
@@ -284,16 +285,76 @@ class LCOEmbedder:
 
     # --------------------------------------------------------------------------------------------------- encode
     @overload
-    def encode(self, inputs: SingleInput, prompt_name: str | None = ..., prompt: str | None = ..., batch_size: int = ..., show_progress_bar: bool | None = ..., output_value: Literal["sentence_embedding"] = ..., precision: Precision = ..., convert_to_numpy: Literal[True] = ..., convert_to_tensor: Literal[False] = ..., device: str | None = ..., normalize_embeddings: bool = ..., truncate_dim: int | None = ..., **kwargs: Any) -> np.ndarray: ...  # noqa: E501
+    def encode(
+        self,
+        inputs: SingleInput,
+        prompt_name: str | None = ...,
+        prompt: str | None = ...,
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        output_value: Literal["sentence_embedding"] = ...,
+        precision: Precision = ...,
+        convert_to_numpy: Literal[True] = ...,
+        convert_to_tensor: Literal[False] = ...,
+        device: str | None = ...,
+        normalize_embeddings: bool = ...,
+        truncate_dim: int | None = ...,
+        **kwargs: Any,
+    ) -> np.ndarray: ...  # noqa: E501
 
     @overload
-    def encode(self, inputs: SingleInput | Iterable[SingleInput], prompt_name: str | None = ..., prompt: str | None = ..., batch_size: int = ..., show_progress_bar: bool | None = ..., output_value: Literal["sentence_embedding"] = ..., precision: Precision = ..., convert_to_numpy: bool = ..., convert_to_tensor: Literal[True] = ..., device: str | None = ..., normalize_embeddings: bool = ..., truncate_dim: int | None = ..., **kwargs: Any) -> torch.Tensor: ...  # noqa: E501
+    def encode(
+        self,
+        inputs: SingleInput | Iterable[SingleInput],
+        prompt_name: str | None = ...,
+        prompt: str | None = ...,
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        output_value: Literal["sentence_embedding"] = ...,
+        precision: Precision = ...,
+        convert_to_numpy: bool = ...,
+        convert_to_tensor: Literal[True] = ...,
+        device: str | None = ...,
+        normalize_embeddings: bool = ...,
+        truncate_dim: int | None = ...,
+        **kwargs: Any,
+    ) -> torch.Tensor: ...  # noqa: E501
 
     @overload
-    def encode(self, inputs: Iterable[SingleInput], prompt_name: str | None = ..., prompt: str | None = ..., batch_size: int = ..., show_progress_bar: bool | None = ..., output_value: Literal["sentence_embedding"] = ..., precision: Precision = ..., convert_to_numpy: Literal[True] = ..., convert_to_tensor: Literal[False] = ..., device: str | None = ..., normalize_embeddings: bool = ..., truncate_dim: int | None = ..., **kwargs: Any) -> np.ndarray: ...  # noqa: E501
+    def encode(
+        self,
+        inputs: Iterable[SingleInput],
+        prompt_name: str | None = ...,
+        prompt: str | None = ...,
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        output_value: Literal["sentence_embedding"] = ...,
+        precision: Precision = ...,
+        convert_to_numpy: Literal[True] = ...,
+        convert_to_tensor: Literal[False] = ...,
+        device: str | None = ...,
+        normalize_embeddings: bool = ...,
+        truncate_dim: int | None = ...,
+        **kwargs: Any,
+    ) -> np.ndarray: ...  # noqa: E501
 
     @overload
-    def encode(self, inputs: Iterable[SingleInput], prompt_name: str | None = ..., prompt: str | None = ..., batch_size: int = ..., show_progress_bar: bool | None = ..., output_value: Literal["sentence_embedding"] = ..., precision: Precision = ..., convert_to_numpy: Literal[False] = ..., convert_to_tensor: Literal[False] = ..., device: str | None = ..., normalize_embeddings: bool = ..., truncate_dim: int | None = ..., **kwargs: Any) -> list[torch.Tensor]: ...  # noqa: E501
+    def encode(
+        self,
+        inputs: Iterable[SingleInput],
+        prompt_name: str | None = ...,
+        prompt: str | None = ...,
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        output_value: Literal["sentence_embedding"] = ...,
+        precision: Precision = ...,
+        convert_to_numpy: Literal[False] = ...,
+        convert_to_tensor: Literal[False] = ...,
+        device: str | None = ...,
+        normalize_embeddings: bool = ...,
+        truncate_dim: int | None = ...,
+        **kwargs: Any,
+    ) -> list[torch.Tensor]: ...  # noqa: E501
 
     @torch.inference_mode()
     def encode(
@@ -358,9 +419,7 @@ class LCOEmbedder:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
         if precision not in ("float32", "int8", "uint8", "binary", "ubinary"):
-            raise ValueError(
-                f"precision must be one of float32, int8, uint8, binary, ubinary, got {precision!r}."
-            )
+            raise ValueError(f"precision must be one of float32, int8, uint8, binary, ubinary, got {precision!r}.")
         if kwargs:
             logger.debug("encode ignores unknown keyword arguments %s", sorted(kwargs))
         if device is not None and torch.device(device) != self.device:
@@ -405,8 +464,16 @@ class LCOEmbedder:
                 "; ".join(str(errors[i]) for i in sorted(errors)),
             )
         embeddings = [results[i] for i in kept]
-        return self._finish(embeddings, single, normalize_embeddings, truncate_dim, precision, convert_to_numpy,
-                            convert_to_tensor, layers is not None)
+        return self._finish(
+            embeddings,
+            single,
+            normalize_embeddings,
+            truncate_dim,
+            precision,
+            convert_to_numpy,
+            convert_to_tensor,
+            layers is not None,
+        )
 
     def _run_batch(
         self,
@@ -432,7 +499,7 @@ class LCOEmbedder:
             if on_error == "raise":
                 raise error from e
             return
-        for item, embedding in zip(batch, pooled):
+        for item, embedding in zip(batch, pooled, strict=True):
             if not torch.isfinite(embedding).all():
                 errors[item.index] = LCOInputError(
                     f"the model produced NaN or infinite values for this input (dtype {self.dtype}); "

@@ -142,7 +142,9 @@ def _is_frame_list(value: Any) -> bool:
 
 
 def _is_parts_list(value: Any) -> bool:
-    return isinstance(value, list | tuple) and len(value) > 0 and all(isinstance(v, dict) and "type" in v for v in value)
+    return (
+        isinstance(value, list | tuple) and len(value) > 0 and all(isinstance(v, dict) and "type" in v for v in value)
+    )
 
 
 def _is_conversation(value: Any) -> bool:

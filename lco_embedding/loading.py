@@ -23,7 +23,14 @@ import torch
 
 from lco_embedding.types import Modality
 
-__all__ = ["SUPPORTED_MODEL_TYPES", "LoadedModel", "load_model", "resolve_device", "resolve_dtype", "resolve_attn"]
+__all__ = [
+    "SUPPORTED_MODEL_TYPES",
+    "LoadedModel",
+    "load_model",
+    "resolve_device",
+    "resolve_dtype",
+    "resolve_attn",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -154,9 +161,7 @@ def load_model(
     else:
         model = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(model_name_or_path, **kwargs)
     model.to(device).eval()
-    processor = transformers.AutoProcessor.from_pretrained(
-        model_name_or_path, **hub_kwargs, **(processor_kwargs or {})
-    )
+    processor = transformers.AutoProcessor.from_pretrained(model_name_or_path, **hub_kwargs, **(processor_kwargs or {}))
     text_config = model.config.get_text_config()
     vision_config = model.config.vision_config
     return LoadedModel(

@@ -24,7 +24,7 @@ MODALITIES: tuple[Modality, ...] = ("text", "image", "audio", "video")
 
 PathInput: TypeAlias = Union[str, "PathLike[str]"]
 TextInput: TypeAlias = str
-ImageInput: TypeAlias = Union[PathInput, bytes, PILImage, np.ndarray, torch.Tensor]
+ImageInput: TypeAlias = PathInput | bytes | PILImage | np.ndarray | torch.Tensor
 """Path, URL, ``file://`` or ``data:image/...`` URI, raw bytes, PIL image, HWC array or CHW tensor."""
 
 
@@ -35,9 +35,9 @@ class AudioArray(TypedDict):
     sampling_rate: int
 
 
-AudioInput: TypeAlias = Union[PathInput, bytes, AudioArray, np.ndarray, torch.Tensor]
+AudioInput: TypeAlias = PathInput | bytes | AudioArray | np.ndarray | torch.Tensor
 """Path, URL, ``data:audio/...`` URI, raw bytes, or a waveform (a bare array is taken as 16 kHz)."""
-VideoInput: TypeAlias = Union[PathInput, bytes, Sequence[ImageInput], np.ndarray, torch.Tensor]
+VideoInput: TypeAlias = PathInput | bytes | Sequence[ImageInput] | np.ndarray | torch.Tensor
 """Path, URL, raw bytes, a list of frames, or a ``(T, H, W, C)`` array / ``(T, C, H, W)`` tensor."""
 
 
@@ -55,7 +55,7 @@ ContentPart: TypeAlias = dict[str, Any]
 Message: TypeAlias = dict[str, Any]
 """A chat turn: ``{"role": "user", "content": [ContentPart, ...]}``."""
 
-SingleInput: TypeAlias = Union[
-    TextInput, ImageInput, AudioInput, VideoInput, MultimodalInput, list[ContentPart], list[Message]
-]
+SingleInput: TypeAlias = (
+    TextInput | ImageInput | AudioInput | VideoInput | MultimodalInput | list[ContentPart] | list[Message]
+)
 """Any one item ``encode`` accepts."""

@@ -45,8 +45,10 @@ def test_normalization_and_truncate_dim(embedder):
     np.testing.assert_allclose(short, expected, atol=TOL)
 
 
-@pytest.mark.parametrize(("precision", "dtype", "width"), [("int8", np.int8, 64), ("uint8", np.uint8, 64),
-                                                           ("binary", np.int8, 8), ("ubinary", np.uint8, 8)])
+@pytest.mark.parametrize(
+    ("precision", "dtype", "width"),
+    [("int8", np.int8, 64), ("uint8", np.uint8, 64), ("binary", np.int8, 8), ("ubinary", np.uint8, 8)],
+)
 def test_precision_uses_sentence_transformers_quantization(embedder, precision, dtype, width):
     texts = ["a cat", "a dog", "a fox on a box"]
     out = embedder.encode(texts, precision=precision)

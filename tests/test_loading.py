@@ -28,8 +28,11 @@ def test_full_omni_checkpoint_loads_the_thinker_only(tiny_omni_full, tmp_path, m
     shutil.copytree(tiny_omni_full, folder)
     weights = load_file(str(folder / "model.safetensors"))
     # A talker tensor in the file must be ignored, never built or loaded.
-    save_file({**weights, "talker.codec_head.weight": torch.ones(3, 3)}, str(folder / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        {**weights, "talker.codec_head.weight": torch.ones(3, 3)},
+        str(folder / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     model = LCOEmbedder(str(folder), device="cpu")
     assert model.model_type == "qwen2_5_omni"
     assert type(model.model).__name__ == "Qwen2_5OmniThinkerForConditionalGeneration"

@@ -18,7 +18,10 @@ def _cases(media):
         "image_jpg_dict": ({"image": media["jpg"]}, media_content("image", media["jpg"])),
         "image_rgba": ({"image": media["png_rgba"]}, media_content("image", media["png_rgba"])),
         "audio_wav": ({"audio": media["wav"]}, media_content("audio", media["wav"])),
-        "audio_stereo_22k": ({"audio": media["wav_22k_stereo"]}, media_content("audio", media["wav_22k_stereo"])),
+        "audio_stereo_22k": (
+            {"audio": media["wav_22k_stereo"]},
+            media_content("audio", media["wav_22k_stereo"]),
+        ),
         "audio_flac": (media["flac"], media_content("audio", media["flac"])),
         "video": ({"video": media["mp4"]}, media_content("video", media["mp4"])),
         "mixed_text_image": (
@@ -61,7 +64,7 @@ def test_mixed_batch_matches_reference_item_by_item_and_batched(embedder, refere
     ours = embedder.encode([cases[n][0] for n in names], batch_size=len(names))
     ref_batch = reference.embed([cases[n][1] for n in names])
     np.testing.assert_allclose(ours, ref_batch, atol=TOL, rtol=0)
-    for row, name in zip(ours, names):
+    for row, name in zip(ours, names, strict=True):
         np.testing.assert_allclose(row, reference.embed([cases[name][1]])[0], atol=TOL, rtol=0)
 
 
