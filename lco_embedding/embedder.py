@@ -466,6 +466,7 @@ class LCOEmbedder:
         embeddings = [results[i] for i in kept]
         return self._finish(
             embeddings,
+            self._dimension,
             single,
             normalize_embeddings,
             truncate_dim,
@@ -527,6 +528,7 @@ class LCOEmbedder:
     @staticmethod
     def _finish(
         embeddings: list[torch.Tensor],
+        dimension: int,
         single: bool,
         normalize: bool,
         truncate_dim: int | None,
@@ -538,7 +540,7 @@ class LCOEmbedder:
         if embeddings:
             stacked = torch.stack(embeddings)
         else:
-            stacked = torch.empty((0, truncate_dim or 0), dtype=torch.float32)
+            stacked = torch.empty((0, dimension), dtype=torch.float32)
         if truncate_dim is not None:
             stacked = stacked[..., :truncate_dim]
         if normalize and stacked.numel():

@@ -23,7 +23,7 @@ def test_shapes_and_return_types(embedder):
     assert isinstance(tensor, torch.Tensor) and tensor.shape == (2, 64) and tensor.dtype == torch.float32
     as_list = embedder.encode(["x", "y"], convert_to_numpy=False)
     assert isinstance(as_list, list) and len(as_list) == 2 and as_list[0].shape == (64,)
-    assert embedder.encode([]).shape[0] == 0
+    assert embedder.encode([]).shape == (0, 64)
 
 
 def test_properties(embedder):
