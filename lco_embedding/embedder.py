@@ -1,38 +1,35 @@
 """The embedder: :class:`LCOEmbedder`, a thin sentence-transformers-style wrapper around an LCO checkpoint.
 
-One forward for every modality: items are parsed (:mod:`.inputs`), their media loaded (:mod:`.preprocessing`),
-wrapped in the chat template with the prompt table's suffix (:mod:`.prompts`), run through the model's
-backbone (no vocabulary head, no KV cache, only the last hidden state kept) and pooled at the last real token
-(:mod:`.pooling`).
-
-Does not batch by token budget, overlap preprocessing with the forward pass or recover from out-of-memory:
-batches are ``batch_size`` items, sorted by a rough length estimate to limit padding.
+One forward for every modality: background workers featurize items (:mod:`.featurize`: parse, load media, chat
+template with the prompt table's suffix, processor), the engine (:mod:`.engine`) plans batches of similar length
+under a token budget (:mod:`.batching`), pads them (:mod:`.collate`) and runs the model's backbone (no vocabulary
+head, no KV cache, only the last hidden state kept), pooled at the last real token (:mod:`.pooling`).
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import warnings
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sized
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from typing import Any, Literal, overload
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lco_embedding.batching import default_max_tokens
+from lco_embedding.collate import collate
+from lco_embedding.engine import EngineStats, Outcome
+from lco_embedding.engine import Engine
 from lco_embedding.errors import EncodeReport, LCOInputError
-from lco_embedding.inputs import ParsedItem, build_messages, parse_item, split_inputs
+from lco_embedding.featurize import Features, Featurizer, featurize_in_worker, install_worker_featurizer
+from lco_embedding.inputs import split_inputs
 from lco_embedding.loading import load_model, resolve_attn, resolve_device, resolve_dtype
 from lco_embedding.pooling import last_token_pool
-from lco_embedding.preprocessing import (
-    AudioOptions,
-    ImageOptions,
-    VideoOptions,
-    preprocess_audio,
-    preprocess_image,
-    preprocess_video,
-)
+from lco_embedding.preprocessing import AudioOptions, ImageOptions, VideoOptions
 from lco_embedding.prompts import MixedSuffixRule
 from lco_embedding.types import Modality, SingleInput
 
@@ -41,21 +38,8 @@ __all__ = ["LCOEmbedder"]
 logger = logging.getLogger(__name__)
 
 Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
-# Zeros appended after the longest audio of a batch: the Whisper STFT frame at the end of the real audio
-# reaches 200 samples further, so this keeps every real frame equal to the reference's 300 s zero-padding.
-_AUDIO_TAIL = 480
+WorkerType = Literal["thread", "process"]
 _FLOAT_INPUTS = ("pixel_values", "pixel_values_videos", "input_features")
-
-
-@dataclass
-class _Prepared:
-    """An item ready for the processor: its chat text and its loaded media in template order."""
-
-    index: int
-    text: str
-    images: list[Any]
-    audios: list[np.ndarray]
-    videos: list[torch.Tensor]
 
 
 class LCOEmbedder:
@@ -87,6 +71,12 @@ class LCOEmbedder:
             authors' evaluation and mteb); ``None`` keeps all of it. The suffix and template are never cut.
         mixed_suffix: ``"reference"`` (``"\\nSummarize the above in one word:"`` for mixed inputs) or
             ``"dominant"`` (mteb 2.x: the suffix of the dominant modality, image > video > audio > text).
+        max_tokens_per_batch: Token budget of one forward pass, counted with padding (``items x longest``).
+            Default: 8192 on CPU and MPS; on CUDA derived from the free memory (see ``docs/performance.md``).
+            Lowered automatically for the rest of a call after an out-of-memory error.
+        num_workers: Background workers that load, decode and preprocess the next items while the model runs
+            (default 2); 0 does it on the calling thread.
+        worker_type: ``"thread"`` (default) or ``"process"`` (spawned once, kept until :meth:`close`).
         torch_dtype: Deprecated alias of ``dtype``.
 
     Example:
@@ -119,6 +109,9 @@ class LCOEmbedder:
         max_audio_seconds: float | None = 300.0,
         max_length: int | None = 300,
         mixed_suffix: MixedSuffixRule = "reference",
+        max_tokens_per_batch: int | None = None,
+        num_workers: int = 2,
+        worker_type: WorkerType = "thread",
         torch_dtype: str | torch.dtype | None = None,
     ) -> None:
         if torch_dtype is not None:
@@ -126,6 +119,12 @@ class LCOEmbedder:
             dtype = dtype if dtype is not None else torch_dtype
         if max_length is not None and max_length < 1:
             raise ValueError(f"max_length must be a positive integer or None, got {max_length}.")
+        if max_tokens_per_batch is not None and max_tokens_per_batch < 1:
+            raise ValueError(f"max_tokens_per_batch must be a positive integer or None, got {max_tokens_per_batch}.")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers}.")
+        if worker_type not in ("thread", "process"):
+            raise ValueError(f"worker_type must be 'thread' or 'process', got {worker_type!r}.")
         if mixed_suffix not in ("reference", "dominant"):
             raise ValueError(f"mixed_suffix must be 'reference' or 'dominant', got {mixed_suffix!r}.")
         self.prompts: dict[str, str] = dict(prompts or {})
@@ -136,7 +135,15 @@ class LCOEmbedder:
         self.max_length = max_length
         self.mixed_suffix: MixedSuffixRule = mixed_suffix
         self.model_name_or_path = model_name_or_path
+        self.max_tokens_per_batch = max_tokens_per_batch
+        self.num_workers = num_workers
+        self.worker_type: WorkerType = worker_type
         self.last_report = EncodeReport()
+        self.last_stats = EngineStats()
+        self.forward_fault: Callable[[list[Features]], None] | None = None
+        """Testing hook run before every forward pass; see :func:`lco_embedding.testing.simulate_oom`."""
+        self._process_pool: ProcessPoolExecutor | None = None
+        self._process_pool_key: tuple[Any, ...] | None = None
 
         resolved_device = resolve_device(device)
         loaded = load_model(
@@ -159,6 +166,8 @@ class LCOEmbedder:
         self._backbone = loaded.backbone
         self._modalities = loaded.modalities
         self._dimension = loaded.hidden_size
+        pad_token_id = getattr(self.processor.tokenizer, "pad_token_id", None)
+        self._pad_token_id = pad_token_id if pad_token_id is not None else 0
         self.image_options = ImageOptions(min_pixels=min_pixels, max_pixels=max_pixels, patch_size=loaded.patch_size)
         self.video_options = VideoOptions(
             fps=video_fps,
@@ -206,70 +215,114 @@ class LCOEmbedder:
             f"dtype={self.dtype}, dimension={self._dimension})"
         )
 
-    # ---------------------------------------------------------------------------------------------- preparation
-    def _truncate(self, text: str) -> str:
-        if self.max_length is None:
-            return text
-        tokenizer = self.processor.tokenizer
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= self.max_length:
-            return text
-        return tokenizer.decode(ids[: self.max_length])
-
-    def _prepare(self, index: int, item: ParsedItem, prompt: str | None) -> _Prepared:
-        prepared = _Prepared(index=index, text="", images=[], audios=[], videos=[])
-        for part in item.media:
-            if not self.supports(part.modality):
-                raise LCOInputError(
-                    f"this checkpoint ({self.model_type}) has no {part.modality} encoder; it embeds "
-                    f"{', '.join(self._modalities)}. Use an LCO-Embedding-Omni checkpoint for {part.modality}."
-                )
-            if part.modality == "image":
-                prepared.images.append(preprocess_image(part.value, self.image_options))
-            elif part.modality == "audio":
-                prepared.audios.append(preprocess_audio(part.value, self.audio_options))
-            else:
-                prepared.videos.append(preprocess_video(part.value, self.video_options))
-        if item.kind == "conversation" and prompt:
-            logger.warning("A prompt is not applied to conversation inputs: they are used as given.")
-        messages = build_messages(item, prompt=prompt, mixed_suffix=self.mixed_suffix, truncate=self._truncate)
-        prepared.text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return prepared
-
-    # -------------------------------------------------------------------------------------------------- forward
-    def _processor_inputs(self, batch: list[_Prepared]) -> dict[str, Any]:
-        images = [image for item in batch for image in item.images]
-        audios = [audio for item in batch for audio in item.audios]
-        videos = [video for item in batch for video in item.videos]
-        kwargs: dict[str, Any] = {}
-        if audios:
-            # Pad to the longest audio of the batch, not to the feature extractor's 300 s: the real frames are
-            # identical, and the Whisper features of 300 s of zeros are never read by the audio encoder.
-            kwargs["audio_kwargs"] = {"max_length": max(len(a) for a in audios) + _AUDIO_TAIL}
-        inputs = self.processor(
-            text=[item.text for item in batch],
-            images=images or None,
-            audio=audios or None,
-            videos=videos or None,
-            padding=True,
-            return_tensors="pt",
-            **kwargs,
+    # ---------------------------------------------------------------------------------------------- the engine
+    def featurizer(self) -> Featurizer:
+        """A :class:`~lco_embedding.featurize.Featurizer` with this embedder's current preprocessing options."""
+        return Featurizer(
+            self.processor,
+            modalities=self._modalities,
+            model_type=self.model_type,
+            image_options=self.image_options,
+            audio_options=self.audio_options,
+            video_options=self.video_options,
+            mixed_suffix=self.mixed_suffix,
+            max_length=self.max_length,
         )
-        return {
+
+    @torch.inference_mode()
+    def _forward(self, batch: list[Features], layers: list[int] | None) -> torch.Tensor:
+        inputs = collate([features.inputs for features in batch], self._pad_token_id)
+        inputs = {
             key: value.to(self.device, self.dtype if key in _FLOAT_INPUTS else None)
             if isinstance(value, torch.Tensor)
             else value
             for key, value in inputs.items()
         }
-
-    def _forward(self, batch: list[_Prepared], layers: list[int] | None) -> torch.Tensor:
-        inputs = self._processor_inputs(batch)
         outputs = self._backbone(**inputs, use_cache=False, output_hidden_states=layers is not None, return_dict=True)
         if layers is None:
             hidden = outputs.last_hidden_state
         else:
             hidden = torch.stack([outputs.hidden_states[i] for i in layers], dim=1)
         return last_token_pool(hidden, inputs["attention_mask"]).float().cpu()
+
+    def _executor(self, num_workers: int, worker_type: WorkerType, featurizer: Featurizer) -> Executor | None:
+        """The pool featurize runs in: ``None`` (inline), a fresh thread pool, or the kept process pool."""
+        if num_workers == 0:
+            return None
+        if worker_type == "thread":
+            return ThreadPoolExecutor(num_workers, thread_name_prefix="lco-featurize")
+        key = (num_workers, featurizer.config_key())
+        if self._process_pool is None or self._process_pool_key != key:
+            self.close()
+            self._process_pool = ProcessPoolExecutor(
+                num_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=install_worker_featurizer,
+                initargs=(featurizer,),
+            )
+            self._process_pool_key = key
+        return self._process_pool
+
+    def close(self) -> None:
+        """Shut down the featurize worker processes, if ``worker_type="process"`` started any."""
+        if self._process_pool is not None:
+            self._process_pool.shutdown(wait=True, cancel_futures=True)
+            self._process_pool = None
+            self._process_pool_key = None
+
+    def __enter__(self) -> LCOEmbedder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _stream(
+        self,
+        items: Iterable[Any],
+        *,
+        prompt: str | None,
+        modality: Modality | None,
+        layers: list[int] | None,
+        batch_size: int,
+        max_tokens_per_batch: int | None,
+        num_workers: int | None,
+        on_error: str,
+        progress: Callable[[int], None] | None,
+    ) -> Iterator[Outcome]:
+        """Run ``items`` through the engine; yields ``(index, embedding or error)`` in input order."""
+        num_workers = self.num_workers if num_workers is None else num_workers
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers}.")
+        max_tokens = max_tokens_per_batch or self.max_tokens_per_batch or self._default_max_tokens()
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens_per_batch must be a positive integer, got {max_tokens}.")
+        featurizer = self.featurizer()
+        executor = self._executor(num_workers, self.worker_type, featurizer)
+        if self.worker_type == "process" and executor is not None:
+            featurize: Callable[[int, Any], Features] = partial(featurize_in_worker, modality=modality, prompt=prompt)
+        else:
+            featurize = partial(featurizer, modality=modality, prompt=prompt)
+        engine = Engine(
+            featurize,
+            partial(self._forward, layers=layers),
+            max_tokens=max_tokens,
+            batch_size=batch_size,
+            executor=executor,
+            lookahead=max(batch_size, 2 * num_workers),
+            on_error=on_error,
+            fault=self.forward_fault,
+            progress=progress,
+        )
+        self.last_stats = engine.stats
+        try:
+            yield from engine.run(items)
+        finally:
+            if isinstance(executor, ThreadPoolExecutor):
+                executor.shutdown(wait=False, cancel_futures=True)
+
+    def _default_max_tokens(self) -> int:
+        text_config = self.model.config.get_text_config()
+        return default_max_tokens(self.device, text_config.hidden_size, text_config.intermediate_size, self.dtype)
 
     def _layer_indices(self, output_layers: str | Iterable[int] | None) -> list[int] | None:
         if output_layers is None:
@@ -362,7 +415,7 @@ class LCOEmbedder:
         inputs: SingleInput | Iterable[SingleInput],
         prompt_name: str | None = None,
         prompt: str | None = None,
-        batch_size: int = 8,
+        batch_size: int = 32,
         show_progress_bar: bool | None = None,
         output_value: Literal["sentence_embedding"] | None = "sentence_embedding",
         precision: Precision = "float32",
@@ -375,6 +428,8 @@ class LCOEmbedder:
         modality: Modality | None = None,
         on_error: Literal["raise", "skip"] = "raise",
         output_layers: Literal["all"] | Iterable[int] | None = None,
+        max_tokens_per_batch: int | None = None,
+        num_workers: int | None = None,
         **kwargs: Any,
     ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
         """Embed one input or a list of inputs of any modality.
@@ -384,10 +439,12 @@ class LCOEmbedder:
         own sentence-transformers configuration ends in a Normalize module.
 
         Args:
-            inputs: One item or an iterable of items; see ``docs/inputs.md``. A batch may mix modalities.
+            inputs: One item, or a list, tuple, generator or any iterable of items (read lazily); see
+                ``docs/inputs.md``. A batch may mix modalities.
             prompt_name: Name of a prompt in ``prompts`` to put in front of the content.
             prompt: A task instruction put in front of the content (overrides ``prompt_name``).
-            batch_size: Items per forward pass.
+            batch_size: Most items per forward pass (default 32); batches are also capped by
+                ``max_tokens_per_batch`` and grouped by length.
             show_progress_bar: Default: shown when this module logs at INFO or lower.
             output_value: Only ``"sentence_embedding"`` (or None, the same) is supported.
             precision: ``"float32"``, or ``"int8"``/``"uint8"``/``"binary"``/``"ubinary"`` quantized with
@@ -403,6 +460,8 @@ class LCOEmbedder:
                 (``kept`` gives the input position of every returned row).
             output_layers: ``"all"`` or a list of hidden-state indices (0 = embedding output, -1 = final normed
                 state): returns ``[n, len(layers), d]`` instead of ``[n, d]``.
+            max_tokens_per_batch: Token budget of one forward pass for this call (default: the constructor's).
+            num_workers: Background featurize workers for this call (default: the constructor's).
             **kwargs: Accepted for compatibility with sentence-transformers callers and ignored (logged).
 
         Returns:
@@ -412,14 +471,9 @@ class LCOEmbedder:
             LCOInputError: A bad item (message names its index), with ``on_error="raise"``.
             ValueError: Bad arguments.
         """
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        _check_encode_arguments(batch_size, on_error, precision)
         if output_value not in (None, "sentence_embedding"):
             raise ValueError(f"output_value must be 'sentence_embedding', got {output_value!r}.")
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
-        if precision not in ("float32", "int8", "uint8", "binary", "ubinary"):
-            raise ValueError(f"precision must be one of float32, int8, uint8, binary, ubinary, got {precision!r}.")
         if kwargs:
             logger.debug("encode ignores unknown keyword arguments %s", sorted(kwargs))
         if device is not None and torch.device(device) != self.device:
@@ -431,41 +485,37 @@ class LCOEmbedder:
             show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
 
         items, single = split_inputs(inputs)
-        errors: dict[int, LCOInputError] = {}
-        parsed: dict[int, ParsedItem] = {}
-        for index, item in enumerate(items):
-            try:
-                parsed[index] = parse_item(item, modality)
-            except LCOInputError as e:
-                errors[index] = e.at(index)
-                if on_error == "raise":
-                    raise errors[index] from e
+        total = len(items) if isinstance(items, Sized) else None
         results: dict[int, torch.Tensor] = {}
-        order = sorted(parsed, key=lambda i: -_length_estimate(parsed[i]))
-        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-        for batch_indices in tqdm(batches, desc="Encoding", disable=not show_progress_bar):
-            prepared = []
-            for index in batch_indices:
-                try:
-                    prepared.append(self._prepare(index, parsed[index], prompt))
-                except LCOInputError as e:
-                    errors[index] = e.at(index)
-                    if on_error == "raise":
-                        raise errors[index] from e
-            self._run_batch(prepared, layers, results, errors, on_error)
-
-        kept = sorted(results)
-        self.last_report = EncodeReport(kept=kept, errors={i: errors[i].reason for i in sorted(errors)})
+        errors: dict[int, LCOInputError] = {}
+        self.last_report = EncodeReport()
+        with tqdm(total=total, desc="Encoding", unit="item", disable=not show_progress_bar) as bar:
+            for index, outcome in self._stream(
+                items,
+                prompt=prompt,
+                modality=modality,
+                layers=layers,
+                batch_size=batch_size,
+                max_tokens_per_batch=max_tokens_per_batch,
+                num_workers=num_workers,
+                on_error=on_error,
+                progress=bar.update,
+            ):
+                if isinstance(outcome, LCOInputError):
+                    errors[index] = outcome
+                else:
+                    results[index] = outcome
+        kept = list(results)
+        self.last_report = EncodeReport(kept=kept, errors={i: errors[i].reason for i in errors})
         if errors:
             logger.warning(
                 "Skipped %d of %d inputs: %s",
                 len(errors),
-                len(items),
-                "; ".join(str(errors[i]) for i in sorted(errors)),
+                len(errors) + len(kept),
+                "; ".join(str(errors[i]) for i in errors),
             )
-        embeddings = [results[i] for i in kept]
         return self._finish(
-            embeddings,
+            list(results.values()),
             self._dimension,
             single,
             normalize_embeddings,
@@ -476,41 +526,67 @@ class LCOEmbedder:
             layers is not None,
         )
 
-    def _run_batch(
+    def encode_iter(
         self,
-        batch: list[_Prepared],
-        layers: list[int] | None,
-        results: dict[int, torch.Tensor],
-        errors: dict[int, LCOInputError],
-        on_error: str,
-    ) -> None:
-        if not batch:
-            return
-        try:
-            pooled = self._forward(batch, layers)
-        except Exception as e:
-            if len(batch) > 1:
-                # Find the culprit: run the items one by one, so only a truly bad item is reported.
-                for item in batch:
-                    self._run_batch([item], layers, results, errors, on_error)
-                return
-            error = LCOInputError(f"the model could not process this input ({type(e).__name__}: {e}).", batch[0].index)
-            error.__cause__ = e
-            errors[batch[0].index] = error
-            if on_error == "raise":
-                raise error from e
-            return
-        for item, embedding in zip(batch, pooled, strict=True):
-            if not torch.isfinite(embedding).all():
-                errors[item.index] = LCOInputError(
-                    f"the model produced NaN or infinite values for this input (dtype {self.dtype}); "
-                    "float16 overflows easily: use bfloat16 or float32.",
-                    item.index,
-                )
-                if on_error == "raise":
-                    raise errors[item.index]
+        inputs: Iterable[SingleInput],
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        normalize_embeddings: bool = True,
+        truncate_dim: int | None = None,
+        precision: Literal["float32", "binary", "ubinary"] = "float32",
+        *,
+        modality: Modality | None = None,
+        on_error: Literal["raise", "skip"] = "raise",
+        output_layers: Literal["all"] | Iterable[int] | None = None,
+        max_tokens_per_batch: int | None = None,
+        num_workers: int | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Embed a stream of items, yielding ``(input position, embedding)`` in input order as batches finish.
+
+        Items are read from ``inputs`` lazily (a generator over a million files is fine): about one window of
+        items is held at a time. Arguments are those of :meth:`encode`. Skipped items (``on_error="skip"``) are
+        not yielded; they are recorded in ``self.last_report`` as the stream goes. ``int8``/``uint8`` precision
+        needs calibration over the whole set, so only ``float32``, ``binary`` and ``ubinary`` are accepted here.
+
+        Example:
+            >>> for index, embedding in model.encode_iter(path.open()):  # doctest: +SKIP
+            ...     store[index] = embedding
+        """
+        _check_encode_arguments(batch_size, on_error, precision)
+        if precision not in ("float32", "binary", "ubinary"):
+            raise ValueError(
+                f"encode_iter supports precision float32, binary or ubinary, not {precision!r}: int8/uint8 ranges "
+                "are calibrated on the whole set; use encode, or quantize afterwards with calibration embeddings."
+            )
+        prompt = self._resolve_prompt(prompt_name, prompt)
+        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        layers = self._layer_indices(output_layers)
+        items, single = split_inputs(inputs)
+        if single:
+            raise ValueError("encode_iter takes an iterable of items; use encode for a single item.")
+        report = self.last_report = EncodeReport()
+        for index, outcome in self._stream(
+            items,
+            prompt=prompt,
+            modality=modality,
+            layers=layers,
+            batch_size=batch_size,
+            max_tokens_per_batch=max_tokens_per_batch,
+            num_workers=num_workers,
+            on_error=on_error,
+            progress=None,
+        ):
+            if isinstance(outcome, LCOInputError):
+                report.errors[index] = outcome.reason
+                logger.warning("Skipped %s", outcome)
                 continue
-            results[item.index] = embedding
+            report.kept.append(index)
+            row = self._finish(
+                [outcome], self._dimension, True, normalize_embeddings, truncate_dim, precision, True, False,
+                layers is not None,
+            )
+            yield index, row  # type: ignore[misc]
 
     def _resolve_prompt(self, prompt_name: str | None, prompt: str | None) -> str | None:
         if prompt is not None:
@@ -587,7 +663,10 @@ class LCOEmbedder:
         return pairwise_cos_sim(a, b)
 
 
-def _length_estimate(item: ParsedItem) -> int:
-    """A rough token count, only used to group items of similar length into a batch."""
-    media_cost = {"image": 1000, "audio": 1500, "video": 4000, "text": 0}
-    return sum(len(p.value) // 3 if p.modality == "text" else media_cost[p.modality] for p in item.parts)
+def _check_encode_arguments(batch_size: Any, on_error: Any, precision: Any) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+    if precision not in ("float32", "int8", "uint8", "binary", "ubinary"):
+        raise ValueError(f"precision must be one of float32, int8, uint8, binary, ubinary, got {precision!r}.")

@@ -308,21 +308,21 @@ def parse_item(item: Any, modality: Modality | None = None) -> ParsedItem:
     return ParsedItem(kind, parts)
 
 
-def split_inputs(inputs: Any) -> tuple[list[Any], bool]:
-    """Split what was passed to ``encode`` into a list of items, and say whether it was a single item.
+def split_inputs(inputs: Any) -> tuple[Iterable[Any], bool]:
+    """Split what was passed to ``encode`` into an iterable of items, and say whether it was a single item.
 
     A string, dict, PIL image, array, bytes or path is one item; so is a list of content parts or a
-    conversation. Any other list, tuple or iterable is a batch of items.
+    conversation. Any other list, tuple or iterable is a batch of items; iterators and generators are returned
+    as they are, to be read lazily.
     """
     single_types = (str, bytes, bytearray, dict, PILImage, np.ndarray, torch.Tensor, PurePath)
     if isinstance(inputs, single_types) or _is_parts_list(inputs) or _is_conversation(inputs):
         return [inputs], True
-    if isinstance(inputs, list):
-        return inputs, False
     try:
-        return list(inputs), False
+        iter(inputs)
     except TypeError:
         return [inputs], True
+    return inputs, False
 
 
 def _media_content(part: Part, placeholder: Any) -> dict[str, Any]:

@@ -20,12 +20,17 @@ embedding).
 from __future__ import annotations
 
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-__all__ = ["build_tiny_checkpoint", "make_test_media", "OMNI_CHAT_TEMPLATE", "VL_CHAT_TEMPLATE"]
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
+
+__all__ = ["build_tiny_checkpoint", "make_test_media", "simulate_oom", "OMNI_CHAT_TEMPLATE", "VL_CHAT_TEMPLATE"]
 
 CheckpointKind = Literal["omni-thinker", "omni", "qwen2_5_vl"]
 
@@ -355,3 +360,34 @@ def make_test_media(folder: str | Path, *, seed: int = 0) -> dict[str, Path]:
             for packet in stream.encode():
                 container.mux(packet)
     return out
+
+
+@contextmanager
+def simulate_oom(model: LCOEmbedder, max_padded_tokens: int) -> Iterator[list[tuple[int, ...]]]:
+    """Make every forward pass of ``model`` whose padded size exceeds ``max_padded_tokens`` fail with
+    ``torch.OutOfMemoryError``, as a device with that little memory would.
+
+    Yields the list of batches (tuples of input positions) that were refused, for assertions.
+
+    Example:
+        >>> with simulate_oom(model, 200) as refused:  # doctest: +SKIP
+        ...     model.encode(texts)
+    """
+    import torch
+
+    refused: list[tuple[int, ...]] = []
+
+    def fault(batch) -> None:
+        cost = len(batch) * max(features.length for features in batch)
+        if cost > max_padded_tokens:
+            refused.append(tuple(features.index for features in batch))
+            raise torch.OutOfMemoryError(
+                f"simulated out of memory: {cost} padded tokens > {max_padded_tokens} (lco_embedding.testing)"
+            )
+
+    previous = model.forward_fault
+    model.forward_fault = fault
+    try:
+        yield refused
+    finally:
+        model.forward_fault = previous

@@ -106,7 +106,9 @@ def test_suffix_rules():
 def test_split_inputs():
     assert split_inputs("x") == (["x"], True)
     assert split_inputs(["x", "y"]) == (["x", "y"], False)
-    assert split_inputs(s for s in "ab") == (["a", "b"], False)
+    generator = (s for s in "ab")
+    items, single = split_inputs(generator)
+    assert items is generator and not single  # read lazily, never materialized
     parts = [{"type": "text", "text": "x"}]
     assert split_inputs(parts) == ([parts], True)
     assert split_inputs({"text": "x"}) == ([{"text": "x"}], True)

@@ -1,0 +1,282 @@
+"""The throughput engine: featurize ahead in background workers, plan batches by tokens, recover from out-of-memory.
+
+:meth:`Engine.run` reads items lazily from any iterable and hands them to workers (threads or processes) that
+turn them into :class:`~lco_embedding.featurize.Features`; a bounded look-ahead keeps about one window of items in
+flight, so memory stays flat however long the stream is. Featurized items are gathered into a *window* (until it
+holds ``2 * max_tokens`` tokens or ``16 * batch_size`` items); the window is cut into batches of similar length
+under the token budget (:func:`~lco_embedding.batching.plan_batches`) and run while the workers already featurize
+the next window. Results come out in input order, one outcome per item: its embedding or its
+:class:`~lco_embedding.errors.LCOInputError`.
+
+On out-of-memory a batch is split in two and retried, and the budget is halved for the rest of the call; an item
+that does not fit alone gets an error naming it. No item is lost, duplicated or reordered. ``fault``, a callable
+run before every forward, lets tests inject an out-of-memory error without a GPU
+(:func:`lco_embedding.testing.simulate_oom`).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lco_embedding.batching import padded_tokens, plan_batches
+from lco_embedding.errors import LCOInputError
+from lco_embedding.featurize import Features
+
+__all__ = ["Engine", "EngineStats", "Outcome", "is_out_of_memory"]
+
+logger = logging.getLogger(__name__)
+
+Outcome = tuple[int, "torch.Tensor | LCOInputError"]
+"""``(input position, embedding or error)``."""
+
+WINDOW_BUDGETS = 2
+"""A window closes once it holds this many batch budgets of tokens ..."""
+WINDOW_BATCHES = 16
+"""... or this many times ``batch_size`` items."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for CUDA's ``OutOfMemoryError`` and for other backends' out-of-memory ``RuntimeError``."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+@dataclass
+class EngineStats:
+    """Counters of one :meth:`Engine.run`.
+
+    Attributes:
+        batches: Forward passes that succeeded.
+        tokens: Real tokens embedded.
+        padded_tokens: Tokens run through the model, padding included.
+        oom_splits: Batches split after an out-of-memory error.
+        max_tokens_per_batch: The token budget at the end of the run (lower than at the start after an OOM).
+    """
+
+    batches: int = 0
+    tokens: int = 0
+    padded_tokens: int = 0
+    oom_splits: int = 0
+    max_tokens_per_batch: int = 0
+
+
+class Engine:
+    """Stream items through featurize -> plan -> forward.
+
+    Args:
+        featurize: ``(index, item) -> Features``; raises :class:`LCOInputError` for a bad item. Submitted to
+            ``executor`` as is, so it must be picklable for a process pool.
+        forward: ``list[Features] -> Tensor`` of pooled embeddings, one row per item, in batch order.
+        max_tokens: Token budget of one batch (padded tokens).
+        batch_size: Most items in one batch.
+        executor: Where ``featurize`` runs; ``None`` runs it inline on the calling thread.
+        lookahead: Items submitted ahead of the consumer at the start (grows to one window).
+        on_error: ``"raise"`` raises the first bad item's error; ``"skip"`` yields it as the item's outcome.
+        fault: Called with each batch before its forward; raising there acts like a failure of the forward.
+        progress: Called with the number of items finished after each batch.
+    """
+
+    def __init__(
+        self,
+        featurize: Callable[[int, Any], Features],
+        forward: Callable[[list[Features]], torch.Tensor],
+        *,
+        max_tokens: int,
+        batch_size: int,
+        executor: Executor | None = None,
+        lookahead: int = 8,
+        on_error: str = "raise",
+        fault: Callable[[list[Features]], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.featurize = featurize
+        self.forward = forward
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self.executor = executor
+        self.lookahead = max(1, lookahead)
+        self.on_error = on_error
+        self.fault = fault
+        self.progress = progress
+        self.stats = EngineStats(max_tokens_per_batch=max_tokens)
+
+    # ------------------------------------------------------------------------------------------------ the stream
+    def run(self, items: Iterable[Any]) -> Iterator[Outcome]:
+        """Yield ``(index, embedding or error)`` for every item, in input order."""
+        iterator = enumerate(items)
+        pending: deque[tuple[int, Future[Features] | Features | LCOInputError]] = deque()
+        exhausted = False
+        lookahead = self.lookahead
+
+        def top_up() -> None:
+            nonlocal exhausted
+            while not exhausted and len(pending) < lookahead:
+                try:
+                    index, item = next(iterator)
+                except StopIteration:
+                    exhausted = True
+                    return
+                pending.append((index, self._submit(index, item)))
+
+        window: list[Features] = []
+        failed: list[tuple[int, LCOInputError]] = []
+        tokens = 0
+        try:
+            while True:
+                top_up()
+                if not pending:
+                    break
+                index, job = pending.popleft()
+                outcome = self._resolve(index, job)
+                if isinstance(outcome, LCOInputError):
+                    if self.on_error == "raise":
+                        raise outcome
+                    failed.append((index, outcome))
+                else:
+                    window.append(outcome)
+                    tokens += outcome.length
+                if tokens >= WINDOW_BUDGETS * self.max_tokens or len(window) >= WINDOW_BATCHES * self.batch_size:
+                    # Keep the workers busy on the next window while this one runs.
+                    lookahead = max(lookahead, len(window) + len(failed))
+                    top_up()
+                    yield from self._flush(window, failed)
+                    window, failed, tokens = [], [], 0
+            yield from self._flush(window, failed)
+        finally:
+            for _, job in pending:
+                if isinstance(job, Future):
+                    job.cancel()
+
+    def _submit(self, index: int, item: Any) -> Future[Features] | Features | LCOInputError:
+        if self.executor is not None:
+            return self.executor.submit(self.featurize, index, item)
+        try:
+            return self.featurize(index, item)
+        except Exception as e:
+            return _item_error(index, e)
+
+    @staticmethod
+    def _resolve(index: int, job: Future[Features] | Features | LCOInputError) -> Features | LCOInputError:
+        if not isinstance(job, Future):
+            return job
+        try:
+            return job.result()
+        except BrokenProcessPool:
+            raise
+        except Exception as e:
+            return _item_error(index, e)
+
+    def _flush(self, window: list[Features], failed: list[tuple[int, LCOInputError]]) -> Iterator[Outcome]:
+        results: dict[int, torch.Tensor | LCOInputError] = dict(failed)
+        by_index = {features.index: features for features in window}
+        plan = plan_batches([(f.index, f.length) for f in window], self.max_tokens, self.batch_size)
+        for keys in plan:
+            self._execute([by_index[key] for key in keys], results)
+            if self.progress is not None:
+                self.progress(len(keys))
+        if self.progress is not None and failed:
+            self.progress(len(failed))
+        for index in sorted(results):
+            yield index, results[index]
+
+    # --------------------------------------------------------------------------------------------- one batch
+    def _execute(self, batch: list[Features], results: dict[int, torch.Tensor | LCOInputError]) -> None:
+        """Run one batch; split it when it exceeds the (possibly lowered) budget or runs out of memory."""
+        cost = padded_tokens([f.length for f in batch])
+        if len(batch) > 1 and cost > self.max_tokens:
+            for keys in plan_batches([(i, f.length) for i, f in enumerate(batch)], self.max_tokens, self.batch_size):
+                self._execute([batch[i] for i in keys], results)
+            return
+        failure: Exception | None = None
+        try:
+            if self.fault is not None:
+                self.fault(batch)
+            pooled = self.forward(batch)
+        except Exception as e:
+            failure = e
+        if failure is None:
+            self._store(batch, pooled, results)
+            self.stats.batches += 1
+            self.stats.tokens += sum(f.length for f in batch)
+            self.stats.padded_tokens += cost
+            return
+        # Handled outside the except block, so the failed forward's tensors can be freed before the retry.
+        if is_out_of_memory(failure):
+            reason = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
+            failure = None
+            _free_memory()
+            if len(batch) == 1:
+                error = LCOInputError(
+                    f"does not fit in memory even alone ({batch[0].length} tokens; {reason}). Lower max_pixels, "
+                    "video_max_pixels, video_fps, max_audio_seconds or max_length, or use a device with more memory.",
+                    batch[0].index,
+                )
+                self._fail(batch[0].index, error, results)
+                return
+            self.max_tokens = max(1, min(self.max_tokens, cost) // 2)
+            self.stats.oom_splits += 1
+            self.stats.max_tokens_per_batch = self.max_tokens
+            logger.warning(
+                "Out of memory on a batch of %d items (%d padded tokens): splitting it and lowering "
+                "max_tokens_per_batch to %d for the rest of this call.",
+                len(batch),
+                cost,
+                self.max_tokens,
+            )
+            half = len(batch) // 2
+            self._execute(batch[:half], results)
+            self._execute(batch[half:], results)
+            return
+        if len(batch) > 1:
+            # Find the culprit: run the items one by one, so only a truly bad item is reported.
+            for features in batch:
+                self._execute([features], results)
+            return
+        error = LCOInputError(
+            f"the model could not process this input ({type(failure).__name__}: {failure}).", batch[0].index
+        )
+        error.__cause__ = failure
+        self._fail(batch[0].index, error, results)
+
+    def _store(
+        self, batch: list[Features], pooled: torch.Tensor, results: dict[int, torch.Tensor | LCOInputError]
+    ) -> None:
+        for features, embedding in zip(batch, pooled, strict=True):
+            if not torch.isfinite(embedding).all():
+                error = LCOInputError(
+                    "the model produced NaN or infinite values for this input; float16 overflows easily: use "
+                    "bfloat16 or float32.",
+                    features.index,
+                )
+                self._fail(features.index, error, results)
+                continue
+            results[features.index] = embedding
+
+    def _fail(self, index: int, error: LCOInputError, results: dict[int, torch.Tensor | LCOInputError]) -> None:
+        if self.on_error == "raise":
+            raise error
+        results[index] = error
+
+
+def _item_error(index: int, error: Exception) -> LCOInputError:
+    if isinstance(error, LCOInputError):
+        return error if error.index == index else error.at(index)
+    wrapped = LCOInputError(f"could not be prepared ({type(error).__name__}: {error}).", index)
+    wrapped.__cause__ = error
+    return wrapped
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,185 @@
+"""Turn one input item into model-ready tensors, away from the model: the work that background workers do.
+
+A :class:`Featurizer` parses an item (:mod:`.inputs`), loads and resizes its media (:mod:`.preprocessing`),
+renders the chat template with the prompt table's suffix, and runs the checkpoint's processor on that one item
+(tokenizing, patchifying images and video frames, computing Whisper features). The result, a :class:`Features`,
+knows its exact sequence length, so batches can be planned by tokens before the forward pass
+(:mod:`.batching`) and padded into one batch later (:mod:`.collate`).
+
+A Featurizer holds no model and is picklable, so it runs in threads or in worker processes alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lco_embedding.errors import LCOInputError
+from lco_embedding.inputs import ParsedItem, build_messages, parse_item
+from lco_embedding.preprocessing import (
+    AudioOptions,
+    ImageOptions,
+    VideoOptions,
+    preprocess_audio,
+    preprocess_image,
+    preprocess_video,
+)
+from lco_embedding.prompts import MixedSuffixRule
+from lco_embedding.types import Modality
+
+__all__ = ["AUDIO_TAIL", "Features", "Featurizer", "featurize_in_worker", "install_worker_featurizer"]
+
+logger = logging.getLogger(__name__)
+
+AUDIO_TAIL = 480
+"""Zeros appended after an item's longest audio. The Whisper STFT frame at the end of the real audio reaches
+200 samples further, so every real frame equals the reference's (300 s of zero padding)."""
+
+
+@dataclass
+class Features:
+    """One item's processor outputs (batch dimension 1) and its sequence length in tokens.
+
+    Attributes:
+        index: Position of the item in the inputs of the call.
+        inputs: The processor's outputs for this item alone (``input_ids``, ``attention_mask``, ``pixel_values``,
+            ``image_grid_thw``, ``input_features``, ...).
+        length: Tokens the language model sees for this item: text tokens plus the expanded image, audio and
+            video placeholders (image tokens from the resized grid, audio tokens from the duration, video tokens
+            from sampled frames x grid).
+    """
+
+    index: int
+    inputs: dict[str, Any]
+    length: int
+
+
+class Featurizer:
+    """Everything needed to turn an input item into :class:`Features`, except the model.
+
+    Args:
+        processor: The checkpoint's processor.
+        modalities: Modalities the checkpoint can embed; other media raise :class:`LCOInputError`.
+        model_type: The checkpoint's ``model_type``, for error messages.
+        image_options: Image resizing options.
+        audio_options: Audio loading options.
+        video_options: Video sampling and resizing options.
+        mixed_suffix: Suffix rule for mixed inputs (see :mod:`.prompts`).
+        max_length: User text is cut to this many tokens; ``None`` keeps all of it.
+    """
+
+    def __init__(
+        self,
+        processor: Any,
+        *,
+        modalities: tuple[Modality, ...] | list[Modality],
+        model_type: str,
+        image_options: ImageOptions,
+        audio_options: AudioOptions,
+        video_options: VideoOptions,
+        mixed_suffix: MixedSuffixRule = "reference",
+        max_length: int | None = 300,
+    ) -> None:
+        self.processor = processor
+        self.modalities = tuple(modalities)
+        self.model_type = model_type
+        self.image_options = image_options
+        self.audio_options = audio_options
+        self.video_options = video_options
+        self.mixed_suffix: MixedSuffixRule = mixed_suffix
+        self.max_length = max_length
+
+    def __call__(self, index: int, item: Any, modality: Modality | None, prompt: str | None) -> Features:
+        """Featurize the raw input ``item`` found at position ``index``.
+
+        Raises:
+            LCOInputError: The item cannot be embedded (bound to ``index``).
+        """
+        try:
+            return self.featurize(index, parse_item(item, modality), prompt)
+        except LCOInputError as e:
+            raise e.at(index) from e
+
+    def featurize(self, index: int, item: ParsedItem, prompt: str | None) -> Features:
+        """Featurize an already parsed item."""
+        text, media = self.render(item, prompt)
+        kwargs: dict[str, Any] = {}
+        if media["audio"]:
+            # Pad to this item's longest audio, not to the feature extractor's 300 s: the real frames are
+            # identical, and the audio encoder only reads the frames its feature_attention_mask marks.
+            kwargs["audio_kwargs"] = {"max_length": max(len(a) for a in media["audio"]) + AUDIO_TAIL}
+        inputs = self.processor(
+            text=[text],
+            images=media["image"] or None,
+            audio=media["audio"] or None,
+            videos=media["video"] or None,
+            return_tensors="pt",
+            **kwargs,
+        )
+        inputs = dict(inputs)
+        return Features(index=index, inputs=inputs, length=int(inputs["input_ids"].shape[1]))
+
+    def render(self, item: ParsedItem, prompt: str | None) -> tuple[str, dict[str, list[Any]]]:
+        """Load the item's media and render its chat text: ``(text, {"image": [...], "audio": [...], ...})``."""
+        media: dict[str, list[Any]] = {"image": [], "audio": [], "video": []}
+        for part in item.media:
+            if part.modality not in self.modalities:
+                raise LCOInputError(
+                    f"this checkpoint ({self.model_type}) has no {part.modality} encoder; it embeds "
+                    f"{', '.join(self.modalities)}. Use an LCO-Embedding-Omni checkpoint for {part.modality}."
+                )
+            media[part.modality].append(self._load(part.modality, part.value))
+        if item.kind == "conversation" and prompt:
+            logger.warning("A prompt is not applied to conversation inputs: they are used as given.")
+        messages = build_messages(item, prompt=prompt, mixed_suffix=self.mixed_suffix, truncate=self.truncate)
+        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text, media
+
+    def _load(self, modality: str, value: Any) -> Any:
+        if modality == "image":
+            return preprocess_image(value, self.image_options)
+        if modality == "audio":
+            return preprocess_audio(value, self.audio_options)
+        return preprocess_video(value, self.video_options)
+
+    def config_key(self) -> tuple[Any, ...]:
+        """The options that decide the output, for telling whether a worker pool's copy is still current."""
+        return (
+            id(self.processor),
+            self.modalities,
+            repr(self.image_options),
+            repr(self.audio_options),
+            repr(self.video_options),
+            self.mixed_suffix,
+            self.max_length,
+        )
+
+    def truncate(self, text: str) -> str:
+        """Cut user text to ``max_length`` tokens."""
+        if self.max_length is None:
+            return text
+        tokenizer = self.processor.tokenizer
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= self.max_length:
+            return text
+        return tokenizer.decode(ids[: self.max_length])
+
+
+_worker_featurizer: Featurizer | None = None
+
+
+def install_worker_featurizer(featurizer: Featurizer) -> None:
+    """Initializer of featurize worker processes: keep the featurizer they receive once."""
+    global _worker_featurizer
+    torch.set_num_threads(1)
+    _worker_featurizer = featurizer
+
+
+def featurize_in_worker(index: int, item: Any, *, modality: Modality | None, prompt: str | None) -> Features:
+    """Featurize one item in a worker process set up by :func:`install_worker_featurizer`."""
+    if _worker_featurizer is None:
+        raise RuntimeError("featurize_in_worker runs only in a process set up by install_worker_featurizer.")
+    return _worker_featurizer(index, item, modality, prompt)
