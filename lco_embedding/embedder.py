@@ -22,8 +22,7 @@ from tqdm.auto import tqdm
 
 from lco_embedding.batching import default_max_tokens
 from lco_embedding.collate import collate
-from lco_embedding.engine import EngineStats, Outcome
-from lco_embedding.engine import Engine
+from lco_embedding.engine import Engine, EngineStats, Outcome
 from lco_embedding.errors import EncodeReport, LCOInputError
 from lco_embedding.featurize import Features, Featurizer, featurize_in_worker, install_worker_featurizer
 from lco_embedding.inputs import split_inputs
@@ -583,7 +582,14 @@ class LCOEmbedder:
                 continue
             report.kept.append(index)
             row = self._finish(
-                [outcome], self._dimension, True, normalize_embeddings, truncate_dim, precision, True, False,
+                [outcome],
+                self._dimension,
+                True,
+                normalize_embeddings,
+                truncate_dim,
+                precision,
+                True,
+                False,
                 layers is not None,
             )
             yield index, row  # type: ignore[misc]
