@@ -30,7 +30,16 @@ import numpy as np
 if TYPE_CHECKING:
     from lco_embedding.embedder import LCOEmbedder
 
-__all__ = ["build_tiny_checkpoint", "make_test_media", "simulate_oom", "OMNI_CHAT_TEMPLATE", "VL_CHAT_TEMPLATE"]
+__all__ = [
+    "build_tiny_checkpoint",
+    "make_test_media",
+    "simulate_oom",
+    "synthetic_image",
+    "write_mp4",
+    "write_wav",
+    "OMNI_CHAT_TEMPLATE",
+    "VL_CHAT_TEMPLATE",
+]
 
 CheckpointKind = Literal["omni-thinker", "omni", "qwen2_5_vl"]
 
@@ -166,23 +175,30 @@ def _vision_config() -> dict:
     }
 
 
-def _omni_thinker_config(tokenizer):
+def _audio_config() -> dict:
+    return {
+        "num_mel_bins": 128,
+        "encoder_layers": 2,
+        "encoder_attention_heads": 2,
+        "encoder_ffn_dim": 64,
+        "d_model": 32,
+        "max_source_positions": 1500,
+        "n_window": 100,
+        "output_dim": 64,
+    }
+
+
+def _omni_thinker_config(tokenizer, overrides: dict[str, dict]):
     from transformers import Qwen2_5OmniThinkerConfig
 
     ids = tokenizer.convert_tokens_to_ids
     return Qwen2_5OmniThinkerConfig(
-        text_config=_text_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
-        vision_config=_vision_config(),
-        audio_config={
-            "num_mel_bins": 128,
-            "encoder_layers": 2,
-            "encoder_attention_heads": 2,
-            "encoder_ffn_dim": 64,
-            "d_model": 32,
-            "max_source_positions": 1500,
-            "n_window": 100,
-            "output_dim": 64,
+        text_config={
+            **_text_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
+            **overrides["text"],
         },
+        vision_config={**_vision_config(), **overrides["vision"]},
+        audio_config={**_audio_config(), **overrides["audio"]},
         audio_token_index=ids("<|AUDIO|>"),
         image_token_index=ids("<|IMAGE|>"),
         video_token_index=ids("<|VIDEO|>"),
@@ -217,6 +233,10 @@ def build_tiny_checkpoint(
     *,
     seed: int = 0,
     init_std: float = 0.2,
+    text_config: dict | None = None,
+    vision_config: dict | None = None,
+    audio_config: dict | None = None,
+    dtype: str = "float32",
 ) -> Path:
     """Build and save a tiny random checkpoint of a real architecture, loadable by ``LCOEmbedder(path)``.
 
@@ -227,7 +247,15 @@ def build_tiny_checkpoint(
             ``thinker.``) or ``"qwen2_5_vl"`` (text, image and video only).
         seed: Seed of the random weights.
         init_std: Standard deviation of the random weights; 0.2 keeps embeddings of different inputs
-            clearly apart so parity tests are discriminating.
+            clearly apart so parity tests are discriminating (use 0.02 for deep models, whose activations
+            overflow otherwise).
+        text_config: Overrides of the language model's config (e.g. ``{"hidden_size": 256,
+            "num_hidden_layers": 28, ...}`` for a model of realistic proportions); ``vocab_size`` may exceed the
+            tokenizer's (the extra rows are never used).
+        vision_config: Overrides of the vision encoder's config (its ``out_hidden_size`` must equal the
+            language model's ``hidden_size``).
+        audio_config: Overrides of the audio encoder's config (Omni kinds; ``output_dim`` = ``hidden_size``).
+        dtype: dtype of the saved weights.
 
     Returns:
         The folder, holding ``config.json``, safetensors weights, tokenizer, processor and chat template.
@@ -241,6 +269,7 @@ def build_tiny_checkpoint(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
+    overrides = {"text": text_config or {}, "vision": vision_config or {}, "audio": audio_config or {}}
     if kind in ("omni-thinker", "omni"):
         from transformers import (
             Qwen2_5OmniConfig,
@@ -250,7 +279,7 @@ def build_tiny_checkpoint(
         )
 
         tokenizer = _build_tokenizer(_OMNI_SPECIAL)
-        thinker_config = _omni_thinker_config(tokenizer)
+        thinker_config = _omni_thinker_config(tokenizer, overrides)
         if kind == "omni-thinker":
             model = Qwen2_5OmniThinkerForConditionalGeneration(thinker_config)
         else:
@@ -270,8 +299,11 @@ def build_tiny_checkpoint(
         tokenizer = _build_tokenizer(_VL_SPECIAL)
         ids = tokenizer.convert_tokens_to_ids
         config = Qwen2_5_VLConfig(
-            text_config=_text_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
-            vision_config=_vision_config(),
+            text_config={
+                **_text_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
+                **overrides["text"],
+            },
+            vision_config={**_vision_config(), **overrides["vision"]},
             image_token_id=ids("<|image_pad|>"),
             video_token_id=ids("<|video_pad|>"),
             vision_start_token_id=ids("<|vision_start|>"),
@@ -285,12 +317,42 @@ def build_tiny_checkpoint(
     else:
         raise ValueError(f"kind must be one of 'omni-thinker', 'omni', 'qwen2_5_vl', got {kind!r}.")
     _randomize(model, init_std, seed)
+    model.to(getattr(torch, dtype))
     model.save_pretrained(path, safe_serialization=True)
     processor.save_pretrained(path)
     return path
 
 
-def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+def synthetic_image(height: int, width: int, rng: np.random.Generator, channels: int = 3) -> np.ndarray:
+    """A ``(height, width, channels)`` uint8 gradient with noise."""
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([(x * 255 // max(width - 1, 1)), (y * 255 // max(height - 1, 1)), (x + y) % 256], -1)
+    noise = rng.integers(0, 40, size=(height, width, 3))
+    arr = np.clip(base + noise, 0, 255).astype(np.uint8)
+    if channels == 4:
+        arr = np.concatenate([arr, np.full((height, width, 1), 200, np.uint8)], -1)
+    return arr
+
+
+def write_mp4(path: str | Path, *, seconds: float, fps: int, width: int, height: int, rng: np.random.Generator) -> Path:
+    """Write an MPEG-4 video of a gradient scrolling sideways."""
+    import av
+
+    first = synthetic_image(height, width, rng)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(round(fps * seconds)):
+            frame = np.roll(first, shift=4 * i, axis=1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return Path(path)
+
+
+def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:
+    """Write float samples in [-1, 1] (``(n,)`` or ``(n, channels)``) as 16-bit PCM WAV."""
     pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
     with wave.open(str(path), "wb") as f:
         f.setnchannels(1 if pcm.ndim == 1 else pcm.shape[1])
@@ -306,7 +368,6 @@ def make_test_media(folder: str | Path, *, seed: int = 0) -> dict[str, Path]:
     (22.05 kHz stereo), ``flac``, ``mp4`` (2 s at 8 fps, 64x48), ``mp4_short`` (1 s), ``corrupt_png``,
     ``empty_wav`` (no samples).
     """
-    import av
     import soundfile as sf
     from PIL import Image
 
@@ -316,13 +377,7 @@ def make_test_media(folder: str | Path, *, seed: int = 0) -> dict[str, Path]:
     out: dict[str, Path] = {}
 
     def image_array(h: int, w: int, channels: int = 3) -> np.ndarray:
-        y, x = np.mgrid[0:h, 0:w]
-        base = np.stack([(x * 255 // max(w - 1, 1)), (y * 255 // max(h - 1, 1)), (x + y) % 256], -1)
-        noise = rng.integers(0, 40, size=(h, w, 3))
-        arr = np.clip(base + noise, 0, 255).astype(np.uint8)
-        if channels == 4:
-            arr = np.concatenate([arr, np.full((h, w, 1), 200, np.uint8)], -1)
-        return arr
+        return synthetic_image(h, w, rng, channels)
 
     out["png"] = folder / "gradient.png"
     Image.fromarray(image_array(60, 80)).save(out["png"])
@@ -337,28 +392,20 @@ def make_test_media(folder: str | Path, *, seed: int = 0) -> dict[str, Path]:
 
     t = np.arange(16000) / 16000
     out["wav"] = folder / "tone.wav"
-    _write_wav(out["wav"], 0.5 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size), 16000)
+    write_wav(out["wav"], 0.5 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size), 16000)
     t22 = np.arange(22050 // 2) / 22050
     stereo = np.stack([np.sin(2 * np.pi * 330 * t22), 0.3 * np.sin(2 * np.pi * 550 * t22)], -1) * 0.5
     out["wav_22k_stereo"] = folder / "stereo_22k.wav"
-    _write_wav(out["wav_22k_stereo"], stereo, 22050)
+    write_wav(out["wav_22k_stereo"], stereo, 22050)
     out["flac"] = folder / "chirp.flac"
     chirp = 0.4 * np.sin(2 * np.pi * (200 + 600 * t[:12000]) * t[:12000])
     sf.write(out["flac"], chirp.astype(np.float32), 16000, format="FLAC")
     out["empty_wav"] = folder / "empty.wav"
-    _write_wav(out["empty_wav"], np.zeros(0), 16000)
+    write_wav(out["empty_wav"], np.zeros(0), 16000)
 
     for name, seconds in (("mp4", 2), ("mp4_short", 1)):
         out[name] = folder / f"{name}.mp4"
-        with av.open(str(out[name]), "w") as container:
-            stream = container.add_stream("mpeg4", rate=8)
-            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-            for i in range(8 * seconds):
-                frame = np.roll(image_array(48, 64), shift=4 * i, axis=1)
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+        write_mp4(out[name], seconds=seconds, fps=8, width=64, height=48, rng=rng)
     return out
 
 

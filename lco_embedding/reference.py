@@ -1,7 +1,14 @@
 """The reference pipeline of the LCO-Embedding model card, written out independently of the SDK.
 
 ``Qwen2_5OmniProcessor`` + ``qwen_omni_utils.process_mm_info`` + ``model(**inputs, output_hidden_states=True)
-.hidden_states[-1][:, -1]``, left padding, L2-normalised.
+.hidden_states[-1][:, -1]``, left padding, L2-normalised; :meth:`ReferencePipeline.embed_loop` is the card's batch
+loop (``torch.cuda.empty_cache()`` after every batch). It uses nothing of ``lco_embedding`` but this module, so it
+can pin the SDK's results (``tests/test_parity.py``) and serve as the baseline of ``benchmarks/throughput.py``.
+
+Example:
+    >>> ref = ReferencePipeline("path/to/checkpoint")  # doctest: +SKIP
+    >>> ref.embed([text_content("a cat"), media_content("image", "cat.jpg")]).shape  # doctest: +SKIP
+    (2, 2048)
 """
 
 from __future__ import annotations
@@ -9,16 +16,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+__all__ = ["ReferencePipeline", "text_content", "media_content", "mixed_content"]
+
 SUFFIX = "\nSummarize the above {} in one word:"
 MIXED = "\nSummarize the above in one word:"
 MAX_PIXELS = 1280 * 28 * 28
 
 
 def text_content(text: str) -> list[dict]:
+    """The message content of a text item."""
     return [{"type": "text", "text": text + SUFFIX.format("text")}]
 
 
 def media_content(kind: str, source) -> list[dict]:
+    """The message content of an image, audio or video item."""
     part = {"type": kind, kind: source}
     if kind == "image":
         part["max_pixels"] = MAX_PIXELS
@@ -26,6 +37,7 @@ def media_content(kind: str, source) -> list[dict]:
 
 
 def mixed_content(parts: list[tuple[str, object]]) -> list[dict]:
+    """The message content of a mixed item given as ``[(kind, source), ...]`` in order."""
     content = []
     for kind, source in parts:
         if kind == "text":
@@ -40,15 +52,19 @@ def mixed_content(parts: list[tuple[str, object]]) -> list[dict]:
 
 
 class ReferencePipeline:
-    def __init__(self, path: str):
+    """The model card's pipeline on a checkpoint folder (float32 unless ``dtype`` says otherwise)."""
+
+    def __init__(self, path: str, dtype: torch.dtype = torch.float32, device: str = "cpu"):
         from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalGeneration
 
         self.processor = Qwen2_5OmniProcessor.from_pretrained(path)
         self.processor.tokenizer.padding_side = "left"
-        self.model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(path, dtype=torch.float32).eval()
+        self.model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device).eval()
+        self.device = device
 
     @torch.no_grad()
     def embed(self, contents: list[list[dict]]) -> np.ndarray:
+        """Embed message contents in one batch."""
         from qwen_omni_utils import process_mm_info
 
         messages = [[{"role": "user", "content": content}] for content in contents]
@@ -57,5 +73,18 @@ class ReferencePipeline:
         inputs = self.processor(
             text=text, audio=audios, images=images, videos=videos, return_tensors="pt", padding=True
         )
+        dtype = self.model.dtype
+        inputs = {
+            key: value.to(self.device, dtype if value.is_floating_point() else None) for key, value in inputs.items()
+        }
         hidden = self.model(**inputs, output_hidden_states=True).hidden_states[-1][:, -1]
-        return torch.nn.functional.normalize(hidden.float(), dim=-1).numpy()
+        return torch.nn.functional.normalize(hidden.float(), dim=-1).cpu().numpy()
+
+    def embed_loop(self, contents: list[list[dict]], batch_size: int = 8) -> np.ndarray:
+        """The card's loop: batches of ``batch_size`` in input order, ``empty_cache()`` after each."""
+        out = []
+        for start in range(0, len(contents), batch_size):
+            out.append(self.embed(contents[start : start + batch_size]))
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        return np.concatenate(out)
