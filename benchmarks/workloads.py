@@ -28,8 +28,8 @@ _WORDS = (
 ).split()
 
 SIZES = {
-    "quick": {"text": 48, "images": 12, "audio": 8, "video": 4, "mixed": 12},
-    "full": {"text": 512, "images": 96, "audio": 48, "video": 24, "mixed": 96},
+    "quick": {"text": 10, "images": 4, "audio": 3, "video": 2, "mixed": 4},
+    "full": {"text": 192, "images": 32, "audio": 16, "video": 8, "mixed": 32},
 }
 
 

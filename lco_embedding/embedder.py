@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lco_embedding.batching import default_max_tokens
+from lco_embedding.batching import default_batch_overhead, default_max_tokens
 from lco_embedding.collate import collate
 from lco_embedding.engine import Engine, EngineStats, Outcome
 from lco_embedding.errors import EncodeReport, LCOInputError
@@ -73,8 +74,9 @@ class LCOEmbedder:
         max_tokens_per_batch: Token budget of one forward pass, counted with padding (``items x longest``).
             Default: 8192 on CPU and MPS; on CUDA derived from the free memory (see ``docs/performance.md``).
             Lowered automatically for the rest of a call after an out-of-memory error.
-        num_workers: Background workers that load, decode and preprocess the next items while the model runs
-            (default 2); 0 does it on the calling thread.
+        num_workers: Background workers that load, decode and preprocess the next items while the model runs;
+            0 does it on the calling thread. Default: 0 on CPU (the forward pass already uses every core, and
+            workers only compete with it), ``min(4, cores - 1)`` on GPUs.
         worker_type: ``"thread"`` (default) or ``"process"`` (spawned once, kept until :meth:`close`).
         torch_dtype: Deprecated alias of ``dtype``.
 
@@ -109,7 +111,7 @@ class LCOEmbedder:
         max_length: int | None = 300,
         mixed_suffix: MixedSuffixRule = "reference",
         max_tokens_per_batch: int | None = None,
-        num_workers: int = 2,
+        num_workers: int | None = None,
         worker_type: WorkerType = "thread",
         torch_dtype: str | torch.dtype | None = None,
     ) -> None:
@@ -120,8 +122,8 @@ class LCOEmbedder:
             raise ValueError(f"max_length must be a positive integer or None, got {max_length}.")
         if max_tokens_per_batch is not None and max_tokens_per_batch < 1:
             raise ValueError(f"max_tokens_per_batch must be a positive integer or None, got {max_tokens_per_batch}.")
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers}.")
+        if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 0):
+            raise ValueError(f"num_workers must be a non-negative integer or None, got {num_workers}.")
         if worker_type not in ("thread", "process"):
             raise ValueError(f"worker_type must be 'thread' or 'process', got {worker_type!r}.")
         if mixed_suffix not in ("reference", "dominant"):
@@ -135,7 +137,7 @@ class LCOEmbedder:
         self.mixed_suffix: MixedSuffixRule = mixed_suffix
         self.model_name_or_path = model_name_or_path
         self.max_tokens_per_batch = max_tokens_per_batch
-        self.num_workers = num_workers
+        self._num_workers = num_workers
         self.worker_type: WorkerType = worker_type
         self.last_report = EncodeReport()
         self.last_stats = EngineStats()
@@ -194,6 +196,19 @@ class LCOEmbedder:
     def modalities(self) -> list[Modality]:
         """The modalities this checkpoint can embed."""
         return list(self._modalities)
+
+    @property
+    def num_workers(self) -> int:
+        """Background featurize workers: the constructor's ``num_workers``, or the device's default."""
+        if self._num_workers is not None:
+            return self._num_workers
+        if self.device.type == "cpu":
+            return 0
+        return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+    @num_workers.setter
+    def num_workers(self, value: int | None) -> None:
+        self._num_workers = value
 
     def supports(self, modality: str) -> bool:
         """True if this checkpoint can embed ``modality`` (``"text"``, ``"image"``, ``"audio"``, ``"video"``)."""
@@ -306,6 +321,7 @@ class LCOEmbedder:
             partial(self._forward, layers=layers),
             max_tokens=max_tokens,
             batch_size=batch_size,
+            batch_overhead=default_batch_overhead(self.device),
             executor=executor,
             lookahead=max(batch_size, 2 * num_workers),
             on_error=on_error,

@@ -79,6 +79,7 @@ class Engine:
         forward: ``list[Features] -> Tensor`` of pooled embeddings, one row per item, in batch order.
         max_tokens: Token budget of one batch (padded tokens).
         batch_size: Most items in one batch.
+        batch_overhead: Fixed cost of one forward pass in tokens (see :func:`~lco_embedding.batching.plan_batches`).
         executor: Where ``featurize`` runs; ``None`` runs it inline on the calling thread.
         lookahead: Items submitted ahead of the consumer at the start (grows to one window).
         on_error: ``"raise"`` raises the first bad item's error; ``"skip"`` yields it as the item's outcome.
@@ -93,6 +94,7 @@ class Engine:
         *,
         max_tokens: int,
         batch_size: int,
+        batch_overhead: int = 0,
         executor: Executor | None = None,
         lookahead: int = 8,
         on_error: str = "raise",
@@ -103,6 +105,7 @@ class Engine:
         self.forward = forward
         self.max_tokens = max_tokens
         self.batch_size = batch_size
+        self.batch_overhead = batch_overhead
         self.executor = executor
         self.lookahead = max(1, lookahead)
         self.on_error = on_error
@@ -179,7 +182,9 @@ class Engine:
     def _flush(self, window: list[Features], failed: list[tuple[int, LCOInputError]]) -> Iterator[Outcome]:
         results: dict[int, torch.Tensor | LCOInputError] = dict(failed)
         by_index = {features.index: features for features in window}
-        plan = plan_batches([(f.index, f.length) for f in window], self.max_tokens, self.batch_size)
+        plan = plan_batches(
+            [(f.index, f.length) for f in window], self.max_tokens, self.batch_size, self.batch_overhead
+        )
         for keys in plan:
             self._execute([by_index[key] for key in keys], results)
             if self.progress is not None:
@@ -194,7 +199,8 @@ class Engine:
         """Run one batch; split it when it exceeds the (possibly lowered) budget or runs out of memory."""
         cost = padded_tokens([f.length for f in batch])
         if len(batch) > 1 and cost > self.max_tokens:
-            for keys in plan_batches([(i, f.length) for i, f in enumerate(batch)], self.max_tokens, self.batch_size):
+            lengths = [(i, f.length) for i, f in enumerate(batch)]
+            for keys in plan_batches(lengths, self.max_tokens, self.batch_size, self.batch_overhead):
                 self._execute([batch[i] for i in keys], results)
             return
         failure: Exception | None = None
