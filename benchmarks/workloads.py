@@ -5,8 +5,8 @@ plus, for the reference loop, the same items as model-card message contents.
 
 * text: a long-tailed mix of lengths from 10 to 1,000 tokens (log-uniform: most short, a few long), in random order.
 * images: JPEGs from 160x120 to 1600x1200 (in the quick run up to 800x600), in random order.
-* audio: 16 kHz WAV clips of 1 to 30 s.
-* video: MPEG-4 clips of 2 to 6 s at 8 fps, 320x240 (sampled at 2 fps).
+* audio: 16 kHz WAV clips of 1 to 30 s (quick: 1 to 10 s).
+* video: MPEG-4 clips of 2 to 6 s at 8 fps, 320x240, sampled at 2 fps (quick: 2 s).
 * mixed: text + image, text + audio, image + audio and text + video items.
 """
 
@@ -28,8 +28,8 @@ _WORDS = (
 ).split()
 
 SIZES = {
-    "quick": {"text": 10, "images": 4, "audio": 3, "video": 2, "mixed": 4},
-    "full": {"text": 192, "images": 32, "audio": 16, "video": 8, "mixed": 32},
+    "quick": {"text": 8, "images": 3, "audio": 3, "video": 2, "mixed": 3, "audio_max_s": 10, "video_max_s": 2},
+    "full": {"text": 192, "images": 32, "audio": 16, "video": 8, "mixed": 32, "audio_max_s": 30, "video_max_s": 6},
 }
 
 
@@ -74,7 +74,7 @@ def build_workloads(folder: str | Path, tokenizer, size: str = "quick", seed: in
 
     audios = []
     for i in range(n["audio"]):
-        seconds = float(rng.uniform(1, 30))
+        seconds = float(rng.uniform(1, n["audio_max_s"]))
         t = np.arange(int(16000 * seconds)) / 16000
         path = folder / f"audio_{i}.wav"
         write_wav(path, 0.3 * np.sin(2 * np.pi * rng.uniform(200, 800) * t) + 0.05 * rng.standard_normal(t.size), 16000)
@@ -84,7 +84,7 @@ def build_workloads(folder: str | Path, tokenizer, size: str = "quick", seed: in
     videos = []
     for i in range(n["video"]):
         path = folder / f"video_{i}.mp4"
-        write_mp4(path, seconds=int(rng.integers(2, 7)), fps=8, width=320, height=240, rng=rng)
+        write_mp4(path, seconds=int(rng.integers(2, n["video_max_s"] + 1)), fps=8, width=320, height=240, rng=rng)
         videos.append(str(path))
     out["video"] = Workload("video", [{"video": p} for p in videos], [media_content("video", p) for p in videos])
 
