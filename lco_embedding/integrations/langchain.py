@@ -1,0 +1,56 @@
+"""LangChain: :class:`LCOEmbeddings`, a ``langchain_core.embeddings.Embeddings``.
+
+Documents are embedded with the embedder's ``"document"`` prompt and queries with its ``"query"`` prompt when it
+has them (``LCOEmbedder(prompts={...})``); strings are always treated as text (a document that looks like a file
+name stays text). ``embed_images`` embeds image paths or URLs into the same space.
+
+Example:
+    >>> from langchain_core.vectorstores import InMemoryVectorStore  # doctest: +SKIP
+    >>> store = InMemoryVectorStore(LCOEmbeddings("LCO-Embedding/LCO-Embedding-Omni-3B"))  # doctest: +SKIP
+    >>> store.add_texts(["a cat", "a dog"]); store.similarity_search("kitten", k=1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from lco_embedding.integrations import require, resolve_embedder
+
+Embeddings = require("langchain_core.embeddings", "langchain").Embeddings
+
+__all__ = ["LCOEmbeddings"]
+
+
+class LCOEmbeddings(Embeddings):
+    """LangChain embeddings backed by :class:`~lco_embedding.LCOEmbedder`.
+
+    Args:
+        model: An ``LCOEmbedder``, or a hub id / folder to load one from.
+        encode_kwargs: Extra keyword arguments for every ``encode`` call (e.g. ``{"batch_size": 16}``).
+        **embedder_kwargs: Constructor arguments when ``model`` is a name or path.
+    """
+
+    def __init__(self, model: Any, encode_kwargs: dict[str, Any] | None = None, **embedder_kwargs: Any) -> None:
+        self.model = resolve_embedder(model, embedder_kwargs)
+        self.encode_kwargs = dict(encode_kwargs or {})
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents (text)."""
+        return self.model.encode_document(list(texts), modality="text", **self.encode_kwargs).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a query (text)."""
+        return self.model.encode_query([text], modality="text", **self.encode_kwargs)[0].tolist()
+
+    def embed_images(self, uris: list[str]) -> list[list[float]]:
+        """Embed images given as paths, URLs or data URIs, as documents."""
+        return self.model.encode_document([{"image": uri} for uri in uris], **self.encode_kwargs).tolist()
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """``embed_documents`` in a worker thread."""
+        return await asyncio.to_thread(self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """``embed_query`` in a worker thread."""
+        return await asyncio.to_thread(self.embed_query, text)

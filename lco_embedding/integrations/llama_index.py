@@ -1,0 +1,104 @@
+"""LlamaIndex: :class:`LCOEmbedding`, a ``MultiModalEmbedding`` for text and images (sync and async).
+
+Text is embedded with the embedder's ``"document"`` prompt and queries with its ``"query"`` prompt when it has
+them (``LCOEmbedder(prompts={...})``) — unlike LlamaIndex's stock ``HuggingFaceEmbedding``, whose saved query
+prompts are silently dropped. Images may be paths, URLs or ``BytesIO`` objects.
+
+Example:
+    >>> from llama_index.core import Document, VectorStoreIndex  # doctest: +SKIP
+    >>> embed = LCOEmbedding("LCO-Embedding/LCO-Embedding-Omni-3B")  # doctest: +SKIP
+    >>> index = VectorStoreIndex.from_documents([Document(text="a cat")], embed_model=embed)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+from lco_embedding.integrations import require, resolve_embedder
+
+_core = require("llama_index.core.embeddings", "llama-index")
+_bridge = require("llama_index.core.bridge.pydantic", "llama-index")
+MultiModalEmbedding = _core.MultiModalEmbedding
+
+__all__ = ["LCOEmbedding"]
+
+
+class LCOEmbedding(MultiModalEmbedding):
+    """LlamaIndex embeddings backed by :class:`~lco_embedding.LCOEmbedder`.
+
+    Args:
+        model: An ``LCOEmbedder``, or a hub id / folder to load one from.
+        embed_batch_size: Items per ``encode`` call made by LlamaIndex (default 32).
+        encode_kwargs: Extra keyword arguments for every ``encode`` call.
+        embedder_kwargs: Constructor arguments when ``model`` is a name or path.
+    """
+
+    encode_kwargs: dict[str, Any] = _bridge.Field(default_factory=dict, description="Extra encode arguments.")
+    _model: Any = _bridge.PrivateAttr()
+
+    def __init__(
+        self,
+        model: Any,
+        embed_batch_size: int = 32,
+        encode_kwargs: dict[str, Any] | None = None,
+        embedder_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        embedder = resolve_embedder(model, embedder_kwargs)
+        super().__init__(
+            model_name=str(embedder.model_name_or_path),
+            embed_batch_size=embed_batch_size,
+            encode_kwargs=dict(encode_kwargs or {}),
+            **kwargs,
+        )
+        self._model = embedder
+
+    @classmethod
+    def class_name(cls) -> str:
+        """LlamaIndex's name of this class."""
+        return "LCOEmbedding"
+
+    @property
+    def embedder(self) -> Any:
+        """The underlying :class:`~lco_embedding.LCOEmbedder`."""
+        return self._model
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._model.encode_query([query], modality="text", **self.encode_kwargs)[0].tolist()
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._get_text_embeddings([text])[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._model.encode_document(list(texts), modality="text", **self.encode_kwargs).tolist()
+
+    def _get_image_embedding(self, img_file_path: Any) -> list[float]:
+        return self._get_image_embeddings([img_file_path])[0]
+
+    def _get_image_embeddings(self, img_file_paths: list[Any]) -> list[list[float]]:
+        items = [{"image": _image_source(image)} for image in img_file_paths]
+        return self._model.encode_document(items, **self.encode_kwargs).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
+
+    async def _aget_image_embedding(self, img_file_path: Any) -> list[float]:
+        return await asyncio.to_thread(self._get_image_embedding, img_file_path)
+
+    async def _aget_image_embeddings(self, img_file_paths: list[Any]) -> list[list[float]]:
+        return await asyncio.to_thread(self._get_image_embeddings, img_file_paths)
+
+
+def _image_source(image: Any) -> Any:
+    """LlamaIndex's ``ImageType`` (a path or a ``BytesIO``) as an ``encode`` image source."""
+    if isinstance(image, io.BytesIO):
+        return image.getvalue()
+    return image
