@@ -5,7 +5,8 @@
 * :class:`LCODocumentImageEmbedder` — the image at ``Document.meta["file_path"]`` -> ``Document.embedding``.
 
 They serialise (``to_dict`` / ``from_dict``, so ``Pipeline.dumps()`` / ``loads()`` work; importing this module adds
-it to Haystack 3's deserialisation allowlist) and load the model in ``warm_up``, which ``Pipeline.run`` calls. Several components given the same settings share one loaded model.
+it to Haystack 3's deserialisation allowlist) and load the model in ``warm_up``, which ``Pipeline.run`` calls.
+Several components given the same settings share one loaded model.
 
 Example:
     >>> from haystack import Pipeline  # doctest: +SKIP
