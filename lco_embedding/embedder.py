@@ -27,7 +27,7 @@ from lco_embedding.engine import Engine, EngineStats, Outcome
 from lco_embedding.errors import EncodeReport, LCOInputError
 from lco_embedding.featurize import Features, Featurizer, featurize_in_worker, install_worker_featurizer
 from lco_embedding.inputs import split_inputs
-from lco_embedding.loading import load_model, resolve_attn, resolve_device, resolve_dtype
+from lco_embedding.loading import load_model, read_optional_json, resolve_attn, resolve_device, resolve_dtype
 from lco_embedding.pooling import last_token_pool
 from lco_embedding.preprocessing import AudioOptions, ImageOptions, VideoOptions
 from lco_embedding.prompts import MixedSuffixRule
@@ -39,6 +39,18 @@ logger = logging.getLogger(__name__)
 
 Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
 WorkerType = Literal["thread", "process"]
+SETTINGS_FILE = "lco_embedding_config.json"
+"""Preprocessing settings written by :meth:`LCOEmbedder.save_pretrained`."""
+SETTING_DEFAULTS: dict[str, Any] = {
+    "min_pixels": 4 * 28 * 28,
+    "max_pixels": 1280 * 28 * 28,
+    "video_fps": 2.0,
+    "video_max_frames": 768,
+    "video_max_pixels": 768 * 28 * 28,
+    "max_audio_seconds": 300.0,
+    "max_length": 300,
+    "mixed_suffix": "reference",
+}
 _FLOAT_INPUTS = ("pixel_values", "pixel_values_videos", "input_features")
 
 
@@ -128,6 +140,33 @@ class LCOEmbedder:
             raise ValueError(f"worker_type must be 'thread' or 'process', got {worker_type!r}.")
         if mixed_suffix not in ("reference", "dominant"):
             raise ValueError(f"mixed_suffix must be 'reference' or 'dominant', got {mixed_suffix!r}.")
+        hub_kwargs = {
+            "revision": revision,
+            "cache_dir": cache_folder,
+            "token": token,
+            "local_files_only": local_files_only,
+        }
+        # Settings saved with the checkpoint by save_pretrained apply unless an argument differs from the default.
+        given = {
+            "min_pixels": min_pixels,
+            "max_pixels": max_pixels,
+            "video_fps": video_fps,
+            "video_max_frames": video_max_frames,
+            "video_max_pixels": video_max_pixels,
+            "max_audio_seconds": max_audio_seconds,
+            "max_length": max_length,
+            "mixed_suffix": mixed_suffix,
+        }
+        saved = read_optional_json(model_name_or_path, SETTINGS_FILE, hub_kwargs)
+        settings = {k: saved[k] if k in saved and v == SETTING_DEFAULTS[k] else v for k, v in given.items()}
+        min_pixels, max_pixels = settings["min_pixels"], settings["max_pixels"]
+        video_fps, video_max_frames = settings["video_fps"], settings["video_max_frames"]
+        video_max_pixels, max_audio_seconds = settings["video_max_pixels"], settings["max_audio_seconds"]
+        max_length, mixed_suffix = settings["max_length"], settings["mixed_suffix"]
+        if prompts is None:
+            st_config = read_optional_json(model_name_or_path, "config_sentence_transformers.json", hub_kwargs)
+            prompts = st_config.get("prompts") or None
+            default_prompt_name = default_prompt_name or st_config.get("default_prompt_name")
         self.prompts: dict[str, str] = dict(prompts or {})
         if default_prompt_name is not None and default_prompt_name not in self.prompts:
             raise ValueError(f"default_prompt_name {default_prompt_name!r} is not in prompts ({sorted(self.prompts)}).")
@@ -152,12 +191,7 @@ class LCOEmbedder:
             device=resolved_device,
             dtype=resolve_dtype(dtype, resolved_device),
             attn_implementation=resolve_attn(attn_implementation, resolved_device),
-            hub_kwargs={
-                "revision": revision,
-                "cache_dir": cache_folder,
-                "token": token,
-                "local_files_only": local_files_only,
-            },
+            hub_kwargs=hub_kwargs,
             model_kwargs=model_kwargs,
             processor_kwargs=processor_kwargs,
         )
@@ -229,6 +263,32 @@ class LCOEmbedder:
             f"dtype={self.dtype}, dimension={self._dimension})"
         )
 
+    def settings(self) -> dict[str, Any]:
+        """The preprocessing settings that decide the embeddings (saved by :meth:`save_pretrained`)."""
+        return {
+            "min_pixels": self.image_options.min_pixels,
+            "max_pixels": self.image_options.max_pixels,
+            "video_fps": self.video_options.fps,
+            "video_max_frames": self.video_options.max_frames,
+            "video_max_pixels": self.video_options.max_pixels,
+            "max_audio_seconds": self.audio_options.max_seconds,
+            "max_length": self.max_length,
+            "mixed_suffix": self.mixed_suffix,
+        }
+
+    def save_pretrained(self, path: str | os.PathLike[str]) -> None:
+        """Write a folder that ``LCOEmbedder(path)``, ``SentenceTransformer(path, trust_remote_code=True)`` and
+        transformers' ``from_pretrained`` all load: weights, processor, settings, prompts and the
+        sentence-transformers module files. See ``docs/integrations.md``."""
+        self.to_sentence_transformer().save(str(path))
+
+    def to_sentence_transformer(self) -> Any:
+        """A ``SentenceTransformer`` sharing this embedder's weights, whose ``encode`` gives the same embeddings
+        (with ``normalize_embeddings=True``), prompts included."""
+        from lco_embedding.integrations.sentence_transformers import to_sentence_transformer
+
+        return to_sentence_transformer(self)
+
     # ---------------------------------------------------------------------------------------------- the engine
     def featurizer(self) -> Featurizer:
         """A :class:`~lco_embedding.featurize.Featurizer` with this embedder's current preprocessing options."""
@@ -246,6 +306,15 @@ class LCOEmbedder:
     @torch.inference_mode()
     def _forward(self, batch: list[Features], layers: list[int] | None) -> torch.Tensor:
         inputs = collate([features.inputs for features in batch], self._pad_token_id)
+        return self.embed_batch(inputs, layers).float().cpu()
+
+    def embed_batch(self, inputs: dict[str, Any], layers: list[int] | None = None) -> torch.Tensor:
+        """Run collated processor outputs through the backbone and pool each row's last real token.
+
+        The building block of ``encode`` for code that batches itself (e.g. the sentence-transformers module); it
+        keeps gradients unless called under ``torch.no_grad()`` / ``torch.inference_mode()``, and returns the
+        model's dtype on the model's device: ``[batch, d]``, or ``[batch, len(layers), d]`` with ``layers``.
+        """
         inputs = {
             key: value.to(self.device, self.dtype if key in _FLOAT_INPUTS else None)
             if isinstance(value, torch.Tensor)
@@ -257,7 +326,7 @@ class LCOEmbedder:
             hidden = outputs.last_hidden_state
         else:
             hidden = torch.stack([outputs.hidden_states[i] for i in layers], dim=1)
-        return last_token_pool(hidden, inputs["attention_mask"]).float().cpu()
+        return last_token_pool(hidden, inputs["attention_mask"])
 
     def _executor(self, num_workers: int, worker_type: WorkerType, featurizer: Featurizer) -> Executor | None:
         """The pool featurize runs in: ``None`` (inline), a fresh thread pool, or the kept process pool."""

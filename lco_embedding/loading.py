@@ -30,6 +30,7 @@ __all__ = [
     "resolve_device",
     "resolve_dtype",
     "resolve_attn",
+    "read_optional_json",
 ]
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,23 @@ def _read_config(name: str, hub_kwargs: dict[str, Any]) -> dict[str, Any]:
     from transformers.utils import cached_file
 
     path = cached_file(name, "config.json", **hub_kwargs)
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_optional_json(name: str, filename: str, hub_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The JSON file ``filename`` of a checkpoint (hub id or folder), or ``{}`` when it has none."""
+    from transformers.utils import cached_file
+
+    path = cached_file(
+        name,
+        filename,
+        _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False,
+        **hub_kwargs,
+    )
+    if path is None:
+        return {}
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 

@@ -1,0 +1,166 @@
+"""sentence-transformers 6: :class:`LCOModule`, an ``InputModule`` running an :class:`~lco_embedding.LCOEmbedder`.
+
+``LCOEmbedder.to_sentence_transformer()`` builds ``SentenceTransformer(modules=[LCOModule(embedder), Normalize()])``
+sharing the embedder's weights; its ``encode`` (with ``normalize_embeddings=True``) equals ``LCOEmbedder.encode``
+for every modality, with the same prompts. ``LCOEmbedder.save_pretrained(path)`` writes the weights, the processor,
+the preprocessing settings and the sentence-transformers files into one folder:
+
+* ``LCOEmbedder(path)`` loads it (settings and prompts included);
+* ``SentenceTransformer(path, trust_remote_code=True)`` loads it: ``modules.json`` names
+  ``lco_embedding.integrations.sentence_transformers.LCOModule``, a class outside sentence-transformers, which it
+  only imports with ``trust_remote_code=True`` (the class comes from the installed ``lco-embedding`` package;
+  nothing is downloaded or executed from the folder);
+* transformers' ``Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(path)`` loads the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lco_embedding.integrations import require
+
+_st = require("sentence_transformers", "sentence-transformers")
+_modules = require("sentence_transformers.base.modules", "sentence-transformers")
+InputModule, Normalize = _modules.InputModule, _modules.Normalize
+
+__all__ = ["LCOModule", "to_sentence_transformer"]
+
+_MODEL_INPUTS = (
+    "input_ids",
+    "attention_mask",
+    "pixel_values",
+    "image_grid_thw",
+    "pixel_values_videos",
+    "video_grid_thw",
+    "video_second_per_grid",
+    "second_per_grid_ts",
+    "input_features",
+    "feature_attention_mask",
+    "mm_token_type_ids",
+)
+
+
+class LCOModule(InputModule):
+    """Preprocess any LCO input (text, image, audio, video, mixed) and embed it at the last token.
+
+    Args:
+        embedder: The :class:`~lco_embedding.LCOEmbedder` whose model, processor and settings are used (shared, not
+            copied).
+    """
+
+    config_file_name = "lco_embedding_config.json"
+    config_keys = [
+        "min_pixels",
+        "max_pixels",
+        "video_fps",
+        "video_max_frames",
+        "video_max_pixels",
+        "max_audio_seconds",
+        "max_length",
+        "mixed_suffix",
+    ]
+    save_in_root = True
+
+    def __init__(self, embedder: Any) -> None:
+        super().__init__()
+        self.embedder = embedder
+        self.auto_model = embedder.model  # registered as a submodule: .to(), .train(), parameters() reach it
+        self.tokenizer = embedder.processor.tokenizer
+
+    @property
+    def modalities(self) -> list[str]:
+        """The modalities the checkpoint embeds, and ``"message"``: mixed items and conversations (which also lets
+        one batch mix modalities, as in ``LCOEmbedder.encode``)."""
+        return [*self.embedder.modalities, "message"]
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """The embedder's preprocessing settings."""
+        return self.embedder.settings()
+
+    def get_sentence_embedding_dimension(self) -> int:
+        """The embedding size (the model's hidden size)."""
+        return self.embedder._dimension
+
+    def get_max_seq_length(self) -> int | None:
+        """User text is cut to this many tokens (``None``: not cut)."""
+        return self.embedder.max_length
+
+    def preprocess(self, inputs: Sequence[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Featurize ``inputs`` as ``LCOEmbedder.encode`` does and pad them into one batch.
+
+        Raises:
+            LCOInputError: A bad item, shown in the message (sentence-transformers reorders items by length, so a
+                position would mislead). Never a TypeError, which sentence-transformers would take for "no prompt
+                support" and retry without the prompt.
+        """
+        from lco_embedding.collate import collate
+        from lco_embedding.errors import LCOInputError
+
+        featurizer = self.embedder.featurizer()
+        features = []
+        for index, item in enumerate(inputs):
+            try:
+                features.append(featurizer(index, item, None, prompt))
+            except Exception as e:
+                reason = (
+                    e.reason if isinstance(e, LCOInputError) else f"could not be prepared ({type(e).__name__}: {e})"
+                )
+                shown = repr(item) if len(repr(item)) <= 120 else repr(item)[:117] + "..."
+                raise LCOInputError(f"input {shown}: {reason}") from e
+        batch = collate([f.inputs for f in features], self.embedder._pad_token_id)
+        return {key: batch[key] for key in _MODEL_INPUTS if key in batch}
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Add ``sentence_embedding`` (last-token pooled, float32) to ``features``."""
+        inputs = {key: features[key] for key in _MODEL_INPUTS if key in features}
+        features["sentence_embedding"] = self.embedder.embed_batch(inputs).float()
+        return features
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the model, the processor and the settings to ``output_path``."""
+        self.embedder.model.save_pretrained(output_path, safe_serialization=True)
+        self.embedder.processor.save_pretrained(output_path)
+        self.save_config(output_path)
+
+    @classmethod
+    def load(
+        cls,
+        model_name_or_path: str,
+        subfolder: str = "",
+        token: bool | str | None = None,
+        cache_folder: str | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        **kwargs: Any,
+    ) -> LCOModule:
+        """Load the module from a folder written by ``LCOEmbedder.save_pretrained`` (or any LCO checkpoint)."""
+        from lco_embedding.embedder import LCOEmbedder
+
+        model_kwargs = dict(kwargs.get("model_kwargs") or {})
+        device = kwargs.get("device")
+        dtype = model_kwargs.pop("dtype", None) or model_kwargs.pop("torch_dtype", None)
+        embedder = LCOEmbedder(
+            model_name_or_path,
+            device=device,
+            dtype=dtype,
+            token=token,
+            cache_folder=cache_folder,
+            revision=revision,
+            local_files_only=local_files_only,
+            model_kwargs=model_kwargs or None,
+            prompts={},  # sentence-transformers keeps the prompts itself
+        )
+        return cls(embedder)
+
+
+def to_sentence_transformer(embedder: Any) -> Any:
+    """``SentenceTransformer(modules=[LCOModule(embedder), Normalize()])`` with the embedder's prompts."""
+    model = _st.SentenceTransformer(
+        modules=[LCOModule(embedder), Normalize()],
+        device=str(embedder.device),
+        prompts=dict(embedder.prompts),
+        default_prompt_name=embedder.default_prompt_name,
+        truncate_dim=embedder.truncate_dim,
+    )
+    return model
