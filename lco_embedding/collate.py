@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["collate"]
+__all__ = ["MODEL_INPUT_KEYS", "collate"]
 
 _LEFT_PADDED = {"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids"}
 _TIME_PADDED = {"input_features", "feature_attention_mask"}
@@ -29,6 +29,8 @@ _CONCATENATED = {
     "video_second_per_grid",
     "second_per_grid_ts",
 }
+MODEL_INPUT_KEYS = frozenset(_LEFT_PADDED | _TIME_PADDED | _CONCATENATED)
+"""Every processor output that :func:`collate` batches (and the model's forward reads)."""
 
 
 def collate(items: Sequence[dict[str, Any]], pad_token_id: int) -> dict[str, Any]:

@@ -26,20 +26,6 @@ InputModule, Normalize = _modules.InputModule, _modules.Normalize
 
 __all__ = ["LCOModule", "to_sentence_transformer"]
 
-_MODEL_INPUTS = (
-    "input_ids",
-    "attention_mask",
-    "pixel_values",
-    "image_grid_thw",
-    "pixel_values_videos",
-    "video_grid_thw",
-    "video_second_per_grid",
-    "second_per_grid_ts",
-    "input_features",
-    "feature_attention_mask",
-    "mm_token_type_ids",
-)
-
 
 class LCOModule(InputModule):
     """Preprocess any LCO input (text, image, audio, video, mixed) and embed it at the last token.
@@ -108,12 +94,13 @@ class LCOModule(InputModule):
                 )
                 shown = repr(item) if len(repr(item)) <= 120 else repr(item)[:117] + "..."
                 raise LCOInputError(f"input {shown}: {reason}") from e
-        batch = collate([f.inputs for f in features], self.embedder._pad_token_id)
-        return {key: batch[key] for key in _MODEL_INPUTS if key in batch}
+        return collate([f.inputs for f in features], self.embedder._pad_token_id)
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Add ``sentence_embedding`` (last-token pooled, float32) to ``features``."""
-        inputs = {key: features[key] for key in _MODEL_INPUTS if key in features}
+        from lco_embedding.collate import MODEL_INPUT_KEYS
+
+        inputs = {key: value for key, value in features.items() if key in MODEL_INPUT_KEYS}
         features["sentence_embedding"] = self.embedder.embed_batch(inputs).float()
         return features
 
