@@ -2,6 +2,7 @@
 
 * :mod:`lco_embedding.integrations.sentence_transformers` — ``LCOModule``, behind
   ``LCOEmbedder.to_sentence_transformer()`` and ``save_pretrained()``
+* :mod:`lco_embedding.integrations.mteb` — ``LCOMtebEncoder`` (``pip install 'lco-embedding[mteb]'``)
 * :mod:`lco_embedding.integrations.langchain` — ``LCOEmbeddings`` (``pip install 'lco-embedding[langchain]'``)
 * :mod:`lco_embedding.integrations.llama_index` — ``LCOEmbedding`` (``pip install 'lco-embedding[llama-index]'``)
 * :mod:`lco_embedding.integrations.haystack` — ``LCOTextEmbedder``, ``LCODocumentEmbedder``,
