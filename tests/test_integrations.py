@@ -59,6 +59,7 @@ def test_import_lco_embedding_imports_no_framework():
         ("lco_embedding.integrations.langchain", "langchain_core", "langchain"),
         ("lco_embedding.integrations.llama_index", "llama_index", "llama-index"),
         ("lco_embedding.integrations.haystack", "haystack", "haystack"),
+        ("lco_embedding.integrations.mteb", "mteb", "mteb"),
     ],
 )
 def test_a_missing_framework_names_the_extra(monkeypatch, module, framework, extra):

@@ -67,3 +67,22 @@ def test_encoder_embeddings_equal_encode(model, media):
     out = encoder.encode(mixed, task_metadata=meta, hf_split="test", hf_subset="default")
     expected = model.encode([{"text": "caption", "image": media["png"]}, {"text": "photo", "image": media["jpg"]}])
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=0)
+
+
+def test_encoder_handles_collated_audio_and_video(model, media):
+    """The forms mteb's AudioCollator / VideoCollator produce: audio dicts and (T, C, H, W) uint8 frame tensors."""
+    import torch
+    from mteb.mocks.mock_tasks.sts import MockSTSTask
+    from torch.utils.data import DataLoader
+
+    from lco_embedding.integrations.mteb import LCOMtebEncoder
+
+    encoder = LCOMtebEncoder(model)
+    audio = {"array": np.sin(np.arange(16000) / 10.0).astype(np.float32), "sampling_rate": 16000}
+    frames = [np.asarray(Image.open(media["png"]).convert("RGB").resize((56, 56))) for _ in range(4)]
+    video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)  # (T, C, H, W) uint8
+    batch = {"audio": [audio, None], "video": [None, video], "text": [None, "a clip"]}
+    loader = DataLoader([batch], batch_size=None)
+    out = encoder.encode(loader, task_metadata=MockSTSTask().metadata, hf_split="test", hf_subset="default")
+    expected = model.encode([{"audio": audio}, {"video": frames, "text": "a clip"}])
+    np.testing.assert_allclose(out, expected, atol=1e-5, rtol=0)
