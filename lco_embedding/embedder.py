@@ -363,9 +363,10 @@ class LCOEmbedder:
         self,
         items: Iterable[Any],
         *,
+        prompt_name: str | None,
         prompt: str | None,
         modality: Modality | None,
-        layers: list[int] | None,
+        output_layers: Literal["all"] | Iterable[int] | None,
         batch_size: int,
         max_tokens_per_batch: int | None,
         num_workers: int | None,
@@ -373,6 +374,8 @@ class LCOEmbedder:
         progress: Callable[[int], None] | None,
     ) -> Iterator[Outcome]:
         """Run ``items`` through the engine; yields ``(index, embedding or error)`` in input order."""
+        prompt = self._resolve_prompt(prompt_name, prompt)
+        layers = self._layer_indices(output_layers)
         num_workers = self.num_workers if num_workers is None else num_workers
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers must be a non-negative integer, got {num_workers}.")
@@ -562,9 +565,7 @@ class LCOEmbedder:
             logger.debug("encode ignores unknown keyword arguments %s", sorted(kwargs))
         if device is not None and torch.device(device) != self.device:
             self.model.to(device)
-        prompt = self._resolve_prompt(prompt_name, prompt)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
-        layers = self._layer_indices(output_layers)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
 
@@ -576,9 +577,10 @@ class LCOEmbedder:
         with tqdm(total=total, desc="Encoding", unit="item", disable=not show_progress_bar) as bar:
             for index, outcome in self._stream(
                 items,
+                prompt_name=prompt_name,
                 prompt=prompt,
                 modality=modality,
-                layers=layers,
+                output_layers=output_layers,
                 batch_size=batch_size,
                 max_tokens_per_batch=max_tokens_per_batch,
                 num_workers=num_workers,
@@ -607,7 +609,7 @@ class LCOEmbedder:
             precision,
             convert_to_numpy,
             convert_to_tensor,
-            layers is not None,
+            output_layers is not None,
         )
 
     def encode_iter(
@@ -643,18 +645,17 @@ class LCOEmbedder:
                 f"encode_iter supports precision float32, binary or ubinary, not {precision!r}: int8/uint8 ranges "
                 "are calibrated on the whole set; use encode, or quantize afterwards with calibration embeddings."
             )
-        prompt = self._resolve_prompt(prompt_name, prompt)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
-        layers = self._layer_indices(output_layers)
         items, single = split_inputs(inputs)
         if single:
             raise ValueError("encode_iter takes an iterable of items; use encode for a single item.")
         report = self.last_report = EncodeReport()
         for index, outcome in self._stream(
             items,
+            prompt_name=prompt_name,
             prompt=prompt,
             modality=modality,
-            layers=layers,
+            output_layers=output_layers,
             batch_size=batch_size,
             max_tokens_per_batch=max_tokens_per_batch,
             num_workers=num_workers,
@@ -675,7 +676,7 @@ class LCOEmbedder:
                 precision,
                 True,
                 False,
-                layers is not None,
+                output_layers is not None,
             )
             yield index, row  # type: ignore[misc]
 
