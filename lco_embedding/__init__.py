@@ -7,9 +7,25 @@ Example:
     (2, 2048)
 """
 
-from lco_embedding.embedder import LCOEmbedder
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from lco_embedding.errors import EncodeReport, LCOInputError
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
 
 __version__ = "0.1.0"
 
 __all__ = ["LCOEmbedder", "LCOInputError", "EncodeReport", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # LCOEmbedder imports torch and transformers: only when it is asked for, so that `lco-embed --help` and
+    # `import lco_embedding.corpus` stay fast.
+    if name == "LCOEmbedder":
+        from lco_embedding.embedder import LCOEmbedder
+
+        return LCOEmbedder
+    raise AttributeError(f"module 'lco_embedding' has no attribute {name!r}")

@@ -175,6 +175,7 @@ class LCOEmbedder:
         self.max_length = max_length
         self.mixed_suffix: MixedSuffixRule = mixed_suffix
         self.model_name_or_path = model_name_or_path
+        self.revision = revision
         self.max_tokens_per_batch = max_tokens_per_batch
         self._num_workers = num_workers
         self.worker_type: WorkerType = worker_type
@@ -198,6 +199,8 @@ class LCOEmbedder:
         self.model = loaded.model
         self.processor = loaded.processor
         self.model_type = loaded.model_type
+        self.commit = loaded.commit
+        """The hub commit the checkpoint was loaded from (None for a local folder)."""
         self._backbone = loaded.backbone
         self._modalities = loaded.modalities
         self._dimension = loaded.hidden_size
@@ -632,7 +635,9 @@ class LCOEmbedder:
 
         Items are read from ``inputs`` lazily (a generator over a million files is fine): about one window of
         items is held at a time. Arguments are those of :meth:`encode`. Skipped items (``on_error="skip"``) are
-        not yielded; they are recorded in ``self.last_report`` as the stream goes. ``int8``/``uint8`` precision
+        not yielded; they are recorded in ``self.last_report.errors`` as the stream goes (before any later item is
+        yielded). ``last_report.kept`` stays empty: every yielded pair carries its position, and a list of them
+        would grow with the stream. ``int8``/``uint8`` precision
         needs calibration over the whole set, so only ``float32``, ``binary`` and ``ubinary`` are accepted here.
 
         Example:
@@ -666,7 +671,6 @@ class LCOEmbedder:
                 report.errors[index] = outcome.reason
                 logger.warning("Skipped %s", outcome)
                 continue
-            report.kept.append(index)
             row = self._finish(
                 [outcome],
                 self._dimension,

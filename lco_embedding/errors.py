@@ -36,7 +36,8 @@ class EncodeReport:
     """What happened to the items of the last :meth:`LCOEmbedder.encode` call.
 
     Attributes:
-        kept: Input positions that were embedded, in the order of the returned rows.
+        kept: Input positions that were embedded, in the order of the returned rows (``encode`` only; empty after
+            ``encode_iter``, whose pairs carry their positions).
         errors: Input position -> reason, for every item that was skipped.
     """
 

@@ -22,6 +22,7 @@ import torch
 from PIL.Image import Image as PILImage
 
 from lco_embedding.errors import LCOInputError
+from lco_embedding.modalities import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from lco_embedding.prompts import MixedSuffixRule, suffix_for
 from lco_embedding.types import MODALITIES, ItemKind, Message, Modality
 
@@ -37,9 +38,6 @@ __all__ = [
     "build_messages",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tiff", ".tif", ".webp")
-AUDIO_EXTENSIONS = (".mp3", ".wav", ".ogg", ".flac", ".aac", ".m4a", ".opus")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".wmv", ".flv", ".mkv", ".webm")
 _EXTENSIONS: dict[Modality, tuple[str, ...]] = {
     "image": IMAGE_EXTENSIONS,
     "audio": AUDIO_EXTENSIONS,

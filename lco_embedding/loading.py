@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,9 @@ from lco_embedding.types import Modality
 
 __all__ = [
     "SUPPORTED_MODEL_TYPES",
+    "CheckpointInfo",
     "LoadedModel",
+    "describe_checkpoint",
     "load_model",
     "resolve_device",
     "resolve_dtype",
@@ -55,6 +59,7 @@ class LoadedModel:
         modalities: What the checkpoint can embed.
         hidden_size: The embedding dimension.
         patch_size: The vision encoder's patch size.
+        commit: The hub commit the files came from (None for a local folder).
     """
 
     model: torch.nn.Module
@@ -64,6 +69,26 @@ class LoadedModel:
     modalities: tuple[Modality, ...]
     hidden_size: int
     patch_size: int
+    commit: str | None = None
+
+
+@dataclass
+class CheckpointInfo:
+    """What ``config.json`` says about a checkpoint, read without loading its weights.
+
+    Attributes:
+        model_type: The ``model_type``.
+        modalities: What it can embed.
+        hidden_size: The embedding dimension.
+        num_layers: Decoder layers of the language model.
+        commit: The hub commit (None for a local folder).
+    """
+
+    model_type: str
+    modalities: tuple[Modality, ...]
+    hidden_size: int
+    num_layers: int
+    commit: str | None
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -103,12 +128,48 @@ def resolve_attn(attn_implementation: str | None, device: torch.device) -> str:
     return "sdpa"
 
 
-def _read_config(name: str, hub_kwargs: dict[str, Any]) -> dict[str, Any]:
+_SNAPSHOT = re.compile(r"[/\\]snapshots[/\\]([0-9a-f]{40})[/\\]")
+
+
+def _read_config(name: str, hub_kwargs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """``config.json`` of a checkpoint, and the hub commit it came from (from the cache's snapshot folder)."""
     from transformers.utils import cached_file
 
     path = cached_file(name, "config.json", **hub_kwargs)
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        config = json.load(f)
+    match = _SNAPSHOT.search(str(path))
+    return config, match.group(1) if match and not os.path.isdir(name) else None
+
+
+def _check_model_type(name: str, config: dict[str, Any]) -> str:
+    model_type = config.get("model_type")
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(
+            f"{name!r} has model_type {model_type!r}, which lco-embedding cannot load. Supported: "
+            f"{', '.join(SUPPORTED_MODEL_TYPES)} (LCO-Embedding-Omni checkpoints are qwen2_5_omni_thinker)."
+        )
+    return model_type
+
+
+def describe_checkpoint(name: str, hub_kwargs: dict[str, Any] | None = None) -> CheckpointInfo:
+    """Read a checkpoint's ``config.json`` (hub id or folder) without loading its weights.
+
+    Raises:
+        ValueError: Unsupported ``model_type``.
+        OSError: The checkpoint cannot be found or reached.
+    """
+    config, commit = _read_config(name, hub_kwargs or {})
+    model_type = _check_model_type(name, config)
+    text = config.get("thinker_config", config) if model_type == "qwen2_5_omni" else config
+    text = text.get("text_config", text)
+    return CheckpointInfo(
+        model_type=model_type,
+        modalities=SUPPORTED_MODEL_TYPES[model_type],
+        hidden_size=int(text["hidden_size"]),
+        num_layers=int(text["num_hidden_layers"]),
+        commit=commit,
+    )
 
 
 def read_optional_json(name: str, filename: str, hub_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -154,13 +215,8 @@ def load_model(
     """
     import transformers
 
-    config = _read_config(model_name_or_path, hub_kwargs)
-    model_type = config.get("model_type")
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ValueError(
-            f"{model_name_or_path!r} has model_type {model_type!r}, which lco-embedding cannot load. Supported: "
-            f"{', '.join(SUPPORTED_MODEL_TYPES)} (LCO-Embedding-Omni checkpoints are qwen2_5_omni_thinker)."
-        )
+    config, commit = _read_config(model_name_or_path, hub_kwargs)
+    model_type = _check_model_type(model_name_or_path, config)
     kwargs = {
         "dtype": dtype,
         "attn_implementation": attn_implementation,
@@ -190,4 +246,5 @@ def load_model(
         modalities=SUPPORTED_MODEL_TYPES[model_type],
         hidden_size=text_config.hidden_size,
         patch_size=int(getattr(vision_config, "patch_size", 14)),
+        commit=commit,
     )

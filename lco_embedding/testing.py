@@ -20,7 +20,7 @@ embedding).
 from __future__ import annotations
 
 import wave
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -36,6 +36,7 @@ __all__ = [
     "simulate_oom",
     "synthetic_image",
     "write_mp4",
+    "write_video",
     "write_wav",
     "OMNI_CHAT_TEMPLATE",
     "VL_CHAT_TEMPLATE",
@@ -334,21 +335,30 @@ def synthetic_image(height: int, width: int, rng: np.random.Generator, channels:
     return arr
 
 
-def write_mp4(path: str | Path, *, seconds: float, fps: int, width: int, height: int, rng: np.random.Generator) -> Path:
-    """Write an MPEG-4 video of a gradient scrolling sideways."""
+def write_video(path: str | Path, frames: Iterable[np.ndarray], *, fps: int) -> Path:
+    """Write ``(height, width, 3)`` uint8 frames (even sizes) as an MPEG-4 video."""
     import av
 
-    first = synthetic_image(height, width, rng)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(round(fps * seconds)):
-            frame = np.roll(first, shift=4 * i, axis=1)
+        stream = None
+        for frame in frames:
+            if stream is None:
+                stream = container.add_stream("mpeg4", rate=fps)
+                stream.height, stream.width = frame.shape[:2]
+                stream.pix_fmt = "yuv420p"
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
+        if stream is None:
+            raise ValueError("write_video needs at least one frame.")
         for packet in stream.encode():
             container.mux(packet)
     return Path(path)
+
+
+def write_mp4(path: str | Path, *, seconds: float, fps: int, width: int, height: int, rng: np.random.Generator) -> Path:
+    """Write an MPEG-4 video of a gradient scrolling sideways."""
+    first = synthetic_image(height, width, rng)
+    return write_video(path, (np.roll(first, shift=4 * i, axis=1) for i in range(round(fps * seconds))), fps=fps)
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:

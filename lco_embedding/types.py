@@ -13,14 +13,29 @@ import numpy as np
 import torch
 from PIL.Image import Image as PILImage
 
-Modality: TypeAlias = Literal["text", "image", "audio", "video"]
-"""The four modalities of the model's inputs."""
+from lco_embedding.modalities import MEDIA_MODALITIES, MODALITIES, Modality
+
+__all__ = [
+    "MEDIA_MODALITIES",
+    "MODALITIES",
+    "AudioArray",
+    "AudioInput",
+    "ContentPart",
+    "ImageInput",
+    "ItemKind",
+    "Message",
+    "Modality",
+    "MultimodalInput",
+    "PathInput",
+    "SingleInput",
+    "TextInput",
+    "VideoInput",
+]
+
 
 ItemKind: TypeAlias = Literal["text", "image", "audio", "video", "mixed", "parts", "conversation"]
 """What an input item turned out to be once parsed."""
 
-MEDIA_MODALITIES: tuple[Modality, ...] = ("image", "audio", "video")
-MODALITIES: tuple[Modality, ...] = ("text", "image", "audio", "video")
 
 PathInput: TypeAlias = Union[str, "PathLike[str]"]
 TextInput: TypeAlias = str

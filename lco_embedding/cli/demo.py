@@ -1,0 +1,115 @@
+"""``lco-embed demo``: the main job in one go on a small sample set — embed to disk, then search across modalities.
+
+With the Hugging Face hub in reach it uses LCO-Embedding-Omni-3B; without it, a tiny random checkpoint from
+:mod:`lco_embedding.testing`, behind a banner that says its rankings mean nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lco_embedding.cli.common import load_embedder
+from lco_embedding.cli.samples import write_samples
+from lco_embedding.cli.search import print_hits, query_prompt
+
+__all__ = ["demo"]
+
+WORKDIR = Path(tempfile.gettempdir()) / "lco-embedding-demo"
+BANNER = (
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    "!! {reason}\n"
+    "!! Running on a TINY RANDOM checkpoint (lco_embedding.testing) instead: every step below is the real\n"
+    "!! pipeline, but the weights are random, so the scores and rankings MEAN NOTHING.\n"
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+)
+
+
+def _queries(media: Path) -> list[tuple[str, dict[str, Any], str]]:
+    """(title, query item, modality searched) of the demo's cross-modal queries."""
+    return [
+        ('text -> image: "a red circle"', {"text": "a red circle"}, "image"),
+        ('text -> audio: "a ticking clock"', {"text": "a ticking clock"}, "audio"),
+        ('text -> video: "a ball rolling to the right"', {"text": "a ball rolling to the right"}, "video"),
+        ("image -> text: blue_square.png", {"image": str(media / "blue_square.png")}, "text"),
+    ]
+
+
+@contextmanager
+def _working_directory(path: Path):
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def _model(model: str | None, device: str | None) -> tuple[Any, str | None]:
+    """The demo's model, and the banner's reason when it fell back to the tiny checkpoint."""
+    from lco_embedding.corpus.job import DEFAULT_MODEL
+
+    if model is not None:
+        return load_embedder(model, device=device), None
+    try:
+        return load_embedder(DEFAULT_MODEL, device=device), None
+    except click.ClickException as e:
+        reason = f"Could not load {DEFAULT_MODEL} ({str(e.__cause__ or e).splitlines()[0][:120]})."
+    from lco_embedding.testing import build_tiny_checkpoint
+
+    path = WORKDIR / "tiny-checkpoint"
+    if not (path / "model.safetensors").is_file():
+        build_tiny_checkpoint(path)
+    return load_embedder(str(path), device=device), reason
+
+
+@click.command(short_help="Embed a sample set and search it across modalities (offline too).")
+@click.option("--model", "-m", help="Checkpoint to use [default: LCO-Embedding-Omni-3B, or a tiny offline one].")
+@click.option("--device", help="cuda, cpu, mps, ... [default: cuda if available, else mps, else cpu]")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Where to write the embeddings [default: a new temp folder]."
+)
+@click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=3, show_default=True, help="Hits per query.")
+def demo(model: str | None, device: str | None, out: str | None, k: int) -> None:
+    """Embed a small sample set (shapes, sounds, clips, captions) to disk and search it across modalities.
+
+    The same steps as `lco-embed encode` and `lco-embed search`; the commands to repeat them are printed at the end.
+    """
+    from lco_embedding.corpus.job import encode_corpus
+    from lco_embedding.corpus.search import search_folder
+
+    samples = write_samples(WORKDIR / "samples")
+    embedder, fallback = _model(model, device)
+    if fallback:
+        click.echo(BANNER.format(reason=fallback))
+    click.echo(f"Model: {embedder.model_name_or_path} ({embedder.model_type}, {embedder.get_embedding_dimension()}-d, "
+               f"{embedder.device}, {str(embedder.dtype).removeprefix('torch.')})")  # fmt: skip
+    output = Path(out) if out else Path(tempfile.mkdtemp(prefix="lco-embed-demo-"))
+    click.echo(f"\n1. Embedding the sample set (files in media/ and the rows of captions.jsonl) into {output}")
+    with _working_directory(samples.folder):
+        summary = encode_corpus(["media", "captions.jsonl"], output, model=embedder, show_progress_bar=True)
+    click.echo(
+        f"   {summary.embedded} items embedded, {summary.failed} failed, in {summary.seconds:.1f} s; "
+        f"{len(list(output.glob('part-*.parquet')))} shard(s), manifest.json and errors.jsonl written."
+    )
+    manifest_prompt = query_prompt(embedder, {"prompts": {"instruction": None}}, None, None)
+    click.echo("\n2. Cross-modal search (cosine, exact)")
+    for title, item, modality in _queries(samples.media):
+        vector = embedder.encode(item, prompt=manifest_prompt, show_progress_bar=False)
+        hits = search_folder(output, vector, k, modalities={modality})[0]
+        click.echo(f"\n{title}")
+        print_hits(hits, source_width=0)
+    if fallback:
+        click.echo("\n" + BANNER.format(reason=fallback))
+    click.echo(
+        "\nRepeat it yourself:\n"
+        f"  cd {samples.folder} && lco-embed encode media captions.jsonl --out {output} --model "
+        f"{embedder.model_name_or_path}\n"
+        f'  lco-embed search {output} "a red circle" --only image\n'
+        f"  lco-embed search {output} --image {samples.media / 'blue_square.png'} --only text"
+    )

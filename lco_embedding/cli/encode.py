@@ -1,0 +1,125 @@
+"""``lco-embed encode``: embed files, folders, tables and stdin lines into Parquet shards, resumably."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from lco_embedding.cli.common import model_options
+from lco_embedding.corpus.job import DEFAULT_SHARD_SIZE
+from lco_embedding.corpus.precision import PRECISIONS
+
+__all__ = ["encode"]
+
+SHOWN_FAILURES = 10
+"""Failures printed as they happen; the rest are only in errors.jsonl."""
+
+
+@click.command(short_help="Embed files, folders, tables or stdin into Parquet shards (resumable).")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@model_options
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Most items per pass.")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Token budget of one pass [default: from the device].")
+@click.option("--num-workers", type=click.IntRange(min=0), help="Preprocessing workers [default: 0 on CPU, 4 on GPU].")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True)
+@click.option("--no-normalize", is_flag=True, help="Store raw vectors instead of L2-normalised ones.")
+@click.option("--prompt", help="Instruction put in front of every item.")
+@click.option("--prompt-name", help="Name of a prompt saved with the model (e.g. document).")
+@click.option(
+    "--shard-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_SHARD_SIZE,
+    show_default=True,
+    help="Items per shard: the most work an interruption can lose.",
+)
+@click.option("--overwrite", is_flag=True, help="Delete this folder's previous run and start over.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def encode(
+    inputs: tuple[str, ...],
+    out: str,
+    model: str,
+    revision: str | None,
+    device: str | None,
+    dtype: str,
+    batch_size: int,
+    max_tokens: int | None,
+    num_workers: int | None,
+    precision: str,
+    no_normalize: bool,
+    prompt: str | None,
+    prompt_name: str | None,
+    shard_size: int,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Embed INPUT... into Parquet shards in --out, with a manifest.json and an errors.jsonl.
+
+    INPUT is a file, a folder (read recursively; the modality comes from the extension), a table (.jsonl,
+    .ndjson, .csv, .tsv, .parquet with columns text/image/audio/video, several in a row = one mixed item, and an
+    optional id; other columns are carried over), or - for text lines on stdin.
+
+    \b
+    text   .txt .md (one item per file)     image  .jpg .jpeg .png .gif .bmp .tiff .tif .webp
+    audio  .mp3 .wav .ogg .flac .aac .m4a .opus
+    video  .mp4 .avi .mov .wmv .flv .mkv .webm
+
+    Items that fail (corrupt or missing files, malformed rows) are listed in errors.jsonl and the run goes on.
+    Re-running the same command resumes where it stopped, even after a kill; each item ends up in the output
+    exactly once. A folder made with another model, other options or other inputs is refused unless --overwrite.
+    """
+    from lco_embedding.corpus.job import OutputMismatchError, encode_corpus
+
+    shown = 0
+
+    def report(failure: dict[str, Any]) -> None:
+        nonlocal shown
+        from tqdm.auto import tqdm
+
+        shown += 1
+        if shown <= SHOWN_FAILURES:
+            tqdm.write(f"failed: {failure['id']}: {failure['error']}", file=sys.stderr)
+        elif shown == SHOWN_FAILURES + 1:
+            tqdm.write("(more failures: see errors.jsonl)", file=sys.stderr)
+
+    try:
+        summary = encode_corpus(
+            inputs,
+            out,
+            model=model,
+            revision=revision,
+            device=device,
+            dtype=None if dtype == "auto" else dtype,
+            precision=precision,  # type: ignore[arg-type]
+            normalize=not no_normalize,
+            prompt=prompt,
+            prompt_name=prompt_name,
+            shard_size=shard_size,
+            batch_size=batch_size,
+            max_tokens_per_batch=max_tokens,
+            num_workers=num_workers,
+            overwrite=overwrite,
+            show_progress_bar=not quiet,
+            on_failure=report,
+        )
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted. Every committed shard is kept: re-run the same command to continue.", err=True)
+        sys.exit(130)
+    except (OutputMismatchError, ValueError, RuntimeError, OSError) as e:
+        # Bad inputs, a refused folder, a model that cannot be loaded, a full disk: say it and stop.
+        raise click.ClickException(str(e)) from e
+    if summary.already_complete:
+        click.echo(
+            f"Nothing to do: {out} is complete ({summary.done} items: {summary.embedded} embedded, "
+            f"{summary.failed} failed). Use --overwrite to start over."
+        )
+        return
+    if summary.resumed_from:
+        click.echo(f"Resumed at item {summary.resumed_from:,}.")
+    failed = f"{summary.failed:,} failed (see {summary.out / 'errors.jsonl'})" if summary.failed else "0 failed"
+    click.echo(
+        f"Embedded {summary.embedded:,} of {summary.done:,} items, {failed}; this run: {summary.processed:,} items "
+        f"in {summary.seconds:.1f} s ({summary.items_per_second:.1f} items/s). Output: {summary.out}"
+    )

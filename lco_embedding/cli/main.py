@@ -1,0 +1,42 @@
+"""The ``lco-embed`` command group."""
+
+from __future__ import annotations
+
+import click
+
+from lco_embedding import __version__
+from lco_embedding.cli.common import configure_logging
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="lco-embed")
+@click.option("-v", "--verbose", count=True, help="More log output (-v: INFO, -vv: DEBUG, with transformers').")
+def cli(verbose: int) -> None:
+    """Embed text, images, audio, video and mixed items with LCO-Embedding models, and search them.
+
+    \b
+    lco-embed demo                               the main job on a small sample set, offline too
+    lco-embed encode photos/ captions.jsonl --out emb
+    lco-embed search emb "a cat on a mat" -k 5
+    lco-embed search emb --image query.jpg --only text
+    lco-embed index emb                          approximate index for millions of rows
+    lco-embed info --model LCO-Embedding/LCO-Embedding-Omni-7B
+    """
+    configure_logging(verbose)
+
+
+def _register() -> None:
+    from lco_embedding.cli import demo, encode, info, search
+
+    for command in (encode.encode, search.search, search.index, info.info, demo.demo):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point of the ``lco-embed`` console script."""
+    cli(prog_name="lco-embed")

@@ -1,0 +1,444 @@
+"""Embed a corpus into an output folder, resumably and exactly once: the job behind ``lco-embed encode``.
+
+:func:`encode_corpus` plans the inputs (:mod:`.records`), opens or resumes the output folder (:mod:`.store`),
+streams the records through :meth:`LCOEmbedder.encode_iter` and commits a shard every ``shard_size`` input
+positions. A resumed run refuses a folder made with another model, other options or changed inputs; the
+comparison happens before the model is loaded where it can.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from lco_embedding.corpus.precision import PRECISIONS, Precision, arrow_type, calibrate, to_arrow
+from lco_embedding.corpus.records import InputSpec, Record, extra_columns, iter_records, output_name, plan_inputs
+from lco_embedding.corpus.store import FORMAT, FORMAT_VERSION, OutputFolder, now
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
+
+__all__ = ["DEFAULT_MODEL", "DEFAULT_SHARD_SIZE", "OutputMismatchError", "RunSummary", "encode_corpus"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "LCO-Embedding/LCO-Embedding-Omni-3B"
+DEFAULT_SHARD_SIZE = 10_000
+"""Input positions per shard: the most work a kill can lose."""
+
+
+class OutputMismatchError(ValueError):
+    """The output folder holds a run made with another model, other options or other inputs."""
+
+
+@dataclass
+class RunSummary:
+    """What one :func:`encode_corpus` call did.
+
+    Attributes:
+        out: The output folder.
+        total: Input positions in all inputs (None while stdin's length is unknown).
+        done: Positions committed, by this run and earlier ones.
+        embedded: Rows in the shards.
+        failed: Items in ``errors.jsonl``.
+        resumed_from: The position this run started at (0 for a fresh run).
+        seconds: Wall time of this run's embedding loop.
+        already_complete: The folder was complete before this run; nothing was done.
+    """
+
+    out: Path
+    total: int | None
+    done: int
+    embedded: int
+    failed: int
+    resumed_from: int
+    seconds: float
+    already_complete: bool = False
+
+    @property
+    def processed(self) -> int:
+        """Positions this run committed."""
+        return self.done - self.resumed_from
+
+    @property
+    def items_per_second(self) -> float:
+        """This run's throughput."""
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+
+def encode_corpus(
+    inputs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    model: LCOEmbedder | str = DEFAULT_MODEL,
+    revision: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    embedder_kwargs: dict[str, Any] | None = None,
+    precision: Precision = "float32",
+    normalize: bool = True,
+    prompt: str | None = None,
+    prompt_name: str | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    batch_size: int = 32,
+    max_tokens_per_batch: int | None = None,
+    num_workers: int | None = None,
+    overwrite: bool = False,
+    show_progress_bar: bool | None = None,
+    stdin: IO[str] | None = None,
+    on_failure: Callable[[dict[str, Any]], None] | None = None,
+) -> RunSummary:
+    """Embed files, folders, tables and stdin lines into Parquet shards in ``out``; resume where a run stopped.
+
+    Args:
+        inputs: Files, folders, tables (``.jsonl``, ``.csv``, ``.tsv``, ``.parquet``) and ``"-"`` for text lines
+            on ``stdin`` (see :mod:`lco_embedding.corpus.records`).
+        out: The output folder (created if missing).
+        model: A loaded :class:`LCOEmbedder`, or a hub id or folder to load.
+        revision, device, dtype: Passed to ``LCOEmbedder`` when ``model`` is a name.
+        embedder_kwargs: Other ``LCOEmbedder`` arguments when ``model`` is a name.
+        precision: ``float32``, ``int8`` or ``binary`` (see :mod:`lco_embedding.corpus.precision`).
+        normalize: L2-normalise the embeddings (default True).
+        prompt, prompt_name: An instruction put in front of every item, as in ``encode``.
+        shard_size: Input positions per shard (failed items included).
+        batch_size, max_tokens_per_batch, num_workers: As in ``encode``; they do not change the embeddings, so
+            a resumed run may use other values.
+        overwrite: Delete a previous run's files in ``out`` and start over.
+        show_progress_bar: Default: shown when this module logs at INFO or lower.
+        stdin: Where ``"-"`` reads from (default ``sys.stdin``).
+        on_failure: Called with each failed item's ``errors.jsonl`` entry as it happens.
+
+    Returns:
+        A :class:`RunSummary`.
+
+    Raises:
+        OutputMismatchError: ``out`` holds a run made with another model, other options or changed inputs.
+        ValueError: Bad inputs or arguments (nothing is written).
+        RuntimeError: Another process is writing to ``out``.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+    if not isinstance(shard_size, int) or shard_size < 1:
+        raise ValueError(f"shard_size must be a positive integer, got {shard_size}.")
+    if show_progress_bar is None:
+        show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
+    specs = plan_inputs([str(i) for i in inputs])
+    options = {"precision": precision, "normalize": normalize, "shard_size": shard_size}
+    folder = OutputFolder(out)
+    folder.lock()
+    try:
+        early = {
+            "model": {"name": _model_name(model), "revision": _revision(model, revision)},
+            "options": options,
+            "inputs": [_input_key(spec) for spec in specs],
+        }
+        if folder.exists():
+            if overwrite:
+                folder.clear()
+            else:
+                _check_same(folder, early)
+        elif folder.leftovers():
+            raise ValueError(
+                f"{str(folder.path)!r} holds files ({', '.join(folder.leftovers()[:5])}) but no manifest.json: it "
+                "is not an lco-embed output folder. Give an empty or new folder for --out."
+            )
+        embedder = _load(model, revision, device, dtype, embedder_kwargs)
+        manifest = _new_manifest(embedder, specs, options, embedder._resolve_prompt(prompt_name, prompt))
+        if folder.exists():
+            _check_same(folder, {key: manifest[key] for key in _RUN_KEY})
+            manifest = folder.manifest
+            folder.recover()
+        else:
+            folder.create(manifest)
+        counts = manifest["counts"]
+        if manifest["status"] == "complete":
+            return RunSummary(folder.path, counts["total"], counts["done"], counts["embedded"], counts["failed"],
+                              counts["done"], 0.0, already_complete=True)  # fmt: skip
+        return _run(embedder, folder, manifest, specs, batch_size, max_tokens_per_batch, num_workers,
+                    show_progress_bar, stdin, on_failure)  # fmt: skip
+    finally:
+        folder.unlock()
+
+
+# ---------------------------------------------------------------------------------------- the run's identity
+_RUN_KEY = ("model", "dimension", "options", "prompts", "settings", "inputs")
+"""Manifest entries that must match for a run to resume in a folder."""
+
+
+def _model_name(model: LCOEmbedder | str) -> str:
+    name = model if isinstance(model, str) else model.model_name_or_path
+    return os.path.abspath(name) if os.path.isdir(name) else name
+
+
+def _revision(model: LCOEmbedder | str, revision: str | None) -> str | None:
+    return revision if isinstance(model, str) else model.revision
+
+
+def _input_key(spec: InputSpec) -> dict[str, Any]:
+    entry = spec.to_json()
+    del entry["ignored"]  # files that are not embedded do not move positions
+    return entry
+
+
+def _load(
+    model: LCOEmbedder | str,
+    revision: str | None,
+    device: str | None,
+    dtype: str | None,
+    embedder_kwargs: dict[str, Any] | None,
+) -> LCOEmbedder:
+    from lco_embedding.embedder import LCOEmbedder
+
+    if isinstance(model, LCOEmbedder):
+        return model
+    return LCOEmbedder(model, revision=revision, device=device, dtype=dtype, **(embedder_kwargs or {}))
+
+
+def _new_manifest(
+    embedder: LCOEmbedder, specs: list[InputSpec], options: dict[str, Any], instruction: str | None
+) -> dict[str, Any]:
+    from lco_embedding.environment import versions
+    from lco_embedding.prompts import MIXED_SUFFIX, SUFFIXES
+
+    total = None if any(spec.items is None for spec in specs) else sum(spec.items or 0 for spec in specs)
+    columns = {output_name(name): kind for name, kind in extra_columns(specs).items()}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "status": "running",
+        "created": now(),
+        "updated": now(),
+        "model": {
+            "name": _model_name(embedder),
+            "revision": embedder.revision,
+            "commit": embedder.commit,
+            "model_type": embedder.model_type,
+            "dtype": str(embedder.dtype).removeprefix("torch."),
+        },
+        "dimension": embedder.get_embedding_dimension(),
+        "options": options,
+        "prompts": {
+            "instruction": instruction,
+            "named": dict(embedder.prompts),
+            "suffixes": {**SUFFIXES, "mixed": MIXED_SUFFIX},
+            "mixed_rule": embedder.mixed_suffix,
+        },
+        "settings": embedder.settings(),
+        "inputs": [_input_key(spec) for spec in specs],
+        "ignored_files": {spec.argument: spec.ignored for spec in specs if spec.ignored},
+        "columns": {
+            "id": "string",
+            "source": "string",
+            "modality": "string",
+            "embedding": str(arrow_type(options["precision"], embedder.get_embedding_dimension())),
+            **columns,
+        },  # fmt: skip
+        "int8_ranges": None,
+        "counts": {"total": total, "done": 0, "embedded": 0, "failed": 0},
+        "shards": [],
+        "errors_bytes": 0,
+        "seconds": 0.0,
+        "versions": versions(),
+    }
+
+
+def _differences(before: Any, now_: Any, path: str = "") -> list[str]:
+    if isinstance(before, dict) and isinstance(now_, dict):
+        found = []
+        for key in sorted(set(before) | set(now_), key=str):
+            found += _differences(before.get(key), now_.get(key), f"{path}.{key}" if path else str(key))
+        return found
+    if isinstance(before, list) and isinstance(now_, list) and len(before) == len(now_):
+        pairs = enumerate(zip(before, now_, strict=True))
+        return [found for i, (a, b) in pairs for found in _differences(a, b, f"{path}[{i}]")]
+    return [] if before == now_ else [f"{path}: {before!r} in the folder, {now_!r} now"]
+
+
+def _check_same(folder: OutputFolder, wanted: dict[str, Any]) -> None:
+    stored = {key: folder.manifest.get(key) for key in wanted}
+    for key, value in wanted.items():
+        if isinstance(value, dict) and isinstance(stored[key], dict):
+            stored[key] = {k: stored[key].get(k) for k in value}  # compare what is known at this stage
+    differences = _differences(stored, wanted)
+    if differences:
+        listed = "\n  ".join(differences[:10])
+        raise OutputMismatchError(
+            f"{str(folder.path)!r} holds embeddings made with another model, other options or other inputs:\n  "
+            f"{listed}\nRe-run with the same model, options and inputs to resume it, choose another output "
+            "folder, or pass --overwrite (overwrite=True) to delete it and start over."
+        )
+
+
+# --------------------------------------------------------------------------------------------------- the run
+def _outcomes(
+    embedder: LCOEmbedder, records: Iterable[Record], **encode_kwargs: Any
+) -> Iterator[tuple[Record, np.ndarray | None, str | None]]:
+    """``(record, embedding, None)`` or ``(record, None, reason)`` for every record, in order.
+
+    Only records with an item go to the model; the engine reports a failed item in ``last_report.errors``
+    before it yields any later one, so the records in flight can be matched up in order.
+    """
+    in_flight: deque[tuple[Record, int | None]] = deque()
+
+    def feed() -> Iterator[Any]:
+        fed = 0
+        for record in records:
+            if record.error is not None:
+                in_flight.append((record, None))
+                continue
+            in_flight.append((record, fed))
+            fed += 1
+            yield record.item
+
+    def failed(record: Record, number: int | None) -> tuple[Record, None, str]:
+        reason = record.error if number is None else embedder.last_report.errors.get(number)
+        return record, None, reason or "the item was not embedded (no reason was reported)."
+
+    for number, embedding in embedder.encode_iter(feed(), on_error="skip", **encode_kwargs):
+        while in_flight:
+            record, fed_as = in_flight.popleft()
+            if fed_as == number:
+                yield record, embedding, None
+                break
+            yield failed(record, fed_as)
+    while in_flight:
+        yield failed(*in_flight.popleft())
+
+
+class _Shard:
+    """The rows and failures of the shard being filled."""
+
+    def __init__(self, index: int, start: int, size: int, columns: dict[str, str]) -> None:
+        self.index, self.start, self.end = index, start, start + size
+        self.columns = columns
+        self.ids: list[str] = []
+        self.sources: list[str] = []
+        self.modalities: list[str] = []
+        self.embeddings: list[np.ndarray] = []
+        self.extras: dict[str, list[Any]] = {name: [] for name in columns}
+        self.errors: list[dict[str, Any]] = []
+        self.last = start - 1
+
+    def add(self, record: Record, embedding: np.ndarray | None, reason: str | None) -> None:
+        if record.position != self.last + 1:
+            raise RuntimeError(f"record {record.position} arrived after {self.last}: the stream lost its order.")
+        self.last = record.position
+        if embedding is None:
+            entry = {"position": record.position, "id": record.id, "source": record.source}
+            self.errors.append({**entry, "modality": record.modality, "error": reason})
+            return
+        self.ids.append(record.id)
+        self.sources.append(record.source)
+        self.modalities.append(record.modality)
+        self.embeddings.append(embedding)
+        for name, values in self.extras.items():
+            values.append(record.extras.get(name))
+
+    @property
+    def full(self) -> bool:
+        return self.last + 1 >= self.end
+
+    def table(self, precision: Precision, dimension: int, ranges: list[list[float]] | None) -> Any:
+        import pyarrow as pa
+
+        vectors = np.stack(self.embeddings) if self.embeddings else np.zeros((0, dimension), np.float32)
+        data = {
+            "id": pa.array(self.ids, pa.string()),
+            "source": pa.array(self.sources, pa.string()),
+            "modality": pa.array(self.modalities, pa.string()),
+            "embedding": to_arrow(vectors, precision, ranges),
+        }
+        for name, values in self.extras.items():
+            data[output_name(name)] = _extra_array(values, self.columns[name])
+        return pa.table(data)
+
+
+_ARROW_KINDS = {"string": "string", "int64": "int64", "double": "float64", "bool": "bool_"}
+
+
+def _extra_array(values: list[Any], kind: str) -> Any:
+    import json
+
+    import pyarrow as pa
+
+    if kind == "json":
+        text = [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in values]
+        return pa.array(text, pa.string())
+    return pa.array(values, getattr(pa, _ARROW_KINDS[kind])())
+
+
+def _run(
+    embedder: LCOEmbedder,
+    folder: OutputFolder,
+    manifest: dict[str, Any],
+    specs: list[InputSpec],
+    batch_size: int,
+    max_tokens_per_batch: int | None,
+    num_workers: int | None,
+    show_progress_bar: bool,
+    stdin: IO[str] | None,
+    on_failure: Callable[[dict[str, Any]], None] | None,
+) -> RunSummary:
+    from tqdm.auto import tqdm
+
+    options, counts = manifest["options"], manifest["counts"]
+    size, precision, dimension = options["shard_size"], options["precision"], manifest["dimension"]
+    columns = extra_columns(specs)
+    start = counts["done"]
+    seconds_before = manifest.get("seconds", 0.0)
+    began = time.perf_counter()
+    shard = _Shard(len(manifest["shards"]), start, size, columns)
+
+    def commit(final: bool) -> None:
+        nonlocal shard
+        if precision == "int8" and manifest["int8_ranges"] is None and shard.embeddings:
+            manifest["int8_ranges"] = calibrate(np.stack(shard.embeddings))
+        if final and counts["total"] is None:
+            counts["total"] = shard.last + 1
+        counts["done"] = shard.last + 1
+        counts["embedded"] += len(shard.ids)
+        counts["failed"] += len(shard.errors)
+        manifest["seconds"] = round(seconds_before + time.perf_counter() - began, 3)
+        if final:
+            manifest["status"] = "complete"
+        if shard.last >= shard.start:
+            entry = {"index": shard.index, "start": shard.start, "end": shard.last + 1}
+            entry.update(rows=len(shard.ids), failed=len(shard.errors))
+            table = shard.table(precision, dimension, manifest["int8_ranges"])
+            folder.commit_shard(manifest, entry, table, shard.errors)
+        else:
+            folder.write_manifest(manifest)
+        shard = _Shard(shard.index + 1, shard.last + 1, size, columns)
+
+    outcomes = _outcomes(
+        embedder,
+        iter_records(specs, start=start, stdin=stdin),
+        prompt=manifest["prompts"]["instruction"],
+        batch_size=batch_size,
+        normalize_embeddings=options["normalize"],
+        max_tokens_per_batch=max_tokens_per_batch,
+        num_workers=num_workers,
+    )
+    with tqdm(
+        total=counts["total"], initial=start, unit="item", desc="Embedding", disable=not show_progress_bar
+    ) as bar:
+        for record, embedding, reason in outcomes:
+            shard.add(record, embedding, reason)
+            if reason is not None and on_failure is not None:
+                on_failure(shard.errors[-1])
+            bar.update(1)
+            if shard.full:
+                commit(final=False)
+        commit(final=True)
+    return RunSummary(
+        folder.path, counts["total"], counts["done"], counts["embedded"], counts["failed"], start,
+        time.perf_counter() - began,
+    )  # fmt: skip

@@ -1,0 +1,511 @@
+"""What a corpus job reads: files, folders, tables and stdin turned into one ordered stream of records.
+
+:func:`plan_inputs` looks at every input once before any embedding (counts for the progress bar, the extra
+columns of tables, a fingerprint that tells a resumed run whether its inputs changed); :func:`iter_records`
+then yields one :class:`Record` per item, numbered from 0 across all inputs in a fixed order, so that a resumed
+run can skip exactly the positions already written.
+
+Modality from the extension (folders and files given directly):
+
+=========  ==================================================
+text       .txt .md (the whole file is one text item, UTF-8)
+image      .jpg .jpeg .png .gif .bmp .tiff .tif .webp
+audio      .mp3 .wav .ogg .flac .aac .m4a .opus
+video      .mp4 .avi .mov .wmv .flv .mkv .webm
+table      .jsonl .ndjson .csv .tsv .parquet (only as an input of its own)
+=========  ==================================================
+
+Folders are walked recursively in sorted order; hidden files and folders (``.name``), tables and files with
+other extensions are not embedded, and are counted in the plan as ignored. Symbolic links to folders are not
+followed.
+
+Tables have columns ``text``/``image``/``audio``/``video`` (several filled in one row = one mixed item) and an
+optional ``id``; every other column is carried to the output. Media values are paths (relative to the table's
+folder), ``file://`` paths, http(s) URLs, data URIs, raw bytes (Parquet) or Hugging Face datasets' ``{"bytes":
+..., "path": ...}`` structs. Empty or null cells are absent.
+
+Does not read stdin twice: a resumed run must be given the same lines again.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from lco_embedding.modalities import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, MODALITIES, VIDEO_EXTENSIONS
+
+__all__ = [
+    "TEXT_EXTENSIONS",
+    "TABLE_FORMATS",
+    "OUTPUT_COLUMNS",
+    "InputSpec",
+    "Record",
+    "extra_columns",
+    "file_modality",
+    "output_name",
+    "plan_inputs",
+    "iter_records",
+]
+
+TEXT_EXTENSIONS = (".txt", ".md")
+TABLE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+"""Table file extension -> format."""
+OUTPUT_COLUMNS = ("id", "source", "modality", "embedding")
+"""The columns every output shard has; extra input columns follow."""
+_FILE_MODALITIES = {
+    **{ext: "text" for ext in TEXT_EXTENSIONS},
+    **{ext: "image" for ext in IMAGE_EXTENSIONS},
+    **{ext: "audio" for ext in AUDIO_EXTENSIONS},
+    **{ext: "video" for ext in VIDEO_EXTENSIONS},
+}
+_ITEM_COLUMNS = ("id", *MODALITIES)
+_CSV_FIELD_LIMIT = 1 << 30
+
+InputKind = Literal["folder", "table", "file", "stdin"]
+
+
+def file_modality(path: str | Path) -> str | None:
+    """The modality of a file from its extension (see the module's table), or None."""
+    return _FILE_MODALITIES.get(os.path.splitext(str(path))[1].lower())
+
+
+@dataclass
+class InputSpec:
+    """One input of a job, resolved by :func:`plan_inputs`.
+
+    Attributes:
+        argument: The input as given (``"-"`` for stdin).
+        kind: ``"folder"``, ``"table"``, ``"file"`` or ``"stdin"``.
+        path: Absolute path (``None`` for stdin).
+        format: Table format (``jsonl``, ``csv``, ``tsv``, ``parquet``) or None.
+        items: Number of items it holds (``None`` for stdin: unknown until read).
+        fingerprint: Changes when the input changes in a way that moves positions (``None`` for stdin).
+        columns: Extra columns of a table -> their Arrow type (``"string"``, ``"int64"``, ..., or ``"json"`` for
+            values stored as JSON text).
+        ignored: Files of a folder that are not embedded, counted by extension.
+    """
+
+    argument: str
+    kind: InputKind
+    path: str | None = None
+    format: str | None = None
+    items: int | None = None
+    fingerprint: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    ignored: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as written in the manifest."""
+        return {
+            "argument": self.argument,
+            "kind": self.kind,
+            "path": self.path,
+            "format": self.format,
+            "items": self.items,
+            "fingerprint": self.fingerprint,
+            "columns": self.columns,
+            "ignored": self.ignored,
+        }
+
+
+@dataclass
+class Record:
+    """One item of the stream.
+
+    Attributes:
+        position: Its place in the whole job, from 0.
+        id: The table's ``id`` value, else a name made from where it came from.
+        source: Where it came from: a file's absolute path, ``<table>:<row>`` or ``stdin:<line>``.
+        modality: ``text``, ``image``, ``audio``, ``video`` or ``mixed``.
+        item: What ``LCOEmbedder.encode`` gets, or None when ``error`` is set.
+        error: Why the record cannot be embedded (malformed row, unreadable text file), else None.
+        extras: Extra table columns.
+    """
+
+    position: int
+    id: str
+    source: str
+    modality: str
+    item: Any = None
+    error: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------------ the plan
+def plan_inputs(arguments: Iterable[str]) -> list[InputSpec]:
+    """Resolve and count every input, reading tables once (in a stream) to count rows and find their columns.
+
+    Raises:
+        ValueError: An input does not exist, has an unknown extension, or ``-`` is given twice.
+    """
+    specs = []
+    for argument in arguments:
+        argument = str(argument)
+        if argument == "-":
+            if any(spec.kind == "stdin" for spec in specs):
+                raise ValueError("'-' (stdin) can be given only once.")
+            specs.append(InputSpec(argument, "stdin"))
+            continue
+        path = Path(argument)
+        if path.is_dir():
+            specs.append(_plan_folder(argument, path))
+        elif path.is_file():
+            extension = path.suffix.lower()
+            if extension in TABLE_FORMATS:
+                specs.append(_plan_table(argument, path, TABLE_FORMATS[extension]))
+            elif file_modality(path) is not None:
+                stat = path.stat()
+                specs.append(InputSpec(argument, "file", str(path.resolve()), items=1, fingerprint=f"{stat.st_size}"))
+            else:
+                raise ValueError(
+                    f"{argument!r} has an extension lco-embed does not read ({extension or 'none'}); accepted: "
+                    f"{', '.join(sorted(_FILE_MODALITIES))} and tables {', '.join(TABLE_FORMATS)}."
+                )
+        else:
+            raise ValueError(f"input {argument!r} does not exist (give files, folders, tables, or '-' for stdin).")
+    return specs
+
+
+def _walk(root: Path) -> Iterator[tuple[str, str | None]]:
+    """Yield ``(relative path, modality or None)`` for every non-hidden file under ``root``, in sorted order."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            relative = os.path.relpath(os.path.join(folder, name), root)
+            yield relative, file_modality(name)
+
+
+def _plan_folder(argument: str, path: Path) -> InputSpec:
+    digest = hashlib.sha256()
+    items = 0
+    ignored: Counter[str] = Counter()
+    for relative, modality in _walk(path):
+        if modality is None:
+            ignored[os.path.splitext(relative)[1].lower() or "(none)"] += 1
+            continue
+        items += 1
+        size = os.stat(os.path.join(path, relative)).st_size
+        digest.update(f"{relative}\0{size}\n".encode())
+    return InputSpec(
+        argument, "folder", str(path.resolve()), items=items, fingerprint=digest.hexdigest(), ignored=dict(ignored)
+    )
+
+
+def _plan_table(argument: str, path: Path, fmt: str) -> InputSpec:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+        columns = {
+            name: _arrow_column_type(schema.field(name).type) for name in schema.names if name not in _ITEM_COLUMNS
+        }
+        rows = parquet.metadata.num_rows
+        _check_media_columns(argument, schema.names)
+        fingerprint = f"{path.stat().st_size}:{rows}:{hashlib.sha256(str(schema).encode()).hexdigest()[:16]}"
+        return InputSpec(argument, "table", str(path.resolve()), fmt, rows, fingerprint, columns)
+    digest = hashlib.sha256()
+    rows = 0
+    if fmt == "jsonl":
+        types: dict[str, set[type]] = {}
+        names: set[str] = set()
+        with open(path, "rb") as f:
+            for line in f:
+                digest.update(line)
+                if not line.strip():
+                    continue
+                rows += 1
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # reported as that row's error when the records are read
+                if isinstance(row, dict):
+                    names.update(row)
+                    for key, value in row.items():
+                        if key not in _ITEM_COLUMNS:
+                            types.setdefault(key, set()).add(type(value))
+        columns = {key: _json_column_type(seen) for key, seen in types.items()}
+    else:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        header, rows = _csv_header_and_rows(path, fmt)
+        columns = {name: "string" for name in header if name not in _ITEM_COLUMNS}
+        names = set(header)
+    _check_media_columns(argument, names)
+    return InputSpec(argument, "table", str(path.resolve()), fmt, rows, digest.hexdigest(), columns)
+
+
+def _check_media_columns(argument: str, names: Iterable[str]) -> None:
+    if not set(names) & set(MODALITIES):
+        raise ValueError(
+            f"table {argument!r} has no column named text, image, audio or video (columns: {sorted(names)}); "
+            "name the content columns so, e.g. a CSV header 'id,text,image'."
+        )
+
+
+def _json_column_type(seen: set[type]) -> str:
+    """Arrow type of an extra JSONL column from the Python types of its values (``json`` = stored as JSON text)."""
+    seen = seen - {type(None)}
+    if not seen or seen == {str}:
+        return "string"
+    if seen == {bool}:
+        return "bool"
+    if seen == {int}:
+        return "int64"
+    if seen <= {int, float}:
+        return "double"
+    return "json"
+
+
+def _arrow_column_type(arrow_type: Any) -> str:
+    """The stored type of an extra Parquet column: strings, integers, floats and booleans keep their kind;
+    anything else (timestamps, lists, structs, bytes) is stored as JSON text."""
+    import pyarrow.types as pt
+
+    if pt.is_string(arrow_type) or pt.is_large_string(arrow_type):
+        return "string"
+    if pt.is_boolean(arrow_type):
+        return "bool"
+    if pt.is_integer(arrow_type) and not pt.is_uint64(arrow_type):
+        return "int64"
+    if pt.is_floating(arrow_type):
+        return "double"
+    return "json"
+
+
+def extra_columns(specs: Iterable[InputSpec]) -> dict[str, str]:
+    """Extra columns over all inputs -> stored type; a column typed differently by two inputs is stored as JSON
+    text (``int64`` and ``double`` make ``double``)."""
+    merged: dict[str, str] = {}
+    for spec in specs:
+        for name, kind in spec.columns.items():
+            before = merged.setdefault(name, kind)
+            if before != kind:
+                merged[name] = "double" if {before, kind} == {"int64", "double"} else "json"
+    return merged
+
+
+def output_name(column: str) -> str:
+    """The output column of an extra input column: ``input_<name>`` where it clashes with an output column."""
+    return f"input_{column}" if column in OUTPUT_COLUMNS else column
+
+
+def _csv_reader(f: IO[str], fmt: str) -> Any:
+    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    return csv.reader(f, delimiter="\t" if fmt == "tsv" else ",")
+
+
+def _csv_header_and_rows(path: Path, fmt: str) -> tuple[list[str], int]:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = _csv_reader(f, fmt)
+        header = next(reader, [])
+        rows = sum(1 for row in reader if row)
+    if not header:
+        raise ValueError(f"table {str(path)!r} is empty: it needs a header row naming its columns.")
+    return header, rows
+
+
+# --------------------------------------------------------------------------------------------------- the records
+def iter_records(specs: list[InputSpec], *, start: int = 0, stdin: IO[str] | None = None) -> Iterator[Record]:
+    """Yield the records of ``specs`` in order, from position ``start`` on.
+
+    Earlier positions are skipped unread where possible: no media is opened, no JSON parsed, and whole inputs
+    and Parquet row groups before ``start`` are passed over by their counts.
+    """
+    position = 0
+    for spec in specs:
+        if spec.items is not None and position + spec.items <= start:
+            position += spec.items
+            continue
+        for entry in _records_of(spec, position, max(0, start - position), stdin or sys.stdin):
+            if isinstance(entry, int):
+                position += entry
+            else:
+                yield entry
+                position += 1
+
+
+def _records_of(spec: InputSpec, first: int, skip: int, stdin: IO[str]) -> Iterator[Record | int]:
+    """The input's records from its ``skip``-th on; skipped positions come as counts (ints)."""
+    if spec.kind == "folder":
+        yield from _folder_records(spec, first, skip)
+    elif spec.kind == "file":
+        yield 1 if skip else _file_record(first, spec.argument, spec.path or spec.argument)
+    elif spec.kind == "stdin":
+        yield from _stdin_records(stdin, first, skip)
+    else:
+        yield from _table_records(spec, first, skip)
+
+
+def _file_record(position: int, display: str, path: str) -> Record:
+    modality = file_modality(path) or "text"
+    record = Record(position, display, os.path.abspath(path), modality)
+    if modality == "text":
+        try:
+            with open(path, encoding="utf-8") as f:
+                record.item = {"text": f.read()}
+        except (OSError, UnicodeDecodeError) as e:
+            record.error = f"cannot read the text file as UTF-8 ({type(e).__name__}: {e})."
+    else:
+        record.item = {modality: record.source}
+    return record
+
+
+def _folder_records(spec: InputSpec, first: int, skip: int) -> Iterator[Record | int]:
+    root = spec.path or spec.argument
+    number = 0
+    for relative, modality in _walk(Path(root)):
+        if modality is None:
+            continue
+        number += 1
+        if number <= skip:
+            yield 1
+        else:
+            yield _file_record(first + number - 1, os.path.join(spec.argument, relative), os.path.join(root, relative))
+
+
+def _stdin_records(stdin: IO[str], first: int, skip: int) -> Iterator[Record | int]:
+    for number, line in enumerate(stdin, 1):
+        if number <= skip:
+            yield 1
+            continue
+        name = f"stdin:{number}"
+        yield Record(first + number - 1, name, name, "text", item={"text": line.rstrip("\r\n")})
+
+
+def _table_records(spec: InputSpec, first: int, skip: int) -> Iterator[Record | int]:
+    assert spec.path is not None
+    rows = _parquet_rows(spec.path, skip) if spec.format == "parquet" else _text_rows(spec.path, spec.format, skip)
+    folder = os.path.dirname(spec.path)
+    for number, row, problem in rows:
+        if row is None:
+            yield 1  # skipped
+            continue
+        position = first + number - 1
+        source = f"{spec.path}:{number}"
+        default_id = f"{spec.argument}:{number}"
+        if problem is not None:
+            yield Record(position, default_id, source, "text", error=problem)
+            continue
+        yield _row_record(position, row, source, default_id, folder, spec.columns)
+
+
+def _text_rows(path: str, fmt: str | None, skip: int) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """``(row number from 1, row, problem)`` of a JSONL, CSV or TSV table; the first ``skip`` rows come as
+    ``(number, None, None)`` without being parsed."""
+    if fmt == "jsonl":
+        with open(path, encoding="utf-8") as f:
+            number = 0
+            for line_number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                number += 1
+                if number <= skip:
+                    yield number, None, None
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError as e:
+                    yield number, {}, f"line {line_number} is not valid JSON ({e})."
+                    continue
+                if not isinstance(row, dict):
+                    yield number, {}, f"line {line_number} is a JSON {type(row).__name__}, not an object."
+                    continue
+                yield number, row, None
+        return
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = _csv_reader(f, fmt or "csv")
+        header = next(reader, [])
+        number = 0
+        for values in reader:
+            if not values:
+                continue
+            number += 1
+            if number <= skip:
+                yield number, None, None
+                continue
+            if len(values) != len(header):
+                yield number, {}, f"row {number} has {len(values)} fields, the header has {len(header)}."
+                continue
+            yield number, dict(zip(header, values, strict=True)), None
+
+
+def _parquet_rows(path: str, skip: int) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path, memory_map=True)
+    number = 0
+    for index in range(parquet.num_row_groups):
+        size = parquet.metadata.row_group(index).num_rows
+        if number + size <= skip:
+            for _ in range(size):  # a whole row group before the start: not read
+                number += 1
+                yield number, None, None
+            continue
+        for batch in parquet.iter_batches(batch_size=1024, row_groups=[index]):
+            for row in batch.to_pylist():
+                number += 1
+                yield number, (row if number > skip else None), None
+
+
+def _row_record(
+    position: int, row: dict[str, Any], source: str, default_id: str, folder: str, columns: dict[str, str]
+) -> Record:
+    raw_id = row.get("id")
+    record_id = default_id if raw_id is None or raw_id == "" else str(raw_id)
+    extras = {name: row.get(name) for name in columns}
+    content: dict[str, Any] = {}
+    problems = []
+    for modality in MODALITIES:
+        value = row.get(modality)
+        if value is None or (isinstance(value, str) and value == ""):
+            continue
+        if modality == "text":
+            content["text"] = value
+            continue
+        value, problem = _media_value(value, folder, modality)
+        if problem:
+            problems.append(problem)
+        content[modality] = value
+    kind = next(iter(content)) if len(content) == 1 else "mixed"
+    record = Record(position, record_id, source, kind, extras=extras)
+    if problems:
+        record.error = " ".join(problems)
+    elif not content:
+        record.modality = "text"
+        record.error = "the row has no text, image, audio or video value."
+    else:
+        record.item = content
+    return record
+
+
+def _media_value(value: Any, folder: str, modality: str) -> tuple[Any, str | None]:
+    """Resolve a table's media cell: relative paths against the table's folder; datasets' structs to bytes."""
+    if isinstance(value, dict) and ("bytes" in value or "path" in value):
+        value = value.get("bytes") or value.get("path")
+        if value is None:
+            return None, f"the {modality} cell has neither bytes nor a path."
+    if isinstance(value, bytes | bytearray):
+        return bytes(value), None
+    if not isinstance(value, str):
+        return value, None  # the embedder names what is wrong with it
+    if value.startswith(("http://", "https://", "data:")):
+        return value, None
+    path = value[7:] if value.startswith("file://") else value
+    path = os.path.join(folder, path)  # an absolute path stays as it is
+    if not os.path.isfile(path):
+        return path, (
+            f"{modality} file not found: {path!r} (paths in a table are relative to the table's folder, {folder!r})."
+        )
+    return path, None
