@@ -145,6 +145,13 @@ def encode_corpus(
                 folder.clear()
             else:
                 _check_same(folder, early)
+                stored = folder.manifest
+                if (
+                    stored["status"] == "complete"
+                    and prompt_name is None
+                    and stored["prompts"]["instruction"] == prompt
+                ):
+                    return _summary(folder, stored, stored["counts"]["done"], 0.0, already_complete=True)
         elif folder.leftovers():
             raise ValueError(
                 f"{str(folder.path)!r} holds files ({', '.join(folder.leftovers()[:5])}) but no manifest.json: it "
@@ -158,14 +165,28 @@ def encode_corpus(
             folder.recover()
         else:
             folder.create(manifest)
-        counts = manifest["counts"]
         if manifest["status"] == "complete":
-            return RunSummary(folder.path, counts["total"], counts["done"], counts["embedded"], counts["failed"],
-                              counts["done"], 0.0, already_complete=True)  # fmt: skip
+            return _summary(folder, manifest, manifest["counts"]["done"], 0.0, already_complete=True)
         return _run(embedder, folder, manifest, specs, batch_size, max_tokens_per_batch, num_workers,
                     show_progress_bar, stdin, on_failure)  # fmt: skip
     finally:
         folder.unlock()
+
+
+def _summary(
+    folder: OutputFolder, manifest: dict[str, Any], start: int, seconds: float, already_complete: bool = False
+) -> RunSummary:
+    counts = manifest["counts"]
+    return RunSummary(
+        out=folder.path,
+        total=counts["total"],
+        done=counts["done"],
+        embedded=counts["embedded"],
+        failed=counts["failed"],
+        resumed_from=start,
+        seconds=seconds,
+        already_complete=already_complete,
+    )
 
 
 # ---------------------------------------------------------------------------------------- the run's identity
@@ -438,7 +459,4 @@ def _run(
             if shard.full:
                 commit(final=False)
         commit(final=True)
-    return RunSummary(
-        folder.path, counts["total"], counts["done"], counts["embedded"], counts["failed"], start,
-        time.perf_counter() - began,
-    )  # fmt: skip
+    return _summary(folder, manifest, start, time.perf_counter() - began)

@@ -166,8 +166,9 @@ def search_folder(
 
 
 def _hit(rank: int, score: float, row: int, values: dict[str, Any]) -> Hit:
-    fixed = {key: values.pop(key) for key in ("id", "source", "modality")}
-    return Hit(rank=rank, score=float(score), row=row, extra=values, **fixed)
+    fixed = ("id", "source", "modality")
+    extra = {key: value for key, value in values.items() if key not in fixed}
+    return Hit(rank, float(score), row, values["id"], values["source"], values["modality"], extra)
 
 
 def build_index(

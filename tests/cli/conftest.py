@@ -1,0 +1,69 @@
+"""Running ``lco-embed`` as a real subprocess (the installed console script), offline, on the tiny checkpoint."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+LCO_EMBED = Path(sys.executable).with_name("lco-embed")
+
+
+def run_cli(*args, cwd=None, stdin=None, env=None, check=True, timeout=300) -> subprocess.CompletedProcess:
+    """Run ``lco-embed ARGS`` and return the finished process (asserting exit code 0 unless ``check=False``)."""
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    result = subprocess.run(
+        [str(LCO_EMBED), *map(str, args)],
+        cwd=cwd,
+        input=stdin,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def start_cli(*args, cwd=None) -> subprocess.Popen:
+    """Start ``lco-embed ARGS`` without waiting (its output is discarded)."""
+    return subprocess.Popen(
+        [str(LCO_EMBED), *map(str, args)],
+        cwd=cwd,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def read_rows(folder) -> list[dict]:
+    """Every row of an output folder's shards, in order, embeddings as numpy arrays."""
+    rows = []
+    for path in sorted(Path(folder).glob("part-*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            row["embedding"] = np.asarray(row["embedding"])
+            rows.append(row)
+    return rows
+
+
+def copy_media(media: dict[str, str], folder: Path, names: dict[str, str]) -> Path:
+    """Copy test media into ``folder`` under new names: ``{new name: media key}``."""
+    for name, key in names.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(media[key], target)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cli_available():
+    if not LCO_EMBED.exists():
+        pytest.fail(f"the lco-embed console script is not installed next to {sys.executable}: pip install -e .")
+    return LCO_EMBED

@@ -1,0 +1,105 @@
+"""Exactly once: ``kill -9`` an ``lco-embed encode`` at different moments, re-run, and get the uninterrupted output."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tests.cli.conftest import copy_media, read_rows, run_cli, start_cli
+
+TOL = 1e-5
+
+
+def _corpus(root: Path, media: dict[str, str]) -> list[Path]:
+    names = {}
+    for i in range(6):
+        names[f"media/img{i}.png"] = ("png", "jpg", "png_rgba")[i % 3]
+        names[f"media/snd{i}.wav"] = ("wav", "wav_22k_stereo")[i % 2]
+    names["media/zz_corrupt.png"] = "corrupt_png"
+    copy_media(media, root, names)
+    lines = [json.dumps({"id": f"t{i}", "text": f"sentence {i} " + "word " * (i % 7), "n": i}) for i in range(240)]
+    lines[10] = "{broken json"
+    lines[20] = json.dumps({"id": "missing", "image": "media/nowhere.png"})
+    (root / "texts.jsonl").write_text("\n".join(lines) + "\n")
+    return [root / "media", root / "texts.jsonl"]
+
+
+def _committed_shards(out: Path) -> int:
+    try:
+        return len(json.loads((out / "manifest.json").read_text())["shards"])
+    except (OSError, ValueError):
+        return 0
+
+
+def _run_until(args: list, out: Path, condition, timeout: float = 120) -> bool:
+    """Start a run and kill -9 it once ``condition(elapsed seconds)`` holds; True if it was still running then."""
+    process = start_cli(*args)
+    began = time.monotonic()
+    try:
+        while time.monotonic() - began < timeout:
+            if process.poll() is not None:
+                return False  # it finished first
+            if condition(time.monotonic() - began):
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+                return True
+            time.sleep(0.005)
+        raise AssertionError("the run neither finished nor reached the kill point")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_kill_9_at_different_moments_then_rerun_equals_an_uninterrupted_run(tmp_path, media, tiny_omni):
+    inputs = _corpus(tmp_path / "data", media)
+    args = ["encode", *inputs, "--model", tiny_omni, "--shard-size", 5, "--batch-size", 2, "-q"]
+    run_cli(*args, "--out", tmp_path / "uninterrupted")
+
+    out = tmp_path / "interrupted"
+    rng = random.Random(0)
+    killed_mid_run = []
+    # 1. right after the first shard is committed
+    killed_mid_run.append(_run_until([*args, "--out", out], out, lambda _: _committed_shards(out) >= 1))
+    # 2. two commits into the resumed run
+    target = _committed_shards(out) + 2
+    killed_mid_run.append(_run_until([*args, "--out", out], out, lambda _: _committed_shards(out) >= target))
+    # 3. at a random moment between commits
+    target, delay = _committed_shards(out) + 1, rng.uniform(0.05, 0.4)
+    seen: dict[str, float] = {}
+
+    def later(elapsed: float) -> bool:
+        if "at" not in seen and _committed_shards(out) >= target:
+            seen["at"] = elapsed
+        return "at" in seen and elapsed >= seen["at"] + delay
+
+    killed_mid_run.append(_run_until([*args, "--out", out], out, later))
+    # 4. while it is still starting up (loading the model)
+    _run_until([*args, "--out", out], out, lambda elapsed: elapsed > 1.0)
+    assert killed_mid_run[:2] == [True, True], "the first two kills must land mid-run"
+    partial = json.loads((out / "manifest.json").read_text())
+    print("committed after the kills:", partial["counts"], "killed mid-run:", killed_mid_run)  # shown on failure
+    assert partial["status"] == "running" and 0 < partial["counts"]["done"] < 253
+
+    result = run_cli(*args, "--out", out)
+    assert f"Resumed at item {partial['counts']['done']}" in result.stdout
+
+    expected, got = read_rows(tmp_path / "uninterrupted"), read_rows(out)
+    assert [{k: v for k, v in r.items() if k != "embedding"} for r in got] == [
+        {k: v for k, v in r.items() if k != "embedding"} for r in expected
+    ]
+    np.testing.assert_allclose(
+        np.stack([r["embedding"] for r in got]), np.stack([r["embedding"] for r in expected]), atol=TOL, rtol=0
+    )
+    errors = [(out / "errors.jsonl").read_text(), (tmp_path / "uninterrupted" / "errors.jsonl").read_text()]
+    assert errors[0] == errors[1] and len(errors[0].splitlines()) == 3
+    final, reference = (json.loads((d / "manifest.json").read_text()) for d in (out, tmp_path / "uninterrupted"))
+    assert final["counts"] == reference["counts"] == {"total": 253, "done": 253, "embedded": 250, "failed": 3}
+    assert final["shards"] == reference["shards"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (tmp_path / "uninterrupted").iterdir())
