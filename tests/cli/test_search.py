@@ -1,0 +1,66 @@
+"""``lco-embed search`` and ``lco-embed index`` as subprocesses: an item queried with its own content comes first."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cli.conftest import copy_media, run_cli
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory, media, tiny_omni):
+    root = tmp_path_factory.mktemp("search")
+    copy_media(media, root / "media", {"gradient.png": "png", "photo.jpg": "jpg", "tone.wav": "wav", "clip.mp4": "mp4"})
+    texts = ["a cat on a mat", "a dog in the fog", "the quick brown fox", "stock prices fell sharply"]
+    (root / "texts.jsonl").write_text(
+        "".join(json.dumps({"id": f"t{i}", "text": t}) + "\n" for i, t in enumerate(texts))
+    )
+    out = root / "out"
+    run_cli("encode", root / "media", root / "texts.jsonl", "--out", out, "--model", tiny_omni, "-q")
+    return root, out, texts
+
+
+def test_a_text_finds_itself_first(encoded):
+    _, out, texts = encoded
+    for i in (0, 3):
+        result = run_cli("search", out, *texts[i].split(), "-k", 3)
+        lines = result.stdout.splitlines()
+        assert lines[0].split() == ["rank", "score", "id", "modality", "source"]
+        assert lines[2].split()[:4] == ["1", "1.0000", f"t{i}", "text"]
+        assert len(lines) == 2 + 3
+
+
+def test_an_image_finds_itself_first_and_json_output(encoded):
+    root, out, _ = encoded
+    result = run_cli("search", out, "--image", root / "media" / "photo.jpg", "--json", "-k", 8)
+    hits = json.loads(result.stdout)
+    assert [h["rank"] for h in hits] == list(range(1, 9))
+    assert hits[0]["source"] == str(root / "media" / "photo.jpg") and hits[0]["score"] == pytest.approx(1, abs=1e-5)
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert {h["modality"] for h in hits} == {"image", "audio", "video", "text"}
+    only = json.loads(
+        run_cli("search", out, "--image", root / "media" / "photo.jpg", "--only", "text", "--json").stdout
+    )
+    assert {h["modality"] for h in only} == {"text"} and len(only) == 4
+
+
+def test_the_index_gives_the_same_top_hit(encoded):
+    root, out, texts = encoded
+    result = run_cli("index", out, "-q")
+    assert "Indexed 8 rows" in result.stdout and (out / "index.usearch").is_file()
+    hits = json.loads(run_cli("search", out, *texts[1].split(), "--index", "--json", "-k", 2).stdout)
+    assert hits[0]["id"] == "t1" and hits[0]["score"] == pytest.approx(1, abs=2e-3)
+    exact = json.loads(run_cli("search", out, *texts[1].split(), "--exact", "--json", "-k", 2).stdout)
+    assert exact[0]["id"] == "t1"
+
+
+def test_search_errors_say_what_to_do(encoded, tmp_path):
+    root, out, _ = encoded
+    result = run_cli("search", tmp_path, "hello", check=False)
+    assert result.returncode == 1 and "not an output folder of lco-embed encode" in result.stderr
+    result = run_cli("search", out, check=False)
+    assert result.returncode == 2 and "give a QUERY text, or --image, --audio or --video" in result.stderr
+    result = run_cli("search", out, "--image", root / "media" / "tone.wav", check=False)
+    assert result.returncode == 1 and "cannot embed the query" in result.stderr
