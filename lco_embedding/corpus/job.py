@@ -334,6 +334,14 @@ def _outcomes(
         yield failed(*in_flight.popleft())
 
 
+class _StreamSkipFilter(logging.Filter):
+    """Drops ``encode_iter``'s per-item "Skipped Input N" lines while a job runs: N counts the items handed to the
+    model, not corpus positions; the job reports each failure itself, by id, in ``errors.jsonl``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Skipped %s"
+
+
 class _Shard:
     """The rows and failures of the shard being filled."""
 
@@ -448,15 +456,23 @@ def _run(
         max_tokens_per_batch=max_tokens_per_batch,
         num_workers=num_workers,
     )
-    with tqdm(
-        total=counts["total"], initial=start, unit="item", desc="Embedding", disable=not show_progress_bar
-    ) as bar:
-        for record, embedding, reason in outcomes:
-            shard.add(record, embedding, reason)
-            if reason is not None and on_failure is not None:
-                on_failure(shard.errors[-1])
-            bar.update(1)
-            if shard.full:
-                commit(final=False)
-        commit(final=True)
+    skip_filter = _StreamSkipFilter()
+    embedder_logger = logging.getLogger("lco_embedding.embedder")
+    embedder_logger.addFilter(skip_filter)
+    try:
+        with tqdm(
+            total=counts["total"], initial=start, unit="item", desc="Embedding", disable=not show_progress_bar
+        ) as bar:
+            for record, embedding, reason in outcomes:
+                shard.add(record, embedding, reason)
+                if reason is not None and on_failure is not None:
+                    on_failure(shard.errors[-1])
+                bar.update(1)
+                if shard.full:
+                    commit(final=False)
+            commit(final=True)
+    finally:
+        embedder_logger.removeFilter(skip_filter)
+    if counts["failed"]:
+        logger.info("%d of %d items failed: see %s", counts["failed"], counts["done"], folder.errors_path)
     return _summary(folder, manifest, start, time.perf_counter() - began)

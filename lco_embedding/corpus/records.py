@@ -307,10 +307,15 @@ def _csv_reader(f: IO[str], fmt: str) -> Any:
 
 
 def _csv_header_and_rows(path: Path, fmt: str) -> tuple[list[str], int]:
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = _csv_reader(f, fmt)
-        header = next(reader, [])
-        rows = sum(1 for row in reader if row)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = _csv_reader(f, fmt)
+            header = next(reader, [])
+            rows = sum(1 for row in reader if row)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"table {str(path)!r} is not UTF-8 text ({e}); save it as UTF-8.") from e
+    except csv.Error as e:
+        raise ValueError(f"table {str(path)!r} cannot be read as {fmt.upper()} ({e}).") from e
     if not header:
         raise ValueError(f"table {str(path)!r} is empty: it needs a header row naming its columns.")
     return header, rows
@@ -405,7 +410,7 @@ def _text_rows(path: str, fmt: str | None, skip: int) -> Iterator[tuple[int, dic
     """``(row number from 1, row, problem)`` of a JSONL, CSV or TSV table; the first ``skip`` rows come as
     ``(number, None, None)`` without being parsed."""
     if fmt == "jsonl":
-        with open(path, encoding="utf-8") as f:
+        with open(path, "rb") as f:  # bytes, as the plan counted them; json.loads reads UTF-8 (and names bad bytes)
             number = 0
             for line_number, line in enumerate(f, 1):
                 if not line.strip():

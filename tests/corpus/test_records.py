@@ -170,3 +170,17 @@ def test_bad_inputs_are_refused_with_the_fix(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(ValueError, match="needs a header row"):
         plan_inputs([str(tmp_path / "empty.csv")])
+    (tmp_path / "latin1.csv").write_bytes("text\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="is not UTF-8 text"):
+        plan_inputs([str(tmp_path / "latin1.csv")])
+
+
+def test_jsonl_lines_are_split_and_decoded_the_same_way_in_both_passes(tmp_path):
+    table = tmp_path / "odd.jsonl"
+    # a lone carriage return is not a line break (text mode would make two rows of line 1), then bad UTF-8
+    table.write_bytes(b'{"text": "a"}\r{"text": "b"}\r\n' + b'{"text": "caf\xe9"}\n' + b'{"text": "last"}')
+    (spec,) = plan_inputs([str(table)])
+    records = list(iter_records([spec]))
+    assert spec.items == len(records) == 3
+    assert "line 1 is not valid JSON" in records[0].error and records[2].item == {"text": "last"}
+    assert "line 2 is not valid JSON" in records[1].error and "utf-8" in records[1].error
