@@ -8,8 +8,9 @@ memory (RSS) is sampled every 0.2 s:
     `-` with the file on stdin (default) or a JSONL table of the same lines (`--input jsonl`).
 
 It reports items/s and the ratio (b)/(a), and for (b) the RSS after the first committed shard, at 25/50/75/100 %
-of the items, the peak, and the growth from the first shard to the end: flat memory means the growth stays a few
-MB whatever N is.
+of the items, the peak, the largest growth over the first shard's RSS, and (in the JSON) a timeline of about 200
+samples (seconds, RSS MB, items committed): flat memory means RSS at 25 % and at 100 % of the items are the same
+whatever N is.
 
     python benchmarks/encode_corpus.py                     # 100,000 lines (about 10 minutes on 2 cores)
     python benchmarks/encode_corpus.py --lines 20000 --input jsonl --json result.json
@@ -129,6 +130,9 @@ def run_cli(model: str, lines: Path, out: Path, *, jsonl: bool, shard_size: int)
         "peak_rss_mb": max(s[1] for s in sampler.samples),
         "growth_after_first_shard_mb": max(rss for _, rss, _ in committed) - first[1] if committed else None,
         "shards": len(final["shards"]),
+        "timeline": [
+            (round(t, 1), round(rss), d) for t, rss, d in sampler.samples[:: max(1, len(sampler.samples) // 200)]
+        ],
     }
 
 

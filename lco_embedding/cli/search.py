@@ -115,6 +115,10 @@ def search(folder: str, query: tuple[str, ...], image: str | None, audio: str | 
         manifest = OutputFolder(folder).manifest
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from e
+    if manifest["status"] != "complete":
+        counts = manifest["counts"]
+        total = f"{counts['total']:,}" if counts["total"] is not None else "?"
+        click.echo(f"Note: {folder} is not complete ({counts['done']:,} of {total} items committed).", err=True)
     embedder = load_folder_model(manifest, model, device)
     from lco_embedding.errors import LCOInputError
 
