@@ -261,7 +261,7 @@ def _new_manifest(
             "modality": "string",
             "embedding": str(arrow_type(options["precision"], embedder.get_embedding_dimension())),
             **columns,
-        },  # fmt: skip
+        },
         "int8_ranges": None,
         "counts": {"total": total, "done": 0, "embedded": 0, "failed": 0},
         "shards": [],
