@@ -24,7 +24,13 @@ SHOWN_FAILURES = 10
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Most items per pass.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Token budget of one pass [default: from the device].")
 @click.option("--num-workers", type=click.IntRange(min=0), help="Preprocessing workers [default: 0 on CPU, 4 on GPU].")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="float32",
+    show_default=True,
+    help="float32, int8 (per-dimension ranges from the first shard) or binary (sign bits, 1/32 of the size).",
+)
 @click.option("--no-normalize", is_flag=True, help="Store raw vectors instead of L2-normalised ones.")
 @click.option("--prompt", help="Instruction put in front of every item.")
 @click.option("--prompt-name", help="Name of a prompt saved with the model (e.g. document).")
@@ -62,7 +68,8 @@ def encode(
     optional id; other columns are carried over), or - for text lines on stdin.
 
     \b
-    text   .txt .md (one item per file)     image  .jpg .jpeg .png .gif .bmp .tiff .tif .webp
+    text   .txt .md (one item per file)
+    image  .jpg .jpeg .png .gif .bmp .tiff .tif .webp
     audio  .mp3 .wav .ogg .flac .aac .m4a .opus
     video  .mp4 .avi .mov .wmv .flv .mkv .webm
 
