@@ -82,6 +82,7 @@ def demo(model: str | None, device: str | None, out: str | None, k: int) -> None
     """
     from lco_embedding.corpus.job import encode_corpus
     from lco_embedding.corpus.search import search_folder
+    from lco_embedding.corpus.store import OutputFolder
 
     samples = write_samples(WORKDIR / "samples")
     embedder, fallback = _model(model, device)
@@ -97,10 +98,10 @@ def demo(model: str | None, device: str | None, out: str | None, k: int) -> None
         f"   {summary.embedded} items embedded, {summary.failed} failed, in {summary.seconds:.1f} s; "
         f"{len(list(output.glob('part-*.parquet')))} shard(s), manifest.json and errors.jsonl written."
     )
-    manifest_prompt = query_prompt(embedder, {"prompts": {"instruction": None}}, None, None)
+    prompt = query_prompt(embedder, OutputFolder(output).manifest, None, None)
     click.echo("\n2. Cross-modal search (cosine, exact)")
     for title, item, modality in _queries(samples.media):
-        vector = embedder.encode(item, prompt=manifest_prompt, show_progress_bar=False)
+        vector = embedder.encode(item, prompt=prompt, show_progress_bar=False)
         hits = search_folder(output, vector, k, modalities={modality})[0]
         click.echo(f"\n{title}")
         print_hits(hits, source_width=0)

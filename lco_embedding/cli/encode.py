@@ -77,14 +77,14 @@ def encode(
     Re-running the same command resumes where it stopped, even after a kill; each item ends up in the output
     exactly once. A folder made with another model, other options or other inputs is refused unless --overwrite.
     """
+    from tqdm.auto import tqdm
+
     from lco_embedding.corpus.job import OutputMismatchError, encode_corpus
 
     shown = 0
 
     def report(failure: dict[str, Any]) -> None:
         nonlocal shown
-        from tqdm.auto import tqdm
-
         shown += 1
         if shown <= SHOWN_FAILURES:
             tqdm.write(f"failed: {failure['id']}: {failure['error']}", file=sys.stderr)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from lco_embedding.cli.common import format_table, load_embedder, shorten
+from lco_embedding.errors import LCOInputError
 
 __all__ = ["index", "load_folder_model", "print_hits", "query_item", "query_prompt", "search"]
 
@@ -120,8 +121,6 @@ def search(folder: str, query: tuple[str, ...], image: str | None, audio: str | 
         total = f"{counts['total']:,}" if counts["total"] is not None else "?"
         click.echo(f"Note: {folder} is not complete ({counts['done']:,} of {total} items committed).", err=True)
     embedder = load_folder_model(manifest, model, device)
-    from lco_embedding.errors import LCOInputError
-
     try:
         vector = embedder.encode(item, prompt=query_prompt(embedder, manifest, prompt, prompt_name))
     except LCOInputError as e:
