@@ -45,6 +45,16 @@ def reference(tiny_omni):
     return ReferencePipeline(tiny_omni)
 
 
+@pytest.fixture(scope="session")
+def ray_address():
+    """One local Ray (2 CPUs) for the whole session; its address lets subprocesses join it."""
+    import ray
+
+    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield context.address_info["address"]
+    ray.shutdown()
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -41,6 +42,20 @@ SHOWN_FAILURES = 10
     show_default=True,
     help="Items per shard: the most work an interruption can lose.",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Embed on Ray actors: the RAY_ADDRESS cluster or a new local Ray, or the cluster at ADDRESS (host:port, "
+    "ray://host:port, auto = the one running here). Same output.",
+)
+@click.option("--ray-workers", type=click.IntRange(min=1), help="Ray actors [default: one per GPU, else 1].")
+@click.option(
+    "--ray-gpus-per-worker", type=click.FloatRange(min=0), help="GPUs per actor [default: 1 if the cluster has GPUs]."
+)
 @click.option("--overwrite", is_flag=True, help="Delete this folder's previous run and start over.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def encode(
@@ -58,6 +73,9 @@ def encode(
     prompt: str | None,
     prompt_name: str | None,
     shard_size: int,
+    ray_address: str | None,
+    ray_workers: int | None,
+    ray_gpus_per_worker: float | None,
     overwrite: bool,
     quiet: bool,
 ) -> None:
@@ -72,6 +90,9 @@ def encode(
     image  .jpg .jpeg .png .gif .bmp .tiff .tif .webp
     audio  .mp3 .wav .ogg .flac .aac .m4a .opus
     video  .mp4 .avi .mov .wmv .flv .mkv .webm
+
+    With --ray the items are embedded on Ray actors (local, or a cluster whose workers can read the inputs); the
+    output folder is the same. Put --ray after the inputs, or write --ray=ADDRESS.
 
     Items that fail (corrupt or missing files, malformed rows) are listed in errors.jsonl and the run goes on.
     Re-running the same command resumes where it stopped, even after a kill; each item ends up in the output
@@ -91,6 +112,7 @@ def encode(
         elif shown == SHOWN_FAILURES + 1:
             tqdm.write("(more failures: see errors.jsonl)", file=sys.stderr)
 
+    ray = _ray_options(ray_address, ray_workers, ray_gpus_per_worker)
     try:
         summary = encode_corpus(
             inputs,
@@ -110,11 +132,12 @@ def encode(
             overwrite=overwrite,
             show_progress_bar=not quiet,
             on_failure=report,
+            ray=ray,
         )
     except KeyboardInterrupt:
         click.echo("\nInterrupted. Every committed shard is kept: re-run the same command to continue.", err=True)
         sys.exit(130)
-    except (OutputMismatchError, ValueError, RuntimeError, OSError) as e:
+    except (OutputMismatchError, ValueError, RuntimeError, OSError, ImportError, ConnectionError) as e:
         # Bad inputs, a refused folder, a model that cannot be loaded, a full disk: say it and stop.
         raise click.ClickException(str(e)) from e
     if summary.already_complete:
@@ -130,3 +153,21 @@ def encode(
         f"Embedded {summary.embedded:,} of {summary.done:,} items, {failed}; this run: {summary.processed:,} items "
         f"in {summary.seconds:.1f} s ({summary.items_per_second:.1f} items/s). Output: {summary.out}"
     )
+
+
+_ADDRESS = re.compile(r"^(auto|local|ray://\S+|[\w.\-]+:\d+)$")
+
+
+def _ray_options(address: str | None, workers: int | None, gpus: float | None) -> Any:
+    if address is None:
+        if workers is not None or gpus is not None:
+            raise click.UsageError("--ray-workers and --ray-gpus-per-worker go with --ray.")
+        return None
+    if not _ADDRESS.match(address):
+        raise click.UsageError(
+            f"--ray takes an optional cluster address (host:port, ray://host:port or auto); {address!r} is not one. "
+            "Put --ray after the inputs, or write --ray=ADDRESS."
+        )
+    from lco_embedding.distributed import RayOptions
+
+    return RayOptions(address=None if address == "local" else address, workers=workers, gpus_per_worker=gpus)

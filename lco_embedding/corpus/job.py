@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -24,9 +25,17 @@ from lco_embedding.corpus.records import InputSpec, Record, extra_columns, iter_
 from lco_embedding.corpus.store import FORMAT, FORMAT_VERSION, OutputFolder, now
 
 if TYPE_CHECKING:
+    from lco_embedding.distributed import RayJob, RayOptions
     from lco_embedding.embedder import LCOEmbedder
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_SHARD_SIZE", "OutputMismatchError", "RunSummary", "encode_corpus"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_SHARD_SIZE",
+    "OutputMismatchError",
+    "RunSummary",
+    "describe_embedder",
+    "encode_corpus",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +104,7 @@ def encode_corpus(
     show_progress_bar: bool | None = None,
     stdin: IO[str] | None = None,
     on_failure: Callable[[dict[str, Any]], None] | None = None,
+    ray: RayOptions | None = None,
 ) -> RunSummary:
     """Embed files, folders, tables and stdin lines into Parquet shards in ``out``; resume where a run stopped.
 
@@ -115,6 +125,9 @@ def encode_corpus(
         show_progress_bar: Default: shown when this module logs at INFO or lower.
         stdin: Where ``"-"`` reads from (default ``sys.stdin``).
         on_failure: Called with each failed item's ``errors.jsonl`` entry as it happens.
+        ray: Run the embedding on Ray actors (:class:`lco_embedding.distributed.RayOptions`); the output is the
+            same. ``model`` must then be a name (each actor loads it); ``device`` defaults to ``cuda`` on
+            workers with GPUs.
 
     Returns:
         A :class:`RunSummary`.
@@ -157,8 +170,15 @@ def encode_corpus(
                 f"{str(folder.path)!r} holds files ({', '.join(folder.leftovers()[:5])}) but no manifest.json: it "
                 "is not an lco-embed output folder. Give an empty or new folder for --out."
             )
-        embedder = _load(model, revision, device, dtype, embedder_kwargs)
-        manifest = _new_manifest(embedder, specs, options, embedder._resolve_prompt(prompt_name, prompt))
+        if ray is None:
+            embedder = _load(model, revision, device, dtype, embedder_kwargs)
+            description = describe_embedder(embedder, prompt_name, prompt)
+            produce: _Producer = partial(_outcomes, embedder)
+        else:
+            job = _ray_job(model, revision, device, dtype, embedder_kwargs, ray)
+            description = job.describe(prompt_name, prompt)
+            produce = job.outcomes
+        manifest = _new_manifest(description, specs, options)
         if folder.exists():
             _check_same(folder, {key: manifest[key] for key in _RUN_KEY})
             manifest = folder.manifest
@@ -167,7 +187,7 @@ def encode_corpus(
             folder.create(manifest)
         if manifest["status"] == "complete":
             return _summary(folder, manifest, manifest["counts"]["done"], 0.0, already_complete=True)
-        return _run(embedder, folder, manifest, specs, batch_size, max_tokens_per_batch, num_workers,
+        return _run(produce, folder, manifest, specs, batch_size, max_tokens_per_batch, num_workers,
                     show_progress_bar, stdin, on_failure)  # fmt: skip
     finally:
         folder.unlock()
@@ -209,6 +229,24 @@ def _input_key(spec: InputSpec) -> dict[str, Any]:
     return entry
 
 
+def _ray_job(
+    model: LCOEmbedder | str,
+    revision: str | None,
+    device: str | None,
+    dtype: str | None,
+    embedder_kwargs: dict[str, Any] | None,
+    options: RayOptions,
+) -> RayJob:
+    from lco_embedding.distributed import RayJob
+
+    if not isinstance(model, str):
+        raise TypeError("with ray=..., model must be a hub id or folder: each Ray actor loads it.")
+    kwargs = {"revision": revision, "dtype": dtype, **(embedder_kwargs or {})}
+    if device is not None:
+        kwargs["device"] = device
+    return RayJob(_model_name(model), kwargs, options)
+
+
 def _load(
     model: LCOEmbedder | str,
     revision: str | None,
@@ -223,11 +261,34 @@ def _load(
     return LCOEmbedder(model, revision=revision, device=device, dtype=dtype, **(embedder_kwargs or {}))
 
 
-def _new_manifest(
-    embedder: LCOEmbedder, specs: list[InputSpec], options: dict[str, Any], instruction: str | None
-) -> dict[str, Any]:
-    from lco_embedding.environment import versions
+def describe_embedder(embedder: LCOEmbedder, prompt_name: str | None, prompt: str | None) -> dict[str, Any]:
+    """The manifest entries that describe a loaded model: what decides its embeddings.
+
+    Made where the model is loaded: in this process, or on a Ray worker for ``lco-embed encode --ray``.
+    """
     from lco_embedding.prompts import MIXED_SUFFIX, SUFFIXES
+
+    return {
+        "model": {
+            "name": _model_name(embedder),
+            "revision": embedder.revision,
+            "commit": embedder.commit,
+            "model_type": embedder.model_type,
+            "dtype": str(embedder.dtype).removeprefix("torch."),
+        },
+        "dimension": embedder.get_embedding_dimension(),
+        "prompts": {
+            "instruction": embedder._resolve_prompt(prompt_name, prompt),
+            "named": dict(embedder.prompts),
+            "suffixes": {**SUFFIXES, "mixed": MIXED_SUFFIX},
+            "mixed_rule": embedder.mixed_suffix,
+        },
+        "settings": embedder.settings(),
+    }
+
+
+def _new_manifest(description: dict[str, Any], specs: list[InputSpec], options: dict[str, Any]) -> dict[str, Any]:
+    from lco_embedding.environment import versions
 
     total = None if any(spec.items is None for spec in specs) else sum(spec.items or 0 for spec in specs)
     columns = {output_name(name): kind for name, kind in extra_columns(specs).items()}
@@ -237,29 +298,18 @@ def _new_manifest(
         "status": "running",
         "created": now(),
         "updated": now(),
-        "model": {
-            "name": _model_name(embedder),
-            "revision": embedder.revision,
-            "commit": embedder.commit,
-            "model_type": embedder.model_type,
-            "dtype": str(embedder.dtype).removeprefix("torch."),
-        },
-        "dimension": embedder.get_embedding_dimension(),
+        "model": description["model"],
+        "dimension": description["dimension"],
         "options": options,
-        "prompts": {
-            "instruction": instruction,
-            "named": dict(embedder.prompts),
-            "suffixes": {**SUFFIXES, "mixed": MIXED_SUFFIX},
-            "mixed_rule": embedder.mixed_suffix,
-        },
-        "settings": embedder.settings(),
+        "prompts": description["prompts"],
+        "settings": description["settings"],
         "inputs": [_input_key(spec) for spec in specs],
         "ignored_files": {spec.argument: spec.ignored for spec in specs if spec.ignored},
         "columns": {
             "id": "string",
             "source": "string",
             "modality": "string",
-            "embedding": str(arrow_type(options["precision"], embedder.get_embedding_dimension())),
+            "embedding": str(arrow_type(options["precision"], description["dimension"])),
             **columns,
         },
         "int8_ranges": None,
@@ -299,6 +349,11 @@ def _check_same(folder: OutputFolder, wanted: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- the run
+_Producer = Callable[..., Iterator[tuple[Record, "np.ndarray | None", "str | None"]]]
+"""``(records, **encode_kwargs) -> (record, embedding, reason)`` for every record, in order: :func:`_outcomes` in
+this process, or :meth:`lco_embedding.distributed.RayJob.outcomes` on Ray actors."""
+
+
 def _outcomes(
     embedder: LCOEmbedder, records: Iterable[Record], **encode_kwargs: Any
 ) -> Iterator[tuple[Record, np.ndarray | None, str | None]]:
@@ -405,7 +460,7 @@ def _extra_array(values: list[Any], kind: str) -> Any:
 
 
 def _run(
-    embedder: LCOEmbedder,
+    produce: _Producer,
     folder: OutputFolder,
     manifest: dict[str, Any],
     specs: list[InputSpec],
@@ -447,8 +502,7 @@ def _run(
             folder.write_manifest(manifest)
         shard = _Shard(shard.index + 1, shard.last + 1, size, columns)
 
-    outcomes = _outcomes(
-        embedder,
+    outcomes = produce(
         iter_records(specs, start=start, stdin=stdin),
         prompt=manifest["prompts"]["instruction"],
         batch_size=batch_size,

@@ -35,7 +35,7 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -469,11 +469,27 @@ def _row_record(
 ) -> Record:
     raw_id = row.get("id")
     record_id = default_id if raw_id is None or raw_id == "" else str(raw_id)
+    item, modality, error = row_item(row, folder)
     extras = {name: row.get(name) for name in columns}
+    return Record(position, record_id, source, modality, item=item, error=error, extras=extras)
+
+
+def row_item(
+    row: Mapping[str, Any], folder: str | None = None, columns: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any] | None, str, str | None]:
+    """The ``encode`` item of a table row: ``(item, modality, None)``, or ``(None, modality, reason)``.
+
+    Args:
+        row: The row's values by column.
+        folder: Relative media paths are resolved against it (None: used as they are).
+        columns: Modality -> column name (default: the columns named ``text``, ``image``, ``audio``, ``video``).
+
+    Several filled columns make one mixed item (``modality="mixed"``); empty strings and nulls are absent.
+    """
     content: dict[str, Any] = {}
     problems = []
     for modality in MODALITIES:
-        value = row.get(modality)
+        value = row.get(columns.get(modality, "") if columns is not None else modality)
         if value is None or (isinstance(value, str) and value == ""):
             continue
         if modality == "text":
@@ -483,20 +499,16 @@ def _row_record(
         if problem:
             problems.append(problem)
         content[modality] = value
-    kind = next(iter(content)) if len(content) == 1 else "mixed"
-    record = Record(position, record_id, source, kind, extras=extras)
+    if not content:
+        return None, "text", "the row has no text, image, audio or video value."
+    modality = next(iter(content)) if len(content) == 1 else "mixed"
     if problems:
-        record.error = " ".join(problems)
-    elif not content:
-        record.modality = "text"
-        record.error = "the row has no text, image, audio or video value."
-    else:
-        record.item = content
-    return record
+        return None, modality, " ".join(problems)
+    return content, modality, None
 
 
-def _media_value(value: Any, folder: str, modality: str) -> tuple[Any, str | None]:
-    """Resolve a table's media cell: relative paths against the table's folder; datasets' structs to bytes."""
+def _media_value(value: Any, folder: str | None, modality: str) -> tuple[Any, str | None]:
+    """Resolve a table's media cell: relative paths against ``folder``; datasets' structs to bytes or a path."""
     if isinstance(value, dict) and ("bytes" in value or "path" in value):
         value = value.get("bytes") or value.get("path")
         if value is None:
@@ -508,9 +520,8 @@ def _media_value(value: Any, folder: str, modality: str) -> tuple[Any, str | Non
     if value.startswith(("http://", "https://", "data:")):
         return value, None
     path = value[7:] if value.startswith("file://") else value
-    path = os.path.join(folder, path)  # an absolute path stays as it is
+    path = os.path.join(folder, path) if folder else path  # an absolute path stays as it is
     if not os.path.isfile(path):
-        return path, (
-            f"{modality} file not found: {path!r} (paths in a table are relative to the table's folder, {folder!r})."
-        )
+        where = f" (relative paths are resolved against {folder!r})" if folder else ""
+        return path, f"{modality} file not found: {path!r}{where}."
     return path, None

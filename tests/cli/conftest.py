@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 
 LCO_EMBED = Path(sys.executable).with_name("lco-embed")
 
@@ -43,6 +45,34 @@ def start_cli(*args, cwd=None) -> subprocess.Popen:
     )
 
 
+def committed_shards(out: Path) -> int:
+    """Shards listed in ``out``'s manifest (0 before there is one)."""
+    try:
+        return len(json.loads((out / "manifest.json").read_text())["shards"])
+    except (OSError, ValueError):
+        return 0
+
+
+def run_until_killed(args: list, condition, timeout: float = 120) -> bool:
+    """Start a run and kill -9 it once ``condition(elapsed seconds)`` holds; True if it was still running then."""
+    process = start_cli(*args)
+    began = time.monotonic()
+    try:
+        while time.monotonic() - began < timeout:
+            if process.poll() is not None:
+                return False  # it finished first
+            if condition(time.monotonic() - began):
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+                return True
+            time.sleep(0.005)
+        raise AssertionError("the run neither finished nor reached the kill point")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def read_rows(folder) -> list[dict]:
     """Every row of an output folder's shards, in order, embeddings as numpy arrays."""
     rows = []
@@ -60,10 +90,3 @@ def copy_media(media: dict[str, str], folder: Path, names: dict[str, str]) -> Pa
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(media[key], target)
     return folder
-
-
-@pytest.fixture(scope="session")
-def cli_available():
-    if not LCO_EMBED.exists():
-        pytest.fail(f"the lco-embed console script is not installed next to {sys.executable}: pip install -e .")
-    return LCO_EMBED

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import time
 from pathlib import Path
 
 import numpy as np
 
-from tests.cli.conftest import copy_media, read_rows, run_cli, start_cli
+from tests.cli.conftest import committed_shards, copy_media, read_rows, run_cli, run_until_killed
 
 TOL = 1e-5
 
@@ -30,33 +27,6 @@ def _corpus(root: Path, media: dict[str, str]) -> list[Path]:
     return [root / "media", root / "texts.jsonl"]
 
 
-def _committed_shards(out: Path) -> int:
-    try:
-        return len(json.loads((out / "manifest.json").read_text())["shards"])
-    except (OSError, ValueError):
-        return 0
-
-
-def _run_until(args: list, out: Path, condition, timeout: float = 120) -> bool:
-    """Start a run and kill -9 it once ``condition(elapsed seconds)`` holds; True if it was still running then."""
-    process = start_cli(*args)
-    began = time.monotonic()
-    try:
-        while time.monotonic() - began < timeout:
-            if process.poll() is not None:
-                return False  # it finished first
-            if condition(time.monotonic() - began):
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
-                return True
-            time.sleep(0.005)
-        raise AssertionError("the run neither finished nor reached the kill point")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 def test_kill_9_at_different_moments_then_rerun_equals_an_uninterrupted_run(tmp_path, media, tiny_omni):
     inputs = _corpus(tmp_path / "data", media)
     args = ["encode", *inputs, "--model", tiny_omni, "--shard-size", 5, "--batch-size", 2, "-q"]
@@ -66,22 +36,22 @@ def test_kill_9_at_different_moments_then_rerun_equals_an_uninterrupted_run(tmp_
     rng = random.Random(0)
     killed_mid_run = []
     # 1. right after the first shard is committed
-    killed_mid_run.append(_run_until([*args, "--out", out], out, lambda _: _committed_shards(out) >= 1))
+    killed_mid_run.append(run_until_killed([*args, "--out", out], lambda _: committed_shards(out) >= 1))
     # 2. two commits into the resumed run
-    target = _committed_shards(out) + 2
-    killed_mid_run.append(_run_until([*args, "--out", out], out, lambda _: _committed_shards(out) >= target))
+    target = committed_shards(out) + 2
+    killed_mid_run.append(run_until_killed([*args, "--out", out], lambda _: committed_shards(out) >= target))
     # 3. at a random moment between commits
-    target, delay = _committed_shards(out) + 1, rng.uniform(0.05, 0.4)
+    target, delay = committed_shards(out) + 1, rng.uniform(0.05, 0.4)
     seen: dict[str, float] = {}
 
     def later(elapsed: float) -> bool:
-        if "at" not in seen and _committed_shards(out) >= target:
+        if "at" not in seen and committed_shards(out) >= target:
             seen["at"] = elapsed
         return "at" in seen and elapsed >= seen["at"] + delay
 
-    killed_mid_run.append(_run_until([*args, "--out", out], out, later))
+    killed_mid_run.append(run_until_killed([*args, "--out", out], later))
     # 4. while it is still starting up (loading the model)
-    _run_until([*args, "--out", out], out, lambda elapsed: elapsed > 1.0)
+    run_until_killed([*args, "--out", out], lambda elapsed: elapsed > 1.0)
     assert killed_mid_run[:2] == [True, True], "the first two kills must land mid-run"
     partial = json.loads((out / "manifest.json").read_text())
     print("committed after the kills:", partial["counts"], "killed mid-run:", killed_mid_run)  # shown on failure

@@ -1,0 +1,149 @@
+"""Ray Data (one local Ray per session, CPU, tiny checkpoint): embed_dataset, a killed actor, lco-embed --ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from lco_embedding.distributed import embed_dataset
+from tests.cli.conftest import committed_shards, copy_media, read_rows, run_cli, run_until_killed
+
+TOL = 1e-5
+
+
+def _by_id(rows: list[dict]) -> dict:
+    return {row["id"]: row for row in rows}
+
+
+def test_embed_dataset_equals_encode_for_every_modality(ray_address, tmp_path, media, tiny_omni, embedder):
+    import ray.data
+
+    shutil.copyfile(media["png"], tmp_path / "relative.png")
+    rows = [
+        {"id": "text", "text": "a cat on a mat"},
+        {"id": "image", "image": media["png"]},
+        {"id": "audio", "audio": media["wav"]},
+        {"id": "video", "video": media["mp4"]},
+        {"id": "mixed", "text": "a caption", "image": media["jpg"]},
+        {"id": "relative", "image": "relative.png"},
+        {"id": "missing", "image": "/no/such/file.png"},
+        {"id": "empty-audio", "audio": media["empty_wav"]},
+        {"id": "nothing"},
+        {"id": "text-2", "text": "the quick brown fox"},
+    ]
+    columns = ("id", "text", "image", "audio", "video")
+    ds = ray.data.from_items([{c: row.get(c) for c in columns} for row in rows], override_num_blocks=4)
+    out = _by_id(embed_dataset(ds, tiny_omni, batch_size=3, concurrency=2, base_dir=tmp_path).take_all())
+    assert sorted(out) == sorted(row["id"] for row in rows)  # every row once, ids kept
+    good = ["text", "image", "audio", "video", "mixed", "relative", "text-2"]
+    items = [
+        "a cat on a mat",
+        {"image": media["png"]},
+        {"audio": media["wav"]},
+        {"video": media["mp4"]},
+        {"text": "a caption", "image": media["jpg"]},
+        {"image": str(tmp_path / "relative.png")},
+        "the quick brown fox",
+    ]
+    expected = embedder.encode(items, show_progress_bar=False)
+    got = np.stack([np.asarray(out[i]["embedding"], dtype=np.float32) for i in good])
+    np.testing.assert_allclose(got, expected, atol=TOL, rtol=0)
+    assert all(out[i]["error"] is None for i in good)
+    for row_id, reason in (("missing", "file not found"), ("empty-audio", "audio is empty"), ("nothing", "no text")):
+        assert out[row_id]["embedding"] is None and reason in out[row_id]["error"]
+
+
+def test_bytes_columns_mapped_by_name(ray_address, media, tiny_omni, embedder):
+    import ray.data
+
+    png, jpg = Path(media["png"]).read_bytes(), Path(media["jpg"]).read_bytes()
+    ds = ray.data.from_items([{"key": 1, "picture": png, "caption": None}, {"key": 2, "picture": jpg, "caption": "x"}])
+    out = embed_dataset(ds, tiny_omni, columns={"image": "picture", "text": "caption"}, output_column="vector")
+    rows = sorted(out.take_all(), key=lambda row: row["key"])
+    expected = embedder.encode([{"image": png}, {"text": "x", "image": jpg}], show_progress_bar=False)
+    np.testing.assert_allclose(np.stack([r["vector"] for r in rows]), expected, atol=TOL, rtol=0)
+
+
+def test_bad_arguments_are_refused_before_anything_runs(ray_address, tiny_omni, embedder):
+    import ray.data
+
+    ds = ray.data.from_items([{"text": "a", "error": "taken"}])
+    with pytest.raises(ValueError, match="already has columns"):
+        embed_dataset(ds, tiny_omni)
+    with pytest.raises(ValueError, match="no such columns"):
+        embed_dataset(ds, tiny_omni, columns={"image": "picture"}, error_column="why")
+    with pytest.raises(TypeError, match="each Ray actor loads it"):
+        embed_dataset(ds, embedder, error_column="why")
+
+
+def _actor_pids() -> set[int]:
+    found = set()
+    for process in psutil.process_iter(["cmdline"]):
+        if any("MapBatches(EmbedBatch)" in part for part in process.info["cmdline"] or []):
+            found.add(process.pid)
+    return found
+
+
+def test_a_killed_actor_loses_and_duplicates_nothing(ray_address, media, tiny_omni, embedder):
+    import ray.data
+
+    names = [media["png"], media["jpg"], media["wav"], media["flac"]]
+    rows = [{"id": i, "image": None, "audio": None} for i in range(48)]
+    for row in rows:
+        path = names[row["id"] % 4]
+        row["image" if path.endswith((".png", ".jpg")) else "audio"] = path
+    ds = ray.data.from_items(rows, override_num_blocks=24)
+    out = embed_dataset(ds, tiny_omni, batch_size=2, concurrency=2)
+    collected, seen, killed = [], set(), None
+    for batch in out.iter_batches(batch_format="pandas", batch_size=None):
+        collected += batch.to_dict("records")
+        seen |= _actor_pids()
+        if killed is None and seen:
+            killed = min(seen)
+            os.kill(killed, signal.SIGKILL)  # mid-job: most blocks are still to come
+    seen |= _actor_pids()
+    assert killed is not None
+    assert len(seen - {killed}) >= 2, "Ray started a replacement actor after the kill"
+    ids = [row["id"] for row in collected]
+    assert sorted(ids) == list(range(48))  # every row exactly once
+    by_id = _by_id(collected)
+    items = [{"image": r["image"]} if r["image"] else {"audio": r["audio"]} for r in rows]
+    expected = embedder.encode(items, show_progress_bar=False)
+    np.testing.assert_allclose(np.stack([by_id[i]["embedding"] for i in range(48)]), expected, atol=TOL, rtol=0)
+
+
+def test_lco_embed_encode_on_ray_writes_the_same_folder_and_resumes(ray_address, tmp_path, media, tiny_omni):
+    data = tmp_path / "data"
+    names = {f"m{i:02d}.png" if i % 2 else f"m{i:02d}.wav": "png" if i % 2 else "wav" for i in range(36)}
+    copy_media(media, data / "media", {**names, "zz.png": "corrupt_png"})
+    lines = [json.dumps({"id": f"t{i}", "text": f"sentence {i}", "n": i}) for i in range(9)] + ["{broken"]
+    (data / "texts.jsonl").write_text("\n".join(lines) + "\n")
+    common = ["encode", data / "media", data / "texts.jsonl", "--model", tiny_omni, "--shard-size", 4, "-q"]
+    run_cli(*common, "--out", tmp_path / "local")
+    on_ray = [*common, "--out", tmp_path / "ray", "--ray", ray_address, "--ray-workers", 2]
+    # kill -9 the driver once its first shard is committed; the re-run resumes at the next shard
+    assert run_until_killed(on_ray, lambda _: committed_shards(tmp_path / "ray") >= 1)
+    done = json.loads((tmp_path / "ray" / "manifest.json").read_text())["counts"]["done"]
+    assert 0 < done < 47
+    result = run_cli(*on_ray)
+    assert f"Resumed at item {done}" in result.stdout and "Embedded 45 of 47 items, 2 failed" in result.stdout
+
+    local, ray_rows = read_rows(tmp_path / "local"), read_rows(tmp_path / "ray")
+    strip = [{k: v for k, v in row.items() if k != "embedding"} for row in local]
+    assert [{k: v for k, v in row.items() if k != "embedding"} for row in ray_rows] == strip
+    np.testing.assert_allclose(
+        np.stack([r["embedding"] for r in ray_rows]), np.stack([r["embedding"] for r in local]), atol=TOL, rtol=0
+    )
+    assert (tmp_path / "ray" / "errors.jsonl").read_text() == (tmp_path / "local" / "errors.jsonl").read_text()
+    manifests = [json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("local", "ray")]
+    for manifest in manifests:
+        for key in ("created", "updated", "seconds"):
+            manifest.pop(key)
+    assert manifests[0] == manifests[1]
