@@ -147,3 +147,15 @@ def test_lco_embed_encode_on_ray_writes_the_same_folder_and_resumes(ray_address,
         for key in ("created", "updated", "seconds"):
             manifest.pop(key)
     assert manifests[0] == manifests[1]
+
+
+def test_without_ray_the_error_names_the_extra(monkeypatch, tiny_omni):
+    import subprocess
+    import sys
+
+    code = "import sys, lco_embedding.distributed; print('ray' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    with pytest.raises(ImportError, match=r"pip install 'lco-embedding\[ray\]'"):
+        embed_dataset(object(), tiny_omni)

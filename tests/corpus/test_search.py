@@ -87,3 +87,12 @@ def test_the_index_agrees_with_the_exact_search_and_is_not_used_when_stale(tmp_p
     assert "does not cover every row" in caplog.text
     with pytest.raises(ValueError, match="no current index"):
         search_folder(out, queries[:1], k=3, exact=False)
+
+
+def test_without_usearch_the_error_names_the_extra(tmp_path, unit_vectors, monkeypatch):
+    import sys
+
+    write_folder(tmp_path / "out", unit_vectors(5, 8))
+    monkeypatch.setitem(sys.modules, "usearch", None)
+    with pytest.raises(ImportError, match=r"pip install 'lco-embedding\[index\]'"):
+        build_index(tmp_path / "out")
