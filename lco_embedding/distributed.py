@@ -144,9 +144,11 @@ def _resolve_columns(names: Sequence[str], columns: Mapping[str, str] | Sequence
     if unknown or missing or not found:
         raise ValueError(
             f"columns must map modalities ({', '.join(MODALITIES)}) to columns of the dataset ({', '.join(names)}); "
-            f"got {columns!r}" + (f" (unknown modalities {unknown})" if unknown else "")
-            + (f" (no such columns {missing})" if missing else "") + "."
-        )  # fmt: skip
+            f"got {columns!r}"
+            + (f" (unknown modalities {unknown})" if unknown else "")
+            + (f" (no such columns {missing})" if missing else "")
+            + "."
+        )
     return found
 
 

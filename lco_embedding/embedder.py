@@ -377,30 +377,25 @@ class LCOEmbedder:
         progress: Callable[[int], None] | None,
     ) -> Iterator[Outcome]:
         """Run ``items`` through the engine; yields ``(index, embedding or error)`` in input order."""
-        prompt = self._resolve_prompt(prompt_name, prompt)
+        prompt = self.resolve_prompt(prompt_name, prompt)
         layers = self._layer_indices(output_layers)
         num_workers = self.num_workers if num_workers is None else num_workers
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers must be a non-negative integer, got {num_workers}.")
-        max_tokens = max_tokens_per_batch or self.max_tokens_per_batch or self._default_max_tokens()
-        if max_tokens < 1:
-            raise ValueError(f"max_tokens_per_batch must be a positive integer, got {max_tokens}.")
         featurizer = self.featurizer()
         executor = self._executor(num_workers, self.worker_type, featurizer)
         if self.worker_type == "process" and executor is not None:
             featurize: Callable[[int, Any], Features] = partial(featurize_in_worker, modality=modality, prompt=prompt)
         else:
             featurize = partial(featurizer, modality=modality, prompt=prompt)
-        engine = Engine(
+        engine = self.forward_engine(
             featurize,
-            partial(self._forward, layers=layers),
-            max_tokens=max_tokens,
+            layers=layers,
+            max_tokens_per_batch=max_tokens_per_batch,
             batch_size=batch_size,
-            batch_overhead=default_batch_overhead(self.device),
+            on_error=on_error,
             executor=executor,
             lookahead=max(batch_size, 2 * num_workers),
-            on_error=on_error,
-            fault=self.forward_fault,
             progress=progress,
         )
         self.last_stats = engine.stats
@@ -409,6 +404,48 @@ class LCOEmbedder:
         finally:
             if isinstance(executor, ThreadPoolExecutor):
                 executor.shutdown(wait=False, cancel_futures=True)
+
+    def forward_engine(
+        self,
+        featurize: Callable[[int, Any], Features] | None = None,
+        *,
+        layers: list[int] | None = None,
+        max_tokens_per_batch: int | None = None,
+        batch_size: int = 32,
+        on_error: str = "raise",
+        executor: Executor | None = None,
+        lookahead: int = 8,
+        progress: Callable[[int], None] | None = None,
+    ) -> Engine:
+        """An :class:`~lco_embedding.engine.Engine` over this model's forward pass (no vocabulary head, last-token
+        pooling, raw float32 rows on the CPU), with the model's token budget, per-pass overhead and fault hook.
+
+        ``encode`` streams items through it; code that gathers featurized items itself (the server's dynamic
+        batching) calls its ``execute(batch)``, which splits a batch that runs out of memory.
+
+        Args:
+            featurize: ``(index, item) -> Features`` for ``Engine.run`` (default: the featurizer, no prompt).
+            layers: Hidden-state indices to return instead of the last state.
+            max_tokens_per_batch: Token budget (default: the constructor's, else the device's).
+            batch_size, on_error, executor, lookahead, progress: As in :class:`~lco_embedding.engine.Engine`.
+        """
+        max_tokens = max_tokens_per_batch or self.max_tokens_per_batch or self._default_max_tokens()
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens_per_batch must be a positive integer, got {max_tokens}.")
+        if featurize is None:
+            featurize = partial(self.featurizer(), modality=None, prompt=None)
+        return Engine(
+            featurize,
+            partial(self._forward, layers=layers),
+            max_tokens=max_tokens,
+            batch_size=batch_size,
+            batch_overhead=default_batch_overhead(self.device),
+            executor=executor,
+            lookahead=lookahead,
+            on_error=on_error,
+            fault=self.forward_fault,
+            progress=progress,
+        )
 
     def _default_max_tokens(self) -> int:
         text_config = self.model.config.get_text_config()
@@ -684,7 +721,13 @@ class LCOEmbedder:
             )
             yield index, row  # type: ignore[misc]
 
-    def _resolve_prompt(self, prompt_name: str | None, prompt: str | None) -> str | None:
+    def resolve_prompt(self, prompt_name: str | None, prompt: str | None) -> str | None:
+        """The instruction ``encode`` puts in front of the content: ``prompt``, else the prompt named ``prompt_name``,
+        else the default prompt, else None.
+
+        Raises:
+            ValueError: ``prompt_name`` is not one of ``prompts``.
+        """
         if prompt is not None:
             return prompt
         prompt_name = prompt_name if prompt_name is not None else self.default_prompt_name

@@ -195,6 +195,17 @@ class Engine:
             yield index, results[index]
 
     # --------------------------------------------------------------------------------------------- one batch
+    def execute(self, batch: list[Features]) -> dict[int, torch.Tensor | LCOInputError]:
+        """Run one batch of featurized items (for callers that gather items themselves, like the server).
+
+        A batch over the token budget, or one that runs out of memory, is split; a batch that fails otherwise is
+        re-run item by item. Returns every item's embedding or error, by ``Features.index``; with
+        ``on_error="raise"`` the first error is raised instead.
+        """
+        results: dict[int, torch.Tensor | LCOInputError] = {}
+        self._execute(batch, results)
+        return results
+
     def _execute(self, batch: list[Features], results: dict[int, torch.Tensor | LCOInputError]) -> None:
         """Run one batch; split it when it exceeds the (possibly lowered) budget or runs out of memory."""
         cost = padded_tokens([f.length for f in batch])

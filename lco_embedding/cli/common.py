@@ -51,8 +51,9 @@ def model_options(function: Any) -> Any:
     return function
 
 
-def load_embedder(model: str, *, revision: str | None = None, device: str | None = None, dtype: str = "auto",
-                  **kwargs: Any) -> Any:  # fmt: skip
+def load_embedder(
+    model: str, *, revision: str | None = None, device: str | None = None, dtype: str = "auto", **kwargs: Any
+) -> Any:
     """Load an :class:`LCOEmbedder`, turning a failure into an error message that says what to do."""
     from lco_embedding.embedder import LCOEmbedder
 

@@ -88,8 +88,10 @@ def demo(model: str | None, device: str | None, out: str | None, k: int) -> None
     embedder, fallback = _model(model, device)
     if fallback:
         click.echo(BANNER.format(reason=fallback))
-    click.echo(f"Model: {embedder.model_name_or_path} ({embedder.model_type}, {embedder.get_embedding_dimension()}-d, "
-               f"{embedder.device}, {str(embedder.dtype).removeprefix('torch.')})")  # fmt: skip
+    click.echo(
+        f"Model: {embedder.model_name_or_path} ({embedder.model_type}, {embedder.get_embedding_dimension()}-d, "
+        f"{embedder.device}, {str(embedder.dtype).removeprefix('torch.')})"
+    )
     output = Path(out) if out else Path(tempfile.mkdtemp(prefix="lco-embed-demo-"))
     click.echo(f"\n1. Embedding the sample set (files in media/ and the rows of captions.jsonl) into {output}")
     with _working_directory(samples.folder):

@@ -22,15 +22,16 @@ def cli(verbose: int) -> None:
     lco-embed search emb "a cat on a mat" -k 5
     lco-embed search emb --image query.jpg --only text
     lco-embed index emb                          approximate index for millions of rows
+    lco-embed serve --port 8000                  OpenAI-compatible /v1/embeddings with dynamic batching
     lco-embed info --model LCO-Embedding/LCO-Embedding-Omni-7B
     """
     configure_logging(verbose)
 
 
 def _register() -> None:
-    from lco_embedding.cli import demo, encode, info, search
+    from lco_embedding.cli import demo, encode, info, search, serve
 
-    for command in (encode.encode, search.search, search.index, info.info, demo.demo):
+    for command in (encode.encode, search.search, search.index, serve.serve, info.info, demo.demo):
         cli.add_command(command)
 
 

@@ -94,9 +94,21 @@ def print_hits(hits: list[Any], *, source_width: int = 60) -> None:
 @click.option("--prompt-name", help="Name of a prompt saved with the model.")
 @click.option("--model", "-m", help="Embed the query with this copy of the folder's model (e.g. a moved folder).")
 @click.option("--device", help="cuda, cpu, mps, ... [default: cuda if available, else mps, else cpu]")
-def search(folder: str, query: tuple[str, ...], image: str | None, audio: str | None, video: str | None, k: int,
-           only: tuple[str, ...], mode: str | None, as_json: bool, prompt: str | None, prompt_name: str | None,
-           model: str | None, device: str | None) -> None:  # fmt: skip
+def search(
+    folder: str,
+    query: tuple[str, ...],
+    image: str | None,
+    audio: str | None,
+    video: str | None,
+    k: int,
+    only: tuple[str, ...],
+    mode: str | None,
+    as_json: bool,
+    prompt: str | None,
+    prompt_name: str | None,
+    model: str | None,
+    device: str | None,
+) -> None:
     """Find the rows of FOLDER most similar to QUERY (words are joined into one text) or to a media file.
 
     The query is embedded with the folder's model, settings and prompts (see its manifest.json), and compared by

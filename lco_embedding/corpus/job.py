@@ -187,8 +187,18 @@ def encode_corpus(
             folder.create(manifest)
         if manifest["status"] == "complete":
             return _summary(folder, manifest, manifest["counts"]["done"], 0.0, already_complete=True)
-        return _run(produce, folder, manifest, specs, batch_size, max_tokens_per_batch, num_workers,
-                    show_progress_bar, stdin, on_failure)  # fmt: skip
+        return _run(
+            produce,
+            folder,
+            manifest,
+            specs,
+            batch_size,
+            max_tokens_per_batch,
+            num_workers,
+            show_progress_bar,
+            stdin,
+            on_failure,
+        )
     finally:
         folder.unlock()
 
@@ -278,7 +288,7 @@ def describe_embedder(embedder: LCOEmbedder, prompt_name: str | None, prompt: st
         },
         "dimension": embedder.get_embedding_dimension(),
         "prompts": {
-            "instruction": embedder._resolve_prompt(prompt_name, prompt),
+            "instruction": embedder.resolve_prompt(prompt_name, prompt),
             "named": dict(embedder.prompts),
             "suffixes": {**SUFFIXES, "mixed": MIXED_SUFFIX},
             "mixed_rule": embedder.mixed_suffix,

@@ -55,3 +55,40 @@ def test_demo_runs_offline_end_to_end(tmp_path):
     assert size < 1_000_000
     assert os.path.isdir(Path(tmp_path) / "lco-embedding-demo" / "tiny-checkpoint")
     assert f"lco-embed search {out}" in result.stdout
+
+
+def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, embedder):
+    import socket
+    import time
+
+    import httpx
+    import numpy as np
+    import openai
+
+    from tests.cli.conftest import LCO_EMBED
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = [str(LCO_EMBED), "serve", "--model", tiny_omni, "--port", str(port), "--api-key", "k"]
+    process = subprocess.Popen([*args, "--served-model-name", "tiny"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stderr.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.2)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
+        got = client.embeddings.create(model="tiny", input=["a cat on a mat"]).data[0].embedding
+        np.testing.assert_allclose(got, embedder.encode("a cat on a mat"), atol=1e-5, rtol=0)
+    finally:
+        process.terminate()
+        # uvicorn shuts down gracefully, then re-raises the signal: the exit status says SIGTERM
+        assert process.wait(timeout=30) in (0, -15)
+    output = process.stderr.read()
+    assert f"on http://127.0.0.1:{port}/v1" in output and "Traceback" not in output

@@ -1,0 +1,111 @@
+"""``lco-embed serve``: the OpenAI-compatible embedding server."""
+
+from __future__ import annotations
+
+import click
+
+from lco_embedding.cli.common import load_embedder, model_options
+
+__all__ = ["serve"]
+
+
+@click.command(short_help="Serve an OpenAI-compatible /v1/embeddings endpoint with dynamic batching.")
+@model_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--api-key", envvar="LCO_API_KEY", help="Require 'Authorization: Bearer KEY' (or set LCO_API_KEY).")
+@click.option("--served-model-name", help="The name clients pass as `model` [default: the --model value].")
+@click.option(
+    "--max-wait-ms",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="How long a request waits for others to share its forward pass.",
+)
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Token budget of one forward pass [default: model's].")
+@click.option("--max-batch-items", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option(
+    "--max-queue-items",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Items held at once; beyond it requests get 429 with Retry-After.",
+)
+@click.option("--max-items-per-request", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--max-item-bytes", type=click.IntRange(min=1), default=20 * 2**20, show_default=True)
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=64 * 2**20, show_default=True)
+@click.option(
+    "--featurize-workers",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Threads that preprocess items while the model runs.",
+)
+@click.option("--allow-url", is_flag=True, help="Fetch http(s) media URLs (off: data URIs only).")
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    help="With --allow-url: fetch only from these hosts (repeat); needed for internal addresses.",
+)
+def serve(
+    model: str,
+    revision: str | None,
+    device: str | None,
+    dtype: str,
+    host: str,
+    port: int,
+    api_key: str | None,
+    served_model_name: str | None,
+    max_wait_ms: float,
+    max_tokens: int | None,
+    max_batch_items: int,
+    max_queue_items: int,
+    max_items_per_request: int,
+    max_item_bytes: int,
+    max_body_bytes: int,
+    featurize_workers: int,
+    allow_url: bool,
+    allowed_hosts: tuple[str, ...],
+) -> None:
+    """Serve MODEL over HTTP: POST /v1/embeddings (OpenAI's API: the openai client works unchanged for text),
+    GET /v1/models, /health, /ready and /metrics (Prometheus).
+
+    `input` is a string, a list of strings, or a list of items such as {"text": "...", "image": "data:image/png;
+    base64,..."}; add "prompt_name": "query" for the model's saved prompts. Concurrent requests share forward
+    passes (dynamic batching); when --max-queue-items are held, requests get 429 with Retry-After. Media come as
+    data URIs; URLs only with --allow-url, and never to internal addresses unless --allowed-host names them.
+    """
+    from lco_embedding.integrations import require
+
+    require("uvicorn", "server")
+    import uvicorn
+
+    from lco_embedding.serving import ServerSettings, create_app
+
+    try:
+        settings = ServerSettings(
+            served_model_name=served_model_name or model,
+            api_key=api_key,
+            max_wait_ms=max_wait_ms,
+            max_tokens_per_batch=max_tokens,
+            max_batch_items=max_batch_items,
+            max_queue_items=max_queue_items,
+            featurize_workers=featurize_workers,
+            max_items_per_request=max_items_per_request,
+            max_item_bytes=max_item_bytes,
+            max_body_bytes=max_body_bytes,
+            allow_url=allow_url,
+            allowed_hosts=list(allowed_hosts),
+        )
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    if allowed_hosts and not allow_url:
+        raise click.UsageError("--allowed-host goes with --allow-url.")
+    embedder = load_embedder(model, revision=revision, device=device, dtype=dtype)
+    click.echo(
+        f"Serving {settings.served_model_name} ({embedder.get_embedding_dimension()}-d, {embedder.device}) "
+        f"on http://{host}:{port}/v1",
+        err=True,
+    )
+    uvicorn.run(create_app(embedder, settings), host=host, port=port, log_level="warning")

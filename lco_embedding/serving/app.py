@@ -1,0 +1,288 @@
+"""The HTTP API: OpenAI-compatible ``POST /v1/embeddings`` and ``GET /v1/models``, plus ``/health``, ``/ready`` and
+``/metrics``. Every error answers in OpenAI's format, ``{"error": {"message", "type", "param", "code"}}``; a bad item
+is a 400 that names its index, never a 500.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the route functions' annotations at run time, and
+# the request model is defined inside create_app (so that fastapi and pydantic are imported only when serving).
+import asyncio
+import base64
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from lco_embedding.integrations import require
+from lco_embedding.serving.batcher import DynamicBatcher, QueueFull, Ticket
+from lco_embedding.serving.inputs import ItemError, parse_input
+from lco_embedding.serving.metrics import ServerMetrics
+from lco_embedding.serving.settings import ServerSettings
+
+__all__ = ["create_app"]
+
+
+def _error(
+    status: int,
+    message: str,
+    kind: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    from fastapi.responses import JSONResponse
+
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _BodyLimit:
+    """ASGI middleware: reads the request body up to ``limit`` bytes (413 beyond it, chunked bodies included), then
+    hands it to the app; later ``receive`` calls (the disconnect watch) go to the client as before."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = _error(
+            413,
+            f"the request body is larger than this server's limit of {self.limit:,} bytes.",
+            "invalid_request_error",
+            code="request_too_large",
+        )
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await too_large(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await too_large(scope, receive, send)
+                return
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
+    """The FastAPI application serving ``embedder`` (``pip install 'lco-embedding[server]'``).
+
+    The model runs in one background thread (:class:`~lco_embedding.serving.batcher.DynamicBatcher`), started with
+    the application and stopped with it.
+
+    Example:
+        >>> app = create_app(LCOEmbedder("LCO-Embedding/LCO-Embedding-Omni-3B"))  # doctest: +SKIP
+        >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
+    """
+    require("fastapi", "server")
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+    from pydantic import BaseModel, Field
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    settings = settings or ServerSettings()
+    metrics = ServerMetrics()
+    state: dict[str, DynamicBatcher] = {}
+    created = int(time.time())
+    dimension = embedder.get_embedding_dimension()
+
+    class EmbeddingRequest(BaseModel):
+        """OpenAI's embeddings request, with ``prompt_name`` for the model's saved prompts."""
+
+        input: Any
+        model: str
+        encoding_format: Literal["float", "base64"] = "float"
+        dimensions: int | None = Field(default=None, ge=1)
+        user: str | None = None
+        prompt_name: str | None = None
+
+    @asynccontextmanager
+    async def lifespan(_: Any):
+        state["batcher"] = DynamicBatcher(embedder, settings, metrics)
+        try:
+            yield
+        finally:
+            state.pop("batcher").close()
+
+    app = FastAPI(title="lco-embedding", summary="OpenAI-compatible multimodal embeddings", lifespan=lifespan)
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return _error(error.status_code, str(error.detail), "invalid_request_error", headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        return _error(
+            400,
+            f"{where or 'request'}: {first.get('msg', 'invalid request')}",
+            "invalid_request_error",
+            param=where or None,
+        )
+
+    def authorized(request: Request) -> bool:
+        if settings.api_key is None:
+            return True
+        given = request.headers.get("authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {settings.api_key}".encode())
+
+    def unauthorized() -> JSONResponse:
+        return _error(
+            401,
+            "missing or incorrect API key: send 'Authorization: Bearer <key>'.",
+            "invalid_request_error",
+            code="invalid_api_key",
+        )
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        """Readiness: the model is loaded and its thread runs."""
+        batcher = state.get("batcher")
+        if batcher is None or not batcher.running:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ready", "model": settings.served_model_name, "dimension": dimension})
+
+    @app.get("/metrics")
+    async def prometheus(request: Request) -> Response:
+        """Prometheus metrics."""
+        if not authorized(request):
+            return unauthorized()
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Any:
+        """The one model this server serves."""
+        if not authorized(request):
+            return unauthorized()
+        card = {"id": settings.served_model_name, "object": "model", "created": created, "owned_by": "lco-embedding"}
+        return {"object": "list", "data": [card]}
+
+    @app.post("/v1/embeddings")
+    async def embeddings(body: EmbeddingRequest, request: Request) -> Any:
+        """Embed ``input``: a string, a list of strings, or a list of items with text/image/audio/video."""
+        started = time.perf_counter()
+        response = await _embeddings(body, request)
+        metrics.requests.labels(status=str(response.status_code)).inc()
+        metrics.latency.observe(time.perf_counter() - started)
+        return response
+
+    async def _embeddings(body: EmbeddingRequest, request: Request) -> Any:
+        if not authorized(request):
+            return unauthorized()
+        if body.model != settings.served_model_name:
+            return _error(
+                404,
+                f"model {body.model!r} is not served here; this server serves {settings.served_model_name!r}.",
+                "invalid_request_error",
+                param="model",
+                code="model_not_found",
+            )
+        if body.dimensions is not None and body.dimensions > dimension:
+            return _error(
+                400,
+                f"dimensions must be between 1 and {dimension}, got {body.dimensions}.",
+                "invalid_request_error",
+                param="dimensions",
+            )
+        try:
+            prompt = embedder.resolve_prompt(body.prompt_name, None)
+            items = parse_input(body.input, settings)
+        except ItemError as e:
+            return _error(400, str(e), "invalid_request_error", param=_param(e))
+        except ValueError as e:  # an unknown prompt_name
+            return _error(400, str(e), "invalid_request_error", param="prompt_name")
+        batcher = state["batcher"]
+        try:
+            batcher.admit(len(items))
+        except QueueFull as e:
+            return _error(
+                429, str(e), "rate_limit_error", code="queue_full", headers={"Retry-After": str(e.retry_after)}
+            )
+        ticket = Ticket()
+        try:
+            vectors, tokens = await _unless_disconnected(request, batcher.embed(items, prompt, ticket), ticket)
+        except ItemError as e:
+            return _error(400, str(e), "invalid_request_error", param=_param(e))
+        except _Disconnected:
+            return Response(status_code=499)
+        finally:
+            batcher.release(len(items))
+        metrics.items.inc(len(items))
+        data = [
+            {"object": "embedding", "index": i, "embedding": _format(v, body.dimensions, body.encoding_format)}
+            for i, v in enumerate(vectors)
+        ]
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return JSONResponse({"object": "list", "data": data, "model": settings.served_model_name, "usage": usage})
+
+    return app
+
+
+def _param(error: ItemError) -> str:
+    return "input" if error.index is None else f"input[{error.index}]"
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def _unless_disconnected(request: Any, work: Awaitable[Any], ticket: Ticket) -> Any:
+    """Await ``work``; if the client disconnects first, cancel the ticket (its queued items are dropped)."""
+
+    async def disconnected() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        ticket.cancelled = True
+        task.cancel()
+        raise _Disconnected
+    finally:
+        watcher.cancel()
+
+
+def _format(vector: torch.Tensor, dimensions: int | None, encoding: str) -> Any:
+    """Truncate (then re-normalise, as ``encode(truncate_dim=...)`` does) and encode one embedding."""
+    if dimensions is not None:
+        vector = vector[:dimensions]
+    vector = torch.nn.functional.normalize(vector.float(), p=2, dim=-1)
+    array = vector.numpy().astype("<f4", copy=False)
+    if encoding == "base64":
+        return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
+    return array.tolist()

@@ -1,0 +1,240 @@
+"""Dynamic batching: the items of concurrent requests merged into forward passes by tokens, after a short wait.
+
+A request's items are featurized in a thread pool as they arrive (media fetched, loaded and preprocessed; chat
+template; processor), so each knows its exact token count. They then join one queue. The model runs in a single
+thread: when the queue's oldest item has waited ``max_wait_ms`` (or the queue holds a full forward pass), it takes
+a window of queued items, plans batches of least padding under the token budget
+(:func:`~lco_embedding.batching.plan_batches`), runs them through the engine (which splits a batch that runs out of
+memory) and hands every item its embedding. Under load the model is always busy and batches fill up by
+themselves; when idle, an item waits at most ``max_wait_ms``.
+
+Admission is bounded: items admitted and not yet answered may not exceed ``max_queue_items``; beyond it a request
+is refused (429) rather than queued. Items of a request whose client has gone are dropped before they reach the
+model; items already in a running batch finish, and the others in that batch are not affected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from lco_embedding.batching import padded_tokens, plan_batches
+from lco_embedding.errors import LCOInputError
+from lco_embedding.featurize import Features
+from lco_embedding.serving.inputs import ItemError, resolve_media
+from lco_embedding.serving.metrics import ServerMetrics
+from lco_embedding.serving.settings import ServerSettings
+
+__all__ = ["DynamicBatcher", "QueueFull", "Ticket"]
+
+logger = logging.getLogger(__name__)
+
+WINDOW_BUDGETS = 2
+"""A window holds at most this many token budgets of queued items (plus one item)."""
+
+
+class QueueFull(RuntimeError):
+    """The server holds as many items as it may; the client should retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"the server is busy; retry after {retry_after} s.")
+
+
+@dataclass
+class Ticket:
+    """One request's stake in the queue; ``cancelled`` once its client has gone."""
+
+    cancelled: bool = False
+
+
+@dataclass
+class _Job:
+    features: Features
+    ticket: Ticket
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    enqueued: float = field(default_factory=time.monotonic)
+
+    def deliver(self, result: Any) -> None:
+        def set_result() -> None:
+            if not self.future.done():
+                if isinstance(result, BaseException):
+                    self.future.set_exception(result)
+                else:
+                    self.future.set_result(result)
+
+        self.loop.call_soon_threadsafe(set_result)
+
+
+class DynamicBatcher:
+    """Owns the model's forward pass for a server; requests call :meth:`embed` from the event loop.
+
+    Args:
+        embedder: The loaded :class:`~lco_embedding.LCOEmbedder`.
+        settings: Batching and limits.
+        metrics: Where batch sizes, queue depth and cancellations are counted.
+    """
+
+    def __init__(self, embedder: Any, settings: ServerSettings, metrics: ServerMetrics) -> None:
+        self.embedder, self.settings, self.metrics = embedder, settings, metrics
+        self.engine = embedder.forward_engine(
+            max_tokens_per_batch=settings.max_tokens_per_batch, batch_size=settings.max_batch_items, on_error="skip"
+        )
+        self.featurizer = embedder.featurizer()
+        self.pool = ThreadPoolExecutor(settings.featurize_workers, thread_name_prefix="lco-serve-featurize")
+        self._pending: deque[_Job] = deque()
+        self._pending_tokens = 0
+        self._condition = threading.Condition()
+        self._admitted = 0
+        self._ids = itertools.count()
+        self._stopping = False
+        self._items_per_second = 0.0
+        self._thread = threading.Thread(target=self._loop, name="lco-serve-batcher", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        """True while the model thread runs."""
+        return self._thread.is_alive() and not self._stopping
+
+    # ------------------------------------------------------------------------------------------ admission
+    def admit(self, count: int) -> None:
+        """Reserve room for ``count`` items.
+
+        Raises:
+            QueueFull: The server already holds ``max_queue_items`` items.
+        """
+        with self._condition:
+            if self._admitted + count > self.settings.max_queue_items:
+                rate = max(self._items_per_second, 1.0)
+                raise QueueFull(retry_after=max(1, round(self._admitted / rate)))
+            self._admitted += count
+            self.metrics.queue_items.set(self._admitted)
+
+    def release(self, count: int) -> None:
+        """Give back the room of ``count`` answered (or abandoned) items."""
+        with self._condition:
+            self._admitted -= count
+            self.metrics.queue_items.set(self._admitted)
+
+    # ---------------------------------------------------------------------------------------------- a request
+    def _featurize(self, index: int, item: dict[str, Any], prompt: str | None) -> Features:
+        try:
+            return self.featurizer(index, resolve_media(item, index, self.settings), None, prompt)
+        except LCOInputError as e:
+            raise ItemError(e.reason, index) from e
+
+    async def embed(self, items: list[dict[str, Any]], prompt: str | None, ticket: Ticket) -> tuple[list, int]:
+        """Embed one request's items: ``(raw float32 embeddings in item order, tokens the model saw)``.
+
+        Raises:
+            ItemError: An item that cannot be embedded (the one with the lowest index).
+        """
+        loop = asyncio.get_running_loop()
+        prepared = await asyncio.gather(
+            *(loop.run_in_executor(self.pool, self._featurize, i, item, prompt) for i, item in enumerate(items)),
+            return_exceptions=True,
+        )
+        for outcome in prepared:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        jobs = [_Job(replace(f, index=next(self._ids)), ticket, loop.create_future(), loop) for f in prepared]
+        with self._condition:
+            self._pending.extend(jobs)
+            self._pending_tokens += sum(job.features.length for job in jobs)
+            self._condition.notify()
+        results = await asyncio.gather(*(job.future for job in jobs))
+        for index, result in enumerate(results):
+            if isinstance(result, LCOInputError):
+                raise ItemError(result.reason, index)
+        return results, sum(f.length for f in prepared)
+
+    # ------------------------------------------------------------------------------------------- the model
+    def _take_window(self) -> list[_Job] | None:
+        """Wait for work, then for the batch to fill (or the oldest item's wait to end); pop a window of jobs."""
+        settings = self.settings
+        with self._condition:
+            while not self._pending and not self._stopping:
+                self._condition.wait()
+            if self._stopping:
+                return None
+            deadline = self._pending[0].enqueued + settings.max_wait_ms / 1000
+            while not self._stopping:
+                remaining = deadline - time.monotonic()
+                full = self._pending_tokens >= self.engine.max_tokens or len(self._pending) >= settings.max_batch_items
+                if remaining <= 0 or full:
+                    break
+                self._condition.wait(remaining)
+            budget = WINDOW_BUDGETS * self.engine.max_tokens
+            window: list[_Job] = []
+            tokens = 0
+            while self._pending:
+                length = self._pending[0].features.length
+                if window and tokens + length > budget:
+                    break
+                job = self._pending.popleft()
+                self._pending_tokens -= length
+                if job.ticket.cancelled:
+                    self.metrics.cancelled_items.inc()
+                    continue
+                window.append(job)
+                tokens += length
+            return window
+
+    def _loop(self) -> None:
+        while True:
+            window = self._take_window()
+            if window is None:
+                return
+            if not window:
+                continue
+            by_id = {job.features.index: job for job in window}
+            plan = plan_batches(
+                [(job.features.index, job.features.length) for job in window],
+                self.engine.max_tokens,
+                self.settings.max_batch_items,
+                self.engine.batch_overhead,
+            )
+            for keys in plan:
+                jobs = []
+                for key in keys:
+                    if by_id[key].ticket.cancelled:
+                        self.metrics.cancelled_items.inc()
+                    else:
+                        jobs.append(by_id[key])
+                if jobs:
+                    self._run(jobs)
+
+    def _run(self, jobs: list[_Job]) -> None:
+        started = time.perf_counter()
+        try:
+            results = self.engine.execute([job.features for job in jobs])
+        except Exception as e:  # a fault of the server, not of an item: every request of the batch gets a 500
+            logger.exception("A forward pass failed")
+            for job in jobs:
+                job.deliver(e)
+            return
+        self.metrics.observe_batch(len(jobs), padded_tokens([job.features.length for job in jobs]))
+        seconds = time.perf_counter() - started
+        self._items_per_second = 0.8 * self._items_per_second + 0.2 * len(jobs) / max(seconds, 1e-6)
+        for job in jobs:
+            result = results[job.features.index]
+            job.deliver(result if isinstance(result, LCOInputError | torch.Tensor) else RuntimeError("no result"))
+
+    def close(self) -> None:
+        """Stop the model thread (queued items are not answered) and the featurize workers."""
+        with self._condition:
+            self._stopping = True
+            self._condition.notify_all()
+        self._thread.join(timeout=30)
+        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,51 @@
+"""Prometheus metrics of the server (``GET /metrics``), in a registry of its own per app."""
+
+from __future__ import annotations
+
+__all__ = ["ServerMetrics"]
+
+_BATCH_ITEMS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ServerMetrics:
+    """Requests by status, items, batch sizes (items and padded tokens), queue depth, latency, cancellations."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "lco_requests", "Embedding requests answered, by HTTP status.", ["status"], registry=self.registry
+        )
+        self.items = Counter("lco_items", "Items embedded.", registry=self.registry)
+        self.cancelled_items = Counter(
+            "lco_cancelled_items", "Items dropped because their client disconnected.", registry=self.registry
+        )
+        self.batch_items = Histogram(
+            "lco_batch_items", "Items per forward pass.", buckets=_BATCH_ITEMS, registry=self.registry
+        )
+        self.batch_tokens = Histogram(
+            "lco_batch_padded_tokens",
+            "Padded tokens per forward pass.",
+            buckets=(64, 256, 1024, 4096, 16384, 65536, 262144),
+            registry=self.registry,
+        )
+        self.queue_items = Gauge("lco_queue_items", "Items admitted and not yet answered.", registry=self.registry)
+        self.latency = Histogram(
+            "lco_request_seconds",
+            "Time from a request's arrival to its answer.",
+            buckets=_LATENCY,
+            registry=self.registry,
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def observe_batch(self, items: int, padded_tokens: int) -> None:
+        """Record one forward pass."""
+        self.batch_items.observe(items)
+        self.batch_tokens.observe(padded_tokens)

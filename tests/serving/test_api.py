@@ -1,0 +1,199 @@
+"""The HTTP API with the real openai client and httpx: parity with encode, errors, auth, limits, batching,
+back-pressure and disconnects."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+from urllib.parse import urlparse
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from tests.serving.conftest import API_KEY, NAME, data_uri
+
+TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def client(server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server}/v1", api_key=API_KEY, max_retries=0)
+
+
+def _post(url: str, body: dict, key: str | None = API_KEY, **kwargs) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(f"{url}/v1/embeddings", json=body, headers=headers, timeout=60, **kwargs)
+
+
+def test_the_openai_client_gets_the_embeddings_of_encode(client, embedder):
+    texts = ["a cat on a mat", "the quick brown fox", "a dog in the fog"]
+    response = client.embeddings.create(model=NAME, input=texts)  # the client asks for base64 and decodes it
+    got = np.array([item.embedding for item in response.data], dtype=np.float32)
+    np.testing.assert_allclose(got, embedder.encode(texts, show_progress_bar=False), atol=TOL, rtol=0)
+    assert [item.index for item in response.data] == [0, 1, 2] and response.model == NAME
+    lengths = [embedder.featurizer()(i, {"text": t}, None, None).length for i, t in enumerate(texts)]
+    assert response.usage.prompt_tokens == sum(lengths) == response.usage.total_tokens
+    single = client.embeddings.create(model=NAME, input="a cat on a mat", encoding_format="float")
+    np.testing.assert_allclose(single.data[0].embedding, got[0], atol=TOL, rtol=0)
+
+
+def test_dimensions_truncate_then_normalise_like_encode(client, embedder):
+    response = client.embeddings.create(model=NAME, input=["a cat", "a dog"], dimensions=16)
+    got = np.array([item.embedding for item in response.data])
+    expected = embedder.encode(["a cat", "a dog"], truncate_dim=16, show_progress_bar=False)
+    np.testing.assert_allclose(got, expected, atol=TOL, rtol=0)
+    assert got.shape == (2, 16)
+
+
+def test_multimodal_items_and_base64(server, media, embedder):
+    items = [
+        {"image": data_uri(media["png"], "image/png")},
+        {"audio": data_uri(media["wav"], "audio/wav")},
+        {"video": data_uri(media["mp4"], "video/mp4")},
+        {"text": "a caption", "image": data_uri(media["jpg"], "image/jpeg")},
+        "plain text",
+    ]
+    response = _post(server, {"model": NAME, "input": items, "encoding_format": "base64"})
+    assert response.status_code == 200, response.text
+    got = np.stack([np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in response.json()["data"]])
+    expected = embedder.encode([{"text": i} if isinstance(i, str) else i for i in items], show_progress_bar=False)
+    np.testing.assert_allclose(got, expected, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("entry", "index", "message"),
+    [
+        ({"image": "data:image/png;base64,bm90IGFuIGltYWdl"}, 1, "cannot decode the image"),
+        ({"image": "/etc/passwd"}, 1, "does not read files on its own disk"),
+        ({"image": "https://example.com/cat.png"}, 1, "remote URLs are not fetched"),
+        ({"audio": "data:audio/wav;base64,UklGRiQAAABXQVZFZm10IBAAAAABAAEAgD4AAAB9AAACABAAZGF0YQAAAAA="}, 1,
+         "audio is empty"),
+        ("   ", 1, "empty text"),
+        ({"picture": "x"}, 1, "not understood"),
+        ({"text": 5}, 1, "'text' must be a string"),
+    ],
+)  # fmt: skip
+def test_a_bad_item_is_a_400_naming_its_index(server, entry, index, message):
+    response = _post(server, {"model": NAME, "input": ["fine", entry]})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["message"].startswith(f"input[{index}]: ") and message in error["message"]
+    assert error["param"] == f"input[{index}]" and error["type"] == "invalid_request_error"
+
+
+def test_request_level_errors(server, client):
+    cases = [
+        ({"model": NAME, "input": [1, 2, 3]}, 400, "token arrays are not supported"),
+        ({"model": NAME, "input": []}, 400, "input is empty"),
+        ({"model": NAME, "input": ["x"] * 9}, 400, "at most 8 per request"),
+        ({"model": NAME, "input": "x", "dimensions": 0}, 400, "dimensions"),
+        ({"model": NAME, "input": "x", "dimensions": 65}, 400, "between 1 and 64"),
+        ({"model": NAME, "input": "x", "encoding_format": "int8"}, 400, "encoding_format"),
+        ({"model": NAME, "input": "x", "prompt_name": "nope"}, 400, "prompt_name 'nope' is not in prompts"),
+        ({"input": "x"}, 400, "model: Field required"),
+        ({"model": "other", "input": "x"}, 404, "is not served here"),
+        ({"model": NAME, "input": "x" * (2**20 + 10)}, 413, "larger than this server's limit"),
+    ]
+    for body, status, message in cases:
+        response = _post(server, body)
+        assert response.status_code == status, (body, response.text[:300])
+        assert message in response.json()["error"]["message"], response.text[:300]
+    with pytest.raises(openai.BadRequestError, match=r"input\[1\]"):
+        client.embeddings.create(model=NAME, input=["fine", "  "])
+    with pytest.raises(openai.NotFoundError):
+        client.embeddings.create(model="other", input="x")
+
+
+def test_auth_models_health_ready_metrics(server):
+    assert _post(server, {"model": NAME, "input": "x"}, key=None).status_code == 401
+    response = _post(server, {"model": NAME, "input": "x"}, key="wrong")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{server}/v1", api_key="wrong", max_retries=0).embeddings.create(model=NAME, input="x")
+    assert httpx.get(f"{server}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{server}/ready").json() == {"status": "ready", "model": NAME, "dimension": 64}
+    assert httpx.get(f"{server}/metrics").status_code == 401
+    models = openai.OpenAI(base_url=f"{server}/v1", api_key=API_KEY).models.list()
+    assert [m.id for m in models.data] == [NAME]
+    metrics = httpx.get(f"{server}/metrics", headers={"Authorization": f"Bearer {API_KEY}"}).text
+    for name in ("lco_requests_total", "lco_items_total", "lco_batch_items_bucket", "lco_queue_items",
+                 "lco_request_seconds_bucket", "lco_cancelled_items_total"):  # fmt: skip
+        assert name in metrics
+
+
+def _metric(url: str, name: str) -> float:
+    text = httpx.get(f"{url}/metrics").text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+def test_concurrent_requests_share_forward_passes(slow_server, embedder):
+    texts = ["one", "two", "three"]
+    batches_before, items_before = (
+        _metric(slow_server, "lco_batch_items_count"),
+        _metric(slow_server, "lco_items_total"),
+    )
+    results: dict[int, httpx.Response] = {}
+
+    def send(i: int) -> None:
+        results[i] = _post(slow_server, {"model": NAME, "input": texts[i]}, key=None)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(r.status_code == 200 for r in results.values())
+    got = np.array([results[i].json()["data"][0]["embedding"] for i in range(3)])
+    np.testing.assert_allclose(got, embedder.encode(texts, show_progress_bar=False), atol=TOL, rtol=0)
+    assert _metric(slow_server, "lco_items_total") - items_before == 3
+    assert _metric(slow_server, "lco_batch_items_count") - batches_before == 1  # three requests, one forward pass
+
+
+def test_a_full_queue_answers_429_with_retry_after(slow_server):
+    responses: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        response = _post(slow_server, {"model": NAME, "input": "x"}, key=None)
+        with lock:
+            responses.append(response)
+
+    threads = [threading.Thread(target=send) for _ in range(7)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(200) == 3 and statuses.count(429) == 4, statuses
+    refused = next(r for r in responses if r.status_code == 429)
+    assert int(refused.headers["Retry-After"]) >= 1 and refused.json()["error"]["type"] == "rate_limit_error"
+
+
+def test_a_disconnected_client_is_dropped_without_harming_the_batch(slow_server, embedder):
+    cancelled_before = _metric(slow_server, "lco_cancelled_items_total")
+    address = urlparse(slow_server)
+    body = json.dumps({"model": NAME, "input": "a client that leaves"}).encode()
+    raw = socket.create_connection((address.hostname, address.port))
+    raw.sendall(
+        b"POST /v1/embeddings HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+    )  # fmt: skip
+    stayed: dict[str, httpx.Response] = {}
+    thread = threading.Thread(
+        target=lambda: stayed.setdefault("r", _post(slow_server, {"model": NAME, "input": "stay"}))
+    )
+    thread.start()
+    time.sleep(0.1)  # both requests wait for their batch (400 ms)
+    raw.close()
+    thread.join()
+    assert stayed["r"].status_code == 200
+    np.testing.assert_allclose(stayed["r"].json()["data"][0]["embedding"], embedder.encode("stay"), atol=TOL, rtol=0)
+    deadline = time.monotonic() + 5
+    while _metric(slow_server, "lco_cancelled_items_total") == cancelled_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _metric(slow_server, "lco_cancelled_items_total") == cancelled_before + 1
