@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from lco_embedding.batching import default_batch_overhead, default_max_tokens
 from lco_embedding.collate import collate
-from lco_embedding.engine import Engine, EngineStats, Outcome
+from lco_embedding.engine import Engine, EngineStats, ForwardCosts, Outcome
 from lco_embedding.errors import EncodeReport, LCOInputError
 from lco_embedding.featurize import Features, Featurizer, featurize_in_worker, install_worker_featurizer
 from lco_embedding.inputs import split_inputs
@@ -181,6 +181,8 @@ class LCOEmbedder:
         self.worker_type: WorkerType = worker_type
         self.last_report = EncodeReport()
         self.last_stats = EngineStats()
+        self.forward_costs = ForwardCosts()
+        """Timings of this model's forward passes, from which the batch planner learns their fixed cost."""
         self.forward_fault: Callable[[list[Features]], None] | None = None
         """Testing hook run before every forward pass; see :func:`lco_embedding.testing.simulate_oom`."""
         self._process_pool: ProcessPoolExecutor | None = None
@@ -445,6 +447,7 @@ class LCOEmbedder:
             on_error=on_error,
             fault=self.forward_fault,
             progress=progress,
+            costs=self.forward_costs,
         )
 
     def _default_max_tokens(self) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
@@ -25,13 +26,14 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from lco_embedding.batching import padded_tokens, plan_batches
 from lco_embedding.errors import LCOInputError
 from lco_embedding.featurize import Features
 
-__all__ = ["Engine", "EngineStats", "Outcome", "is_out_of_memory"]
+__all__ = ["Engine", "EngineStats", "ForwardCosts", "Outcome", "is_out_of_memory"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,47 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
+class ForwardCosts:
+    """What a forward pass costs on this machine: ``seconds = fixed + per_token * padded_tokens``, fitted by least
+    squares over the recent passes.
+
+    :meth:`overhead` (``fixed / per_token``, in tokens) is the batch overhead the planner should charge: large where
+    every pass pays for Python and kernel launches whatever its size (small models, GPUs), small where compute per
+    token dominates. Shared by the engines of one model, so what one ``encode`` call learned plans the next.
+    """
+
+    SAMPLES = 64
+    MIN_SAMPLES = 8
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[int, float]] = deque(maxlen=self.SAMPLES)
+        self._seen = 0
+
+    def add(self, padded_tokens: int, seconds: float) -> None:
+        """Record one successful forward pass (the very first is left out: it pays for warm-up)."""
+        self._seen += 1
+        if self._seen > 1:
+            self._samples.append((padded_tokens, seconds))
+
+    def __len__(self) -> int:
+        """Passes recorded (at most :attr:`SAMPLES`)."""
+        return len(self._samples)
+
+    def overhead(self) -> float | None:
+        """The fixed cost of a pass in tokens, or None while the passes seen do not tell it apart from the per-token
+        cost (too few, or too similar in size)."""
+        if len(self._samples) < self.MIN_SAMPLES:
+            return None
+        tokens = np.array([t for t, _ in self._samples], dtype=np.float64)
+        seconds = np.array([s for _, s in self._samples], dtype=np.float64)
+        if tokens.std() < 0.2 * tokens.mean():
+            return None
+        per_token, fixed = np.polyfit(tokens, seconds, 1)
+        if per_token <= 0 or fixed <= 0:
+            return None
+        return float(fixed / per_token)
+
+
 @dataclass
 class EngineStats:
     """Counters of one :meth:`Engine.run`.
@@ -61,6 +104,8 @@ class EngineStats:
         padded_tokens: Tokens run through the model, padding included.
         oom_splits: Batches split after an out-of-memory error.
         max_tokens_per_batch: The token budget at the end of the run (lower than at the start after an OOM).
+        batch_overhead: The planner's fixed cost of a pass at the end of the run, in tokens (see
+            :class:`ForwardCosts`).
     """
 
     batches: int = 0
@@ -68,6 +113,7 @@ class EngineStats:
     padded_tokens: int = 0
     oom_splits: int = 0
     max_tokens_per_batch: int = 0
+    batch_overhead: int = 0
 
 
 class Engine:
@@ -79,12 +125,14 @@ class Engine:
         forward: ``list[Features] -> Tensor`` of pooled embeddings, one row per item, in batch order.
         max_tokens: Token budget of one batch (padded tokens).
         batch_size: Most items in one batch.
-        batch_overhead: Fixed cost of one forward pass in tokens (see :func:`~lco_embedding.batching.plan_batches`).
+        batch_overhead: Fixed cost of one forward pass in tokens (see :func:`~lco_embedding.batching.plan_batches`)
+            until ``costs`` has measured it.
         executor: Where ``featurize`` runs; ``None`` runs it inline on the calling thread.
         lookahead: Items submitted ahead of the consumer at the start (grows to one window).
         on_error: ``"raise"`` raises the first bad item's error; ``"skip"`` yields it as the item's outcome.
         fault: Called with each batch before its forward; raising there acts like a failure of the forward.
         progress: Called with the number of items finished after each batch.
+        costs: Where forward passes are timed; the planner then charges the measured fixed cost of a pass.
     """
 
     def __init__(
@@ -100,18 +148,21 @@ class Engine:
         on_error: str = "raise",
         fault: Callable[[list[Features]], None] | None = None,
         progress: Callable[[int], None] | None = None,
+        costs: ForwardCosts | None = None,
     ) -> None:
         self.featurize = featurize
         self.forward = forward
         self.max_tokens = max_tokens
         self.batch_size = batch_size
-        self.batch_overhead = batch_overhead
         self.executor = executor
         self.lookahead = max(1, lookahead)
         self.on_error = on_error
         self.fault = fault
         self.progress = progress
-        self.stats = EngineStats(max_tokens_per_batch=max_tokens)
+        self.costs = costs
+        measured = costs.overhead() if costs is not None else None
+        self.batch_overhead = batch_overhead if measured is None else min(round(measured), max_tokens)
+        self.stats = EngineStats(max_tokens_per_batch=max_tokens, batch_overhead=self.batch_overhead)
 
     # ------------------------------------------------------------------------------------------------ the stream
     def run(self, items: Iterable[Any]) -> Iterator[Outcome]:
@@ -215,6 +266,7 @@ class Engine:
                 self._execute([batch[i] for i in keys], results)
             return
         failure: Exception | None = None
+        started = time.perf_counter()
         try:
             if self.fault is not None:
                 self.fault(batch)
@@ -222,6 +274,7 @@ class Engine:
         except Exception as e:
             failure = e
         if failure is None:
+            self._learn(cost, time.perf_counter() - started)
             self._store(batch, pooled, results)
             self.stats.batches += 1
             self.stats.tokens += sum(f.length for f in batch)
@@ -264,6 +317,15 @@ class Engine:
         )
         error.__cause__ = failure
         self._fail(batch[0].index, error, results)
+
+    def _learn(self, cost: int, seconds: float) -> None:
+        if self.costs is None:
+            return
+        self.costs.add(cost, seconds)
+        measured = self.costs.overhead()
+        if measured is not None:
+            self.batch_overhead = min(round(measured), self.max_tokens)
+            self.stats.batch_overhead = self.batch_overhead
 
     def _store(
         self, batch: list[Features], pooled: torch.Tensor, results: dict[int, torch.Tensor | LCOInputError]

@@ -319,3 +319,33 @@ def test_peak_memory_of_a_forward_is_below_the_reference_forward(tmp_path):
     logits = model.last_stats.tokens * 8192 * 4
     assert theirs > logits  # the measurement sees the reference's logits ...
     assert ours < 0.5 * theirs, (ours, theirs)  # ... and ours has nothing of the kind
+
+
+def test_forward_costs_learn_the_fixed_cost_of_a_pass():
+    from lco_embedding.engine import ForwardCosts
+
+    costs = ForwardCosts()
+    costs.add(10_000, 99.0)  # the first pass (warm-up) is left out
+    rng = np.random.default_rng(0)
+    for tokens in rng.integers(50, 5000, size=40):
+        costs.add(int(tokens), 0.02 + 1e-5 * tokens + rng.normal(0, 1e-5))  # 20 ms per pass, 10 µs per token
+    assert costs.overhead() == pytest.approx(2000, rel=0.05)
+    same = ForwardCosts()
+    for _ in range(20):
+        same.add(1000, 0.03)
+    assert same.overhead() is None  # passes of one size cannot tell fixed from per-token cost
+
+
+def test_the_engine_plans_with_the_measured_overhead_and_times_its_passes(embedder, corpus):
+    from lco_embedding.engine import Engine, ForwardCosts
+
+    costs = ForwardCosts()
+    for tokens in range(100, 2100, 100):
+        costs.add(tokens, 0.01 + 1e-5 * tokens)  # 10 ms per pass = 1,000 tokens' worth
+    template = embedder.forward_engine()
+    engine = Engine(template.featurize, template.forward, max_tokens=5000, batch_size=8, batch_overhead=32, costs=costs)
+    assert engine.batch_overhead == engine.stats.batch_overhead == pytest.approx(1000, abs=1)
+    features = [embedder.featurizer()(i, item, None, None) for i, item in enumerate(corpus[:4])]
+    recorded = len(costs)
+    results = engine.execute(features)
+    assert sorted(results) == [0, 1, 2, 3] and len(costs) == recorded + 1
