@@ -130,10 +130,12 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        metrics.requests.labels(status=str(error.status_code)).inc()
         return _error(error.status_code, str(error.detail), "invalid_request_error", headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        metrics.requests.labels(status="400").inc()
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
         return _error(

@@ -16,7 +16,10 @@ class ServerMetrics:
 
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "lco_requests", "Embedding requests answered, by HTTP status.", ["status"], registry=self.registry
+            "lco_requests",
+            "API requests answered (embeddings, and errors of any route), by HTTP status.",
+            ["status"],
+            registry=self.registry,
         )
         self.items = Counter("lco_items", "Items embedded.", registry=self.registry)
         self.cancelled_items = Counter(
