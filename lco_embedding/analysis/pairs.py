@@ -1,0 +1,174 @@
+"""The paper's analysis on your own data: embed paired items at every layer, then measure each modality's anisotropy
+and the alignment between the members of each pair, layer by layer.
+
+Pairs are ``(media item, text item)``: ``({"image": "cat.jpg"}, "a cat on a mat")``, or audio or video instead of
+the image. Pairs of several media modalities are analysed per modality ("image-text", "audio-text", ...), as in
+the paper's figures. Embeddings are last-token pooled hidden states of every layer (``encode(...,
+output_layers="all")``: the embedding output, each decoder layer, the final normed state), taken as they are (the
+metrics normalise rows themselves).
+
+Does not embed a pair's two sides together: each side is one ``encode`` item.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from lco_embedding.analysis.metrics import ALIGNMENT_METRICS, anisotropy
+from lco_embedding.modalities import MEDIA_MODALITIES
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "analyze_pairs",
+    "embed_pairs",
+    "layer_alignment_matrix",
+    "layer_embeddings",
+    "read_pairs",
+]
+
+DEFAULT_METRICS = ("mutual_knn", "cka_linear", "unbiased_cka_linear", "cknna", "modality_gap")
+"""Alignment metrics computed unless others are asked for (mutual k-NN with k = 10 is the paper's main one)."""
+
+Pair = tuple[Any, Any]
+
+
+def read_pairs(path: str | os.PathLike[str]) -> list[Pair]:
+    """Read a JSONL file of pairs: each line one media path (``image``, ``audio`` or ``video``, relative to the file's
+    folder) and a ``text``, e.g. ``{"image": "img/001.jpg", "text": "a cat on a mat"}``.
+
+    Raises:
+        ValueError: A line that is not such an object (the message gives its number).
+    """
+    folder = Path(path).resolve().parent
+    pairs = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                raise ValueError(f"{path}, line {number}: not valid JSON ({e}).") from e
+            media = [m for m in MEDIA_MODALITIES if isinstance(row, dict) and row.get(m)]
+            if not isinstance(row, dict) or len(media) != 1 or not isinstance(row.get("text"), str):
+                raise ValueError(
+                    f"{path}, line {number}: a pair is one of 'image', 'audio', 'video' (a path) and a 'text', e.g. "
+                    '{"image": "img/001.jpg", "text": "a cat on a mat"}.'
+                )
+            pairs.append(({media[0]: str(folder / row[media[0]])}, {"text": row["text"]}))
+    if not pairs:
+        raise ValueError(f"{path} holds no pairs.")
+    return pairs
+
+
+def _modality(item: Any) -> str:
+    if isinstance(item, str):
+        return "text"
+    if isinstance(item, dict):
+        keys = [key for key in ("image", "audio", "video", "text") if key in item]
+        return keys[0] if len(keys) == 1 else "mixed"
+    return type(item).__name__
+
+
+def layer_embeddings(
+    model: Any, items: Sequence[Any], layers: Literal["all"] | Iterable[int] = "all", **encode_kwargs: Any
+) -> np.ndarray:
+    """``[n, layers, d]`` float32 last-token states of ``items`` at every layer asked for (streamed and batched as
+    ``encode`` does; not normalised)."""
+    encode_kwargs.setdefault("show_progress_bar", False)
+    states = model.encode(list(items), output_layers=layers, normalize_embeddings=False, **encode_kwargs)
+    return np.asarray(states, dtype=np.float32)
+
+
+def _layer_ids(model: Any, layers: Literal["all"] | Iterable[int]) -> list[int]:
+    count = model.num_layers + 1
+    return list(range(count)) if layers == "all" else [i % count for i in layers]
+
+
+def embed_pairs(
+    model: Any, pairs: Sequence[Pair], layers: Literal["all"] | Iterable[int] = "all", **encode_kwargs: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides of ``pairs`` at every layer asked for: two ``[n, layers, d]`` arrays."""
+    ids = _layer_ids(model, layers)
+    first = layer_embeddings(model, [a for a, _ in pairs], ids, **encode_kwargs)
+    second = layer_embeddings(model, [b for _, b in pairs], ids, **encode_kwargs)
+    return first, second
+
+
+def analyze_pairs(
+    model: Any,
+    pairs: Sequence[Pair],
+    *,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    layers: Literal["all"] | Iterable[int] = "all",
+    k: int = 10,
+    model_name: str | None = None,
+    device: str | None = None,
+    embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+    **encode_kwargs: Any,
+) -> Any:
+    """Per layer: the anisotropy of each side and the alignment of the pairs, as a tidy ``pandas.DataFrame``.
+
+    Args:
+        model: An :class:`~lco_embedding.LCOEmbedder`.
+        pairs: ``(media item, text item)`` pairs; several media modalities are analysed separately.
+        metrics: Names from :data:`~lco_embedding.analysis.metrics.ALIGNMENT_METRICS`.
+        layers: ``"all"`` (embedding output through the final normed state) or hidden-state indices.
+        k: Neighbours for the k-NN metrics (the paper: 10); lowered to ``n - 1`` for smaller groups.
+        model_name: The ``model`` column (default: the checkpoint's name).
+        device: Where the metrics compute (default: where the tensors are, the CPU).
+        embeddings: Both sides' states from :func:`embed_pairs` with the same ``layers``, if already computed.
+        **encode_kwargs: Passed to ``encode`` (``batch_size``, ``max_tokens_per_batch``, ...).
+
+    Returns:
+        One row per (modality pair, layer, metric) and per (side, layer) for anisotropy: columns ``model``,
+        ``pair`` (e.g. ``"image-text"``), ``modality`` (the side for anisotropy, else the pair), ``layer``,
+        ``metric``, ``value``, ``n`` (pairs), ``k``.
+
+    Raises:
+        ValueError: Unknown metrics, or a modality group of fewer than 4 pairs.
+    """
+    import pandas as pd
+
+    unknown = sorted(set(metrics) - set(ALIGNMENT_METRICS))
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; choose from {sorted(ALIGNMENT_METRICS)}.")
+    if not pairs:
+        raise ValueError("analyze_pairs needs pairs.")
+    name = model_name or str(getattr(model, "model_name_or_path", "model"))
+    ids = _layer_ids(model, layers)
+    first, second = embeddings if embeddings is not None else embed_pairs(model, pairs, ids, **encode_kwargs)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for index, (a, b) in enumerate(pairs):
+        groups.setdefault((_modality(a), _modality(b)), []).append(index)
+    rows = []
+    for (left, right), members in groups.items():
+        if len(members) < 4:
+            raise ValueError(f"the {left}-{right} pairs are {len(members)}; the metrics need at least 4.")
+        pair, group_k = f"{left}-{right}", min(k, len(members) - 1)
+        common = {"model": name, "pair": pair, "n": len(members), "k": group_k}
+        for position, layer in enumerate(ids):
+            a, b = first[members, position], second[members, position]
+            for side, states in ((left, a), (right, b)):
+                value = anisotropy(states, device=device)
+                rows.append({**common, "modality": side, "layer": layer, "metric": "anisotropy", "value": value})
+            for metric in metrics:
+                value = ALIGNMENT_METRICS[metric](a, b, group_k, device=device)
+                rows.append({**common, "modality": pair, "layer": layer, "metric": metric, "value": value})
+    return pd.DataFrame(rows, columns=["model", "pair", "modality", "layer", "metric", "value", "n", "k"])
+
+
+def layer_alignment_matrix(
+    a: np.ndarray, b: np.ndarray, *, metric: str = "mutual_knn", k: int = 10, device: str | None = None
+) -> np.ndarray:
+    """``[layers of A, layers of B]`` alignment of every layer of A with every layer of B (``a``, ``b``:
+    ``[n, layers, d]``), for the layer x layer heat-map."""
+    score = ALIGNMENT_METRICS[metric]
+    k = min(k, len(a) - 1)
+    return np.array([[score(a[:, i], b[:, j], k, device=device) for j in range(b.shape[1])] for i in range(a.shape[1])])
