@@ -313,6 +313,20 @@ class LCOEmbedder:
         inputs = collate([features.inputs for features in batch], self._pad_token_id)
         return self.embed_batch(inputs, layers).float().cpu()
 
+    def move_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Collated processor outputs on the model's device, floating-point media tensors in the model's dtype."""
+        return {
+            key: value.to(self.device, self.dtype if key in _FLOAT_INPUTS else None)
+            if isinstance(value, torch.Tensor)
+            else value
+            for key, value in inputs.items()
+        }
+
+    @property
+    def pad_token_id(self) -> int:
+        """The id :func:`~lco_embedding.collate.collate` pads ``input_ids`` with (the tokenizer's pad token)."""
+        return self._pad_token_id
+
     def embed_batch(self, inputs: dict[str, Any], layers: list[int] | None = None) -> torch.Tensor:
         """Run collated processor outputs through the backbone and pool each row's last real token.
 
@@ -320,12 +334,7 @@ class LCOEmbedder:
         keeps gradients unless called under ``torch.no_grad()`` / ``torch.inference_mode()``, and returns the
         model's dtype on the model's device: ``[batch, d]``, or ``[batch, len(layers), d]`` with ``layers``.
         """
-        inputs = {
-            key: value.to(self.device, self.dtype if key in _FLOAT_INPUTS else None)
-            if isinstance(value, torch.Tensor)
-            else value
-            for key, value in inputs.items()
-        }
+        inputs = self.move_inputs(inputs)
         outputs = self._backbone(**inputs, use_cache=False, output_hidden_states=layers is not None, return_dict=True)
         if layers is None:
             hidden = outputs.last_hidden_state

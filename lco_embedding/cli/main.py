@@ -24,15 +24,27 @@ def cli(verbose: int) -> None:
     lco-embed index emb                          approximate index for millions of rows
     lco-embed serve --port 8000                  OpenAI-compatible /v1/embeddings with dynamic batching
     lco-embed analyze pairs.jsonl -m MODEL --out analysis   layer-wise anisotropy and alignment, with figures
+    lco-embed train pairs.jsonl -m MODEL --out run   LoRA contrastive refinement (docs/training.md)
+    lco-embed merge run/adapter --out my-model   a full checkpoint, loadable by LCOEmbedder
     lco-embed info --model LCO-Embedding/LCO-Embedding-Omni-7B
     """
     configure_logging(verbose)
 
 
 def _register() -> None:
-    from lco_embedding.cli import analyze, demo, encode, info, search, serve
+    from lco_embedding.cli import analyze, demo, encode, info, search, serve, train
 
-    commands = (encode.encode, search.search, search.index, serve.serve, analyze.analyze, info.info, demo.demo)
+    commands = (
+        encode.encode,
+        search.search,
+        search.index,
+        serve.serve,
+        analyze.analyze,
+        train.train,
+        train.merge,
+        info.info,
+        demo.demo,
+    )
     for command in commands:
         cli.add_command(command)
 

@@ -94,7 +94,7 @@ class LCOModule(InputModule):
                 )
                 shown = repr(item) if len(repr(item)) <= 120 else repr(item)[:117] + "..."
                 raise LCOInputError(f"input {shown}: {reason}") from e
-        return collate([f.inputs for f in features], self.embedder._pad_token_id)
+        return collate([f.inputs for f in features], self.embedder.pad_token_id)
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Add ``sentence_embedding`` (last-token pooled, float32) to ``features``."""
