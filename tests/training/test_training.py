@@ -219,3 +219,15 @@ def test_bad_media_during_training_names_the_line(trainable_checkpoint, media, t
     config = TrainingConfig(max_steps=1, batch_size=2, **FAST)
     with pytest.raises(ValueError, match=r"pairs.jsonl, line 2: .*corrupt"):
         train(trainable_checkpoint, path, tmp_path / "run", config, device="cpu")
+
+
+@pytest.mark.parametrize("base", ["tiny_omni_full", "tiny_vl"])
+def test_base_qwen_checkpoints_train_and_merge(base, request, toy_data, media, tmp_path):
+    """A full Qwen2.5-Omni checkpoint (thinker weights under ``thinker.``) and a Qwen2.5-VL one train and merge."""
+    checkpoint = request.getfixturevalue(base)
+    path, _ = toy_data
+    adapter = train(checkpoint, path, tmp_path / "run", TrainingConfig(max_steps=2, batch_size=4, **FAST)).adapter
+    merged = merge_adapter(adapter, tmp_path / "merged", device="cpu")
+    items = ["a cat on a mat", {"image": media["png"]}]
+    expected = load_adapter(adapter, device="cpu").encode(items)
+    np.testing.assert_allclose(LCOEmbedder(str(merged), device="cpu").encode(items), expected, atol=1e-5)
