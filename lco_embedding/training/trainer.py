@@ -406,34 +406,30 @@ def train(
         expected = ContrastiveExample if config.stage == "contrastive" else GenerativeExample
         if not all(isinstance(example, expected) for example in examples):
             raise TypeError(f"the {config.stage} stage needs {expected.__name__} examples.")
-        if device is None and world > 1 and torch.cuda.is_available():
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-        embedder = LCOEmbedder(model, device=device, dtype=dtype, **(embedder_kwargs or {}))
         earlier = [p for p in (output_dir / LOG_FILE, output_dir / "checkpoints") if p.exists()]
         if earlier and not (resume or overwrite):
             raise FileExistsError(
                 f"{output_dir} holds an earlier run ({', '.join(p.name for p in earlier)}); continue it with "
                 "resume=True (--resume) or replace it with overwrite=True (--overwrite)."
             )
-        return _train(embedder, examples, output_dir, config, rank, world, source, adapter, resume, on_step)
+        if device is None and world > 1 and torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        embedder = LCOEmbedder(model, device=device, dtype=dtype, **(embedder_kwargs or {}))
+        run = _Run(embedder, examples, output_dir, config, rank, world, source)
+        return _train(run, adapter, resume, on_step)
     finally:
         if started:
             dist.destroy_process_group()
 
 
 def _train(
-    embedder: LCOEmbedder,
-    examples: Sequence[ContrastiveExample | GenerativeExample],
-    output_dir: Path,
-    config: TrainingConfig,
-    rank: int,
-    world: int,
-    source: str,
+    run: _Run,
     adapter: str | os.PathLike[str] | None,
     resume: bool,
     on_step: Callable[[dict[str, Any]], None] | None,
 ) -> TrainResult:
-    run = _Run(embedder, examples, output_dir, config, rank, world, source)
+    embedder, examples, output_dir, config = run.embedder, run.examples, run.output_dir, run.config
+    rank, world, source = run.rank, run.world, run.source
     checkpoint = _checkpoints(output_dir)[-1] if resume and _checkpoints(output_dir) else None
     torch.manual_seed(config.seed)
     if checkpoint is not None:
