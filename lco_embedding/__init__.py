@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lco_embedding.errors import EncodeReport, LCOInputError
+from lco_embedding.errors import CheckpointNotFoundError, EncodeReport, LCOInputError
 
 if TYPE_CHECKING:
     from lco_embedding.embedder import LCOEmbedder
 
 __version__ = "0.1.0"
 
-__all__ = ["LCOEmbedder", "LCOInputError", "EncodeReport", "__version__"]
+__all__ = ["LCOEmbedder", "LCOInputError", "CheckpointNotFoundError", "EncodeReport", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,7 @@ head, no KV cache, only the last hidden state kept), pooled at the last real tok
 
 from __future__ import annotations
 
+import inspect
 import logging
 import multiprocessing
 import os
@@ -26,11 +27,13 @@ from lco_embedding.collate import collate
 from lco_embedding.engine import Engine, EngineStats, ForwardCosts, Outcome
 from lco_embedding.errors import EncodeReport, LCOInputError
 from lco_embedding.featurize import Features, Featurizer, featurize_in_worker, install_worker_featurizer
+from lco_embedding.hub import locate_checkpoint
 from lco_embedding.inputs import split_inputs
 from lco_embedding.loading import load_model, read_optional_json, resolve_attn, resolve_device, resolve_dtype
 from lco_embedding.pooling import last_token_pool
 from lco_embedding.preprocessing import AudioOptions, ImageOptions, VideoOptions
 from lco_embedding.prompts import MixedSuffixRule
+from lco_embedding.st_compat import SentenceTransformerSurface, check_unknown_keywords
 from lco_embedding.types import Modality, SingleInput
 
 __all__ = ["LCOEmbedder"]
@@ -54,7 +57,7 @@ SETTING_DEFAULTS: dict[str, Any] = {
 _FLOAT_INPUTS = ("pixel_values", "pixel_values_videos", "input_features")
 
 
-class LCOEmbedder:
+class LCOEmbedder(SentenceTransformerSurface):
     """Embed text, images, audio, video and mixed inputs with an LCO-Embedding checkpoint.
 
     Args:
@@ -140,12 +143,16 @@ class LCOEmbedder:
             raise ValueError(f"worker_type must be 'thread' or 'process', got {worker_type!r}.")
         if mixed_suffix not in ("reference", "dominant"):
             raise ValueError(f"mixed_suffix must be 'reference' or 'dominant', got {mixed_suffix!r}.")
-        hub_kwargs = {
-            "revision": revision,
-            "cache_dir": cache_folder,
-            "token": token,
-            "local_files_only": local_files_only,
-        }
+        # config.json first: it decides everything, and where it was found (folder, hub, or the cache when the
+        # hub is out of reach) is where every other file is read from, without further network attempts.
+        checkpoint = locate_checkpoint(
+            model_name_or_path,
+            revision=revision,
+            cache_dir=cache_folder,
+            token=token,
+            local_files_only=local_files_only,
+        )
+        source, hub_kwargs = checkpoint.source, checkpoint.hub_kwargs
         # Settings saved with the checkpoint by save_pretrained apply unless an argument differs from the default.
         given = {
             "min_pixels": min_pixels,
@@ -157,14 +164,14 @@ class LCOEmbedder:
             "max_length": max_length,
             "mixed_suffix": mixed_suffix,
         }
-        saved = read_optional_json(model_name_or_path, SETTINGS_FILE, hub_kwargs)
+        saved = read_optional_json(source, SETTINGS_FILE, hub_kwargs)
         settings = {k: saved[k] if k in saved and v == SETTING_DEFAULTS[k] else v for k, v in given.items()}
         min_pixels, max_pixels = settings["min_pixels"], settings["max_pixels"]
         video_fps, video_max_frames = settings["video_fps"], settings["video_max_frames"]
         video_max_pixels, max_audio_seconds = settings["video_max_pixels"], settings["max_audio_seconds"]
         max_length, mixed_suffix = settings["max_length"], settings["mixed_suffix"]
         if prompts is None:
-            st_config = read_optional_json(model_name_or_path, "config_sentence_transformers.json", hub_kwargs)
+            st_config = read_optional_json(source, "config_sentence_transformers.json", hub_kwargs)
             prompts = st_config.get("prompts") or None
             default_prompt_name = default_prompt_name or st_config.get("default_prompt_name")
         self.prompts: dict[str, str] = dict(prompts or {})
@@ -190,11 +197,10 @@ class LCOEmbedder:
 
         resolved_device = resolve_device(device)
         loaded = load_model(
-            model_name_or_path,
+            checkpoint,
             device=resolved_device,
             dtype=resolve_dtype(dtype, resolved_device),
             attn_implementation=resolve_attn(attn_implementation, resolved_device),
-            hub_kwargs=hub_kwargs,
             model_kwargs=model_kwargs,
             processor_kwargs=processor_kwargs,
         )
@@ -253,10 +259,6 @@ class LCOEmbedder:
         """True if this checkpoint can embed ``modality`` (``"text"``, ``"image"``, ``"audio"``, ``"video"``)."""
         return modality in self._modalities
 
-    def get_embedding_dimension(self) -> int:
-        """The size of the embeddings ``encode`` returns (``truncate_dim`` if set)."""
-        return self.truncate_dim or self._dimension
-
     @property
     def num_layers(self) -> int:
         """Number of decoder layers; ``output_layers="all"`` returns ``num_layers + 1`` states."""
@@ -309,9 +311,18 @@ class LCOEmbedder:
         )
 
     @torch.inference_mode()
-    def _forward(self, batch: list[Features], layers: list[int] | None) -> torch.Tensor:
+    def _forward(
+        self, batch: list[Features], layers: list[int] | None, tokens: bool = False
+    ) -> torch.Tensor | list[dict[str, torch.Tensor]]:
         inputs = collate([features.inputs for features in batch], self._pad_token_id)
-        return self.embed_batch(inputs, layers).float().cpu()
+        if not tokens:
+            return self.embed_batch(inputs, layers).float().cpu()
+        hidden = self.hidden_states(inputs).float().cpu()
+        real = inputs["attention_mask"].bool()
+        return [
+            {"token_embeddings": hidden[i][real[i]], "input_ids": inputs["input_ids"][i][real[i]]}
+            for i in range(len(batch))
+        ]
 
     def move_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Collated processor outputs on the model's device, floating-point media tensors in the model's dtype."""
@@ -334,13 +345,16 @@ class LCOEmbedder:
         keeps gradients unless called under ``torch.no_grad()`` / ``torch.inference_mode()``, and returns the
         model's dtype on the model's device: ``[batch, d]``, or ``[batch, len(layers), d]`` with ``layers``.
         """
+        return last_token_pool(self.hidden_states(inputs, layers), inputs["attention_mask"])
+
+    def hidden_states(self, inputs: dict[str, Any], layers: list[int] | None = None) -> torch.Tensor:
+        """The backbone's final (normed) hidden states of collated processor outputs: ``[batch, seq, d]``, or
+        ``[batch, len(layers), seq, d]`` with ``layers``; on the model's device, in its dtype, padding included."""
         inputs = self.move_inputs(inputs)
         outputs = self._backbone(**inputs, use_cache=False, output_hidden_states=layers is not None, return_dict=True)
         if layers is None:
-            hidden = outputs.last_hidden_state
-        else:
-            hidden = torch.stack([outputs.hidden_states[i] for i in layers], dim=1)
-        return last_token_pool(hidden, inputs["attention_mask"])
+            return outputs.last_hidden_state
+        return torch.stack([outputs.hidden_states[i] for i in layers], dim=1)
 
     def _executor(self, num_workers: int, worker_type: WorkerType, featurizer: Featurizer) -> Executor | None:
         """The pool featurize runs in: ``None`` (inline), a fresh thread pool, or the kept process pool."""
@@ -386,8 +400,10 @@ class LCOEmbedder:
         num_workers: int | None,
         on_error: str,
         progress: Callable[[int], None] | None,
+        tokens: bool = False,
     ) -> Iterator[Outcome]:
-        """Run ``items`` through the engine; yields ``(index, embedding or error)`` in input order."""
+        """Run ``items`` through the engine; yields ``(index, embedding or error)`` in input order (with ``tokens``,
+        ``{"token_embeddings", "input_ids"}`` of each item's real tokens instead of the embedding)."""
         prompt = self.resolve_prompt(prompt_name, prompt)
         layers = self._layer_indices(output_layers)
         num_workers = self.num_workers if num_workers is None else num_workers
@@ -408,6 +424,7 @@ class LCOEmbedder:
             executor=executor,
             lookahead=max(batch_size, 2 * num_workers),
             progress=progress,
+            tokens=tokens,
         )
         self.last_stats = engine.stats
         try:
@@ -427,6 +444,7 @@ class LCOEmbedder:
         executor: Executor | None = None,
         lookahead: int = 8,
         progress: Callable[[int], None] | None = None,
+        tokens: bool = False,
     ) -> Engine:
         """An :class:`~lco_embedding.engine.Engine` over this model's forward pass (no vocabulary head, last-token
         pooling, raw float32 rows on the CPU), with the model's token budget, per-pass overhead and fault hook.
@@ -439,6 +457,8 @@ class LCOEmbedder:
             layers: Hidden-state indices to return instead of the last state.
             max_tokens_per_batch: Token budget (default: the constructor's, else the device's).
             batch_size, on_error, executor, lookahead, progress: As in :class:`~lco_embedding.engine.Engine`.
+            tokens: Each item's output is ``{"token_embeddings": [len, d], "input_ids": [len]}`` of its real tokens
+                (final hidden states, float32, CPU) instead of its pooled embedding.
         """
         max_tokens = max_tokens_per_batch or self.max_tokens_per_batch or self._default_max_tokens()
         if max_tokens < 1:
@@ -447,7 +467,7 @@ class LCOEmbedder:
             featurize = partial(self.featurizer(), modality=None, prompt=None)
         return Engine(
             featurize,
-            partial(self._forward, layers=layers),
+            partial(self._forward, layers=layers, tokens=tokens),
             max_tokens=max_tokens,
             batch_size=batch_size,
             batch_overhead=default_batch_overhead(self.device),
@@ -556,7 +576,7 @@ class LCOEmbedder:
         prompt: str | None = None,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
-        output_value: Literal["sentence_embedding"] | None = "sentence_embedding",
+        output_value: Literal["sentence_embedding", "token_embeddings"] | None = "sentence_embedding",
         precision: Precision = "float32",
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
@@ -585,7 +605,11 @@ class LCOEmbedder:
             batch_size: Most items per forward pass (default 32); batches are also capped by
                 ``max_tokens_per_batch`` and grouped by length.
             show_progress_bar: Default: shown when this module logs at INFO or lower.
-            output_value: Only ``"sentence_embedding"`` (or None, the same) is supported.
+            output_value: ``"sentence_embedding"`` (default); ``"token_embeddings"``: a list of ``[tokens, d]``
+                tensors, each item's final hidden states over its real tokens (template and prompt included, no
+                padding, not normalised); ``None``: a list of dicts, one per item, with ``sentence_embedding``
+                (normalised and truncated as asked), ``token_embeddings``, ``input_ids`` and ``attention_mask``,
+                as sentence-transformers returns them.
             precision: ``"float32"``, or ``"int8"``/``"uint8"``/``"binary"``/``"ubinary"`` quantized with
                 sentence-transformers' ``quantize_embeddings``.
             convert_to_numpy: Return a numpy array (default) rather than a list of tensors.
@@ -601,20 +625,29 @@ class LCOEmbedder:
                 state): returns ``[n, len(layers), d]`` instead of ``[n, d]``.
             max_tokens_per_batch: Token budget of one forward pass for this call (default: the constructor's).
             num_workers: Background featurize workers for this call (default: the constructor's).
-            **kwargs: Accepted for compatibility with sentence-transformers callers and ignored (logged).
+            **kwargs: None are accepted: an unknown keyword raises ``ValueError`` naming the closest valid one
+                (as sentence-transformers 6 does), so a typo such as ``normalise_embeddings`` never passes silently.
 
         Returns:
-            ``[n, d]`` for a list (``[d]`` for a single input) as numpy array, tensor, or list of tensors.
+            ``[n, d]`` for a list (``[d]`` for a single input) as numpy array, tensor, or list of tensors; see
+            ``output_value`` for token embeddings and dicts.
 
         Raises:
             LCOInputError: A bad item (message names its index), with ``on_error="raise"``.
-            ValueError: Bad arguments.
+            ValueError: Bad arguments, or an unknown keyword argument.
         """
+        check_unknown_keywords("encode", kwargs, _ENCODE_KEYWORDS)
         _check_encode_arguments(batch_size, on_error, precision)
-        if output_value not in (None, "sentence_embedding"):
-            raise ValueError(f"output_value must be 'sentence_embedding', got {output_value!r}.")
-        if kwargs:
-            logger.debug("encode ignores unknown keyword arguments %s", sorted(kwargs))
+        if output_value not in _OUTPUT_VALUES:
+            raise ValueError(
+                f"output_value must be one of 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}."
+            )
+        tokens = output_value != "sentence_embedding"
+        if tokens and (output_layers is not None or precision != "float32"):
+            raise ValueError(
+                f"output_value={output_value!r} cannot be combined with output_layers or a precision other than "
+                "float32; these apply to sentence embeddings."
+            )
         if device is not None and torch.device(device) != self.device:
             self.model.to(device)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
@@ -638,6 +671,7 @@ class LCOEmbedder:
                 num_workers=num_workers,
                 on_error=on_error,
                 progress=bar.update,
+                tokens=tokens,
             ):
                 if isinstance(outcome, LCOInputError):
                     errors[index] = outcome
@@ -652,6 +686,9 @@ class LCOEmbedder:
                 len(errors) + len(kept),
                 "; ".join(str(errors[i]) for i in errors),
             )
+        if tokens:
+            outputs = [_token_output(r, output_value, normalize_embeddings, truncate_dim) for r in results.values()]
+            return outputs[0] if single else outputs
         return self._finish(
             list(results.values()),
             self._dimension,
@@ -786,32 +823,29 @@ class LCOEmbedder:
             return array[0] if single else array
         return stacked[0] if single else list(stacked)
 
-    # ------------------------------------------------------------------------------------- sentence-transformers
-    def encode_query(self, inputs: SingleInput | Iterable[SingleInput], **kwargs: Any) -> Any:
-        """``encode`` with the ``"query"`` prompt when ``prompts`` has one and no prompt is given."""
-        if kwargs.get("prompt_name") is None and kwargs.get("prompt") is None and "query" in self.prompts:
-            kwargs["prompt_name"] = "query"
-        return self.encode(inputs, **kwargs)
 
-    def encode_document(self, inputs: SingleInput | Iterable[SingleInput], **kwargs: Any) -> Any:
-        """``encode`` with the ``"document"`` prompt when ``prompts`` has one and no prompt is given."""
-        if kwargs.get("prompt_name") is None and kwargs.get("prompt") is None and "document" in self.prompts:
-            kwargs["prompt_name"] = "document"
-        return self.encode(inputs, **kwargs)
+_OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
+_ENCODE_KEYWORDS = [name for name in inspect.signature(LCOEmbedder.encode).parameters if name not in ("self", "kwargs")]
 
-    @staticmethod
-    def similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Cosine similarity of every row of ``a`` with every row of ``b``: ``[len(a), len(b)]``."""
-        from sentence_transformers.util import cos_sim
 
-        return cos_sim(a, b)
-
-    @staticmethod
-    def similarity_pairwise(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Cosine similarity of ``a[i]`` with ``b[i]``: ``[len(a)]``."""
-        from sentence_transformers.util import pairwise_cos_sim
-
-        return pairwise_cos_sim(a, b)
+def _token_output(
+    output: dict[str, torch.Tensor], output_value: str | None, normalize: bool, truncate_dim: int | None
+) -> torch.Tensor | dict[str, torch.Tensor]:
+    """One item's ``encode(output_value=...)`` result from its token states (the last real token is the
+    embedding)."""
+    if output_value == "token_embeddings":
+        return output["token_embeddings"]
+    sentence = output["token_embeddings"][-1]
+    if truncate_dim is not None:
+        sentence = sentence[:truncate_dim]
+    if normalize:
+        sentence = torch.nn.functional.normalize(sentence, p=2, dim=-1)
+    return {
+        "sentence_embedding": sentence,
+        "token_embeddings": output["token_embeddings"],
+        "input_ids": output["input_ids"],
+        "attention_mask": torch.ones_like(output["input_ids"]),
+    }
 
 
 def _check_encode_arguments(batch_size: Any, on_error: Any, precision: Any) -> None:

@@ -122,7 +122,8 @@ class Engine:
     Args:
         featurize: ``(index, item) -> Features``; raises :class:`LCOInputError` for a bad item. Submitted to
             ``executor`` as is, so it must be picklable for a process pool.
-        forward: ``list[Features] -> Tensor`` of pooled embeddings, one row per item, in batch order.
+        forward: ``list[Features] -> Tensor`` of pooled embeddings, one row per item, in batch order (or a list of
+            per-item outputs: tensors, or dicts of tensors).
         max_tokens: Token budget of one batch (padded tokens).
         batch_size: Most items in one batch.
         batch_overhead: Fixed cost of one forward pass in tokens (see :func:`~lco_embedding.batching.plan_batches`)
@@ -331,7 +332,7 @@ class Engine:
         self, batch: list[Features], pooled: torch.Tensor, results: dict[int, torch.Tensor | LCOInputError]
     ) -> None:
         for features, embedding in zip(batch, pooled, strict=True):
-            if not torch.isfinite(embedding).all():
+            if not _is_finite(embedding):
                 error = LCOInputError(
                     "the model produced NaN or infinite values for this input; float16 overflows easily: use "
                     "bfloat16 or float32.",
@@ -345,6 +346,12 @@ class Engine:
         if self.on_error == "raise":
             raise error
         results[index] = error
+
+
+def _is_finite(output: torch.Tensor | dict[str, torch.Tensor]) -> bool:
+    """True when an item's output (a tensor, or a dict of them) holds no NaN or infinite value."""
+    tensors = output.values() if isinstance(output, dict) else (output,)
+    return all(not t.is_floating_point() or bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def _item_error(index: int, error: Exception) -> LCOInputError:

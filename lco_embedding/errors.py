@@ -1,10 +1,11 @@
-"""The exception raised for bad inputs, and the report of items skipped with ``on_error="skip"``."""
+"""The exceptions raised for bad inputs and for checkpoints that cannot be found, and the report of items skipped
+with ``on_error="skip"``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["LCOInputError", "EncodeReport"]
+__all__ = ["CheckpointNotFoundError", "LCOInputError", "EncodeReport"]
 
 
 class LCOInputError(ValueError):
@@ -29,6 +30,16 @@ class LCOInputError(ValueError):
         error = LCOInputError(self.reason, index)
         error.__cause__ = self.__cause__ or self
         return error
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """A checkpoint's files cannot be found: no such local folder, a folder without ``config.json``, or a hub id
+    that is neither reachable nor in the local cache.
+
+    The message says which, and how to fix it (a local folder, ``local_files_only=True`` / ``HF_HUB_OFFLINE=1``
+    with a pre-downloaded cache, the network). A ``FileNotFoundError``, so ``except OSError`` catches it as it
+    catches transformers' own loading errors.
+    """
 
 
 @dataclass

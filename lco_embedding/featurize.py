@@ -111,6 +111,10 @@ class Featurizer:
             # Pad to this item's longest audio, not to the feature extractor's 300 s: the real frames are
             # identical, and the audio encoder only reads the frames its feature_attention_mask marks.
             kwargs["audio_kwargs"] = {"max_length": max(len(a) for a in media["audio"]) + AUDIO_TAIL}
+        if media["video"]:
+            # Frames arrive already sized to the per-frame budget (qwen-omni-utils' rule, as in the reference);
+            # False is the processor's behaviour when the setting is absent, said explicitly to silence its warning.
+            kwargs["videos_kwargs"] = {"cap_pixels_per_frame": False}
         inputs = self.processor(
             text=[text],
             images=media["image"] or None,

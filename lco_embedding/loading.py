@@ -16,13 +16,15 @@ import importlib.util
 import json
 import logging
 import os
-import re
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from lco_embedding.errors import CheckpointNotFoundError
+from lco_embedding.hub import LocatedCheckpoint, locate_checkpoint
 from lco_embedding.types import Modality
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "LoadedModel",
     "describe_checkpoint",
     "load_model",
+    "read_config",
     "resolve_device",
     "resolve_dtype",
     "resolve_attn",
@@ -128,38 +131,58 @@ def resolve_attn(attn_implementation: str | None, device: torch.device) -> str:
     return "sdpa"
 
 
-_SNAPSHOT = re.compile(r"[/\\]snapshots[/\\]([0-9a-f]{40})[/\\]")
+def read_config(checkpoint: LocatedCheckpoint) -> dict[str, Any]:
+    """The parsed ``config.json`` of a located checkpoint.
 
-
-def _read_config(name: str, hub_kwargs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """``config.json`` of a checkpoint, and the hub commit it came from (from the cache's snapshot folder)."""
-    from transformers.utils import cached_file
-
-    path = cached_file(name, "config.json", **hub_kwargs)
-    with open(path, encoding="utf-8") as f:
-        config = json.load(f)
-    match = _SNAPSHOT.search(str(path))
-    return config, match.group(1) if match and not os.path.isdir(name) else None
+    Raises:
+        ValueError: It is not valid JSON, or not a JSON object.
+    """
+    try:
+        with open(checkpoint.config_path, encoding="utf-8") as f:
+            config = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{checkpoint.name!r}: config.json is not valid JSON ({e}); the checkpoint is damaged.") from e
+    if not isinstance(config, dict):
+        raise ValueError(f"{checkpoint.name!r}: config.json does not hold a JSON object; the checkpoint is damaged.")
+    return config
 
 
 def _check_model_type(name: str, config: dict[str, Any]) -> str:
     model_type = config.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
+        found = "no model_type" if model_type is None else f"model_type {model_type!r}"
         raise ValueError(
-            f"{name!r} has model_type {model_type!r}, which lco-embedding cannot load. Supported: "
+            f"{name!r} has {found} in its config.json, which lco-embedding cannot load. Supported: "
             f"{', '.join(SUPPORTED_MODEL_TYPES)} (LCO-Embedding-Omni checkpoints are qwen2_5_omni_thinker)."
         )
     return model_type
+
+
+def _check_weights(checkpoint: LocatedCheckpoint) -> None:
+    """A local folder must hold safetensors weights (the hub's are checked by transformers as it downloads)."""
+    if checkpoint.folder is None:
+        return
+    folder = Path(checkpoint.folder)
+    if any(folder.glob("*.safetensors")):
+        return
+    other = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".gguf"))
+    found = f" It has {', '.join(other[:3])}: lco-embedding reads safetensors only (never pickled weights)."
+    found = found if other else ""
+    raise CheckpointNotFoundError(
+        f"{checkpoint.name!r} has a config.json but no *.safetensors weights.{found} Give a complete checkpoint "
+        "folder (as written by save_pretrained or downloaded from the hub)."
+    )
 
 
 def describe_checkpoint(name: str, hub_kwargs: dict[str, Any] | None = None) -> CheckpointInfo:
     """Read a checkpoint's ``config.json`` (hub id or folder) without loading its weights.
 
     Raises:
+        CheckpointNotFoundError: The checkpoint cannot be found or reached (the message says how to fix it).
         ValueError: Unsupported ``model_type``.
-        OSError: The checkpoint cannot be found or reached.
     """
-    config, commit = _read_config(name, hub_kwargs or {})
+    checkpoint = locate_checkpoint(name, **(hub_kwargs or {}))
+    config = read_config(checkpoint)
     model_type = _check_model_type(name, config)
     text = config.get("thinker_config", config) if model_type == "qwen2_5_omni" else config
     text = text.get("text_config", text)
@@ -168,21 +191,26 @@ def describe_checkpoint(name: str, hub_kwargs: dict[str, Any] | None = None) -> 
         modalities=SUPPORTED_MODEL_TYPES[model_type],
         hidden_size=int(text["hidden_size"]),
         num_layers=int(text["num_hidden_layers"]),
-        commit=commit,
+        commit=checkpoint.commit,
     )
 
 
 def read_optional_json(name: str, filename: str, hub_kwargs: dict[str, Any]) -> dict[str, Any]:
     """The JSON file ``filename`` of a checkpoint (hub id or folder), or ``{}`` when it has none."""
-    from transformers.utils import cached_file
+    if os.path.isdir(name):
+        path: str | None = os.path.join(name, filename)
+        if not os.path.isfile(path):
+            return {}
+    else:
+        from transformers.utils import cached_file
 
-    path = cached_file(
-        name,
-        filename,
-        _raise_exceptions_for_missing_entries=False,
-        _raise_exceptions_for_connection_errors=False,
-        **hub_kwargs,
-    )
+        path = cached_file(
+            name,
+            filename,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+            **hub_kwargs,
+        )
     if path is None:
         return {}
     with open(path, encoding="utf-8") as f:
@@ -190,33 +218,34 @@ def read_optional_json(name: str, filename: str, hub_kwargs: dict[str, Any]) -> 
 
 
 def load_model(
-    model_name_or_path: str,
+    checkpoint: LocatedCheckpoint,
     *,
     device: torch.device,
     dtype: torch.dtype,
     attn_implementation: str,
-    hub_kwargs: dict[str, Any],
     model_kwargs: dict[str, Any] | None = None,
     processor_kwargs: dict[str, Any] | None = None,
 ) -> LoadedModel:
-    """Load a supported checkpoint (hub id or local folder) and its processor.
+    """Load a supported checkpoint (located by :func:`~lco_embedding.hub.locate_checkpoint`) and its processor.
 
     Args:
-        model_name_or_path: Hub id or local folder.
+        checkpoint: Where the checkpoint's files are, and the hub arguments to read them with.
         device: Where to put the model.
         dtype: Weight dtype.
         attn_implementation: ``sdpa``, ``eager``, ``flash_attention_2``, ...
-        hub_kwargs: ``revision``, ``cache_dir``, ``token``, ``local_files_only``.
         model_kwargs: Extra keyword arguments for ``from_pretrained`` of the model.
         processor_kwargs: Extra keyword arguments for ``from_pretrained`` of the processor.
 
     Raises:
         ValueError: If ``config.json``'s ``model_type`` is not supported (the message lists the supported ones).
+        CheckpointNotFoundError: A local folder without safetensors weights.
     """
     import transformers
 
-    config, commit = _read_config(model_name_or_path, hub_kwargs)
-    model_type = _check_model_type(model_name_or_path, config)
+    config = read_config(checkpoint)
+    model_type = _check_model_type(checkpoint.name, config)
+    _check_weights(checkpoint)
+    model_name_or_path, hub_kwargs, commit = checkpoint.source, checkpoint.hub_kwargs, checkpoint.commit
     kwargs = {
         "dtype": dtype,
         "attn_implementation": attn_implementation,

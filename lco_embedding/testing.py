@@ -124,7 +124,10 @@ def _build_tokenizer(special: dict[str, str]):
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=400,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     bpe.train_from_iterator(_CORPUS, trainer=trainer)
     return Qwen2TokenizerFast(
@@ -156,6 +159,7 @@ def _text_config(vocab_size: int, pad_id: int, eos_id: int) -> dict:
         "max_position_embeddings": 32768,
         "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
         "pad_token_id": pad_id,
+        "bos_token_id": None,  # Qwen has none; the VL config's default is the real vocabulary's 151643
         "eos_token_id": eos_id,
         "tie_word_embeddings": False,
     }
@@ -284,7 +288,10 @@ def build_tiny_checkpoint(
         if kind == "omni-thinker":
             model = Qwen2_5OmniThinkerForConditionalGeneration(thinker_config)
         else:
-            config = Qwen2_5OmniConfig(thinker_config=thinker_config.to_dict(), enable_audio_output=False)
+            # The talker (speech output) is never built: its default config's token ids lie outside the tiny
+            # vocabulary, which transformers would warn about.
+            with _transformers_quiet():
+                config = Qwen2_5OmniConfig(thinker_config=thinker_config.to_dict(), enable_audio_output=False)
             model = Qwen2_5OmniForConditionalGeneration(config)
         image, video = _vision_processors()
         processor = Qwen2_5OmniProcessor(
@@ -319,9 +326,37 @@ def build_tiny_checkpoint(
         raise ValueError(f"kind must be one of 'omni-thinker', 'omni', 'qwen2_5_vl', got {kind!r}.")
     _randomize(model, init_std, seed)
     model.to(getattr(torch, dtype))
-    model.save_pretrained(path, safe_serialization=True)
+    with _no_progress_bars():
+        model.save_pretrained(path, safe_serialization=True)
     processor.save_pretrained(path)
     return path
+
+
+@contextmanager
+def _transformers_quiet() -> Iterator[None]:
+    """transformers' warnings off for the block."""
+    from transformers.utils import logging as transformers_logging
+
+    level = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(level)
+
+
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers' progress bars off for the block (a few-KB checkpoint needs no "Writing model shards" bar)."""
+    from transformers.utils import logging as transformers_logging
+
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def synthetic_image(height: int, width: int, rng: np.random.Generator, channels: int = 3) -> np.ndarray:

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from lco_embedding.distributed import embed_dataset
-from tests.cli.conftest import committed_shards, copy_media, read_rows, run_cli, run_until_killed
+from tests.cli.conftest import committed_shards, copy_media, kill_at, read_rows, run_cli
 
 TOL = 1e-5
 
@@ -129,9 +129,10 @@ def test_lco_embed_encode_on_ray_writes_the_same_folder_and_resumes(ray_address,
     run_cli(*common, "--out", tmp_path / "local")
     on_ray = [*common, "--out", tmp_path / "ray", "--ray", ray_address, "--ray-workers", 2]
     # kill -9 the driver once its first shard is committed; the re-run resumes at the next shard
-    assert run_until_killed(on_ray, lambda _: committed_shards(tmp_path / "ray") >= 1)
+    kill_at(on_ray, "commit:1")
+    assert committed_shards(tmp_path / "ray") == 1
     done = json.loads((tmp_path / "ray" / "manifest.json").read_text())["counts"]["done"]
-    assert 0 < done < 47
+    assert done == 4
     result = run_cli(*on_ray)
     assert f"Resumed at item {done}" in result.stdout and "Embedded 45 of 47 items, 2 failed" in result.stdout
 

@@ -114,3 +114,80 @@ def test_one_training_step_with_multiple_negatives_ranking_loss(tiny_omni, tmp_p
     assert np.isfinite(loss) and loss > 0
     changed = [n for n, p in model.model.named_parameters() if not torch.equal(before[n], p)]
     assert any("layers" in n for n in changed)  # the language model was updated through LCOModule
+
+
+def test_the_attributes_sentence_transformers_users_reach_for_behave_as_in_sentence_transformer(tiny_omni):
+    model = LCOEmbedder(tiny_omni, device="cpu")
+    st = model.to_sentence_transformer()
+    assert model.max_seq_length == st.max_seq_length == 300
+    st.max_seq_length = 4  # set through sentence-transformers: the shared embedder cuts text there
+    assert model.max_seq_length == model.max_length == 4
+    long = "one two three four five six seven eight"
+    np.testing.assert_allclose(model.encode(long), model.encode("one two three four"), atol=TOL, rtol=0)
+    model.max_seq_length = 300
+    assert st.max_seq_length == 300
+    with pytest.raises(ValueError, match="max_seq_length must be a positive integer or None"):
+        model.max_seq_length = 0
+    assert model.tokenizer is st.tokenizer is model.processor.tokenizer and st.processor is model.processor
+
+    a, b = model.encode(["a cat", "a dog"]), model.encode(["a car", "a tree", "a bird"])
+    assert model.similarity_fn_name == st.similarity_fn_name == "cosine"
+    for name in ("dot", "euclidean", "manhattan", "cosine"):
+        model.similarity_fn_name = st.similarity_fn_name = name
+        torch.testing.assert_close(model.similarity(a, b), st.similarity(a, b))
+        torch.testing.assert_close(model.similarity_pairwise(a, b[:2]), st.similarity_pairwise(a, b[:2]))
+    with pytest.raises(ValueError, match="similarity_fn_name must be one of cosine, dot, euclidean, manhattan"):
+        model.similarity_fn_name = "maxsim"
+
+    assert model.get_embedding_dimension() == st.get_embedding_dimension() == 64
+    for owner in (model, st):
+        with pytest.warns(FutureWarning, match="renamed to `get_embedding_dimension`"):
+            assert owner.get_sentence_embedding_dimension() == 64
+    truncated = LCOEmbedder(tiny_omni, device="cpu", truncate_dim=16)
+    assert truncated.get_embedding_dimension() == truncated.to_sentence_transformer().get_embedding_dimension() == 16
+
+    with pytest.raises(ValueError, match=r"'normalise_embeddings' \(did you mean 'normalize_embeddings'\?\)"):
+        model.encode("x", normalise_embeddings=False)
+    with pytest.raises(ValueError, match="additional keyword arguments"):  # sentence-transformers 6 refuses too
+        st.encode("x", normalise_embeddings=False)
+
+
+def test_to_half_bfloat16_and_float_change_the_device_and_dtype_and_return_the_model(tiny_omni):
+    model = LCOEmbedder(tiny_omni, device="cpu")
+    expected = model.encode("a cat")
+    st = SentenceTransformer(modules=[torch.nn.Linear(2, 2)], device="cpu")
+    for method, dtype in (("half", torch.float16), ("bfloat16", torch.bfloat16), ("float", torch.float32)):
+        assert getattr(model, method)() is model and model.dtype == dtype
+        assert getattr(st, method)() is st and next(st.parameters()).dtype == dtype  # the same names do the same
+    assert model.to("cpu") is model and model.device == torch.device("cpu")
+    assert model.to(torch.bfloat16) is model and model.dtype == torch.bfloat16
+    assert float((model.encode("a cat") * expected).sum()) > 0.99
+    assert model.float().dtype == torch.float32  # the weights keep bfloat16's rounding, now in float32
+    assert model.encode("a cat").dtype == np.float32 and float((model.encode("a cat") * expected).sum()) > 0.99
+
+
+def test_output_value_token_embeddings_and_none_as_sentence_transformers_returns_them(model, media):
+    st = model.to_sentence_transformer()
+    texts = ["a short text", "a somewhat longer text about cats and dogs"]
+    theirs = st.encode(texts, output_value=None, normalize_embeddings=True)
+    ours = model.encode(texts, output_value=None)
+    for mine, other in zip(ours, theirs, strict=True):
+        assert {"sentence_embedding", "token_embeddings", "input_ids", "attention_mask"} <= set(other) == set(other)
+        assert set(mine) == {"sentence_embedding", "token_embeddings", "input_ids", "attention_mask"}
+        real = other["attention_mask"].bool()  # theirs are rows of the padded batch
+        torch.testing.assert_close(mine["sentence_embedding"], other["sentence_embedding"], atol=TOL, rtol=0)
+        torch.testing.assert_close(mine["token_embeddings"], other["token_embeddings"][real], atol=TOL, rtol=0)
+        assert torch.equal(mine["input_ids"], other["input_ids"][real]) and bool(mine["attention_mask"].all())
+    np.testing.assert_allclose(
+        torch.stack([o["sentence_embedding"] for o in ours]).numpy(), model.encode(texts), atol=TOL, rtol=0
+    )
+    tokens = model.encode(texts, output_value="token_embeddings")
+    theirs = st.encode(texts, output_value="token_embeddings")
+    for mine, other in zip(tokens, theirs, strict=True):
+        # sentence-transformers trims right padding only; with left padding its rows keep the leading pad tokens
+        torch.testing.assert_close(mine, other[-len(mine) :], atol=TOL, rtol=0)
+    image = model.encode({"image": media["png"]}, output_value=None)
+    assert image["token_embeddings"].shape[0] == len(image["input_ids"]) > 10
+    np.testing.assert_allclose(image["sentence_embedding"].numpy(), model.encode({"image": media["png"]}), atol=TOL)
+    with pytest.raises(ValueError, match="output_value must be one of"):
+        model.encode("x", output_value="word_embeddings")

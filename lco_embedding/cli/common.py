@@ -11,19 +11,97 @@ import click
 
 from lco_embedding.corpus.job import DEFAULT_MODEL
 
-__all__ = ["configure_logging", "format_table", "load_embedder", "model_options", "shorten"]
+__all__ = [
+    "configure_logging",
+    "format_table",
+    "is_quiet",
+    "load_embedder",
+    "model_options",
+    "shorten",
+    "verbosity_options",
+]
 
 
-def configure_logging(verbose: int) -> None:
-    """Log WARNING and up (INFO with -v, DEBUG with -vv); keep per-item and transformers chatter out."""
+_HANDLER_NAME = "lco-embed"
+
+
+def configure_logging(verbose: int, quiet: bool = False) -> None:
+    """Log WARNING and up (INFO with -v, DEBUG with -vv) through one handler; keep per-item and library chatter out.
+
+    The handler sits on the ``lco_embedding`` logger alone: transformers and huggingface_hub print through their
+    own handlers, so a handler on the root logger would print their lines twice. ``quiet`` turns off every
+    progress bar (ours, transformers' "Loading weights", huggingface_hub's downloads). Safe to call again: the
+    last call wins.
+    """
+    import sys
+
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)
-    logging.getLogger("lco_embedding").setLevel(level)
-    if not verbose:
-        # Per-item skips go to errors.jsonl and the command's own output; library chatter stays out of the way.
-        logging.getLogger("lco_embedding.embedder").setLevel(logging.ERROR)
-        # transformers sets its own level when first imported, from this variable.
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    ours = logging.getLogger("lco_embedding")
+    if not any(h.get_name() == _HANDLER_NAME for h in ours.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.set_name(_HANDLER_NAME)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        ours.addHandler(handler)
+        ours.propagate = False
+    ours.setLevel(level)
+    # Per-item skips go to errors.jsonl and the command's own output; library chatter stays out of the way.
+    logging.getLogger("lco_embedding.embedder").setLevel(logging.NOTSET if verbose else logging.ERROR)
+    library_level = "debug" if verbose > 1 else "info" if verbose else "error"
+    # Both libraries read these when first imported; set them directly when they already are.
+    hub_level = "debug" if verbose > 1 else "info" if verbose else "warning"
+    if verbose:
+        os.environ["TRANSFORMERS_VERBOSITY"], os.environ["HF_HUB_VERBOSITY"] = library_level, hub_level
+    else:  # a level the user set in the environment stands
+        library_level = os.environ.setdefault("TRANSFORMERS_VERBOSITY", library_level)
+        os.environ.setdefault("HF_HUB_VERBOSITY", hub_level)
+    if quiet:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity(getattr(logging, library_level.upper(), logging.ERROR))
+        if quiet:
+            transformers_logging.disable_progress_bar()
+    if "huggingface_hub" in sys.modules and quiet:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+
+
+def _verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    meta = ctx.find_root().meta
+    if param.name == "verbose":
+        meta["lco.verbose"] = meta.get("lco.verbose", 0) + value
+    else:
+        meta["lco.quiet"] = meta.get("lco.quiet", False) or value
+    configure_logging(meta.get("lco.verbose", 0), meta.get("lco.quiet", False))
+    return value
+
+
+def verbosity_options(function: Any) -> Any:
+    """The ``-v/--verbose`` and ``-q/--quiet`` options, accepted before and after the subcommand alike."""
+    function = click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_verbosity,
+        help="No progress bars (ours, nor transformers' and the hub's).",
+    )(function)
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_verbosity,
+        help="More log output (-v: INFO, -vv: DEBUG, with transformers' and the hub's).",
+    )(function)
+
+
+def is_quiet() -> bool:
+    """True when ``-q`` was given, before or after the subcommand."""
+    context = click.get_current_context(silent=True)
+    return bool(context and context.find_root().meta.get("lco.quiet", False))
 
 
 def model_options(function: Any) -> Any:
@@ -56,14 +134,14 @@ def load_embedder(
 ) -> Any:
     """Load an :class:`LCOEmbedder`, turning a failure into an error message that says what to do."""
     from lco_embedding.embedder import LCOEmbedder
+    from lco_embedding.errors import CheckpointNotFoundError
 
     try:
         return LCOEmbedder(model, revision=revision, device=device, dtype=None if dtype == "auto" else dtype, **kwargs)
+    except CheckpointNotFoundError as e:
+        raise click.ClickException(f"{e}\n(`lco-embed demo` runs offline on a tiny checkpoint.)") from e
     except (OSError, ValueError) as e:
-        raise click.ClickException(
-            f"cannot load the model {model!r}: {e}\nGive a local checkpoint folder with --model, check the name and "
-            "your network (the Hugging Face hub), or try `lco-embed demo`, which runs offline."
-        ) from e
+        raise click.ClickException(f"cannot load the model {model!r}: {e}") from e
 
 
 def shorten(text: str, width: int) -> str:

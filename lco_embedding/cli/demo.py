@@ -7,6 +7,9 @@ With the Hugging Face hub in reach it uses LCO-Embedding-Omni-3B; without it, a 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +17,7 @@ from typing import Any
 
 import click
 
-from lco_embedding.cli.common import load_embedder
+from lco_embedding.cli.common import is_quiet, load_embedder
 from lco_embedding.cli.samples import write_samples
 from lco_embedding.cli.search import print_hits, query_prompt
 
@@ -50,16 +53,32 @@ def _working_directory(path: Path):
         os.chdir(before)
 
 
+def _absolute(name: str) -> str:
+    """A model given as a path, made absolute (the demo changes folder); hub ids are kept as they are."""
+    from lco_embedding.hub import looks_like_path
+
+    expanded = os.path.expanduser(name)
+    return os.path.abspath(expanded) if os.path.exists(expanded) or looks_like_path(name) else name
+
+
 def _model(model: str | None, device: str | None) -> tuple[Any, str | None]:
-    """The demo's model, and the banner's reason when it fell back to the tiny checkpoint."""
+    """The demo's model, and the banner's reason when it fell back to the tiny checkpoint.
+
+    The banner is printed as soon as the fallback is decided, before the tiny checkpoint is built and loaded.
+    """
     from lco_embedding.corpus.job import DEFAULT_MODEL
+    from lco_embedding.errors import CheckpointNotFoundError
+    from lco_embedding.hub import locate_checkpoint
 
     if model is not None:
         return load_embedder(model, device=device), None
     try:
+        locate_checkpoint(DEFAULT_MODEL)
+    except CheckpointNotFoundError as e:
+        reason = f"Could not load {DEFAULT_MODEL}: {_first_clause(str(e))}."
+    else:
         return load_embedder(DEFAULT_MODEL, device=device), None
-    except click.ClickException as e:
-        reason = f"Could not load {DEFAULT_MODEL} ({str(e.__cause__ or e).splitlines()[0][:120]})."
+    click.echo(BANNER.format(reason=reason))
     from lco_embedding.testing import build_tiny_checkpoint
 
     path = WORKDIR / "tiny-checkpoint"
@@ -68,11 +87,32 @@ def _model(model: str | None, device: str | None) -> tuple[Any, str | None]:
     return load_embedder(str(path), device=device), reason
 
 
+def _first_clause(message: str) -> str:
+    """The part of a loading error that says why: ``"cannot load 'x': the hub could not be reached (...), and
+    ..."`` -> ``"the hub could not be reached (...)"``."""
+    text = message.split(": ", 1)[-1] if message.startswith("cannot load") else message
+    return text.split(", and ")[0].split(". ")[0].rstrip(".")[:160]
+
+
+def _command_prefix() -> str:
+    """How to run lco-embed as installed here: ``lco-embed`` when it is on PATH, else this environment's script,
+    else ``python -m lco_embedding.cli``."""
+    found = shutil.which("lco-embed")
+    script = Path(sys.executable).with_name("lco-embed")
+    if found and (not script.is_file() or Path(found).resolve() == script.resolve()):
+        return "lco-embed"
+    if script.is_file():
+        return shlex.quote(str(script))
+    return f"{shlex.quote(sys.executable)} -m lco_embedding.cli"
+
+
 @click.command(short_help="Embed a sample set and search it across modalities (offline too).")
 @click.option("--model", "-m", help="Checkpoint to use [default: LCO-Embedding-Omni-3B, or a tiny offline one].")
 @click.option("--device", help="cuda, cpu, mps, ... [default: cuda if available, else mps, else cpu]")
 @click.option(
-    "--out", type=click.Path(file_okay=False), help="Where to write the embeddings [default: a new temp folder]."
+    "--out",
+    type=click.Path(file_okay=False),
+    help=f"Where to write the embeddings [default: {WORKDIR / 'embeddings'}, replaced on every run].",
 )
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=3, show_default=True, help="Hits per query.")
 def demo(model: str | None, device: str | None, out: str | None, k: int) -> None:
@@ -80,22 +120,31 @@ def demo(model: str | None, device: str | None, out: str | None, k: int) -> None
 
     The same steps as `lco-embed encode` and `lco-embed search`; the commands to repeat them are printed at the end.
     """
-    from lco_embedding.corpus.job import encode_corpus
+    from lco_embedding.corpus.job import OutputMismatchError, encode_corpus
     from lco_embedding.corpus.search import search_folder
     from lco_embedding.corpus.store import OutputFolder
 
+    # Paths the caller gave are relative to the caller's folder: resolve them before anything changes folder.
+    output = Path(os.path.abspath(os.path.expanduser(out))) if out else WORKDIR / "embeddings"
+    model = _absolute(model) if model is not None else None
     samples = write_samples(WORKDIR / "samples")
     embedder, fallback = _model(model, device)
-    if fallback:
-        click.echo(BANNER.format(reason=fallback))
     click.echo(
         f"Model: {embedder.model_name_or_path} ({embedder.model_type}, {embedder.get_embedding_dimension()}-d, "
         f"{embedder.device}, {str(embedder.dtype).removeprefix('torch.')})"
     )
-    output = Path(out) if out else Path(tempfile.mkdtemp(prefix="lco-embed-demo-"))
     click.echo(f"\n1. Embedding the sample set (files in media/ and the rows of captions.jsonl) into {output}")
-    with _working_directory(samples.folder):
-        summary = encode_corpus(["media", "captions.jsonl"], output, model=embedder, show_progress_bar=True)
+    try:
+        with _working_directory(samples.folder):
+            summary = encode_corpus(
+                ["media", "captions.jsonl"],
+                output,
+                model=embedder,
+                show_progress_bar=not is_quiet(),
+                overwrite=out is None,  # the default folder is the demo's own scratch space
+            )
+    except OutputMismatchError as e:
+        raise click.ClickException(str(e)) from e
     click.echo(
         f"   {summary.embedded} items embedded, {summary.failed} failed, in {summary.seconds:.1f} s; "
         f"{len(list(output.glob('part-*.parquet')))} shard(s), manifest.json and errors.jsonl written."
@@ -109,10 +158,11 @@ def demo(model: str | None, device: str | None, out: str | None, k: int) -> None
         print_hits(hits, source_width=0)
     if fallback:
         click.echo("\n" + BANNER.format(reason=fallback))
+    command, quote = _command_prefix(), shlex.quote
     click.echo(
         "\nRepeat it yourself:\n"
-        f"  cd {samples.folder} && lco-embed encode media captions.jsonl --out {output} --model "
-        f"{embedder.model_name_or_path}\n"
-        f'  lco-embed search {output} "a red circle" --only image\n'
-        f"  lco-embed search {output} --image {samples.media / 'blue_square.png'} --only text"
+        f"  cd {quote(str(samples.folder))} && {command} encode media captions.jsonl --out {quote(str(output))} "
+        f"--model {quote(embedder.model_name_or_path)}\n"
+        f'  {command} search {quote(str(output))} "a red circle" --only image\n'
+        f"  {command} search {quote(str(output))} --image {quote(str(samples.media / 'blue_square.png'))} --only text"
     )

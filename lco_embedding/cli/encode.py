@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from lco_embedding.cli.common import model_options
+from lco_embedding.cli.common import is_quiet, model_options
 from lco_embedding.corpus.job import DEFAULT_SHARD_SIZE
 from lco_embedding.corpus.precision import PRECISIONS
 
@@ -57,7 +57,6 @@ SHOWN_FAILURES = 10
     "--ray-gpus-per-worker", type=click.FloatRange(min=0), help="GPUs per actor [default: 1 if the cluster has GPUs]."
 )
 @click.option("--overwrite", is_flag=True, help="Delete this folder's previous run and start over.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def encode(
     inputs: tuple[str, ...],
     out: str,
@@ -77,7 +76,6 @@ def encode(
     ray_workers: int | None,
     ray_gpus_per_worker: float | None,
     overwrite: bool,
-    quiet: bool,
 ) -> None:
     """Embed INPUT... into Parquet shards in --out, with a manifest.json and an errors.jsonl.
 
@@ -130,7 +128,7 @@ def encode(
             max_tokens_per_batch=max_tokens,
             num_workers=num_workers,
             overwrite=overwrite,
-            show_progress_bar=not quiet,
+            show_progress_bar=not is_quiet(),
             on_failure=report,
             ray=ray,
         )

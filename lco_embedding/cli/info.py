@@ -20,6 +20,7 @@ def info(model: str, revision: str | None, device: str | None, dtype: str, as_js
     Reads the checkpoint's config.json only (no weights are loaded or downloaded).
     """
     from lco_embedding.environment import devices, versions
+    from lco_embedding.errors import CheckpointNotFoundError
     from lco_embedding.loading import describe_checkpoint, resolve_device, resolve_dtype
 
     resolved_device = resolve_device(device)
@@ -34,6 +35,8 @@ def info(model: str, revision: str | None, device: str | None, dtype: str, as_js
     problem = None
     try:
         checkpoint = describe_checkpoint(model, {"revision": revision})
+    except CheckpointNotFoundError as e:
+        problem = str(e)
     except (OSError, ValueError) as e:
         problem = f"cannot read {model!r}: {e}"
     else:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import click
 
 from lco_embedding import __version__
-from lco_embedding.cli.common import configure_logging
+from lco_embedding.cli.common import verbosity_options
 
 __all__ = ["cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="lco-embed")
-@click.option("-v", "--verbose", count=True, help="More log output (-v: INFO, -vv: DEBUG, with transformers').")
-def cli(verbose: int) -> None:
+@verbosity_options
+def cli() -> None:
     """Embed text, images, audio, video and mixed items with LCO-Embedding models, and search them.
 
     \b
@@ -27,8 +27,9 @@ def cli(verbose: int) -> None:
     lco-embed train pairs.jsonl -m MODEL --out run   LoRA contrastive refinement (docs/training.md)
     lco-embed merge run/adapter --out my-model   a full checkpoint, loadable by LCOEmbedder
     lco-embed info --model LCO-Embedding/LCO-Embedding-Omni-7B
+
+    -v / -q work before or after the command's name.
     """
-    configure_logging(verbose)
 
 
 def _register() -> None:
@@ -46,7 +47,7 @@ def _register() -> None:
         demo.demo,
     )
     for command in commands:
-        cli.add_command(command)
+        cli.add_command(verbosity_options(command))
 
 
 _register()

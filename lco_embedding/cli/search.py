@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from lco_embedding.cli.common import format_table, load_embedder, shorten
+from lco_embedding.cli.common import format_table, is_quiet, load_embedder, shorten
 from lco_embedding.errors import LCOInputError
 
 __all__ = ["index", "load_folder_model", "print_hits", "query_item", "query_prompt", "search"]
@@ -160,8 +160,7 @@ def search(
     help="How the index stores vectors (f16: half the memory, same ranking to ~1e-3).",
 )
 @click.option("--connectivity", type=click.IntRange(min=2), help="HNSW graph degree [default: usearch's].")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def index(folder: str, dtype: str, connectivity: int | None, quiet: bool) -> None:
+def index(folder: str, dtype: str, connectivity: int | None) -> None:
     """Build an approximate (HNSW, usearch) index over FOLDER's rows, for search over millions of vectors.
 
     Needs `pip install 'lco-embedding[index]'`. Search uses it while it covers every row; after more rows are
@@ -170,7 +169,7 @@ def index(folder: str, dtype: str, connectivity: int | None, quiet: bool) -> Non
     from lco_embedding.corpus.search import build_index
 
     try:
-        path = build_index(folder, dtype=dtype, connectivity=connectivity, show_progress_bar=not quiet)
+        path = build_index(folder, dtype=dtype, connectivity=connectivity, show_progress_bar=not is_quiet())
     except (FileNotFoundError, ValueError, ImportError, RuntimeError) as e:
         raise click.ClickException(str(e)) from e
     from lco_embedding.corpus.store import OutputFolder

@@ -12,7 +12,7 @@ __all__ = ["serve"]
 @click.command(short_help="Serve an OpenAI-compatible /v1/embeddings endpoint with dynamic batching.")
 @model_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
 @click.option("--api-key", envvar="LCO_API_KEY", help="Require 'Authorization: Bearer KEY' (or set LCO_API_KEY).")
 @click.option("--served-model-name", help="The name clients pass as `model` [default: the --model value].")
 @click.option(
@@ -23,7 +23,9 @@ __all__ = ["serve"]
     help="How long a request waits for others to share its forward pass.",
 )
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Token budget of one forward pass [default: model's].")
-@click.option("--max-batch-items", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option(
+    "--max-batch-items", type=click.IntRange(min=1), default=64, show_default=True, help="Most items in a forward pass."
+)
 @click.option(
     "--max-queue-items",
     type=click.IntRange(min=1),
@@ -31,15 +33,46 @@ __all__ = ["serve"]
     show_default=True,
     help="Items held at once; beyond it requests get 429 with Retry-After.",
 )
-@click.option("--max-items-per-request", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--max-item-bytes", type=click.IntRange(min=1), default=20 * 2**20, show_default=True)
-@click.option("--max-body-bytes", type=click.IntRange(min=1), default=64 * 2**20, show_default=True)
+@click.option(
+    "--max-items-per-request",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Most items in one request's `input`; more get 400.",
+)
+@click.option(
+    "--max-item-bytes",
+    type=click.IntRange(min=1),
+    default=20 * 2**20,
+    show_default=True,
+    help="Largest item (text as UTF-8, a decoded data URI or a downloaded URL), in bytes; larger get 400.",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=64 * 2**20,
+    show_default=True,
+    help="Largest request body, in bytes; larger get 413.",
+)
 @click.option(
     "--featurize-workers",
     type=click.IntRange(min=1),
     default=4,
     show_default=True,
     help="Threads that preprocess items while the model runs.",
+)
+@click.option(
+    "--prompt",
+    "prompts",
+    multiple=True,
+    metavar="NAME=TEXT",
+    help='A task instruction clients select with "prompt_name": NAME (repeat; adds to or replaces the model\'s '
+    "saved prompts).",
+)
+@click.option(
+    "--default-prompt",
+    metavar="NAME",
+    help="The prompt used when a request names none [default: the model's saved default, else none].",
 )
 @click.option("--allow-url", is_flag=True, help="Fetch http(s) media URLs (off: data URIs only).")
 @click.option(
@@ -65,16 +98,19 @@ def serve(
     max_item_bytes: int,
     max_body_bytes: int,
     featurize_workers: int,
+    prompts: tuple[str, ...],
+    default_prompt: str | None,
     allow_url: bool,
     allowed_hosts: tuple[str, ...],
 ) -> None:
     """Serve MODEL over HTTP: POST /v1/embeddings (OpenAI's API: the openai client works unchanged for text),
     GET /v1/models, /health, /ready and /metrics (Prometheus).
 
-    `input` is a string, a list of strings, or a list of items such as {"text": "...", "image": "data:image/png;
-    base64,..."}; add "prompt_name": "query" for the model's saved prompts. Concurrent requests share forward
-    passes (dynamic batching); when --max-queue-items are held, requests get 429 with Retry-After. Media come as
-    data URIs; URLs only with --allow-url, and never to internal addresses unless --allowed-host names them.
+    `input` is a string, a list of strings, or a list of items such as {"text": "...", "image":
+    "data:image/png;base64,..."}; add "prompt_name": "query" for one of the model's saved prompts or of those
+    given with --prompt. Concurrent requests share forward passes (dynamic batching); when --max-queue-items are
+    held, requests get 429 with Retry-After. Media come as data URIs; URLs only with --allow-url, and never to
+    internal addresses unless --allowed-host names them.
     """
     from lco_embedding.integrations import require
 
@@ -102,10 +138,30 @@ def serve(
         raise click.UsageError(str(e)) from e
     if allowed_hosts and not allow_url:
         raise click.UsageError("--allowed-host goes with --allow-url.")
+    named = _parse_prompts(prompts)
     embedder = load_embedder(model, revision=revision, device=device, dtype=dtype)
+    embedder.prompts.update(named)
+    if default_prompt is not None:
+        if default_prompt not in embedder.prompts:
+            raise click.UsageError(
+                f"--default-prompt {default_prompt!r} is not a prompt of this server: give it with --prompt "
+                f"{default_prompt}=TEXT (prompts now: {', '.join(sorted(embedder.prompts)) or 'none'})."
+            )
+        embedder.default_prompt_name = default_prompt
     click.echo(
         f"Serving {settings.served_model_name} ({embedder.get_embedding_dimension()}-d, {embedder.device}) "
         f"on http://{host}:{port}/v1",
         err=True,
     )
     uvicorn.run(create_app(embedder, settings), host=host, port=port, log_level="warning")
+
+
+def _parse_prompts(values: tuple[str, ...]) -> dict[str, str]:
+    """``("query=Find: ", ...)`` -> ``{"query": "Find: "}``; a malformed entry is a usage error."""
+    prompts: dict[str, str] = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name.strip():
+            raise click.UsageError(f"--prompt takes NAME=TEXT, e.g. --prompt 'query=Find the text: ', got {value!r}.")
+        prompts[name.strip()] = text
+    return prompts

@@ -22,7 +22,13 @@ __all__ = ["merge", "train"]
     show_default=True,
     help="InfoNCE on anchor/positive/negative lines, or next-token loss on captions and documents.",
 )
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True)
+@click.option(
+    "--epochs",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.0,
+    show_default=True,
+    help="Passes over DATA (fractions allowed).",
+)
 @click.option("--max-steps", type=click.IntRange(min=1), help="Optimizer steps (overrides --epochs).")
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Global batch (all processes)."
@@ -33,14 +39,28 @@ __all__ = ["merge", "train"]
     help="Items per forward pass (gradient caching), so large batches fit in memory [default: the whole batch].",
 )
 @click.option("--lr", "learning_rate", type=float, default=4e-4, show_default=True, help="Peak learning rate.")
-@click.option("--warmup-ratio", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True)
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option(
+    "--warmup-ratio",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Share of the steps over which the learning rate rises linearly to --lr.",
+)
+@click.option("--weight-decay", type=float, default=0.0, show_default=True, help="AdamW weight decay.")
 @click.option("--temperature", type=float, default=0.03, show_default=True, help="InfoNCE temperature.")
-@click.option("--lora-rank", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lora-alpha", type=float, default=128, show_default=True)
-@click.option("--lora-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True)
+@click.option("--lora-rank", type=click.IntRange(min=1), default=64, show_default=True, help="Rank of the adapters.")
+@click.option(
+    "--lora-alpha", type=float, default=128, show_default=True, help="Adapter scale (alpha / rank multiplies them)."
+)
+@click.option(
+    "--lora-dropout",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Dropout on the adapters' input.",
+)
 @click.option("--max-length", type=click.IntRange(min=1), default=650, show_default=True, help="Text cut (tokens).")
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the adapters' init and the data order.")
 @click.option("--save-steps", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint interval.")
 @click.option("--log-steps", type=click.IntRange(min=1), default=10, show_default=True, help="Progress interval.")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="Continue training this adapter.")

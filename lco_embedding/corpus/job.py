@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "LCO-Embedding/LCO-Embedding-Omni-3B"
 DEFAULT_SHARD_SIZE = 10_000
 """Input positions per shard: the most work a kill can lose."""
+STOP_AT_ENV = "LCO_EMBEDDING_TEST_STOP_AT"
+"""Testing hook: ``start`` (before the model loads), ``commit:N`` (right after this run's N-th shard commit) or
+``record:N`` (after this run's N-th record, before any commit it completes) makes the job stop itself with
+``SIGSTOP`` there, so a test can ``kill -9`` it in a known state instead of after a delay (POSIX only)."""
 
 
 class OutputMismatchError(ValueError):
@@ -143,6 +147,7 @@ def encode_corpus(
         raise ValueError(f"shard_size must be a positive integer, got {shard_size}.")
     if show_progress_bar is None:
         show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
+    stop_at = _StopPoint.from_environment()
     specs = plan_inputs([str(i) for i in inputs])
     options = {"precision": precision, "normalize": normalize, "shard_size": shard_size}
     folder = OutputFolder(out)
@@ -170,6 +175,7 @@ def encode_corpus(
                 f"{str(folder.path)!r} holds files ({', '.join(folder.leftovers()[:5])}) but no manifest.json: it "
                 "is not an lco-embed output folder. Give an empty or new folder for --out."
             )
+        stop_at("start", 0)
         if ray is None:
             embedder = _load(model, revision, device, dtype, embedder_kwargs)
             description = describe_embedder(embedder, prompt_name, prompt)
@@ -198,6 +204,7 @@ def encode_corpus(
             show_progress_bar,
             stdin,
             on_failure,
+            stop_at,
         )
     finally:
         folder.unlock()
@@ -407,6 +414,30 @@ class _StreamSkipFilter(logging.Filter):
         return record.msg != "Skipped %s"
 
 
+@dataclass(frozen=True)
+class _StopPoint:
+    """Where :data:`STOP_AT_ENV` asks the job to stop itself; calling it at each point of the run checks it."""
+
+    event: str | None = None
+    count: int = 0
+
+    @classmethod
+    def from_environment(cls) -> _StopPoint:
+        wanted = os.environ.get(STOP_AT_ENV, "")
+        if not wanted:
+            return cls()
+        event, _, number = wanted.partition(":")
+        if event not in ("start", "commit", "record") or (event != "start" and not number.isdigit()):
+            raise ValueError(f"{STOP_AT_ENV} must be start, commit:N or record:N, got {wanted!r}.")
+        return cls(event, int(number or 0))
+
+    def __call__(self, event: str, count: int) -> None:
+        if event == self.event and count == self.count:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+
 class _Shard:
     """The rows and failures of the shard being filled."""
 
@@ -480,6 +511,7 @@ def _run(
     show_progress_bar: bool,
     stdin: IO[str] | None,
     on_failure: Callable[[dict[str, Any]], None] | None,
+    stop_at: _StopPoint,
 ) -> RunSummary:
     from tqdm.auto import tqdm
 
@@ -490,9 +522,10 @@ def _run(
     seconds_before = manifest.get("seconds", 0.0)
     began = time.perf_counter()
     shard = _Shard(len(manifest["shards"]), start, size, columns)
+    commits = records = 0
 
     def commit(final: bool) -> None:
-        nonlocal shard
+        nonlocal shard, commits
         if precision == "int8" and manifest["int8_ranges"] is None and shard.embeddings:
             manifest["int8_ranges"] = calibrate(np.stack(shard.embeddings))
         if final and counts["total"] is None:
@@ -511,6 +544,8 @@ def _run(
         else:
             folder.write_manifest(manifest)
         shard = _Shard(shard.index + 1, shard.last + 1, size, columns)
+        commits += 1
+        stop_at("commit", commits)
 
     outcomes = produce(
         iter_records(specs, start=start, stdin=stdin),
@@ -529,6 +564,8 @@ def _run(
         ) as bar:
             for record, embedding, reason in outcomes:
                 shard.add(record, embedding, reason)
+                records += 1
+                stop_at("record", records)
                 if reason is not None and on_failure is not None:
                     on_failure(shard.errors[-1])
                 bar.update(1)

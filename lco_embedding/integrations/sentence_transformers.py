@@ -72,6 +72,20 @@ class LCOModule(InputModule):
         """User text is cut to this many tokens (``None``: not cut)."""
         return self.embedder.max_length
 
+    @property
+    def max_seq_length(self) -> int | None:
+        """The embedder's ``max_length`` (``SentenceTransformer.max_seq_length`` reads and sets it here)."""
+        return self.embedder.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int | None) -> None:
+        self.embedder.max_seq_length = value
+
+    @property
+    def processor(self) -> Any:
+        """The checkpoint's processor (``SentenceTransformer.processor``)."""
+        return self.embedder.processor
+
     def preprocess(self, inputs: Sequence[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Featurize ``inputs`` as ``LCOEmbedder.encode`` does and pad them into one batch.
 
@@ -97,11 +111,15 @@ class LCOModule(InputModule):
         return collate([f.inputs for f in features], self.embedder.pad_token_id)
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Add ``sentence_embedding`` (last-token pooled, float32) to ``features``."""
+        """Add ``token_embeddings`` (final hidden states, padding included) and ``sentence_embedding`` (last-token
+        pooled), both float32, to ``features``."""
         from lco_embedding.collate import MODEL_INPUT_KEYS
+        from lco_embedding.pooling import last_token_pool
 
         inputs = {key: value for key, value in features.items() if key in MODEL_INPUT_KEYS}
-        features["sentence_embedding"] = self.embedder.embed_batch(inputs).float()
+        hidden = self.embedder.hidden_states(inputs)
+        features["token_embeddings"] = hidden.float()
+        features["sentence_embedding"] = last_token_pool(hidden, inputs["attention_mask"]).float()
         return features
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:

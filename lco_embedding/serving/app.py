@@ -215,13 +215,20 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
                 "invalid_request_error",
                 param="dimensions",
             )
+        if body.prompt_name is not None and body.prompt_name not in embedder.prompts:
+            names = ", ".join(repr(name) for name in sorted(embedder.prompts)) or "none"
+            return _error(
+                400,
+                f"prompt_name {body.prompt_name!r} is not one of this server's prompts (it has {names}); the "
+                "server adds prompts with `lco-embed serve --prompt NAME=TEXT`.",
+                "invalid_request_error",
+                param="prompt_name",
+            )
         try:
             prompt = embedder.resolve_prompt(body.prompt_name, None)
             items = parse_input(body.input, settings)
         except ItemError as e:
             return _error(400, str(e), "invalid_request_error", param=_param(e))
-        except ValueError as e:  # an unknown prompt_name
-            return _error(400, str(e), "invalid_request_error", param="prompt_name")
         batcher = state["batcher"]
         try:
             batcher.admit(len(items))

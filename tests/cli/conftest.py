@@ -34,12 +34,12 @@ def run_cli(*args, cwd=None, stdin=None, env=None, check=True, timeout=300) -> s
     return result
 
 
-def start_cli(*args, cwd=None) -> subprocess.Popen:
+def start_cli(*args, cwd=None, env=None) -> subprocess.Popen:
     """Start ``lco-embed ARGS`` without waiting (its output is discarded)."""
     return subprocess.Popen(
         [str(LCO_EMBED), *map(str, args)],
         cwd=cwd,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -53,24 +53,26 @@ def committed_shards(out: Path) -> int:
         return 0
 
 
-def run_until_killed(args: list, condition, timeout: float = 120) -> bool:
-    """Start a run and kill -9 it once ``condition(elapsed seconds)`` holds; True if it was still running then."""
-    process = start_cli(*args)
-    began = time.monotonic()
+def kill_at(args: list, stop_at: str, timeout: float = 300) -> None:
+    """Run ``lco-embed ARGS`` until it reaches ``stop_at`` (``start``, ``commit:N``, ``record:N``: the job's testing
+    hook, where it stops itself), then ``kill -9`` it there. The state it dies in does not depend on timing."""
+    from lco_embedding.corpus.job import STOP_AT_ENV
+
+    process = start_cli(*args, env={STOP_AT_ENV: stop_at})
+    deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() - began < timeout:
-            if process.poll() is not None:
-                return False  # it finished first
-            if condition(time.monotonic() - began):
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
-                return True
-            time.sleep(0.005)
-        raise AssertionError("the run neither finished nor reached the kill point")
+        while True:
+            pid, status = os.waitpid(process.pid, os.WUNTRACED | os.WNOHANG)
+            if pid and os.WIFSTOPPED(status):
+                break
+            assert not pid, f"the run ended (status {status}) before it reached {stop_at}"
+            assert time.monotonic() < deadline, f"the run did not reach {stop_at} within {timeout} s"
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
+        process.wait()
 
 
 def read_rows(folder) -> list[dict]:

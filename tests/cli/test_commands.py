@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import run_cli
 
 
@@ -26,6 +28,47 @@ def test_help_lists_every_command_and_reads_without_importing_torch():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
+def test_every_option_has_help_and_verbosity_works_before_and_after_the_command(tiny_omni, monkeypatch):
+    import logging
+
+    import click
+    from click.testing import CliRunner
+    from transformers.utils import logging as transformers_logging
+
+    from lco_embedding.cli.main import cli
+
+    for name, command in cli.commands.items():
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"lco-embed {name} {param.opts[0]} has no help text"
+    runner = CliRunner()
+    assert '"data:image/png;base64,..."' in " ".join(runner.invoke(cli, ["serve", "--help"]).output.split())
+
+    for variable in ("TRANSFORMERS_VERBOSITY", "HF_HUB_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        monkeypatch.delenv(variable, raising=False)  # restored afterwards
+    ours, root_handlers = logging.getLogger("lco_embedding"), list(logging.getLogger().handlers)
+    saved = (ours.level, ours.propagate, list(ours.handlers), transformers_logging.get_verbosity())
+    try:
+        for args, level, quiet in (
+            (["info", "--model", tiny_omni, "-vv"], logging.DEBUG, False),
+            (["-v", "info", "--model", tiny_omni, "-q"], logging.INFO, True),
+            (["info", "--model", tiny_omni], logging.WARNING, False),
+        ):
+            transformers_logging.enable_progress_bar()
+            result = runner.invoke(cli, args, catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+            assert ours.level == level, args
+            assert transformers_logging.is_progress_bar_enabled() is not quiet, args  # "Loading weights" hidden
+            assert len(ours.handlers) == 1 and not ours.propagate  # one handler, however often it is configured
+        assert logging.getLogger().handlers == root_handlers  # nothing on the root logger: no line printed twice
+    finally:
+        ours.setLevel(saved[0])
+        ours.propagate = saved[1]
+        ours.handlers[:] = saved[2]
+        transformers_logging.set_verbosity(saved[3])
+        transformers_logging.enable_progress_bar()
+
+
 def test_info_reads_the_config_only(tiny_omni, tiny_vl):
     report = json.loads(run_cli("info", "--model", tiny_omni, "--json").stdout)
     assert report["dimension"] == 64 and report["layers"] == 2
@@ -35,14 +78,28 @@ def test_info_reads_the_config_only(tiny_omni, tiny_vl):
     table = run_cli("info", "--model", tiny_vl).stdout
     assert re.search(r"^modalities\s+text, image, video$", table, re.MULTILINE)
     offline = run_cli("info", check=False)  # the default hub model, with HF_HUB_OFFLINE=1
-    assert offline.returncode == 1 and "cannot read 'LCO-Embedding/LCO-Embedding-Omni-3B'" in offline.stderr
-    assert "transformers" in offline.stdout  # the versions are still shown
+    assert offline.returncode == 1 and "transformers" in offline.stdout  # the versions are still shown
+    assert "Error: cannot load 'LCO-Embedding/LCO-Embedding-Omni-3B': hub access is off" in offline.stderr
 
 
-def test_demo_runs_offline_end_to_end(tmp_path):
-    out = tmp_path / "demo-out"
-    result = run_cli("demo", "--out", out, env={"TMPDIR": str(tmp_path)})
+def test_loading_failures_are_one_clear_line_on_the_command_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (["info", "--model", "empty"], "'empty' is a folder but not a checkpoint: it has no config.json"),
+        (["encode", "x.txt", "--out", "o", "--model", "./tiny-typo"], "no such local folder: "),
+    ]
+    (tmp_path / "x.txt").write_text("hello")
+    for args, message in cases:
+        result = run_cli(*args, cwd=tmp_path, check=False)
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and "Repo id" not in result.stderr
+
+
+def test_demo_runs_offline_end_to_end_and_its_commands_run_as_printed(tmp_path):
+    result = run_cli("demo", "--out", "demo-out", cwd=tmp_path, env={"TMPDIR": str(tmp_path)})
+    out = tmp_path / "demo-out"  # relative to the caller's folder, though the demo changes folder
     assert "TINY RANDOM checkpoint" in result.stdout and "MEAN NOTHING" in result.stdout
+    assert "Retrying" not in result.stderr and "\n\n\n" not in result.stdout
     for title in ("text -> image", "text -> audio", "text -> video", "image -> text"):
         assert title in result.stdout
     tables = re.findall(r"^rank\s+score\s+id\s+modality$", result.stdout, re.MULTILINE)
@@ -54,7 +111,15 @@ def test_demo_runs_offline_end_to_end(tmp_path):
     size = sum(p.stat().st_size for p in samples.rglob("*") if p.is_file())
     assert size < 1_000_000
     assert os.path.isdir(Path(tmp_path) / "lco-embedding-demo" / "tiny-checkpoint")
-    assert f"lco-embed search {out}" in result.stdout
+    commands = result.stdout.split("Repeat it yourself:\n")[1].strip().splitlines()
+    assert len(commands) == 3 and str(out) in commands[0]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+    for command, expected in ((commands[0], "Nothing to do"), (commands[2], "blue-square")):
+        # as printed, from another folder, without lco-embed on PATH
+        ran = subprocess.run(command, shell=True, cwd=elsewhere, env=environment, capture_output=True, text=True)
+        assert ran.returncode == 0 and expected in ran.stdout, (command, ran.stdout[-2000:], ran.stderr[-2000:])
 
 
 def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, embedder):
@@ -70,7 +135,8 @@ def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, embedde
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    args = [str(LCO_EMBED), "serve", "--model", tiny_omni, "--port", str(port), "--api-key", "k"]
+    args = [str(LCO_EMBED), "serve", "--model", tiny_omni, "--port", str(port), "--api-key", "k", "-q"]
+    args += ["--prompt", "query=Find: ", "--prompt", "doc=", "--default-prompt", "query"]
     process = subprocess.Popen([*args, "--served-model-name", "tiny"], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -85,7 +151,11 @@ def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, embedde
             time.sleep(0.2)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
         got = client.embeddings.create(model="tiny", input=["a cat on a mat"]).data[0].embedding
-        np.testing.assert_allclose(got, embedder.encode("a cat on a mat"), atol=1e-5, rtol=0)
+        np.testing.assert_allclose(got, embedder.encode("a cat on a mat", prompt="Find: "), atol=1e-5, rtol=0)
+        plain = client.embeddings.create(model="tiny", input=["a cat"], extra_body={"prompt_name": "doc"})
+        np.testing.assert_allclose(plain.data[0].embedding, embedder.encode("a cat"), atol=1e-5, rtol=0)
+        with pytest.raises(openai.BadRequestError, match=r"it has 'doc', 'query'\); the server adds prompts with `lco"):
+            client.embeddings.create(model="tiny", input=["a cat"], extra_body={"prompt_name": "nope"})
     finally:
         process.terminate()
         # uvicorn shuts down gracefully, then re-raises the signal: the exit status says SIGTERM

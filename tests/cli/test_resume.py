@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.cli.conftest import committed_shards, copy_media, read_rows, run_cli, run_until_killed
+from tests.cli.conftest import committed_shards, copy_media, kill_at, read_rows, run_cli
 
 TOL = 1e-5
 
@@ -34,28 +34,16 @@ def test_kill_9_at_different_moments_then_rerun_equals_an_uninterrupted_run(tmp_
 
     out = tmp_path / "interrupted"
     rng = random.Random(0)
-    killed_mid_run = []
-    # 1. right after the first shard is committed
-    killed_mid_run.append(run_until_killed([*args, "--out", out], lambda _: committed_shards(out) >= 1))
-    # 2. two commits into the resumed run
-    target = committed_shards(out) + 2
-    killed_mid_run.append(run_until_killed([*args, "--out", out], lambda _: committed_shards(out) >= target))
-    # 3. at a random moment between commits
-    target, delay = committed_shards(out) + 1, rng.uniform(0.05, 0.4)
-    seen: dict[str, float] = {}
-
-    def later(elapsed: float) -> bool:
-        if "at" not in seen and committed_shards(out) >= target:
-            seen["at"] = elapsed
-        return "at" in seen and elapsed >= seen["at"] + delay
-
-    killed_mid_run.append(run_until_killed([*args, "--out", out], later))
-    # 4. while it is still starting up (loading the model)
-    run_until_killed([*args, "--out", out], lambda elapsed: elapsed > 1.0)
-    assert killed_mid_run[:2] == [True, True], "the first two kills must land mid-run"
+    between = rng.choice([n for n in range(6, 40) if n % 5])  # records past a commit, before the next one
+    kill_at([*args, "--out", out], "commit:1")  # 1. right after the first shard is committed
+    assert committed_shards(out) == 1
+    kill_at([*args, "--out", out], "commit:2")  # 2. two commits into the resumed run
+    assert committed_shards(out) == 3
+    kill_at([*args, "--out", out], f"record:{between}")  # 3. between two commits, a shard half filled
+    assert committed_shards(out) == 3 + between // 5
+    kill_at([*args, "--out", out], "start")  # 4. while it is still starting up (before the model loads)
     partial = json.loads((out / "manifest.json").read_text())
-    print("committed after the kills:", partial["counts"], "killed mid-run:", killed_mid_run)  # shown on failure
-    assert partial["status"] == "running" and 0 < partial["counts"]["done"] < 253
+    assert partial["status"] == "running" and partial["counts"]["done"] == 5 * (3 + between // 5)
 
     result = run_cli(*args, "--out", out)
     assert f"Resumed at item {partial['counts']['done']}" in result.stdout

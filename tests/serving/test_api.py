@@ -94,7 +94,12 @@ def test_request_level_errors(server, client):
         ({"model": NAME, "input": "x", "dimensions": 0}, 400, "dimensions"),
         ({"model": NAME, "input": "x", "dimensions": 65}, 400, "between 1 and 64"),
         ({"model": NAME, "input": "x", "encoding_format": "int8"}, 400, "encoding_format"),
-        ({"model": NAME, "input": "x", "prompt_name": "nope"}, 400, "prompt_name 'nope' is not in prompts"),
+        (
+            {"model": NAME, "input": "x", "prompt_name": "nope"},
+            400,
+            "prompt_name 'nope' is not one of this server's prompts (it has none); the server adds prompts with "
+            "`lco-embed serve --prompt NAME=TEXT`.",
+        ),
         ({"input": "x"}, 400, "model: Field required"),
         ({"model": "other", "input": "x"}, 404, "is not served here"),
         ({"model": NAME, "input": "x" * (2**20 + 10)}, 413, "larger than this server's limit"),
