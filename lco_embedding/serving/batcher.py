@@ -152,6 +152,7 @@ class DynamicBatcher:
         with self._condition:
             self._pending.extend(jobs)
             self._pending_tokens += sum(job.features.length for job in jobs)
+            self.metrics.pending_items.set(len(self._pending))
             self._condition.notify()
         results = await asyncio.gather(*(job.future for job in jobs))
         for index, result in enumerate(results):
@@ -189,6 +190,7 @@ class DynamicBatcher:
                     continue
                 window.append(job)
                 tokens += length
+            self.metrics.pending_items.set(len(self._pending))
             return window
 
     def _loop(self) -> None:

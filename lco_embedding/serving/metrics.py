@@ -9,7 +9,8 @@ _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class ServerMetrics:
-    """Requests by status, items, batch sizes (items and padded tokens), queue depth, latency, cancellations."""
+    """Requests by status, items, batch sizes (items and padded tokens), queue depth (admitted, and waiting for the
+    model), latency, cancellations."""
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -35,6 +36,9 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.queue_items = Gauge("lco_queue_items", "Items admitted and not yet answered.", registry=self.registry)
+        self.pending_items = Gauge(
+            "lco_pending_items", "Items preprocessed and waiting for a forward pass.", registry=self.registry
+        )
         self.latency = Histogram(
             "lco_request_seconds",
             "Time from a request's arrival to its answer.",

@@ -19,12 +19,37 @@ API_KEY = "test-key"
 NAME = "lco-tiny"
 
 
+class Gate:
+    """A ``forward_fault`` that holds every forward pass while closed: tests then know what is queued, without
+    waiting for a time to pass. ``entered`` is set once a forward pass waits at the closed gate."""
+
+    def __init__(self) -> None:
+        self._open = threading.Event()
+        self._open.set()
+        self.entered = threading.Event()
+
+    def close(self) -> None:
+        self._open.clear()
+        self.entered.clear()
+
+    def open(self) -> None:
+        self._open.set()
+
+    def __call__(self, batch) -> None:
+        if not self._open.is_set():
+            self.entered.set()
+            assert self._open.wait(120), "the gate was never opened"
+
+
 @contextmanager
-def running_server(checkpoint: str, **settings) -> Iterator[str]:
-    """Serve ``checkpoint`` with ``ServerSettings(**settings)`` on a free loopback port; yields its base URL."""
+def running_server(checkpoint: str, gate: Gate | None = None, **settings) -> Iterator[str]:
+    """Serve ``checkpoint`` with ``ServerSettings(**settings)`` on a free loopback port; yields its base URL.
+    With ``gate``, every forward pass passes through it."""
     import uvicorn
 
-    app = create_app(LCOEmbedder(checkpoint, device="cpu"), ServerSettings(served_model_name=NAME, **settings))
+    embedder = LCOEmbedder(checkpoint, device="cpu")
+    embedder.forward_fault = gate
+    app = create_app(embedder, ServerSettings(served_model_name=NAME, **settings))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
@@ -51,10 +76,18 @@ def server(tiny_omni) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def slow_server(tiny_omni) -> Iterator[str]:
-    """A server whose batches wait 400 ms and that holds at most 3 items: batching, 429 and disconnects show."""
-    with running_server(tiny_omni, max_wait_ms=400, max_queue_items=3) as url:
+def batching_server(tiny_omni) -> Iterator[str]:
+    """A server whose batches wait (up to a minute) until they hold 3 items: what shares a forward pass shows."""
+    with running_server(tiny_omni, max_wait_ms=60_000, max_batch_items=3) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def gated_server(tiny_omni) -> Iterator[tuple[str, Gate]]:
+    """A server that holds at most 3 items and whose forward passes wait at a gate the test opens and closes."""
+    gate = Gate()
+    with running_server(tiny_omni, gate, max_wait_ms=0, max_queue_items=3) as url:
+        yield url, gate
 
 
 def data_uri(path: str | Path, mime: str) -> str:

@@ -136,16 +136,25 @@ def _metric(url: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
 
 
-def test_concurrent_requests_share_forward_passes(slow_server, embedder):
+def _wait_for(server: str, metric: str, value: float) -> None:
+    """Wait until the server's ``metric`` reaches ``value`` (a state, reached in any time; the deadline only stops
+    a broken server from hanging the suite)."""
+    deadline = time.monotonic() + 120
+    while _metric(server, metric) != value:
+        assert time.monotonic() < deadline, f"{metric} never reached {value}: {_metric(server, metric)}"
+        time.sleep(0.01)
+
+
+def test_concurrent_requests_share_forward_passes(batching_server, embedder):
     texts = ["one", "two", "three"]
     batches_before, items_before = (
-        _metric(slow_server, "lco_batch_items_count"),
-        _metric(slow_server, "lco_items_total"),
+        _metric(batching_server, "lco_batch_items_count"),
+        _metric(batching_server, "lco_items_total"),
     )
     results: dict[int, httpx.Response] = {}
 
     def send(i: int) -> None:
-        results[i] = _post(slow_server, {"model": NAME, "input": texts[i]}, key=None)
+        results[i] = _post(batching_server, {"model": NAME, "input": texts[i]}, key=None)
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
     for thread in threads:
@@ -155,33 +164,44 @@ def test_concurrent_requests_share_forward_passes(slow_server, embedder):
     assert all(r.status_code == 200 for r in results.values())
     got = np.array([results[i].json()["data"][0]["embedding"] for i in range(3)])
     np.testing.assert_allclose(got, embedder.encode(texts, show_progress_bar=False), atol=TOL, rtol=0)
-    assert _metric(slow_server, "lco_items_total") - items_before == 3
-    assert _metric(slow_server, "lco_batch_items_count") - batches_before == 1  # three requests, one forward pass
+    assert _metric(batching_server, "lco_items_total") - items_before == 3
+    assert _metric(batching_server, "lco_batch_items_count") - batches_before == 1  # three requests, one pass
 
 
-def test_a_full_queue_answers_429_with_retry_after(slow_server):
+def test_a_full_queue_answers_429_with_retry_after(gated_server):
+    server, gate = gated_server
     responses: list[httpx.Response] = []
     lock = threading.Lock()
 
     def send() -> None:
-        response = _post(slow_server, {"model": NAME, "input": "x"}, key=None)
+        response = _post(server, {"model": NAME, "input": "x"}, key=None)
         with lock:
             responses.append(response)
 
-    threads = [threading.Thread(target=send) for _ in range(7)]
-    for thread in threads:
+    gate.close()
+    held = [threading.Thread(target=send) for _ in range(3)]
+    held[0].start()
+    assert gate.entered.wait(120)  # the first request's forward pass waits at the gate
+    for thread in held[1:]:
         thread.start()
-    for thread in threads:
+    _wait_for(server, "lco_queue_items", 3)  # the server now holds as many items as it may
+    refused = [_post(server, {"model": NAME, "input": "y"}, key=None) for _ in range(4)]
+    gate.open()
+    for thread in held:
         thread.join()
-    statuses = sorted(r.status_code for r in responses)
-    assert statuses.count(200) == 3 and statuses.count(429) == 4, statuses
-    refused = next(r for r in responses if r.status_code == 429)
-    assert int(refused.headers["Retry-After"]) >= 1 and refused.json()["error"]["type"] == "rate_limit_error"
+    assert [r.status_code for r in refused] == [429] * 4 and sorted(r.status_code for r in responses) == [200] * 3
+    assert int(refused[0].headers["Retry-After"]) >= 1 and refused[0].json()["error"]["type"] == "rate_limit_error"
 
 
-def test_a_disconnected_client_is_dropped_without_harming_the_batch(slow_server, embedder):
-    cancelled_before = _metric(slow_server, "lco_cancelled_items_total")
-    address = urlparse(slow_server)
+def test_a_disconnected_client_is_dropped_without_harming_the_batch(gated_server, embedder):
+    server, gate = gated_server
+    cancelled_before = _metric(server, "lco_cancelled_items_total")
+    gate.close()
+    first: dict[str, httpx.Response] = {}
+    threads = [threading.Thread(target=lambda: first.setdefault("r", _post(server, {"model": NAME, "input": "a"})))]
+    threads[0].start()
+    assert gate.entered.wait(120)  # the model is busy: what comes next waits in the queue
+    address = urlparse(server)
     body = json.dumps({"model": NAME, "input": "a client that leaves"}).encode()
     raw = socket.create_connection((address.hostname, address.port))
     raw.sendall(
@@ -189,16 +209,16 @@ def test_a_disconnected_client_is_dropped_without_harming_the_batch(slow_server,
         + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
     )  # fmt: skip
     stayed: dict[str, httpx.Response] = {}
-    thread = threading.Thread(
-        target=lambda: stayed.setdefault("r", _post(slow_server, {"model": NAME, "input": "stay"}))
+    threads.append(
+        threading.Thread(target=lambda: stayed.setdefault("r", _post(server, {"model": NAME, "input": "stay"})))
     )
-    thread.start()
-    time.sleep(0.1)  # both requests wait for their batch (400 ms)
+    threads[1].start()
+    _wait_for(server, "lco_pending_items", 2)  # both queued for the model
     raw.close()
-    thread.join()
-    assert stayed["r"].status_code == 200
+    _wait_for(server, "lco_queue_items", 2)  # the server saw the disconnect and gave back the leaver's room
+    gate.open()
+    for thread in threads:
+        thread.join()
+    assert first["r"].status_code == 200 and stayed["r"].status_code == 200
     np.testing.assert_allclose(stayed["r"].json()["data"][0]["embedding"], embedder.encode("stay"), atol=TOL, rtol=0)
-    deadline = time.monotonic() + 5
-    while _metric(slow_server, "lco_cancelled_items_total") == cancelled_before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _metric(slow_server, "lco_cancelled_items_total") == cancelled_before + 1
+    assert _metric(server, "lco_cancelled_items_total") == cancelled_before + 1  # dropped, never run
