@@ -12,6 +12,7 @@ import numpy as np
 import psutil
 import pytest
 
+from lco_embedding.corpus.job import encode_corpus
 from lco_embedding.distributed import embed_dataset
 from tests.cli.conftest import committed_shards, copy_media, kill_at, read_rows, run_cli
 
@@ -126,7 +127,8 @@ def test_lco_embed_encode_on_ray_writes_the_same_folder_and_resumes(ray_address,
     lines = [json.dumps({"id": f"t{i}", "text": f"sentence {i}", "n": i}) for i in range(9)] + ["{broken"]
     (data / "texts.jsonl").write_text("\n".join(lines) + "\n")
     common = ["encode", data / "media", data / "texts.jsonl", "--model", tiny_omni, "--shard-size", 4, "-q"]
-    run_cli(*common, "--out", tmp_path / "local")
+    # The same job without Ray, in this process (the CLI's own local path is tested in tests/cli).
+    encode_corpus([data / "media", data / "texts.jsonl"], tmp_path / "local", model=tiny_omni, shard_size=4)
     on_ray = [*common, "--out", tmp_path / "ray", "--ray", ray_address, "--ray-workers", 2]
     # kill -9 the driver once its first shard is committed; the re-run resumes at the next shard
     kill_at(on_ray, "commit:1")

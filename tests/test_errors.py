@@ -110,4 +110,4 @@ def test_bad_arguments(embedder):
     with pytest.raises(ValueError, match="prompt_name 'query' is not in prompts"):
         embedder.encode("x", prompt_name="query")
     with pytest.raises(ValueError, match="output_value"):
-        embedder.encode("x", output_value="token_embeddings")
+        embedder.encode("x", output_value="word_embeddings")

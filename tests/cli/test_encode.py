@@ -177,22 +177,22 @@ def test_a_finished_folder_is_left_alone_and_other_settings_are_refused(finished
     assert _snapshot(out) == before
 
 
-@pytest.mark.parametrize("precision, arrow", [("int8", pa.list_(pa.int8(), 64)), ("binary", pa.list_(pa.uint8(), 8))])
-def test_overwrite_with_another_precision(finished, tiny_omni, embedder, precision, arrow):
+def test_overwrite_with_another_precision(finished, tiny_omni, embedder):
     table, out = finished
-    run_cli("encode", table, "--out", out, "--model", tiny_omni, "--precision", precision, "--overwrite", "-q")
-    assert pq.read_schema(out / "part-00000.parquet").field("embedding").type == arrow
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["options"]["precision"] == precision and len(manifest["shards"]) == 1
-    assert (manifest["int8_ranges"] is not None) == (precision == "int8")
-    stored = np.stack([row["embedding"] for row in read_rows(out)])
     floats = embedder.encode([f"sentence number {i}" for i in range(6)], show_progress_bar=False)
-    if precision == "binary":
-        np.testing.assert_array_equal(stored, np.packbits(floats > 0, axis=-1))
-    else:
-        low, high = (np.asarray(r) for r in manifest["int8_ranges"])
-        np.testing.assert_allclose(low, floats.min(0), atol=1e-6)
-        np.testing.assert_allclose(high, floats.max(0), atol=1e-6)
+    for precision, arrow in (("int8", pa.list_(pa.int8(), 64)), ("binary", pa.list_(pa.uint8(), 8))):
+        run_cli("encode", table, "--out", out, "--model", tiny_omni, "--precision", precision, "--overwrite", "-q")
+        assert pq.read_schema(out / "part-00000.parquet").field("embedding").type == arrow
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["options"]["precision"] == precision and len(manifest["shards"]) == 1
+        assert (manifest["int8_ranges"] is not None) == (precision == "int8")
+        stored = np.stack([row["embedding"] for row in read_rows(out)])
+        if precision == "binary":
+            np.testing.assert_array_equal(stored, np.packbits(floats > 0, axis=-1))
+        else:
+            low, high = (np.asarray(r) for r in manifest["int8_ranges"])
+            np.testing.assert_allclose(low, floats.min(0), atol=1e-6)
+            np.testing.assert_allclose(high, floats.max(0), atol=1e-6)
 
 
 def test_bad_inputs_fail_before_anything_is_written(tmp_path, tiny_omni):
