@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lco_embedding import LCOEmbedder
+from lco_embedding import CheckpointNotFoundError, LCOEmbedder
 from lco_embedding.testing import build_tiny_checkpoint, make_test_media
 
 DEFAULT_MODEL = os.environ.get("LCO_MODEL", "LCO-Embedding/LCO-Embedding-Omni-3B")
@@ -15,16 +15,19 @@ WORKDIR = Path(tempfile.gettempdir()) / "lco-embedding-examples"
 
 
 def load_model(name: str = DEFAULT_MODEL) -> LCOEmbedder:
-    """Load ``name``; if it cannot be reached, say so plainly and use a tiny random checkpoint instead."""
+    """Load ``name``; if it cannot be found or reached, say so plainly and use a tiny random checkpoint instead."""
     try:
         return LCOEmbedder(name)
-    except Exception as e:  # no network, no such repo, ...
+    except CheckpointNotFoundError as e:  # no network and no cached copy, no such folder, ...
         print(
-            f"!! Could not load {name} ({type(e).__name__}). Running on a TINY RANDOM checkpoint instead:\n"
-            "!! the pipeline is real, but the embeddings and similarities below mean nothing.",
+            f"!! {e}\n!! Running on a TINY RANDOM checkpoint instead: the pipeline is real, but the embeddings and "
+            "similarities below mean nothing.",
             file=sys.stderr,
         )
-        return LCOEmbedder(str(build_tiny_checkpoint(WORKDIR / "tiny-checkpoint")))
+        tiny = WORKDIR / "tiny-checkpoint"
+        if not (tiny / "model.safetensors").is_file():
+            build_tiny_checkpoint(tiny)
+        return LCOEmbedder(str(tiny))
 
 
 def sample_media() -> dict[str, str]:
