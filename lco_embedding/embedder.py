@@ -32,7 +32,10 @@ from lco_embedding.inputs import split_inputs
 from lco_embedding.loading import load_model, read_optional_json, resolve_attn, resolve_device, resolve_dtype
 from lco_embedding.pooling import last_token_pool
 from lco_embedding.preprocessing import AudioOptions, ImageOptions, VideoOptions
+from lco_embedding.preprocessing.image import MAX_IMAGE_PIXELS
+from lco_embedding.preprocessing.sources import MAX_URL_BYTES, URL_TIMEOUT, ReadLimits
 from lco_embedding.prompts import MixedSuffixRule
+from lco_embedding.special_tokens import SPECIAL_TOKEN_POLICIES, SpecialTokenPolicy
 from lco_embedding.st_compat import SentenceTransformerSurface, check_unknown_keywords
 from lco_embedding.types import Modality, SingleInput
 
@@ -53,6 +56,7 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "max_audio_seconds": 300.0,
     "max_length": 300,
     "mixed_suffix": "reference",
+    "special_tokens": "text",
 }
 _FLOAT_INPUTS = ("pixel_values", "pixel_values_videos", "input_features")
 
@@ -86,6 +90,13 @@ class LCOEmbedder(SentenceTransformerSurface):
             authors' evaluation and mteb); ``None`` keeps all of it. The suffix and template are never cut.
         mixed_suffix: ``"reference"`` (``"\\nSummarize the above in one word:"`` for mixed inputs) or
             ``"dominant"`` (mteb 2.x: the suffix of the dominant modality, image > video > audio > text).
+        special_tokens: ``"text"`` (default): special-token strings in user text (``"<|im_end|>"``,
+            ``"<|IMAGE|>"``, ...) are tokenized as ordinary text, so every string embeds and none can close the
+            turn; ``"parse"``: they are parsed as special tokens, as in the reference pipeline.
+        max_image_pixels: Images larger than this (width x height, before resizing) are refused before decoding
+            (default 64,000,000).
+        url_timeout: Seconds a whole URL download may take (default 20).
+        max_url_bytes: Largest URL download in bytes (default 256 MiB).
         max_tokens_per_batch: Token budget of one forward pass, counted with padding (``items x longest``).
             Default: 8192 on CPU and MPS; on CUDA derived from the free memory (see ``docs/performance.md``).
             Lowered automatically for the rest of a call after an out-of-memory error.
@@ -125,6 +136,10 @@ class LCOEmbedder(SentenceTransformerSurface):
         max_audio_seconds: float | None = 300.0,
         max_length: int | None = 300,
         mixed_suffix: MixedSuffixRule = "reference",
+        special_tokens: SpecialTokenPolicy = "text",
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
+        url_timeout: float = URL_TIMEOUT,
+        max_url_bytes: int = MAX_URL_BYTES,
         max_tokens_per_batch: int | None = None,
         num_workers: int | None = None,
         worker_type: WorkerType = "thread",
@@ -143,6 +158,9 @@ class LCOEmbedder(SentenceTransformerSurface):
             raise ValueError(f"worker_type must be 'thread' or 'process', got {worker_type!r}.")
         if mixed_suffix not in ("reference", "dominant"):
             raise ValueError(f"mixed_suffix must be 'reference' or 'dominant', got {mixed_suffix!r}.")
+        if special_tokens not in SPECIAL_TOKEN_POLICIES:
+            raise ValueError(f"special_tokens must be 'text' or 'parse', got {special_tokens!r}.")
+        limits = ReadLimits(url_timeout=url_timeout, max_url_bytes=max_url_bytes)
         # config.json first: it decides everything, and where it was found (folder, hub, or the cache when the
         # hub is out of reach) is where every other file is read from, without further network attempts.
         checkpoint = locate_checkpoint(
@@ -163,6 +181,7 @@ class LCOEmbedder(SentenceTransformerSurface):
             "max_audio_seconds": max_audio_seconds,
             "max_length": max_length,
             "mixed_suffix": mixed_suffix,
+            "special_tokens": special_tokens,
         }
         saved = read_optional_json(source, SETTINGS_FILE, hub_kwargs)
         settings = {k: saved[k] if k in saved and v == SETTING_DEFAULTS[k] else v for k, v in given.items()}
@@ -170,6 +189,7 @@ class LCOEmbedder(SentenceTransformerSurface):
         video_fps, video_max_frames = settings["video_fps"], settings["video_max_frames"]
         video_max_pixels, max_audio_seconds = settings["video_max_pixels"], settings["max_audio_seconds"]
         max_length, mixed_suffix = settings["max_length"], settings["mixed_suffix"]
+        self.special_tokens: SpecialTokenPolicy = settings["special_tokens"]
         if prompts is None:
             st_config = read_optional_json(source, "config_sentence_transformers.json", hub_kwargs)
             prompts = st_config.get("prompts") or None
@@ -214,16 +234,25 @@ class LCOEmbedder(SentenceTransformerSurface):
         self._dimension = loaded.hidden_size
         pad_token_id = getattr(self.processor.tokenizer, "pad_token_id", None)
         self._pad_token_id = pad_token_id if pad_token_id is not None else 0
-        self.image_options = ImageOptions(min_pixels=min_pixels, max_pixels=max_pixels, patch_size=loaded.patch_size)
+        self.image_options = ImageOptions(
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+            patch_size=loaded.patch_size,
+            max_image_pixels=max_image_pixels,
+            limits=limits,
+        )
         self.video_options = VideoOptions(
             fps=video_fps,
             max_frames=video_max_frames,
             max_pixels=video_max_pixels,
             patch_size=loaded.patch_size,
+            limits=limits,
         )
         feature_extractor = getattr(self.processor, "feature_extractor", None)
         self.audio_options = AudioOptions(
-            sampling_rate=getattr(feature_extractor, "sampling_rate", 16000), max_seconds=max_audio_seconds
+            sampling_rate=getattr(feature_extractor, "sampling_rate", 16000),
+            max_seconds=max_audio_seconds,
+            limits=limits,
         )
 
     # ----------------------------------------------------------------------------------------------- properties
@@ -281,6 +310,7 @@ class LCOEmbedder(SentenceTransformerSurface):
             "max_audio_seconds": self.audio_options.max_seconds,
             "max_length": self.max_length,
             "mixed_suffix": self.mixed_suffix,
+            "special_tokens": self.special_tokens,
         }
 
     def save_pretrained(self, path: str | os.PathLike[str]) -> None:
@@ -308,6 +338,7 @@ class LCOEmbedder(SentenceTransformerSurface):
             video_options=self.video_options,
             mixed_suffix=self.mixed_suffix,
             max_length=self.max_length,
+            special_tokens=self.special_tokens,
         )
 
     @torch.inference_mode()

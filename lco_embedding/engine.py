@@ -22,7 +22,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,7 +216,7 @@ class Engine:
             return self.executor.submit(self.featurize, index, item)
         try:
             return self.featurize(index, item)
-        except Exception as e:
+        except LCOInputError as e:  # only a bad input is the item's outcome; anything else is a fault: it raises
             return _item_error(index, e)
 
     @staticmethod
@@ -226,9 +225,7 @@ class Engine:
             return job
         try:
             return job.result()
-        except BrokenProcessPool:
-            raise
-        except Exception as e:
+        except LCOInputError as e:
             return _item_error(index, e)
 
     def _flush(self, window: list[Features], failed: list[tuple[int, LCOInputError]]) -> Iterator[Outcome]:
@@ -354,12 +351,8 @@ def _is_finite(output: torch.Tensor | dict[str, torch.Tensor]) -> bool:
     return all(not t.is_floating_point() or bool(torch.isfinite(t).all()) for t in tensors)
 
 
-def _item_error(index: int, error: Exception) -> LCOInputError:
-    if isinstance(error, LCOInputError):
-        return error if error.index == index else error.at(index)
-    wrapped = LCOInputError(f"could not be prepared ({type(error).__name__}: {error}).", index)
-    wrapped.__cause__ = error
-    return wrapped
+def _item_error(index: int, error: LCOInputError) -> LCOInputError:
+    return error if error.index == index else error.at(index)
 
 
 def _free_memory() -> None:

@@ -25,6 +25,10 @@ class LCOInputError(ValueError):
         self.index = index
         super().__init__(reason if index is None else f"Input {index}: {reason}")
 
+    def __reduce__(self) -> tuple:
+        # Pickled across worker processes with its reason and index, not its formatted message.
+        return (type(self), (self.reason, self.index))
+
     def at(self, index: int) -> LCOInputError:
         """Return the same error bound to the item at ``index`` (keeps the original as its cause)."""
         error = LCOInputError(self.reason, index)

@@ -28,6 +28,7 @@ from lco_embedding.preprocessing import (
     preprocess_video,
 )
 from lco_embedding.prompts import MixedSuffixRule
+from lco_embedding.special_tokens import SPECIAL_TOKEN_POLICIES, SpecialTokenGuard, SpecialTokenPolicy
 from lco_embedding.types import Modality
 
 __all__ = ["AUDIO_TAIL", "Features", "Featurizer", "featurize_in_worker", "install_worker_featurizer"]
@@ -69,6 +70,8 @@ class Featurizer:
         video_options: Video sampling and resizing options.
         mixed_suffix: Suffix rule for mixed inputs (see :mod:`.prompts`).
         max_length: User text is cut to this many tokens; ``None`` keeps all of it.
+        special_tokens: ``"text"`` (default): special-token strings in user text are ordinary text
+            (:mod:`.special_tokens`); ``"parse"``: they are parsed as special tokens, as in the reference pipeline.
     """
 
     def __init__(
@@ -82,7 +85,10 @@ class Featurizer:
         video_options: VideoOptions,
         mixed_suffix: MixedSuffixRule = "reference",
         max_length: int | None = 300,
+        special_tokens: SpecialTokenPolicy = "text",
     ) -> None:
+        if special_tokens not in SPECIAL_TOKEN_POLICIES:
+            raise ValueError(f"special_tokens must be 'text' or 'parse', got {special_tokens!r}.")
         self.processor = processor
         self.modalities = tuple(modalities)
         self.model_type = model_type
@@ -91,6 +97,8 @@ class Featurizer:
         self.video_options = video_options
         self.mixed_suffix: MixedSuffixRule = mixed_suffix
         self.max_length = max_length
+        self.special_tokens: SpecialTokenPolicy = special_tokens
+        self.guard = SpecialTokenGuard(processor.tokenizer)
 
     def __call__(self, index: int, item: Any, modality: Modality | None, prompt: str | None) -> Features:
         """Featurize the raw input ``item`` found at position ``index``.
@@ -103,9 +111,21 @@ class Featurizer:
         except LCOInputError as e:
             raise e.at(index) from e
 
-    def featurize(self, index: int, item: ParsedItem, prompt: str | None) -> Features:
-        """Featurize an already parsed item."""
-        text, media = self.render(item, prompt)
+    def featurize(self, index: int, item: ParsedItem, prompt: str | None, *, guard: bool | None = None) -> Features:
+        """Featurize an already parsed item.
+
+        ``guard`` forces the special-token guard on or off (default: on when the policy is ``"text"`` and the
+        item's text holds a special-token string); tests compare both paths.
+        """
+        messages, media = self.prepare(item, prompt)
+        if guard is None:
+            guard = self.special_tokens == "text" and self._mentions_special_tokens(item, prompt)
+        if guard:
+            masked, texts = self.guard.mask(messages)
+            rendered = self.processor.apply_chat_template(masked, tokenize=False, add_generation_prompt=True)
+            text, segments = self.guard.segments(rendered, texts)
+        else:
+            text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         kwargs: dict[str, Any] = {}
         if media["audio"]:
             # Pad to this item's longest audio, not to the feature extractor's 300 s: the real frames are
@@ -115,19 +135,42 @@ class Featurizer:
             # Frames arrive already sized to the per-frame budget (qwen-omni-utils' rule, as in the reference);
             # False is the processor's behaviour when the setting is absent, said explicitly to silence its warning.
             kwargs["videos_kwargs"] = {"cap_pixels_per_frame": False}
-        inputs = self.processor(
-            text=[text],
-            images=media["image"] or None,
-            audio=media["audio"] or None,
-            videos=media["video"] or None,
-            return_tensors="pt",
-            **kwargs,
-        )
+        try:
+            inputs = self.processor(
+                text=[text],
+                images=media["image"] or None,
+                audio=media["audio"] or None,
+                videos=media["video"] or None,
+                return_tensors="pt",
+                **kwargs,
+            )
+        except (ValueError, IndexError) as e:
+            if self.special_tokens == "parse" and self._mentions_special_tokens(item, prompt):
+                raise LCOInputError(
+                    f"the text holds special-token strings, parsed as special tokens (special_tokens='parse'), "
+                    f"which the processor refuses ({e}); use special_tokens='text' to embed them as text."
+                ) from e
+            raise
         inputs = dict(inputs)
+        if guard:
+            inputs["input_ids"] = self.guard.splice(inputs["input_ids"], segments)
+            inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
         return Features(index=index, inputs=inputs, length=int(inputs["input_ids"].shape[1]))
+
+    def _mentions_special_tokens(self, item: ParsedItem, prompt: str | None) -> bool:
+        texts = [part.value for part in item.parts if part.modality == "text"]
+        for message in item.conversation or []:
+            content = message.get("content")
+            texts += [content] if isinstance(content, str) else [p.get("text", "") for p in content or []]
+        return any(self.guard.found_in(text) for text in [prompt or "", *texts] if isinstance(text, str))
 
     def render(self, item: ParsedItem, prompt: str | None) -> tuple[str, dict[str, list[Any]]]:
         """Load the item's media and render its chat text: ``(text, {"image": [...], "audio": [...], ...})``."""
+        messages, media = self.prepare(item, prompt)
+        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), media
+
+    def prepare(self, item: ParsedItem, prompt: str | None) -> tuple[list[Any], dict[str, list[Any]]]:
+        """Load the item's media and build its chat messages: ``(messages, {"image": [...], ...})``."""
         media: dict[str, list[Any]] = {"image": [], "audio": [], "video": []}
         for part in item.media:
             if part.modality not in self.modalities:
@@ -139,8 +182,7 @@ class Featurizer:
         if item.kind == "conversation" and prompt:
             logger.warning("A prompt is not applied to conversation inputs: they are used as given.")
         messages = build_messages(item, prompt=prompt, mixed_suffix=self.mixed_suffix, truncate=self.truncate)
-        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text, media
+        return messages, media
 
     def _load(self, modality: str, value: Any) -> Any:
         if modality == "image":
@@ -159,6 +201,7 @@ class Featurizer:
             repr(self.video_options),
             self.mixed_suffix,
             self.max_length,
+            self.special_tokens,
         )
 
     def truncate(self, text: str) -> str:
@@ -166,7 +209,8 @@ class Featurizer:
         if self.max_length is None:
             return text
         tokenizer = self.processor.tokenizer
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        as_text = self.special_tokens == "text"  # counted as the guard will tokenize it
+        ids = tokenizer(text, add_special_tokens=False, split_special_tokens=as_text)["input_ids"]
         if len(ids) <= self.max_length:
             return text
         return tokenizer.decode(ids[: self.max_length])

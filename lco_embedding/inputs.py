@@ -11,6 +11,7 @@ Does not handle text pairs (``(query, document)`` tuples): encode each side on i
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -22,6 +23,7 @@ import torch
 from PIL.Image import Image as PILImage
 
 from lco_embedding.errors import LCOInputError
+from lco_embedding.files import local_file
 from lco_embedding.modalities import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from lco_embedding.prompts import MixedSuffixRule, suffix_for
 from lco_embedding.types import MODALITIES, ItemKind, Message, Modality
@@ -33,6 +35,7 @@ __all__ = [
     "Part",
     "ParsedItem",
     "infer_modality",
+    "local_media_path",
     "parse_item",
     "split_inputs",
     "build_messages",
@@ -98,6 +101,9 @@ def _extension_modality(path: str) -> Modality | None:
     return None
 
 
+_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}$")
+
+
 def _string_modality(text: str) -> Modality:
     """Decide whether a string is text or a reference to a media file (see docs/inputs.md)."""
     if text.startswith("data:"):
@@ -112,16 +118,41 @@ def _string_modality(text: str) -> Modality:
         except ValueError:
             return "text"
         return _extension_modality(url_path) or "text"
-    path = text[7:] if text.startswith("file://") else text
-    modality = _extension_modality(path)
-    if modality is None or any(c.isspace() for c in path):
+    path = local_media_path(text)
+    if path is not None:
+        modality = _extension_modality(path)
+        if modality is not None:
+            return modality
+        media = ", ".join(IMAGE_EXTENSIONS + AUDIO_EXTENSIONS + VIDEO_EXTENSIONS)
+        raise LCOInputError(
+            f"{text!r} is an existing file with an unknown extension ({os.path.splitext(path)[1]}; media files end "
+            f"in {media}). Pass {{'image': path}}, {{'audio': path}} or {{'video': path}} if it is one of those, or "
+            "{'text': ...} (or modality='text') to embed the string itself as text."
+        )
+    candidate = local_file(text).rstrip()
+    modality = _extension_modality(candidate)
+    if modality is None or (any(c.isspace() for c in candidate) and not text.startswith("file://")):
         return "text"
-    if os.path.isfile(path):
-        return modality
     raise LCOInputError(
-        f"{text!r} looks like a path to a {modality} file, but no such file exists. Fix the path, or pass "
+        f"{text!r} looks like a path to {_article(modality)} file, but no such file exists. Fix the path, or pass "
         f"{{'text': {text!r}}} (or modality='text') to embed the string as text."
     )
+
+
+def local_media_path(text: str) -> str | None:
+    """The path of an existing file (or FIFO, socket, link: reading it says what is wrong) that ``text`` names,
+    or None. Whatever characters the path holds, spaces included; ``file://`` URLs are decoded, and trailing
+    whitespace is dropped only when the path with it does not exist (:func:`lco_embedding.files.local_file`). Only
+    strings ending in an extension (``.png``, ``.m4v``, ...) are looked up, so ordinary text costs no file-system
+    call."""
+    if len(text) > 4096 or "\x00" in text or not _SUFFIX.search(text.rstrip()):
+        return None
+    path = local_file(text)
+    return path if os.path.lexists(path) and not os.path.isdir(path) else None
+
+
+def _article(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
 def _is_frame(value: Any) -> bool:
@@ -230,6 +261,13 @@ def _text_part(value: Any) -> Part:
         raise LCOInputError(f"text must be a string, got {type(value).__name__}.")
     if not value.strip():
         raise LCOInputError("empty text; give at least one non-blank character.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise LCOInputError(
+            f"the text holds a lone surrogate ({value[e.start]!r} at character {e.start}), which is not valid "
+            "Unicode: decode the source bytes with errors='replace' (or 'surrogatepass' and re-encode) first."
+        ) from None
     return Part("text", value)
 
 
@@ -281,7 +319,7 @@ def parse_item(item: Any, modality: Modality | None = None) -> ParsedItem:
     if kind == "text" and isinstance(item, str):
         return ParsedItem("text", [_text_part(item)])
     if kind in ("image", "audio", "video") and not isinstance(item, dict):
-        return ParsedItem(kind, [Part(kind, item)])
+        return ParsedItem(kind, [Part(kind, local_file(item) if isinstance(item, str) else item)])
     if kind == "audio" and "array" in item:
         return ParsedItem("audio", [Part("audio", item)])
     if kind == "parts":

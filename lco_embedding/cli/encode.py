@@ -85,9 +85,9 @@ def encode(
 
     \b
     text   .txt .md (one item per file)
-    image  .jpg .jpeg .png .gif .bmp .tiff .tif .webp
-    audio  .mp3 .wav .ogg .flac .aac .m4a .opus
-    video  .mp4 .avi .mov .wmv .flv .mkv .webm
+    image  .jpg .jpeg .png .gif .bmp .tiff .tif .webp .avif .jfif
+    audio  .mp3 .wav .ogg .flac .aac .m4a .opus .aiff .aif
+    video  .mp4 .avi .mov .wmv .flv .mkv .webm .m4v .mpg .mpeg .3gp
 
     With --ray the items are embedded on Ray actors (local, or a cluster whose workers can read the inputs); the
     output folder is the same. Put --ray after the inputs, or write --ray=ADDRESS.

@@ -7,13 +7,13 @@ run can skip exactly the positions already written.
 
 Modality from the extension (folders and files given directly):
 
-=========  ==================================================
+=========  =============================================================
 text       .txt .md (the whole file is one text item, UTF-8)
-image      .jpg .jpeg .png .gif .bmp .tiff .tif .webp
-audio      .mp3 .wav .ogg .flac .aac .m4a .opus
-video      .mp4 .avi .mov .wmv .flv .mkv .webm
+image      .jpg .jpeg .png .gif .bmp .tiff .tif .webp .avif .jfif
+audio      .mp3 .wav .ogg .flac .aac .m4a .opus .aiff .aif
+video      .mp4 .avi .mov .wmv .flv .mkv .webm .m4v .mpg .mpeg .3gp
 table      .jsonl .ndjson .csv .tsv .parquet (only as an input of its own)
-=========  ==================================================
+=========  =============================================================
 
 Folders are walked recursively in sorted order; hidden files and folders (``.name``), tables and files with
 other extensions are not embedded, and are counted in the plan as ignored. Symbolic links to folders are not

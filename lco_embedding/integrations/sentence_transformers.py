@@ -45,6 +45,7 @@ class LCOModule(InputModule):
         "max_audio_seconds",
         "max_length",
         "mixed_suffix",
+        "special_tokens",
     ]
     save_in_root = True
 
@@ -91,8 +92,9 @@ class LCOModule(InputModule):
 
         Raises:
             LCOInputError: A bad item, shown in the message (sentence-transformers reorders items by length, so a
-                position would mislead). Never a TypeError, which sentence-transformers would take for "no prompt
-                support" and retry without the prompt.
+                position would mislead).
+            RuntimeError: A fault while preparing an item that raised ``TypeError``, which sentence-transformers
+                would take for "no prompt support" and retry without the prompt.
         """
         from lco_embedding.collate import collate
         from lco_embedding.errors import LCOInputError
@@ -102,12 +104,11 @@ class LCOModule(InputModule):
         for index, item in enumerate(inputs):
             try:
                 features.append(featurizer(index, item, None, prompt))
-            except Exception as e:
-                reason = (
-                    e.reason if isinstance(e, LCOInputError) else f"could not be prepared ({type(e).__name__}: {e})"
-                )
+            except LCOInputError as e:
                 shown = repr(item) if len(repr(item)) <= 120 else repr(item)[:117] + "..."
-                raise LCOInputError(f"input {shown}: {reason}") from e
+                raise LCOInputError(f"input {shown}: {e.reason}") from e
+            except TypeError as e:  # a fault, not an input error: never let sentence-transformers retry it
+                raise RuntimeError(f"preparing {type(item).__name__} input failed ({e})") from e
         return collate([f.inputs for f in features], self.embedder.pad_token_id)
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import importlib.util
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ import torch
 
 from lco_embedding.errors import LCOInputError
 from lco_embedding.preprocessing.image import load_image
-from lco_embedding.preprocessing.sources import is_reference, local_path, read_bytes
+from lco_embedding.preprocessing.sources import ReadLimits, is_reference, local_path, read_bytes
 
 __all__ = ["VideoOptions", "preprocess_video", "read_video_frames"]
 
@@ -40,6 +40,7 @@ class VideoOptions:
         max_pixels: Largest pixel count per frame after resizing (768 tokens); the reference also caps the
             total over all frames at 90% of a 128k-token budget.
         patch_size: The vision encoder's patch size.
+        limits: How long and how large a URL download may be.
     """
 
     fps: float = 2.0
@@ -48,6 +49,7 @@ class VideoOptions:
     min_pixels: int = 128 * 28 * 28
     max_pixels: int = 768 * 28 * 28
     patch_size: int = 14
+    limits: ReadLimits = field(default_factory=ReadLimits)
 
     def __post_init__(self) -> None:
         if self.fps <= 0:
@@ -82,32 +84,73 @@ def _read_decord(path: str, options: VideoOptions) -> torch.Tensor:
 
 
 def _read_pyav(path: str, options: VideoOptions) -> torch.Tensor:
+    """Sampled frames through PyAV: the frames are counted first (from the container, else by demuxing, which does
+    not decode), then only the sampled ones are kept while decoding, so memory holds the sample, not the video."""
     import av
 
     with av.open(path) as container:
-        if not container.streams.video:
-            raise LCOInputError("the file has no video stream.")
+        _require_video_stream(container)
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 0)
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
-    if fps <= 0:
-        raise LCOInputError("the video stream reports no frame rate.")
-    indices = _frame_indices(len(frames), fps, options)
-    return torch.from_numpy(np.stack([frames[i] for i in indices])).permute(0, 3, 1, 2)
+        if fps <= 0:
+            raise LCOInputError("the video stream reports no frame rate.")
+        total = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        wanted = set(_frame_indices(total, fps, options))
+        final = max(wanted)
+        kept: dict[int, np.ndarray] = {}
+        for number, frame in enumerate(container.decode(stream)):
+            if number in wanted:
+                kept[number] = frame.to_ndarray(format="rgb24")
+            if number >= final:
+                break
+    if not kept:
+        raise LCOInputError("the video has no decodable frames.")
+    # A container that over-reports its frames: the last decoded frame stands in for missing ones.
+    last = kept[max(kept)]
+    indices = _frame_indices(total, fps, options)
+    return torch.from_numpy(np.stack([kept.get(i, last) for i in indices])).permute(0, 3, 1, 2)
+
+
+def _require_video_stream(container: Any) -> None:
+    if not container.streams.video:
+        audio = " (it holds audio only: embed it as {'audio': ...})" if container.streams.audio else ""
+        raise LCOInputError(f"the file has no video stream{audio}.")
+
+
+def _decode_problem(path: str) -> LCOInputError | None:
+    """A clear reason a file decord could not read, found with PyAV (no video stream, not a media file)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            _require_video_stream(container)
+    except LCOInputError as e:
+        return e
+    except (av.FFmpegError, OSError, ValueError) as e:
+        return LCOInputError(f"cannot decode the video ({type(e).__name__}: {e}); the file is corrupt or not a video.")
+    return None
 
 
 def read_video_frames(path: str, options: VideoOptions = VideoOptions()) -> torch.Tensor:
     """Decode the sampled frames of a video file as a ``(T, C, H, W)`` uint8 tensor.
 
     Raises:
-        LCOInputError: If the file cannot be decoded or has fewer than two frames.
+        LCOInputError: If the file cannot be decoded, has no video stream, or has fewer than two frames.
     """
+    import av
+
     use_decord = importlib.util.find_spec("decord") is not None
     try:
         return _read_decord(path, options) if use_decord else _read_pyav(path, options)
     except LCOInputError:
         raise
-    except Exception as e:
+    except (RuntimeError, av.FFmpegError, OSError, ValueError, IndexError, EOFError) as e:
+        # decord's errors are RuntimeErrors that speak of its internals; say what is wrong with the file instead.
+        problem = _decode_problem(path) if use_decord else None
+        if problem is not None:
+            raise problem from e
         raise LCOInputError(f"cannot decode the video ({type(e).__name__}: {e}); the file is corrupt or empty.") from e
 
 
@@ -174,7 +217,7 @@ def preprocess_video(source: Any, options: VideoOptions = VideoOptions()) -> tor
         else:
             suffix = "" if isinstance(source, bytes | bytearray) else os.path.splitext(str(source))[1][:8]
             with tempfile.NamedTemporaryFile(suffix=suffix or ".mp4", delete=False) as f:
-                f.write(read_bytes(source))
+                f.write(read_bytes(source, limits=options.limits))
             try:
                 video = read_video_frames(f.name, options)
             finally:
