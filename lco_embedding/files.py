@@ -55,7 +55,8 @@ def file_problem(path: str) -> str | None:
     except FileNotFoundError:
         if os.path.islink(path):
             return f"{path!r} is a broken symbolic link (to {os.readlink(path)!r}): nothing is behind it."
-        return f"file not found: {path!r}. Check the path (relative paths start at {os.getcwd()!r})."
+        hint = "" if os.path.isabs(path) else f" (relative paths start at {os.getcwd()!r})"
+        return f"file not found: {path!r}. Check the path{hint}."
     except PermissionError:
         return f"{path!r} cannot be read: permission denied."
     except (OSError, ValueError) as e:  # a name too long, an embedded NUL, a loop of links, ...

@@ -10,6 +10,7 @@ Does not handle text pairs (``(query, document)`` tuples): encode each side on i
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -39,6 +40,7 @@ __all__ = [
     "parse_item",
     "split_inputs",
     "build_messages",
+    "describe_item",
 ]
 
 _EXTENSIONS: dict[Modality, tuple[str, ...]] = {
@@ -155,6 +157,56 @@ def _article(word: str) -> str:
     return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
+def _file_object_modality(item: io.IOBase) -> Modality:
+    """A binary file object is media: named by its file's extension, or an image when it has no name (as bytes)."""
+    if isinstance(item, io.TextIOBase):
+        raise LCOInputError(
+            f"{describe_item(item)} is open in text mode; open media files in binary mode ('rb'), or pass text "
+            "as a string."
+        )
+    name = getattr(item, "name", None)
+    if not isinstance(name, str):
+        return "image"
+    modality = _extension_modality(name)
+    if modality is None:
+        raise LCOInputError(
+            f"{describe_item(item)} has an unknown extension; pass it as {{'image': f}}, {{'audio': f}} or "
+            "{'video': f} to say what it is."
+        )
+    return modality
+
+
+def describe_item(item: Any, width: int = 120) -> str:
+    """A short description of an input for messages: file objects by their file's name, bytes and arrays by size,
+    long strings cut (never ``<_io.BytesIO object at 0x...>``).
+
+    Example:
+        >>> describe_item({"text": "a caption", "image": b"\\x89PNG..."})
+        "{'text': 'a caption', 'image': <9 bytes>}"
+    """
+
+    def short(value: Any) -> str:
+        if isinstance(value, io.IOBase):
+            name = getattr(value, "name", None)
+            return f"<file {name!r}>" if isinstance(name, str) else f"<in-memory file ({type(value).__name__})>"
+        if isinstance(value, bytes | bytearray):
+            return f"<{len(value):,} bytes>"
+        if isinstance(value, np.ndarray | torch.Tensor):
+            return f"<{type(value).__name__} {'x'.join(map(str, value.shape))} {value.dtype}>"
+        if isinstance(value, PILImage):
+            return f"<PIL image {value.width}x{value.height} {value.mode}>"
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k!r}: {short(v)}" for k, v in value.items()) + "}"
+        if isinstance(value, list | tuple) and value:
+            inner = ", ".join(short(v) for v in value[:4]) + (", ..." if len(value) > 4 else "")
+            return f"[{inner}]"
+        text = repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    shown = short(item)
+    return shown if len(shown) <= width else shown[: width - 3] + "..."
+
+
 def _is_frame(value: Any) -> bool:
     if isinstance(value, PILImage):
         return True
@@ -214,6 +266,8 @@ def infer_modality(item: Any) -> ItemKind:
                 "{'image': path}, {'audio': path} or {'video': path} to say what it is."
             )
         return modality
+    if isinstance(item, io.IOBase):
+        return _file_object_modality(item)
     if isinstance(item, PILImage | bytes | bytearray):
         return "image"
     if isinstance(item, np.ndarray | torch.Tensor):
@@ -351,7 +405,7 @@ def split_inputs(inputs: Any) -> tuple[Iterable[Any], bool]:
     conversation. Any other list, tuple or iterable is a batch of items; iterators and generators are returned
     as they are, to be read lazily.
     """
-    single_types = (str, bytes, bytearray, dict, PILImage, np.ndarray, torch.Tensor, PurePath)
+    single_types = (str, bytes, bytearray, dict, PILImage, np.ndarray, torch.Tensor, PurePath, io.IOBase)
     if isinstance(inputs, single_types) or _is_parts_list(inputs) or _is_conversation(inputs):
         return [inputs], True
     try:

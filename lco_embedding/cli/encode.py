@@ -57,6 +57,11 @@ SHOWN_FAILURES = 10
     "--ray-gpus-per-worker", type=click.FloatRange(min=0), help="GPUs per actor [default: 1 if the cluster has GPUs]."
 )
 @click.option("--overwrite", is_flag=True, help="Delete this folder's previous run and start over.")
+@click.option(
+    "--allow-duplicate-ids",
+    is_flag=True,
+    help="Keep records whose id another record has (counted in the summary) instead of refusing the job.",
+)
 def encode(
     inputs: tuple[str, ...],
     out: str,
@@ -76,6 +81,7 @@ def encode(
     ray_workers: int | None,
     ray_gpus_per_worker: float | None,
     overwrite: bool,
+    allow_duplicate_ids: bool,
 ) -> None:
     """Embed INPUT... into Parquet shards in --out, with a manifest.json and an errors.jsonl.
 
@@ -128,6 +134,7 @@ def encode(
             max_tokens_per_batch=max_tokens,
             num_workers=num_workers,
             overwrite=overwrite,
+            allow_duplicate_ids=allow_duplicate_ids,
             show_progress_bar=not is_quiet(),
             on_failure=report,
             ray=ray,
@@ -147,9 +154,10 @@ def encode(
     if summary.resumed_from:
         click.echo(f"Resumed at item {summary.resumed_from:,}.")
     failed = f"{summary.failed:,} failed (see {summary.out / 'errors.jsonl'})" if summary.failed else "0 failed"
+    repeats = f" {summary.duplicate_ids:,} records repeat an earlier id (kept)." if summary.duplicate_ids else ""
     click.echo(
         f"Embedded {summary.embedded:,} of {summary.done:,} items, {failed}; this run: {summary.processed:,} items "
-        f"in {summary.seconds:.1f} s ({summary.items_per_second:.1f} items/s). Output: {summary.out}"
+        f"in {summary.seconds:.1f} s ({summary.items_per_second:.1f} items/s). Output: {summary.out}{repeats}"
     )
 
 

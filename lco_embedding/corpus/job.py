@@ -21,7 +21,15 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from lco_embedding.corpus.precision import PRECISIONS, Precision, arrow_type, calibrate, to_arrow
-from lco_embedding.corpus.records import InputSpec, Record, extra_columns, iter_records, output_name, plan_inputs
+from lco_embedding.corpus.records import (
+    InputSpec,
+    Record,
+    duplicate_ids,
+    extra_columns,
+    iter_records,
+    output_name,
+    plan_inputs,
+)
 from lco_embedding.corpus.store import FORMAT, FORMAT_VERSION, OutputFolder, now
 
 if TYPE_CHECKING:
@@ -65,6 +73,8 @@ class RunSummary:
         resumed_from: The position this run started at (0 for a fresh run).
         seconds: Wall time of this run's embedding loop.
         already_complete: The folder was complete before this run; nothing was done.
+        duplicate_ids: Records whose id an earlier record of the inputs already has (kept only with
+            ``allow_duplicate_ids=True``; refused otherwise).
     """
 
     out: Path
@@ -75,6 +85,7 @@ class RunSummary:
     resumed_from: int
     seconds: float
     already_complete: bool = False
+    duplicate_ids: int = 0
 
     @property
     def processed(self) -> int:
@@ -105,6 +116,7 @@ def encode_corpus(
     max_tokens_per_batch: int | None = None,
     num_workers: int | None = None,
     overwrite: bool = False,
+    allow_duplicate_ids: bool = False,
     show_progress_bar: bool | None = None,
     stdin: IO[str] | None = None,
     on_failure: Callable[[dict[str, Any]], None] | None = None,
@@ -126,6 +138,8 @@ def encode_corpus(
         batch_size, max_tokens_per_batch, num_workers: As in ``encode``; they do not change the embeddings, so
             a resumed run may use other values.
         overwrite: Delete a previous run's files in ``out`` and start over.
+        allow_duplicate_ids: Keep records whose id another record has (counted in the summary). Default: refuse
+            the job before the model loads, naming the ids and where they are.
         show_progress_bar: Default: shown when this module logs at INFO or lower.
         stdin: Where ``"-"`` reads from (default ``sys.stdin``).
         on_failure: Called with each failed item's ``errors.jsonl`` entry as it happens.
@@ -149,6 +163,14 @@ def encode_corpus(
         show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
     stop_at = _StopPoint.from_environment()
     specs = plan_inputs([str(i) for i in inputs])
+    repeats, examples = duplicate_ids(specs)
+    if repeats and not allow_duplicate_ids:
+        listed = "\n  ".join(f"{value!r}: {', '.join(where[:4])}" for value, where in examples)
+        raise ValueError(
+            f"{repeats:,} record(s) repeat an id another record already has; ids must be unique:\n  {listed}\n"
+            "Fix the ids (or leave the id column empty to use where each record came from), or pass "
+            "--allow-duplicate-ids (allow_duplicate_ids=True) to keep them."
+        )
     options = {"precision": precision, "normalize": normalize, "shard_size": shard_size}
     folder = OutputFolder(out)
     folder.lock()
@@ -162,6 +184,7 @@ def encode_corpus(
             if overwrite:
                 folder.clear()
             else:
+                _check_format(folder)
                 _check_same(folder, early)
                 stored = folder.manifest
                 if (
@@ -193,7 +216,7 @@ def encode_corpus(
             folder.create(manifest)
         if manifest["status"] == "complete":
             return _summary(folder, manifest, manifest["counts"]["done"], 0.0, already_complete=True)
-        return _run(
+        summary = _run(
             produce,
             folder,
             manifest,
@@ -206,12 +229,30 @@ def encode_corpus(
             on_failure,
             stop_at,
         )
+        summary.duplicate_ids = repeats
+        return summary
     finally:
         folder.unlock()
 
 
+def _check_format(folder: OutputFolder) -> None:
+    """An unfinished run of an earlier format is not resumed: its ids and sources are numbered differently."""
+    manifest = folder.manifest
+    if manifest.get("format_version") != FORMAT_VERSION and manifest.get("status") != "complete":
+        raise OutputMismatchError(
+            f"{str(folder.path)!r} holds an unfinished run written by an earlier lco-embedding (output format "
+            f"{manifest.get('format_version')}, now {FORMAT_VERSION}: table rows are now named by their line "
+            "number); it cannot be resumed. Pass --overwrite (overwrite=True) to start over."
+        )
+
+
 def _summary(
-    folder: OutputFolder, manifest: dict[str, Any], start: int, seconds: float, already_complete: bool = False
+    folder: OutputFolder,
+    manifest: dict[str, Any],
+    start: int,
+    seconds: float,
+    already_complete: bool = False,
+    duplicate_ids: int = 0,
 ) -> RunSummary:
     counts = manifest["counts"]
     return RunSummary(
@@ -223,6 +264,7 @@ def _summary(
         resumed_from=start,
         seconds=seconds,
         already_complete=already_complete,
+        duplicate_ids=duplicate_ids,
     )
 
 

@@ -34,12 +34,14 @@ import hashlib
 import json
 import os
 import sys
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from lco_embedding.files import file_problem, local_file
 from lco_embedding.modalities import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, MODALITIES, VIDEO_EXTENSIONS
 
 __all__ = [
@@ -48,11 +50,13 @@ __all__ = [
     "OUTPUT_COLUMNS",
     "InputSpec",
     "Record",
+    "duplicate_ids",
     "extra_columns",
     "file_modality",
     "output_name",
     "plan_inputs",
     "iter_records",
+    "record_id",
 ]
 
 TEXT_EXTENSIONS = (".txt", ".md")
@@ -101,6 +105,8 @@ class InputSpec:
     fingerprint: str | None = None
     columns: dict[str, str] = field(default_factory=dict)
     ignored: dict[str, int] = field(default_factory=dict)
+    id_hashes: Any = field(default=None, repr=False, compare=False)
+    """8-byte hashes of the ids the plan saw (an ``array("Q")``), for :func:`duplicate_ids`; not saved."""
 
     def to_json(self) -> dict[str, Any]:
         """The spec as written in the manifest."""
@@ -157,13 +163,17 @@ def plan_inputs(arguments: Iterable[str]) -> list[InputSpec]:
         path = Path(argument)
         if path.is_dir():
             specs.append(_plan_folder(argument, path))
+        elif os.path.lexists(path) and file_problem(str(path)) is not None:
+            raise ValueError(f"input {file_problem(str(path))}")
         elif path.is_file():
             extension = path.suffix.lower()
             if extension in TABLE_FORMATS:
                 specs.append(_plan_table(argument, path, TABLE_FORMATS[extension]))
             elif file_modality(path) is not None:
                 stat = path.stat()
-                specs.append(InputSpec(argument, "file", str(path.resolve()), items=1, fingerprint=f"{stat.st_size}"))
+                spec = InputSpec(argument, "file", str(path.resolve()), items=1, fingerprint=f"{stat.st_size}")
+                spec.id_hashes = array("Q", [_id_hash(argument)])
+                specs.append(spec)
             else:
                 raise ValueError(
                     f"{argument!r} has an extension lco-embed does not read ({extension or 'none'}); accepted: "
@@ -189,19 +199,32 @@ def _plan_folder(argument: str, path: Path) -> InputSpec:
     digest = hashlib.sha256()
     items = 0
     ignored: Counter[str] = Counter()
+    hashes = array("Q")
     for relative, modality in _walk(path):
         if modality is None:
             ignored[os.path.splitext(relative)[1].lower() or "(none)"] += 1
             continue
         items += 1
-        size = os.stat(os.path.join(path, relative)).st_size
-        digest.update(f"{relative}\0{size}\n".encode())
-    return InputSpec(
+        digest.update(f"{relative}\0{_size(os.path.join(path, relative))}\n".encode())
+        hashes.append(_id_hash(os.path.join(argument, relative)))
+    spec = InputSpec(
         argument, "folder", str(path.resolve()), items=items, fingerprint=digest.hexdigest(), ignored=dict(ignored)
     )
+    spec.id_hashes = hashes
+    return spec
+
+
+def _size(path: str) -> int:
+    """A file's size for the fingerprint: of what a link points to, or of the link itself when it dangles (the
+    item then fails, alone, when it is read)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return os.lstat(path).st_size
 
 
 def _plan_table(argument: str, path: Path, fmt: str) -> InputSpec:
+    hashes = array("Q")
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -212,15 +235,18 @@ def _plan_table(argument: str, path: Path, fmt: str) -> InputSpec:
         }
         rows = parquet.metadata.num_rows
         _check_media_columns(argument, schema.names)
+        hashes.extend(_id_hash(record_id) for record_id, _ in _parquet_ids(argument, str(path)))
         fingerprint = f"{path.stat().st_size}:{rows}:{hashlib.sha256(str(schema).encode()).hexdigest()[:16]}"
-        return InputSpec(argument, "table", str(path.resolve()), fmt, rows, fingerprint, columns)
+        spec = InputSpec(argument, "table", str(path.resolve()), fmt, rows, fingerprint, columns)
+        spec.id_hashes = hashes
+        return spec
     digest = hashlib.sha256()
     rows = 0
     if fmt == "jsonl":
         types: dict[str, set[type]] = {}
         names: set[str] = set()
         with open(path, "rb") as f:
-            for line in f:
+            for line_number, line in enumerate(f, 1):
                 digest.update(line)
                 if not line.strip():
                     continue
@@ -228,22 +254,103 @@ def _plan_table(argument: str, path: Path, fmt: str) -> InputSpec:
                 try:
                     row = json.loads(line)
                 except ValueError:
-                    continue  # reported as that row's error when the records are read
+                    row = None  # reported as that row's error when the records are read
                 if isinstance(row, dict):
                     names.update(row)
                     for key, value in row.items():
                         if key not in _ITEM_COLUMNS:
                             types.setdefault(key, set()).add(type(value))
+                raw = row.get("id") if isinstance(row, dict) else None
+                hashes.append(_id_hash(record_id(raw, f"{argument}:{line_number}")))
         columns = {key: _json_column_type(seen) for key, seen in types.items()}
     else:
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
-        header, rows = _csv_header_and_rows(path, fmt)
+        header, rows = _csv_header_and_rows(path, fmt, argument, hashes)
         columns = {name: "string" for name in header if name not in _ITEM_COLUMNS}
         names = set(header)
     _check_media_columns(argument, names)
-    return InputSpec(argument, "table", str(path.resolve()), fmt, rows, digest.hexdigest(), columns)
+    spec = InputSpec(argument, "table", str(path.resolve()), fmt, rows, digest.hexdigest(), columns)
+    spec.id_hashes = hashes
+    return spec
+
+
+def record_id(raw: Any, default: str) -> str:
+    """A record's id: the table's ``id`` value as text, or ``default`` (where it came from) when there is none."""
+    return default if raw is None or raw == "" else str(raw)
+
+
+def _id_hash(value: str) -> int:
+    return int.from_bytes(hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+def _csv_ids(argument: str, path: str, fmt: str) -> Iterator[tuple[str, str]]:
+    """``(id, source)`` of every row of a CSV/TSV table, in order."""
+    for line, row, _ in _text_rows(path, fmt, 0):
+        yield record_id((row or {}).get("id"), f"{argument}:{line}"), f"{path}:{line}"
+
+
+def _parquet_ids(argument: str, path: str) -> Iterator[tuple[str, str]]:
+    """``(id, source)`` of every row of a Parquet table, in order, reading only its ``id`` column."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    number = 0
+    if "id" not in parquet.schema_arrow.names:
+        for number in range(1, parquet.metadata.num_rows + 1):
+            yield f"{argument}:{number}", f"{path}:{number}"
+        return
+    for batch in parquet.iter_batches(batch_size=8192, columns=["id"]):
+        for raw in batch.column(0).to_pylist():
+            number += 1
+            yield record_id(raw, f"{argument}:{number}"), f"{path}:{number}"
+
+
+def _jsonl_ids(argument: str, path: str) -> Iterator[tuple[str, str]]:
+    for line, row, _ in _text_rows(path, "jsonl", 0):
+        yield record_id((row or {}).get("id"), f"{argument}:{line}"), f"{path}:{line}"
+
+
+def _ids_of(spec: InputSpec) -> Iterator[tuple[str, str]]:
+    """``(id, source)`` of every record of an input, in order (stdin: none, its ids are its line numbers)."""
+    if spec.kind == "folder":
+        for relative, modality in _walk(Path(spec.path or spec.argument)):
+            if modality is not None:
+                yield os.path.join(spec.argument, relative), os.path.join(spec.path or "", relative)
+    elif spec.kind == "file":
+        yield spec.argument, spec.path or spec.argument
+    elif spec.kind == "table" and spec.path is not None:
+        if spec.format == "parquet":
+            yield from _parquet_ids(spec.argument, spec.path)
+        elif spec.format == "jsonl":
+            yield from _jsonl_ids(spec.argument, spec.path)
+        else:
+            yield from _csv_ids(spec.argument, spec.path, spec.format or "csv")
+
+
+def duplicate_ids(specs: list[InputSpec], limit: int = 10) -> tuple[int, list[tuple[str, list[str]]]]:
+    """Ids that more than one record of the inputs has: ``(how many records repeat an earlier id, the first
+    ``limit`` repeated ids with the sources that have them)``. Memory: 8 bytes per record (a hash), plus a second
+    pass over the inputs only when there are repeats."""
+    import numpy as np
+
+    parts = [np.frombuffer(spec.id_hashes, dtype=np.uint64) for spec in specs if spec.id_hashes is not None]
+    if not parts:
+        return 0, []
+    hashes = np.sort(np.concatenate(parts))
+    repeated = hashes[1:][hashes[1:] == hashes[:-1]]
+    if not repeated.size:
+        return 0, []
+    suspects = set(repeated.tolist())
+    sources: dict[str, list[str]] = {}
+    for spec in specs:
+        for value, source in _ids_of(spec):
+            if _id_hash(value) in suspects:
+                sources.setdefault(value, []).append(source)
+    repeats = {value: where for value, where in sources.items() if len(where) > 1}  # not a hash collision
+    extra = sum(len(where) - 1 for where in repeats.values())
+    return extra, list(repeats.items())[:limit]
 
 
 def _check_media_columns(argument: str, names: Iterable[str]) -> None:
@@ -306,12 +413,15 @@ def _csv_reader(f: IO[str], fmt: str) -> Any:
     return csv.reader(f, delimiter="\t" if fmt == "tsv" else ",")
 
 
-def _csv_header_and_rows(path: Path, fmt: str) -> tuple[list[str], int]:
+def _csv_header_and_rows(path: Path, fmt: str, argument: str, hashes: array) -> tuple[list[str], int]:
+    """The header and the number of rows of a CSV/TSV table, in one pass that also hashes every row's id."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = _csv_reader(f, fmt)
-            header = next(reader, [])
-            rows = sum(1 for row in reader if row)
+            header = next(_csv_reader(f, fmt), [])
+        rows = 0
+        for record_id, _ in _csv_ids(argument, str(path), fmt):
+            rows += 1
+            hashes.append(_id_hash(record_id))
     except UnicodeDecodeError as e:
         raise ValueError(f"table {str(path)!r} is not UTF-8 text ({e}); save it as UTF-8.") from e
     except csv.Error as e:
@@ -356,7 +466,10 @@ def _records_of(spec: InputSpec, first: int, skip: int, stdin: IO[str]) -> Itera
 def _file_record(position: int, display: str, path: str) -> Record:
     modality = file_modality(path) or "text"
     record = Record(position, display, os.path.abspath(path), modality)
-    if modality == "text":
+    problem = file_problem(path)  # a FIFO would block, a dangling link or a folder has nothing to read
+    if problem is not None:
+        record.error = problem
+    elif modality == "text":
         try:
             with open(path, encoding="utf-8") as f:
                 record.item = {"text": f.read()}
@@ -393,22 +506,24 @@ def _table_records(spec: InputSpec, first: int, skip: int) -> Iterator[Record | 
     assert spec.path is not None
     rows = _parquet_rows(spec.path, skip) if spec.format == "parquet" else _text_rows(spec.path, spec.format, skip)
     folder = os.path.dirname(spec.path)
-    for number, row, problem in rows:
+    position = first + skip
+    for line, row, problem in rows:  # the line number names the row everywhere (Parquet: the row number)
         if row is None:
             yield 1  # skipped
             continue
-        position = first + number - 1
-        source = f"{spec.path}:{number}"
-        default_id = f"{spec.argument}:{number}"
+        source = f"{spec.path}:{line}"
+        default_id = f"{spec.argument}:{line}"
         if problem is not None:
             yield Record(position, default_id, source, "text", error=problem)
-            continue
-        yield _row_record(position, row, source, default_id, folder, spec.columns)
+        else:
+            yield _row_record(position, row, source, default_id, folder, spec.columns)
+        position += 1
 
 
 def _text_rows(path: str, fmt: str | None, skip: int) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """``(row number from 1, row, problem)`` of a JSONL, CSV or TSV table; the first ``skip`` rows come as
-    ``(number, None, None)`` without being parsed."""
+    """``(line number, row, problem)`` of a JSONL, CSV or TSV table's rows (blank lines are not rows); the first
+    ``skip`` rows come as ``(line number, None, None)`` without being parsed. A CSV row that spans several lines has
+    the number of its first line; the header is line 1."""
     if fmt == "jsonl":
         with open(path, "rb") as f:  # bytes, as the plan counted them; json.loads reads UTF-8 (and names bad bytes)
             number = 0
@@ -417,33 +532,35 @@ def _text_rows(path: str, fmt: str | None, skip: int) -> Iterator[tuple[int, dic
                     continue
                 number += 1
                 if number <= skip:
-                    yield number, None, None
+                    yield line_number, None, None
                     continue
                 try:
                     row = json.loads(line)
                 except ValueError as e:
-                    yield number, {}, f"line {line_number} is not valid JSON ({e})."
+                    yield line_number, {}, f"not valid JSON ({e})."
                     continue
                 if not isinstance(row, dict):
-                    yield number, {}, f"line {line_number} is a JSON {type(row).__name__}, not an object."
+                    yield line_number, {}, f"a JSON {type(row).__name__}, not an object."
                     continue
-                yield number, row, None
+                yield line_number, row, None
         return
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = _csv_reader(f, fmt or "csv")
         header = next(reader, [])
         number = 0
+        last = reader.line_num
         for values in reader:
+            line_number, last = last + 1, reader.line_num
             if not values:
                 continue
             number += 1
             if number <= skip:
-                yield number, None, None
+                yield line_number, None, None
                 continue
             if len(values) != len(header):
-                yield number, {}, f"row {number} has {len(values)} fields, the header has {len(header)}."
+                yield line_number, {}, f"the row has {len(values)} fields, the header has {len(header)}."
                 continue
-            yield number, dict(zip(header, values, strict=True)), None
+            yield line_number, dict(zip(header, values, strict=True)), None
 
 
 def _parquet_rows(path: str, skip: int) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
@@ -467,11 +584,11 @@ def _parquet_rows(path: str, skip: int) -> Iterator[tuple[int, dict[str, Any] | 
 def _row_record(
     position: int, row: dict[str, Any], source: str, default_id: str, folder: str, columns: dict[str, str]
 ) -> Record:
-    raw_id = row.get("id")
-    record_id = default_id if raw_id is None or raw_id == "" else str(raw_id)
     item, modality, error = row_item(row, folder)
     extras = {name: row.get(name) for name in columns}
-    return Record(position, record_id, source, modality, item=item, error=error, extras=extras)
+    return Record(
+        position, record_id(row.get("id"), default_id), source, modality, item=item, error=error, extras=extras
+    )
 
 
 def row_item(
@@ -519,9 +636,10 @@ def _media_value(value: Any, folder: str | None, modality: str) -> tuple[Any, st
         return value, None  # the embedder names what is wrong with it
     if value.startswith(("http://", "https://", "data:")):
         return value, None
-    path = value[7:] if value.startswith("file://") else value
+    path = local_file(value)
     path = os.path.join(folder, path) if folder else path  # an absolute path stays as it is
-    if not os.path.isfile(path):
+    problem = file_problem(path)
+    if problem is not None:
         where = f" (relative paths are resolved against {folder!r})" if folder else ""
-        return path, f"{modality} file not found: {path!r}{where}."
+        return path, f"{modality}: {problem}{where}"
     return path, None

@@ -41,7 +41,8 @@ __all__ = [
 ]
 
 FORMAT = "lco-embedding-corpus"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: table rows are named (``id`` default, ``source``) by their line number, not their row count."""
 MANIFEST_FILE = "manifest.json"
 ERRORS_FILE = "errors.jsonl"
 INDEX_FILE = "index.usearch"

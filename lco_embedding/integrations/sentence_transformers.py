@@ -98,6 +98,7 @@ class LCOModule(InputModule):
         """
         from lco_embedding.collate import collate
         from lco_embedding.errors import LCOInputError
+        from lco_embedding.inputs import describe_item
 
         featurizer = self.embedder.featurizer()
         features = []
@@ -105,8 +106,7 @@ class LCOModule(InputModule):
             try:
                 features.append(featurizer(index, item, None, prompt))
             except LCOInputError as e:
-                shown = repr(item) if len(repr(item)) <= 120 else repr(item)[:117] + "..."
-                raise LCOInputError(f"input {shown}: {e.reason}") from e
+                raise LCOInputError(f"input {describe_item(item)}: {e.reason}") from e
             except TypeError as e:  # a fault, not an input error: never let sentence-transformers retry it
                 raise RuntimeError(f"preparing {type(item).__name__} input failed ({e})") from e
         return collate([f.inputs for f in features], self.embedder.pad_token_id)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from lco_embedding.errors import LCOInputError
-from lco_embedding.preprocessing.sources import ReadLimits, is_reference, local_path, read_bytes
+from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, local_path, read_bytes
 
 __all__ = ["AudioOptions", "preprocess_audio"]
 
@@ -136,8 +136,9 @@ def preprocess_audio(source: Any, options: AudioOptions = AudioOptions()) -> np.
         waveform = _waveform(source["array"], int(rate), target, options.max_seconds)
     elif isinstance(source, np.ndarray | torch.Tensor):
         waveform = _waveform(source, target, target, options.max_seconds)
-    elif isinstance(source, bytes | bytearray):
-        waveform = _load_file(bytes(source), target, options.max_seconds)
+    elif isinstance(source, bytes | bytearray) or is_file_object(source):
+        suffix = os.path.splitext(str(getattr(source, "name", "")))[1]
+        waveform = _load_file(read_bytes(source), target, options.max_seconds, suffix)
     elif is_reference(source):
         path = local_path(source)
         if path is not None:

@@ -29,7 +29,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from lco_embedding.errors import LCOInputError
-from lco_embedding.preprocessing.sources import ReadLimits, is_reference, read_bytes
+from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, read_bytes
 
 __all__ = ["MAX_IMAGE_PIXELS", "ImageOptions", "load_image", "preprocess_image", "array_to_image", "to_rgb"]
 
@@ -130,7 +130,7 @@ def _open(source: Any, limits: ReadLimits) -> Image.Image:
         return source
     if isinstance(source, np.ndarray | torch.Tensor):
         return array_to_image(source)
-    if isinstance(source, bytes | bytearray) or is_reference(source):
+    if isinstance(source, bytes | bytearray) or is_reference(source) or is_file_object(source):
         data = read_bytes(source, limits=limits)
         try:
             return Image.open(io.BytesIO(data))

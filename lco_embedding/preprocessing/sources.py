@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import io
 import socket
 import threading
 import time
@@ -27,7 +28,16 @@ from typing import Any
 from lco_embedding.errors import LCOInputError
 from lco_embedding.files import file_problem, local_file
 
-__all__ = ["MAX_URL_BYTES", "URL_TIMEOUT", "ReadLimits", "fetch_url", "is_reference", "local_path", "read_bytes"]
+__all__ = [
+    "MAX_URL_BYTES",
+    "URL_TIMEOUT",
+    "ReadLimits",
+    "fetch_url",
+    "is_file_object",
+    "is_reference",
+    "local_path",
+    "read_bytes",
+]
 
 URL_TIMEOUT = 20.0
 """Seconds a whole URL download may take (connect, headers and body)."""
@@ -59,6 +69,11 @@ def is_reference(source: Any) -> bool:
     return isinstance(source, str | PurePath)
 
 
+def is_file_object(source: Any) -> bool:
+    """True for an open binary file object (``open(path, "rb")``, ``io.BytesIO``)."""
+    return isinstance(source, io.BufferedIOBase | io.RawIOBase)
+
+
 def local_path(source: str | PurePath) -> str | None:
     """Return the local file path of ``source``, or None for URLs and data URIs.
 
@@ -76,7 +91,7 @@ def local_path(source: str | PurePath) -> str | None:
     return path
 
 
-def read_bytes(source: str | PurePath | bytes, *, limits: ReadLimits = ReadLimits()) -> bytes:
+def read_bytes(source: str | PurePath | bytes | io.IOBase, *, limits: ReadLimits = ReadLimits()) -> bytes:
     """Return the raw bytes of a media reference.
 
     Raises:
@@ -85,6 +100,15 @@ def read_bytes(source: str | PurePath | bytes, *, limits: ReadLimits = ReadLimit
     """
     if isinstance(source, bytes | bytearray):
         return bytes(source)
+    if is_file_object(source):
+        try:
+            data = source.read()
+        except (OSError, ValueError) as e:  # closed, or not readable
+            name = getattr(source, "name", type(source).__name__)
+            raise LCOInputError(f"cannot read the file object {name!r} ({e}).") from e
+        if not isinstance(data, bytes | bytearray):
+            raise LCOInputError("the file object gave text, not bytes: open media files in binary mode ('rb').")
+        return bytes(data)
     text = str(source)
     if text.startswith("data:"):
         header, sep, payload = text.partition(",")
@@ -105,11 +129,28 @@ def read_bytes(source: str | PurePath | bytes, *, limits: ReadLimits = ReadLimit
         raise LCOInputError(f"{path!r} cannot be read ({e.strerror or e}).") from e
 
 
-def fetch_url(url: str, *, timeout: float, max_bytes: int, allow_redirects: bool = True) -> bytes:
+_SDK_ADVICE = {
+    "slow": "Download the file and pass its local path, or allow more time (url_timeout).",
+    "large": "Download it and pass a local path, or raise the limit (max_url_bytes).",
+    "failed": "Check the URL and the network, or download the file and pass its local path.",
+}
+"""What the embedder's messages advise; the server gives its own (its clients cannot set these)."""
+
+
+def fetch_url(
+    url: str,
+    *,
+    timeout: float,
+    max_bytes: int,
+    allow_redirects: bool = True,
+    advice: dict[str, str] | None = None,
+    limit_name: str = "the limit",
+) -> bytes:
     """Download ``url`` within ``timeout`` seconds in all and ``max_bytes`` bytes.
 
     A watchdog shuts the connection down at the deadline, so a read blocked on a server that trickles its
-    headers or body returns at once.
+    headers or body returns at once. ``advice`` (keys ``slow``, ``large``, ``failed``) ends the messages; ``limit_name``
+    names the size limit in them.
 
     Raises:
         LCOInputError: Too slow, too large, an HTTP error, a redirect (with ``allow_redirects=False``), or the
@@ -135,9 +176,10 @@ def fetch_url(url: str, *, timeout: float, max_bytes: int, allow_redirects: bool
     adapter = _adapter_type()(sockets)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    advice = _SDK_ADVICE if advice is None else advice
     too_slow = LCOInputError(
         f"{shown!r} did not arrive within {timeout:g} s (the whole download, not one read); the server is too "
-        "slow or stalled. Download the file and pass its local path, or allow more time (url_timeout)."
+        f"slow or stalled. {advice.get('slow', '')}".strip()
     )
     watchdog.start()
     started = time.monotonic()
@@ -148,12 +190,12 @@ def fetch_url(url: str, *, timeout: float, max_bytes: int, allow_redirects: bool
             response.raise_for_status()
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise _too_large(shown, max_bytes, int(declared))
+                raise _too_large(shown, max_bytes, limit_name, advice, int(declared))
             chunks, size = [], 0
             for chunk in response.iter_content(1 << 16):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise _too_large(shown, max_bytes)
+                    raise _too_large(shown, max_bytes, limit_name, advice)
                 chunks.append(chunk)
                 if expired.is_set():
                     raise too_slow
@@ -164,19 +206,19 @@ def fetch_url(url: str, *, timeout: float, max_bytes: int, allow_redirects: bool
         if expired.is_set():
             raise too_slow from e
         raise LCOInputError(
-            f"could not fetch {shown!r} ({type(e).__name__}: {e}). Check the URL and the network, or download the "
-            "file and pass its local path."
+            f"could not fetch {shown!r} ({type(e).__name__}: {e}). {advice.get('failed', '')}".strip()
         ) from e
     finally:
         watchdog.cancel()
         session.close()
 
 
-def _too_large(shown: str, limit: int, declared: int | None = None) -> LCOInputError:
-    size = f" ({declared:,} bytes)" if declared is not None else ""
+def _too_large(
+    shown: str, limit: int, limit_name: str, advice: dict[str, str], declared: int | None = None
+) -> LCOInputError:
+    size = f" (it declares {declared:,})" if declared is not None else ""
     return LCOInputError(
-        f"{shown!r} is larger than the limit of {limit:,} bytes{size}; download it and pass a local path, or raise "
-        "the limit (max_url_bytes)."
+        f"{shown!r} is larger than {limit_name} of {limit:,} bytes{size}. {advice.get('large', '')}".strip()
     )
 
 

@@ -23,7 +23,7 @@ import torch
 
 from lco_embedding.errors import LCOInputError
 from lco_embedding.preprocessing.image import load_image
-from lco_embedding.preprocessing.sources import ReadLimits, is_reference, local_path, read_bytes
+from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, local_path, read_bytes
 
 __all__ = ["VideoOptions", "preprocess_video", "read_video_frames"]
 
@@ -210,12 +210,13 @@ def preprocess_video(source: Any, options: VideoOptions = VideoOptions()) -> tor
     """
     if isinstance(source, list | tuple | np.ndarray | torch.Tensor):
         video = _frames_from_list(source, options)
-    elif isinstance(source, bytes | bytearray) or is_reference(source):
-        path = None if isinstance(source, bytes | bytearray) else local_path(source)
+    elif isinstance(source, bytes | bytearray) or is_reference(source) or is_file_object(source):
+        path = local_path(source) if is_reference(source) else None
         if path is not None:
             video = read_video_frames(path, options)
         else:
-            suffix = "" if isinstance(source, bytes | bytearray) else os.path.splitext(str(source))[1][:8]
+            name = str(source) if is_reference(source) else str(getattr(source, "name", ""))
+            suffix = os.path.splitext(name)[1][:8]
             with tempfile.NamedTemporaryFile(suffix=suffix or ".mp4", delete=False) as f:
                 f.write(read_bytes(source, limits=options.limits))
             try:

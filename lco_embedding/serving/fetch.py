@@ -65,27 +65,24 @@ def check_url(url: str, settings: ServerSettings) -> None:
 
 
 def fetch(url: str, settings: ServerSettings) -> bytes:
-    """The bytes behind ``url``, within the size and time limits.
+    """The bytes behind ``url``, within the size limit and one deadline for the whole download
+    (:func:`lco_embedding.preprocessing.sources.fetch_url`, the embedder's own download).
 
     Raises:
         FetchError: Refused by :func:`check_url`, a redirect, an HTTP error, too large, or too slow.
     """
-    import requests
+    from lco_embedding.errors import LCOInputError
+    from lco_embedding.preprocessing.sources import fetch_url
 
     check_url(url, settings)
     try:
-        with requests.get(url, timeout=settings.url_timeout_s, stream=True, allow_redirects=False) as response:
-            if response.is_redirect:
-                raise FetchError(f"{url[:100]!r} redirects; redirects are not followed (give the final URL).")
-            response.raise_for_status()
-            data = bytearray()
-            for chunk in response.iter_content(1 << 16):
-                data += chunk
-                if len(data) > settings.max_item_bytes:
-                    raise FetchError(
-                        f"{url[:100]!r} is larger than this server's limit of {settings.max_item_bytes:,} "
-                        "bytes per item."
-                    )
-    except requests.RequestException as e:
-        raise FetchError(f"could not fetch {url[:100]!r} ({type(e).__name__}: {e}).") from e
-    return bytes(data)
+        return fetch_url(
+            url,
+            timeout=settings.url_timeout_s,
+            max_bytes=settings.max_item_bytes,
+            allow_redirects=False,
+            advice={"slow": "Send the media as a data URI instead.", "large": "Send a smaller file."},
+            limit_name="this server's limit",
+        )
+    except LCOInputError as e:
+        raise FetchError(e.reason) from e

@@ -82,11 +82,13 @@ def test_jsonl_rows_ids_extras_relative_paths_and_bad_lines(tmp_path, media):
     assert spec.items == 7  # the blank line is not a row
     assert spec.columns == {"lang": "string", "score": "double", "tags": "json", "source": "string"}
     records = list(iter_records([spec]))
-    assert [r.id for r in records] == ["7", f"{table}:2", f"{table}:3", f"{table}:4", "x", "y", "z"]
+    # rows are named by their line number everywhere (the blank line 3 is not a row, but keeps its number)
+    assert [r.id for r in records] == ["7", f"{table}:2", f"{table}:4", f"{table}:5", "x", "y", "z"]
+    assert [r.source.rsplit(":", 1)[1] for r in records] == ["1", "2", "4", "5", "6", "7", "8"]
     assert records[0].item == {"text": "hello"} and records[0].extras["score"] == 1
     assert records[1].modality == "mixed"
     assert records[1].item == {"text": "caption", "image": str(tmp_path / "img" / "cat.png")}
-    assert "line 4 is not valid JSON" in records[2].error
+    assert records[2].error.startswith("not valid JSON")
     assert "JSON list, not an object" in records[3].error
     assert "no text, image, audio or video value" in records[4].error
     assert "file not found" in records[5].error and f"resolved against {str(tmp_path)!r}" in records[5].error
@@ -123,6 +125,7 @@ def test_csv_tsv_and_parquet_tables(tmp_path, media):
     assert records[0].item == {"text": "a, quoted\nline"} and records[0].extras == {"note": "n1"}
     assert records[1].item == {"image": media["png"]} and records[1].extras == {"note": ""}
     assert "has 2 fields, the header has 4" in records[2].error
+    assert [r.source.rsplit(":", 1)[1] for r in records[:3]] == ["2", "4", "5"]  # the CSV's line numbers
     assert records[3].item == {"text": "first"} and records[3].extras == {"kind": "x"}
     assert records[4].item == {"image": png} and records[4].id == "10"
     assert records[5].item == {"text": "with audio", "audio": media["wav"]} and records[5].modality == "mixed"
@@ -182,5 +185,6 @@ def test_jsonl_lines_are_split_and_decoded_the_same_way_in_both_passes(tmp_path)
     (spec,) = plan_inputs([str(table)])
     records = list(iter_records([spec]))
     assert spec.items == len(records) == 3
-    assert "line 1 is not valid JSON" in records[0].error and records[2].item == {"text": "last"}
-    assert "line 2 is not valid JSON" in records[1].error and "utf-8" in records[1].error
+    assert records[0].error.startswith("not valid JSON") and records[0].source.endswith(":1")
+    assert records[1].error.startswith("not valid JSON") and "utf-8" in records[1].error
+    assert records[1].source.endswith(":2") and records[2].item == {"text": "last"}
