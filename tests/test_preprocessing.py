@@ -83,3 +83,131 @@ def test_video_frame_lists(media):
     assert long.shape[0] == 6
     with pytest.raises(LCOInputError, match="one size"):
         preprocess_video([frames[0], frames[0].resize((20, 20))])
+
+
+# ------------------------------------------------------------------------------------------ pixels, decoded right
+def _rgb(source, **options) -> np.ndarray:
+    from lco_embedding.preprocessing.image import load_image
+
+    return np.asarray(load_image(source, ImageOptions(**options) if options else None))
+
+
+def test_16_bit_and_float_images_are_scaled_by_their_range_not_saturated(tmp_path):
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65,520
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)  # a 16-bit grayscale PNG
+    assert Image.open(path).mode in ("I;16", "I")
+    expected = np.round(ramp / 257).astype(np.uint8)
+    np.testing.assert_array_equal(_rgb(path), np.repeat(expected[..., None], 3, axis=-1))
+    np.testing.assert_array_equal(_rgb(Image.fromarray(ramp))[..., 0], expected)  # an in-memory I;16 image
+    unit = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    np.testing.assert_array_equal(_rgb(Image.fromarray(unit, mode="F"))[..., 0], np.round(unit * 255))
+    wide = unit * 1000 - 500  # outside [0, 255]: scaled by its min..max
+    np.testing.assert_array_equal(_rgb(Image.fromarray(wide, mode="F"))[..., 0], np.round((wide + 500) * 0.255))
+
+
+def test_two_unrelated_16_bit_images_no_longer_embed_alike(tmp_path, embedder):
+    rng = np.random.default_rng(0)
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(rng.integers(0, 65535, (64, 64), dtype=np.uint16)).save(first)
+    Image.fromarray(np.full((64, 64), 20000, np.uint16)).save(second)  # the old saturation made both white
+    a, b = embedder.encode([str(first), str(second)])
+    assert float(a @ b) < 0.99
+
+
+def test_every_mode_with_transparency_is_composited_over_white_like_rgba():
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = 40
+    rgba[:4, :, 3] = 255  # top half opaque grey, bottom half fully transparent
+    expected = _rgb(Image.fromarray(rgba, "RGBA"))
+    assert (expected[:4] == 40).all() and (expected[4:] == 255).all()
+    np.testing.assert_array_equal(_rgb(Image.fromarray(rgba, "RGBA").convert("LA")), expected)
+    palette = Image.fromarray((rgba[..., 3] == 255).astype(np.uint8), "P")  # index 1: grey, index 0: transparent
+    palette.putpalette([0, 0, 0, 40, 40, 40])
+    palette.info["transparency"] = 0
+    np.testing.assert_array_equal(_rgb(palette), expected)
+    keyed = Image.fromarray(rgba[..., :3], "RGB")
+    keyed.info["transparency"] = (40, 40, 40)  # an RGB image with a transparent colour
+    np.testing.assert_array_equal(_rgb(keyed), 255)
+
+
+def test_cmyk_ycbcr_and_lab_are_converted_to_the_colours_they_hold():
+    assert tuple(_rgb(Image.new("CMYK", (2, 2), (255, 0, 0, 0)))[0, 0]) == (0, 255, 255)  # cyan
+    assert np.abs(_rgb(Image.new("YCbCr", (2, 2), (76, 85, 255)))[0, 0].astype(int) - (255, 0, 0)).max() <= 2
+    encoded = _lab_of_srgb((200, 60, 40))  # the standard formulas, written out independently below
+    assert np.abs(_rgb(Image.new("LAB", (2, 2), encoded))[0, 0].astype(int) - (200, 60, 40)).max() <= 3
+    assert (_rgb(Image.new("LAB", (2, 2), (255, 128, 128)))[0, 0] >= 254).all()  # L* 100: white
+
+
+def _lab_of_srgb(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    """CIE L*a*b* (D50, as LittleCMS's LAB profile) of an sRGB colour, in Pillow's 8-bit LAB encoding."""
+    linear = [(c / 255 / 12.92) if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+    to_xyz_d65 = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    bradford_d65_to_d50 = np.array(
+        [[1.0478, 0.0229, -0.0501], [0.0295, 0.9905, -0.0171], [-0.0092, 0.0151, 0.7519]]
+    )
+    x, y, z = bradford_d65_to_d50 @ to_xyz_d65 @ np.array(linear) / np.array([0.9642, 1.0, 0.8249])
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > (6 / 29) ** 3 else t / (3 * (6 / 29) ** 2) + 4 / 29
+
+    lightness, a, b = 116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+    return round(lightness * 255 / 100), round(a + 128), round(b + 128)
+
+
+def test_images_above_the_pixel_cap_or_empty_are_refused_before_decoding(media):
+    with pytest.raises(LCOInputError, match=r"80x60 = 4,800 pixels, above the limit of 1,000 \(max_image_pixels\)"):
+        _rgb(media["png"], max_image_pixels=1000)
+    with pytest.raises(LCOInputError, match=r"the image is empty \(0x0 pixels\)"):
+        _rgb(Image.new("RGB", (0, 0)))
+    with pytest.raises(LCOInputError, match="complex numbers"):
+        _rgb(np.ones((4, 4, 3), np.complex64))
+
+
+# ------------------------------------------------------------------------------------- audio and video, bounded
+def test_long_audio_is_decoded_only_up_to_the_cap_and_equals_the_whole_file_cut(tmp_path):
+    rng = np.random.default_rng(0)
+    samples = (rng.standard_normal((44100 * 12, 2)) * 0.1).astype(np.float32)
+    path = tmp_path / "long.wav"
+    sf.write(path, samples, 44100, subtype="PCM_16")
+    whole = librosa.load(str(path), sr=16000)[0]
+    for seconds in (3.0, 5.5):
+        ours = preprocess_audio(str(path), AudioOptions(max_seconds=seconds))
+        np.testing.assert_array_equal(ours, whole[: int(seconds * 16000)])
+        in_memory = preprocess_audio({"array": samples, "sampling_rate": 44100}, AudioOptions(max_seconds=seconds))
+        resampled = librosa.resample(librosa.to_mono(samples.T), orig_sr=44100, target_sr=16000)
+        np.testing.assert_array_equal(in_memory, resampled[: int(seconds * 16000)])
+
+
+def test_nan_samples_and_complex_arrays_are_named_as_such(tmp_path):
+    path = tmp_path / "nan.wav"
+    sf.write(path, np.array([0.1, np.nan, 0.2] * 2000, np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(LCOInputError, match="NaN or infinite samples; the file's samples are damaged"):
+        preprocess_audio(str(path))
+    with pytest.raises(LCOInputError, match="complex numbers"):
+        preprocess_audio(np.ones(1000, np.complex64))
+
+
+def test_audio_only_mp4_as_video_says_so(tmp_path):
+    import av
+
+    path = tmp_path / "sound.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        for i in range(20):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with pytest.raises(LCOInputError, match=r"no video stream \(it holds audio only: embed it as \{'audio': \.\.\.\}\)"):
+        preprocess_video(str(path))
+
+
+def test_pyav_keeps_only_the_sampled_frames_and_matches_decord(tmp_path):
+    from lco_embedding.preprocessing.video import _read_decord, _read_pyav
+    from lco_embedding.testing import write_mp4
+
+    path = write_mp4(tmp_path / "clip.mp4", seconds=6, fps=8, width=64, height=48, rng=np.random.default_rng(1))
+    torch.testing.assert_close(_read_pyav(str(path), VideoOptions()), _read_decord(str(path), VideoOptions()))

@@ -76,6 +76,10 @@ def _load_file(data: str | bytes, sampling_rate: int, seconds: float | None, suf
                 finally:
                     os.unlink(f.name)
         return librosa.load(data, sr=sampling_rate, duration=duration)[0]
+    except librosa.util.exceptions.ParameterError as e:  # librosa checks what it decoded
+        if "not finite" in str(e):
+            raise LCOInputError("the audio holds NaN or infinite samples; the file's samples are damaged.") from e
+        raise
     except errors as e:
         raise LCOInputError(
             f"cannot decode the audio ({type(e).__name__}: {e}); the data is corrupt or in a format neither "

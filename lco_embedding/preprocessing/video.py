@@ -142,11 +142,16 @@ def read_video_frames(path: str, options: VideoOptions = VideoOptions()) -> torc
     import av
 
     use_decord = importlib.util.find_spec("decord") is not None
+    errors: tuple[type[BaseException], ...] = (RuntimeError, av.FFmpegError, OSError, ValueError, IndexError, EOFError)
+    if use_decord:
+        import decord
+
+        errors += (decord.DECORDError,)
     try:
         return _read_decord(path, options) if use_decord else _read_pyav(path, options)
     except LCOInputError:
         raise
-    except (RuntimeError, av.FFmpegError, OSError, ValueError, IndexError, EOFError) as e:
+    except errors as e:
         # decord's errors are RuntimeErrors that speak of its internals; say what is wrong with the file instead.
         problem = _decode_problem(path) if use_decord else None
         if problem is not None:
