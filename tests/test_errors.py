@@ -111,3 +111,32 @@ def test_bad_arguments(embedder):
         embedder.encode("x", prompt_name="query")
     with pytest.raises(ValueError, match="output_value"):
         embedder.encode("x", output_value="word_embeddings")
+
+
+def test_only_input_problems_become_per_item_errors_a_bug_raises_even_when_skipping(embedder, media, monkeypatch):
+    import lco_embedding.featurize as featurize
+
+    class Bug(Exception):
+        pass
+
+    def broken(*args, **kwargs):
+        raise Bug("a bug in preprocessing")
+
+    monkeypatch.setattr(featurize, "preprocess_image", broken)
+    with pytest.raises(Bug):
+        embedder.encode(["fine", media["png"]], on_error="skip")
+    monkeypatch.setattr(featurize, "preprocess_image", lambda *a, **k: (_ for _ in ()).throw(TimeoutError("yours")))
+    with pytest.raises(TimeoutError, match="yours"):
+        embedder.encode([media["png"]], on_error="skip")
+
+
+def test_input_errors_cross_worker_processes_with_their_index(tiny_omni, media):
+    import pickle
+
+    error = pickle.loads(pickle.dumps(LCOInputError("file not found: 'x.png'.", 3)))
+    assert error.index == 3 and error.reason == "file not found: 'x.png'." and str(error) == "Input 3: " + error.reason
+    with LCOEmbedder(tiny_omni, device="cpu", num_workers=1, worker_type="process") as model:
+        model.encode(["fine", "/no/such.png", media["png"]], on_error="skip")
+        assert model.last_report.errors == {1: "'/no/such.png' looks like a path to an image file, but no such "
+                                            "file exists. Fix the path, or pass {'text': '/no/such.png'} (or "
+                                            "modality='text') to embed the string as text."}  # fmt: skip

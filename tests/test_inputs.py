@@ -112,3 +112,48 @@ def test_split_inputs():
     parts = [{"type": "text", "text": "x"}]
     assert split_inputs(parts) == ([parts], True)
     assert split_inputs({"text": "x"}) == ([{"text": "x"}], True)
+
+
+def test_an_existing_file_is_media_whatever_its_path_holds(media, tmp_path, embedder):
+    import shutil
+
+    folder = tmp_path / "My Photos"
+    folder.mkdir()
+    spaced = folder / "my cat.png"
+    shutil.copyfile(media["png"], spaced)
+    expected = embedder.encode(media["png"])
+    for given in (
+        str(spaced),
+        str(spaced) + "\n",
+        "file://" + str(spaced),
+        "file://" + str(spaced).replace(" ", "%20"),
+    ):
+        assert infer_modality(given) == "image", given
+        np.testing.assert_allclose(embedder.encode(given), expected, atol=1e-5, rtol=0)
+    m4v = tmp_path / "clip.m4v"
+    shutil.copyfile(media["mp4"], m4v)
+    np.testing.assert_allclose(embedder.encode(str(m4v)), embedder.encode({"video": media["mp4"]}), atol=1e-5)
+
+
+def test_an_existing_file_with_an_unknown_extension_is_not_embedded_as_text(tmp_path):
+    notes = tmp_path / "photo.heic"
+    notes.write_bytes(b"...")
+    with pytest.raises(LCOInputError, match=r"existing file with an unknown extension \(\.heic.*\{'image': path\}"):
+        infer_modality(str(notes))
+    assert parse_item(str(notes), modality="text").parts[0].value == str(notes)
+    assert infer_modality("LICENSE") == "text" and infer_modality("a sentence. With dots.") == "text"
+
+
+def test_text_with_a_lone_surrogate_and_file_objects_get_clear_messages(media):
+    import io
+
+    from lco_embedding.inputs import describe_item
+
+    with pytest.raises(LCOInputError, match=r"lone surrogate \('\\ud800' at character 2\), which is not valid"):
+        parse_item("ab\ud800cd")
+    with open(media["png"], "rb") as f:
+        assert infer_modality(f) == "image" and describe_item({"image": f}) == f"{{'image': <file {media['png']!r}>}}"
+    assert describe_item([io.BytesIO(b"x"), b"12345"]) == "[<in-memory file (BytesIO)>, <5 bytes>]"
+    assert split_inputs(io.BytesIO(b"a\nb"))[1] is True  # one item, not its lines
+    with open(media["png"]) as text_mode, pytest.raises(LCOInputError, match="open media files in binary mode"):
+        infer_modality(text_mode)

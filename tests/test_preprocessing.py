@@ -143,9 +143,7 @@ def _lab_of_srgb(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
     """CIE L*a*b* (D50, as LittleCMS's LAB profile) of an sRGB colour, in Pillow's 8-bit LAB encoding."""
     linear = [(c / 255 / 12.92) if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
     to_xyz_d65 = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
-    bradford_d65_to_d50 = np.array(
-        [[1.0478, 0.0229, -0.0501], [0.0295, 0.9905, -0.0171], [-0.0092, 0.0151, 0.7519]]
-    )
+    bradford_d65_to_d50 = np.array([[1.0478, 0.0229, -0.0501], [0.0295, 0.9905, -0.0171], [-0.0092, 0.0151, 0.7519]])
     x, y, z = bradford_d65_to_d50 @ to_xyz_d65 @ np.array(linear) / np.array([0.9642, 1.0, 0.8249])
 
     def f(t: float) -> float:
@@ -201,7 +199,9 @@ def test_audio_only_mp4_as_video_says_so(tmp_path):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    with pytest.raises(LCOInputError, match=r"no video stream \(it holds audio only: embed it as \{'audio': \.\.\.\}\)"):
+    with pytest.raises(
+        LCOInputError, match=r"no video stream \(it holds audio only: embed it as \{'audio': \.\.\.\}\)"
+    ):
         preprocess_video(str(path))
 
 
@@ -211,3 +211,54 @@ def test_pyav_keeps_only_the_sampled_frames_and_matches_decord(tmp_path):
 
     path = write_mp4(tmp_path / "clip.mp4", seconds=6, fps=8, width=64, height=48, rng=np.random.default_rng(1))
     torch.testing.assert_close(_read_pyav(str(path), VideoOptions()), _read_decord(str(path), VideoOptions()))
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` RGBA pixels and holds almost no data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+def test_an_image_just_under_pillows_guard_is_refused_from_its_header():
+    data = _png_declaring(13000, 13000)  # 169 M pixels: under Pillow's 179 M guard, 676 MB once decoded
+    assert len(data) < 200
+    with pytest.raises(LCOInputError, match=r"13000x13000 = 169,000,000 pixels, above the limit of 64,000,000"):
+        preprocess_image(data)
+
+
+def test_huge_images_decode_one_budget_at_a_time():
+    import threading
+
+    from lco_embedding.preprocessing.image import _DecodeBudget
+
+    budget, order = _DecodeBudget(), []
+    first_in, release_first = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with budget.hold(80, 100):
+            first_in.set()
+            release_first.wait(60)
+            order.append("first done")
+
+    def second() -> None:
+        with budget.hold(80, 100):  # 80 + 80 > 100: waits for the first
+            order.append("second in")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert first_in.wait(60)
+    threads[1].start()
+    with budget.hold(10, 100):  # a small image still decodes beside the first
+        order.append("small")
+    release_first.set()
+    for thread in threads:
+        thread.join(60)
+    assert order == ["small", "first done", "second in"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -133,7 +134,9 @@ def _open(source: Any, limits: ReadLimits) -> Image.Image:
     if isinstance(source, bytes | bytearray) or is_reference(source) or is_file_object(source):
         data = read_bytes(source, limits=limits)
         try:
-            return Image.open(io.BytesIO(data))
+            with warnings.catch_warnings():  # the size is checked against max_image_pixels right after
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                return Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as e:
             raise LCOInputError(
                 f"image refused by Pillow's decompression-bomb guard ({e}). If you trust the file, raise "

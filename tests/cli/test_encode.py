@@ -18,7 +18,8 @@ TOL = 1e-5
 
 @pytest.fixture(scope="module")
 def every_modality(tmp_path_factory, media):
-    """A folder of every modality, plus a corrupt image, an empty wav and a truncated mp4, and files not embedded."""
+    """A folder of every modality, plus a corrupt image, an empty wav, a truncated mp4, a FIFO and a dangling link,
+    and files not embedded."""
     corpus = tmp_path_factory.mktemp("every-modality") / "corpus"
     copy_media(
         media,
@@ -42,6 +43,8 @@ def every_modality(tmp_path_factory, media):
     (corpus / "notes").mkdir()
     (corpus / "notes" / "cat.txt").write_text("a cat on a mat\n", encoding="utf-8")
     (corpus / "notes" / "readme.pdf").write_bytes(b"%PDF-1.4")
+    os.mkfifo(corpus / "broken" / "pipe.txt")  # opening it would block for ever
+    (corpus / "broken" / "gone.png").symlink_to(corpus / "nowhere.png")  # a dangling link
     return corpus
 
 
@@ -60,6 +63,8 @@ def test_a_folder_of_every_modality_with_broken_files(every_modality, tmp_path, 
         "corrupt.png": "cannot decode the image",
         "empty.wav": "audio is empty",
         "truncated.mp4": "cannot decode the video",
+        "pipe.txt": "is a FIFO (named pipe); only regular files are read",
+        "gone.png": "is a broken symbolic link",
     }
 
     errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
@@ -67,7 +72,7 @@ def test_a_folder_of_every_modality_with_broken_files(every_modality, tmp_path, 
     for error in errors:
         assert broken[Path(error["source"]).name] in error["error"]
         assert f"failed: {error['id']}" in result.stderr
-    assert "Embedded 10 of 13 items, 3 failed" in result.stdout
+    assert "Embedded 10 of 15 items, 5 failed" in result.stdout
 
     files = [p for p in _walk(every_modality) if p.name not in broken]
     rows = read_rows(out)
@@ -81,10 +86,10 @@ def test_a_folder_of_every_modality_with_broken_files(every_modality, tmp_path, 
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete"
-    assert manifest["counts"] == {"total": 13, "done": 13, "embedded": 10, "failed": 3}
+    assert manifest["counts"] == {"total": 15, "done": 15, "embedded": 10, "failed": 5}
     assert manifest["dimension"] == 64 and manifest["model"]["name"] == tiny_omni
     assert manifest["model"]["model_type"] == "qwen2_5_omni_thinker" and manifest["model"]["dtype"] == "float32"
-    assert [(s["start"], s["end"]) for s in manifest["shards"]] == [(0, 4), (4, 8), (8, 12), (12, 13)]
+    assert [(s["start"], s["end"]) for s in manifest["shards"]] == [(0, 4), (4, 8), (8, 12), (12, 15)]
     assert sum(s["rows"] for s in manifest["shards"]) == 10
     assert manifest["ignored_files"] == {str(every_modality): {".pdf": 1}}
     assert manifest["prompts"]["suffixes"]["image"] == "\nSummarize the above image in one word:"
@@ -204,3 +209,9 @@ def test_bad_inputs_fail_before_anything_is_written(tmp_path, tiny_omni):
     assert result.returncode == 1 and "no column named text, image, audio or video" in result.stderr
     result = run_cli("encode", "--out", out, check=False)
     assert result.returncode == 2 and "Missing argument 'INPUT...'" in result.stderr
+    table = tmp_path / "dup.jsonl"
+    table.write_text('{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n\n{"id": "a", "text": "z"}\n')
+    result = run_cli("encode", table, "--out", out, "--model", tiny_omni, check=False)
+    assert result.returncode == 1 and "1 record(s) repeat an id another record already has" in result.stderr
+    assert f"'a': {table}:1, {table}:4" in result.stderr and "--allow-duplicate-ids" in result.stderr
+    assert not out.exists()  # refused before the model loads and before the folder is made

@@ -188,3 +188,51 @@ def test_jsonl_lines_are_split_and_decoded_the_same_way_in_both_passes(tmp_path)
     assert records[0].error.startswith("not valid JSON") and records[0].source.endswith(":1")
     assert records[1].error.startswith("not valid JSON") and "utf-8" in records[1].error
     assert records[1].source.endswith(":2") and records[2].item == {"text": "last"}
+
+
+def test_duplicate_ids_are_found_across_inputs_with_where_they_are(tmp_path):
+    from lco_embedding.corpus.records import duplicate_ids
+
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text('{"id": "x", "text": "1"}\n{"text": "2"}\n{"id": 7, "text": "3"}\n')
+    csv_file = tmp_path / "b.csv"
+    csv_file.write_text("id,text\nx,4\n7,5\ny,6\n")
+    parquet_file = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"id": ["y", None], "text": ["7", "8"]}), parquet_file)
+    specs = plan_inputs([str(jsonl), str(csv_file), str(parquet_file)])
+    count, examples = duplicate_ids(specs)
+    assert count == 3
+    assert dict(examples) == {
+        "x": [f"{jsonl}:1", f"{csv_file}:2"],
+        "7": [f"{jsonl}:3", f"{csv_file}:3"],
+        "y": [f"{csv_file}:4", f"{parquet_file}:1"],
+    }
+    assert duplicate_ids(plan_inputs([str(jsonl)])) == (0, [])
+
+
+def test_allow_duplicate_ids_keeps_them_and_counts_them(tmp_path, embedder):
+    from lco_embedding.corpus.job import encode_corpus
+
+    table = tmp_path / "dup.jsonl"
+    table.write_text('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n')
+    with pytest.raises(ValueError, match="repeat an id"):
+        encode_corpus([str(table)], tmp_path / "refused", model=embedder, show_progress_bar=False)
+    summary = encode_corpus(
+        [str(table)], tmp_path / "kept", model=embedder, allow_duplicate_ids=True, show_progress_bar=False
+    )
+    assert summary.embedded == 2 and summary.duplicate_ids == 1
+
+
+def test_folders_with_fifos_and_dangling_links_are_planned_without_opening_them(tmp_path):
+    import os
+
+    (tmp_path / "ok.txt").write_text("hello")
+    os.mkfifo(tmp_path / "pipe.txt")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nothing.png")
+    (spec,) = plan_inputs([str(tmp_path)])
+    records = list(iter_records([spec]))  # would block on the FIFO, or raise on the link, before
+    assert [r.id.rsplit("/", 1)[1] for r in records] == ["gone.png", "ok.txt", "pipe.txt"]
+    assert "broken symbolic link" in records[0].error and records[1].item == {"text": "hello"}
+    assert "is a FIFO" in records[2].error
+    with pytest.raises(ValueError, match="is a FIFO"):
+        plan_inputs([str(tmp_path / "pipe.txt")])
