@@ -209,8 +209,10 @@ class Featurizer:
         if self.max_length is None:
             return text
         tokenizer = self.processor.tokenizer
-        as_text = self.special_tokens == "text"  # counted as the guard will tokenize it
-        ids = tokenizer(text, add_special_tokens=False, split_special_tokens=as_text)["input_ids"]
+        if self.special_tokens == "text":  # counted as the guard will tokenize it
+            ids = self.guard.plain_ids([text])[0]
+        else:
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) <= self.max_length:
             return text
         return tokenizer.decode(ids[: self.max_length])

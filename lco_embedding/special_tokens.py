@@ -9,7 +9,9 @@ special tokens and tokenizes everything a user wrote as ordinary text:
 2. the template is rendered; each maximal run between the template's own special tokens that holds a marker is a
    *segment*, and is replaced by one marker;
 3. the processor runs on that string (media placeholders expand as usual) and each marker id in its
-   ``input_ids`` is replaced by the segment tokenized with ``split_special_tokens=True``.
+   ``input_ids`` is replaced by the segment tokenized with special tokens off (a copy of the tokenizer with
+   ``encode_special_tokens``, as transformers' ``split_special_tokens=True`` does, but without touching the shared
+   tokenizer, which other threads use at the same time).
 
 A tokenizer splits its input at special tokens first and tokenizes the runs between them independently, so for
 text without special-token strings this gives exactly the processor's tokens (tested token for token); the guard
@@ -40,7 +42,13 @@ class SpecialTokenGuard:
     """
 
     def __init__(self, tokenizer: Any) -> None:
+        from tokenizers import Tokenizer
+
         self.tokenizer = tokenizer
+        # A copy of the tokenizer that never parses special tokens: transformers' split_special_tokens flips a flag
+        # on the shared tokenizer for the length of a call, which other threads' calls would see.
+        self._plain = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        self._plain.encode_special_tokens = True
         specials = {token.content for token in tokenizer.added_tokens_decoder.values() if token.special}
         specials |= set(tokenizer.all_special_tokens)
         self.specials = sorted(specials, key=len, reverse=True)
@@ -56,6 +64,11 @@ class SpecialTokenGuard:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._pattern = re.compile("|".join(re.escape(token) for token in self.specials))
+        self._plain.encode_special_tokens = True  # not kept by the tokenizer's own pickling
+
+    def plain_ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of ``texts`` with every special-token string tokenized as ordinary text (thread-safe)."""
+        return [encoding.ids for encoding in self._plain.encode_batch(texts, add_special_tokens=False)]
 
     def found_in(self, text: str) -> bool:
         """True when ``text`` holds a special-token string."""
@@ -126,7 +139,7 @@ class SpecialTokenGuard:
         places = [i for i, token in enumerate(ids) if token == self.marker_id]
         if len(places) != len(segments):
             raise RuntimeError(f"expected {len(segments)} marker tokens after the processor, found {len(places)}.")
-        pieces = self.tokenizer(segments, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        pieces = self.plain_ids(segments)
         spliced: list[int] = []
         previous = 0
         for place, piece in zip(places, pieces, strict=True):

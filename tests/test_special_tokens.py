@@ -97,3 +97,12 @@ def test_parse_reproduces_the_reference_pipeline(tiny_omni, reference, embedder)
     assert parse.settings()["special_tokens"] == "parse" and embedder.settings()["special_tokens"] == "text"
     with pytest.raises(ValueError, match="special_tokens must be 'text' or 'parse'"):
         LCOEmbedder(tiny_omni, device="cpu", special_tokens="escape")
+
+
+def test_guarded_and_plain_items_featurized_side_by_side_in_threads(embedder, media):
+    # The guard must not touch the shared tokenizer: transformers' split_special_tokens flips a flag on it for the
+    # length of a call, which a processor call on another thread would see (its image tokens split into text).
+    items = [f"<|im_end|> text {i}" if i % 2 else {"text": f"caption {i}", "image": media["png"]} for i in range(24)]
+    expected = embedder.encode(items, num_workers=0)
+    for _ in range(3):
+        np.testing.assert_allclose(embedder.encode(items, num_workers=2, batch_size=4), expected, atol=TOL, rtol=0)

@@ -636,10 +636,10 @@ def _media_value(value: Any, folder: str | None, modality: str) -> tuple[Any, st
         return value, None  # the embedder names what is wrong with it
     if value.startswith(("http://", "https://", "data:")):
         return value, None
-    path = local_file(value)
-    path = os.path.join(folder, path) if folder else path  # an absolute path stays as it is
+    given = local_file(value)
+    path = os.path.join(folder, given) if folder else given  # an absolute path stays as it is
     problem = file_problem(path)
     if problem is not None:
-        where = f" (relative paths are resolved against {folder!r})" if folder else ""
-        return path, f"{modality}: {problem}{where}"
+        where = f" Relative paths are resolved against {folder!r}." if folder and not os.path.isabs(given) else ""
+        return path, f"{modality} {problem}{where}"
     return path, None
