@@ -58,3 +58,13 @@ def ray_address():
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+def pytest_configure(config):
+    # Under pytest-xdist each worker process gets one thread (and so do the subprocesses tests start): two torch
+    # processes with two OpenMP threads each on two cores would spin against each other.
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
