@@ -24,24 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lco_embedding import LCOEmbedder  # noqa: E402
 from lco_embedding.corpus.job import encode_corpus  # noqa: E402
-from lco_embedding.testing import build_tiny_checkpoint, make_test_media  # noqa: E402
+from lco_embedding.testing import build_tiny_checkpoint, make_test_media, write_audio_only_mp4  # noqa: E402
 from tests.test_preprocessing import _png_declaring  # noqa: E402
 from tests.test_sources import _HostileServer  # noqa: E402
-
-
-def _audio_only_mp4(path: Path) -> Path:
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        for i in range(20):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def _cases(folder: Path, media: dict[str, str], server: _HostileServer) -> list[tuple[str, object]]:
@@ -80,7 +65,7 @@ def _cases(folder: Path, media: dict[str, str], server: _HostileServer) -> list[
         ("lone surrogate", "ab\ud800cd"),
         ("BytesIO of a PNG", {"image": io.BytesIO(Path(media["png"]).read_bytes())}),
         ("text-mode file object", open(media["png"], encoding="latin-1")),  # noqa: SIM115
-        ("audio-only mp4 as video", {"video": str(_audio_only_mp4(folder / "sound.mp4"))}),
+        ("audio-only mp4 as video", {"video": str(write_audio_only_mp4(folder / "sound.mp4"))}),
         ("empty wav", {"audio": media["empty_wav"]}),
     ]
 

@@ -35,6 +35,7 @@ __all__ = [
     "make_test_media",
     "simulate_oom",
     "synthetic_image",
+    "write_audio_only_mp4",
     "write_mp4",
     "write_video",
     "write_wav",
@@ -326,7 +327,7 @@ def build_tiny_checkpoint(
         raise ValueError(f"kind must be one of 'omni-thinker', 'omni', 'qwen2_5_vl', got {kind!r}.")
     _randomize(model, init_std, seed)
     model.to(getattr(torch, dtype))
-    with _no_progress_bars():
+    with _transformers_quiet():
         model.save_pretrained(path, safe_serialization=True)
     processor.save_pretrained(path)
     return path
@@ -334,28 +335,18 @@ def build_tiny_checkpoint(
 
 @contextmanager
 def _transformers_quiet() -> Iterator[None]:
-    """transformers' warnings off for the block."""
+    """transformers' warnings and progress bars off for the block (a few-KB checkpoint needs no "Writing model
+    shards" bar, nor warnings about token ids of parts it never builds)."""
     from transformers.utils import logging as transformers_logging
 
-    level = transformers_logging.get_verbosity()
+    level, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
     transformers_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        transformers_logging.set_verbosity(level)
-
-
-@contextmanager
-def _no_progress_bars() -> Iterator[None]:
-    """transformers' progress bars off for the block (a few-KB checkpoint needs no "Writing model shards" bar)."""
-    from transformers.utils import logging as transformers_logging
-
-    enabled = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()
     try:
         yield
     finally:
-        if enabled:
+        transformers_logging.set_verbosity(level)
+        if bars:
             transformers_logging.enable_progress_bar()
 
 
@@ -394,6 +385,22 @@ def write_mp4(path: str | Path, *, seconds: float, fps: int, width: int, height:
     """Write an MPEG-4 video of a gradient scrolling sideways."""
     first = synthetic_image(height, width, rng)
     return write_video(path, (np.roll(first, shift=4 * i, axis=1) for i in range(round(fps * seconds))), fps=fps)
+
+
+def write_audio_only_mp4(path: str | Path, *, seconds: float = 1.3, rate: int = 16000) -> Path:
+    """Write an MPEG-4 file with an AAC sound stream (silence) and no video stream."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=rate)
+        for i in range(max(1, round(seconds * rate / 1024))):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = rate, i * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return Path(path)
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:

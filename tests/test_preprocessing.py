@@ -187,18 +187,9 @@ def test_nan_samples_and_complex_arrays_are_named_as_such(tmp_path):
 
 
 def test_audio_only_mp4_as_video_says_so(tmp_path):
-    import av
+    from lco_embedding.testing import write_audio_only_mp4
 
-    path = tmp_path / "sound.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        for i in range(20):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    path = write_audio_only_mp4(tmp_path / "sound.mp4")
     with pytest.raises(
         LCOInputError, match=r"no video stream \(it holds audio only: embed it as \{'audio': \.\.\.\}\)"
     ):
