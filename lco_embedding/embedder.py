@@ -453,9 +453,11 @@ class LCOEmbedder(SentenceTransformerSurface):
             batch_size=batch_size,
             on_error=on_error,
             executor=executor,
-            lookahead=max(batch_size, 2 * num_workers),
+            lookahead=max(2 * batch_size, 2 * num_workers),
             progress=progress,
             tokens=tokens,
+            featurize_batch=partial(featurizer.featurize_batch, modality=modality, prompt=prompt),
+            batchable=partial(featurizer.batchable, modality=modality),
         )
         self.last_stats = engine.stats
         try:
@@ -476,6 +478,8 @@ class LCOEmbedder(SentenceTransformerSurface):
         lookahead: int = 8,
         progress: Callable[[int], None] | None = None,
         tokens: bool = False,
+        featurize_batch: Callable[[list[tuple[int, Any]]], list[Any]] | None = None,
+        batchable: Callable[[Any], bool] | None = None,
     ) -> Engine:
         """An :class:`~lco_embedding.engine.Engine` over this model's forward pass (no vocabulary head, last-token
         pooling, raw float32 rows on the CPU), with the model's token budget, per-pass overhead and fault hook.
@@ -490,6 +494,7 @@ class LCOEmbedder(SentenceTransformerSurface):
             batch_size, on_error, executor, lookahead, progress: As in :class:`~lco_embedding.engine.Engine`.
             tokens: Each item's output is ``{"token_embeddings": [len, d], "input_ids": [len]}`` of its real tokens
                 (final hidden states, float32, CPU) instead of its pooled embedding.
+            featurize_batch, batchable: Runs of text items featurized together (see the Engine).
         """
         max_tokens = max_tokens_per_batch or self.max_tokens_per_batch or self._default_max_tokens()
         if max_tokens < 1:
@@ -508,6 +513,8 @@ class LCOEmbedder(SentenceTransformerSurface):
             fault=self.forward_fault,
             progress=progress,
             costs=self.forward_costs,
+            featurize_batch=featurize_batch,
+            batchable=batchable,
         )
 
     def _default_max_tokens(self) -> int:

@@ -133,6 +133,9 @@ class Engine:
         fault: Called with each batch before its forward; raising there acts like a failure of the forward.
         progress: Called with the number of items finished after each batch.
         costs: Where forward passes are timed; the planner then charges the measured fixed cost of a pass.
+        featurize_batch: ``[(index, item), ...] -> [Features or LCOInputError, ...]`` for runs of consecutive items
+            that ``batchable`` accepts (text): featurized together, on the calling thread.
+        batchable: Says which items go to ``featurize_batch``; the others go to ``featurize`` one by one.
     """
 
     def __init__(
@@ -149,8 +152,12 @@ class Engine:
         fault: Callable[[list[Features]], None] | None = None,
         progress: Callable[[int], None] | None = None,
         costs: ForwardCosts | None = None,
+        featurize_batch: Callable[[list[tuple[int, Any]]], list[Features | LCOInputError]] | None = None,
+        batchable: Callable[[Any], bool] | None = None,
     ) -> None:
         self.featurize = featurize
+        self.featurize_batch = featurize_batch
+        self.batchable = batchable if featurize_batch is not None else None
         self.forward = forward
         self.max_tokens = max_tokens
         self.batch_size = batch_size
@@ -168,19 +175,34 @@ class Engine:
     def run(self, items: Iterable[Any]) -> Iterator[Outcome]:
         """Yield ``(index, embedding or error)`` for every item, in input order."""
         iterator = enumerate(items)
-        pending: deque[tuple[int, Future[Features] | Features | LCOInputError]] = deque()
+        # Jobs in input order: a media item each (in the workers), or a run of text items (batched, inline).
+        pending: deque[tuple[list[int], Any]] = deque()
+        queued = 0  # items in pending
         exhausted = False
         lookahead = self.lookahead
 
         def top_up() -> None:
-            nonlocal exhausted
-            while not exhausted and len(pending) < lookahead:
+            nonlocal exhausted, queued
+            if exhausted or queued > lookahead // 2:
+                return  # refill in bulk, so runs of text stay long enough to batch
+            texts: list[tuple[int, Any]] = []
+            while not exhausted and queued + len(texts) < lookahead:
                 try:
                     index, item = next(iterator)
                 except StopIteration:
                     exhausted = True
-                    return
-                pending.append((index, self._submit(index, item)))
+                    break
+                if self.batchable is not None and self.batchable(item):
+                    texts.append((index, item))
+                    continue
+                if texts:
+                    pending.append(([i for i, _ in texts], self._featurize_texts(texts)))
+                    queued, texts = queued + len(texts), []
+                pending.append(([index], self._submit(index, item)))
+                queued += 1
+            if texts:
+                pending.append(([i for i, _ in texts], self._featurize_texts(texts)))
+                queued += len(texts)
 
         window: list[Features] = []
         failed: list[tuple[int, LCOInputError]] = []
@@ -190,15 +212,16 @@ class Engine:
                 top_up()
                 if not pending:
                     break
-                index, job = pending.popleft()
-                outcome = self._resolve(index, job)
-                if isinstance(outcome, LCOInputError):
-                    if self.on_error == "raise":
-                        raise outcome
-                    failed.append((index, outcome))
-                else:
-                    window.append(outcome)
-                    tokens += outcome.length
+                indices, job = pending.popleft()
+                queued -= len(indices)
+                for outcome in self._resolve(indices, job):
+                    if isinstance(outcome, LCOInputError):
+                        if self.on_error == "raise":
+                            raise outcome
+                        failed.append((outcome.index, outcome))  # type: ignore[arg-type]
+                    else:
+                        window.append(outcome)
+                        tokens += outcome.length
                 if tokens >= WINDOW_BUDGETS * self.max_tokens or len(window) >= WINDOW_BATCHES * self.batch_size:
                     # Keep the workers busy on the next window while this one runs.
                     lookahead = max(lookahead, len(window) + len(failed))
@@ -211,6 +234,13 @@ class Engine:
                 if isinstance(job, Future):
                     job.cancel()
 
+    def _featurize_texts(self, texts: list[tuple[int, Any]]) -> list[Features | LCOInputError]:
+        assert self.featurize_batch is not None
+        return [
+            outcome if isinstance(outcome, Features) else _item_error(index, outcome)
+            for (index, _), outcome in zip(texts, self.featurize_batch(texts), strict=True)
+        ]
+
     def _submit(self, index: int, item: Any) -> Future[Features] | Features | LCOInputError:
         if self.executor is not None:
             return self.executor.submit(self.featurize, index, item)
@@ -220,13 +250,15 @@ class Engine:
             return _item_error(index, e)
 
     @staticmethod
-    def _resolve(index: int, job: Future[Features] | Features | LCOInputError) -> Features | LCOInputError:
-        if not isinstance(job, Future):
+    def _resolve(indices: list[int], job: Any) -> list[Features | LCOInputError]:
+        if isinstance(job, list):
             return job
+        if not isinstance(job, Future):
+            return [job]
         try:
-            return job.result()
+            return [job.result()]
         except LCOInputError as e:
-            return _item_error(index, e)
+            return [_item_error(indices[0], e)]
 
     def _flush(self, window: list[Features], failed: list[tuple[int, LCOInputError]]) -> Iterator[Outcome]:
         results: dict[int, torch.Tensor | LCOInputError] = dict(failed)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from lco_embedding.errors import LCOInputError
-from lco_embedding.inputs import ParsedItem, build_messages, parse_item
+from lco_embedding.inputs import ParsedItem, build_messages, looks_like_file, parse_item
 from lco_embedding.preprocessing import (
     AudioOptions,
     ImageOptions,
@@ -29,6 +29,7 @@ from lco_embedding.preprocessing import (
 )
 from lco_embedding.prompts import MixedSuffixRule
 from lco_embedding.special_tokens import SPECIAL_TOKEN_POLICIES, SpecialTokenGuard, SpecialTokenPolicy
+from lco_embedding.text_batch import TextBatcher
 from lco_embedding.types import Modality
 
 __all__ = ["AUDIO_TAIL", "Features", "Featurizer", "featurize_in_worker", "install_worker_featurizer"]
@@ -99,6 +100,7 @@ class Featurizer:
         self.max_length = max_length
         self.special_tokens: SpecialTokenPolicy = special_tokens
         self.guard = SpecialTokenGuard(processor.tokenizer)
+        self.text_batcher = TextBatcher(self)
 
     def __call__(self, index: int, item: Any, modality: Modality | None, prompt: str | None) -> Features:
         """Featurize the raw input ``item`` found at position ``index``.
@@ -110,6 +112,50 @@ class Featurizer:
             return self.featurize(index, parse_item(item, modality), prompt)
         except LCOInputError as e:
             raise e.at(index) from e
+
+    def batchable(self, item: Any, modality: Modality | None = None) -> bool:
+        """True when ``item`` is surely plain text (cheap: no file-system call), so :meth:`featurize_batch` can take
+        it with others; anything else goes through :meth:`__call__` one by one."""
+        if modality not in (None, "text"):
+            return False
+        if isinstance(item, dict):
+            item = item.get("text") if len(item) == 1 else None
+        if not isinstance(item, str):
+            return False
+        return modality == "text" or not (
+            item.startswith(("data:", "http://", "https://", "file://")) or looks_like_file(item)
+        )
+
+    def featurize_batch(
+        self, items: list[tuple[int, Any]], modality: Modality | None, prompt: str | None
+    ) -> list[Features | LCOInputError]:
+        """Featurize ``(index, item)`` pairs together: text items in one tokenizer call (:mod:`.text_batch`),
+        the others one by one. Returns each item's features, or its :class:`LCOInputError`, in order."""
+        results: dict[int, Features | LCOInputError] = {}
+        texts: list[tuple[int, ParsedItem]] = []
+        for index, item in items:
+            try:
+                parsed = parse_item(item, modality)
+            except LCOInputError as e:
+                results[index] = e.at(index)
+                continue
+            parse = self.special_tokens == "parse" and self._mentions_special_tokens(parsed, prompt)
+            if TextBatcher.accepts(parsed) and not parse:
+                texts.append((index, parsed))
+            else:
+                results[index] = self._featurize_or_error(index, parsed, prompt)
+        if texts:
+            batched = self.text_batcher.featurize(texts, prompt)
+            if batched is None:  # this checkpoint's template cannot be batched
+                batched = [self._featurize_or_error(index, parsed, prompt) for index, parsed in texts]
+            results.update({index: features for (index, _), features in zip(texts, batched, strict=True)})
+        return [results[index] for index, _ in items]
+
+    def _featurize_or_error(self, index: int, item: ParsedItem, prompt: str | None) -> Features | LCOInputError:
+        try:
+            return self.featurize(index, item, prompt)
+        except LCOInputError as e:
+            return e.at(index)
 
     def featurize(self, index: int, item: ParsedItem, prompt: str | None, *, guard: bool | None = None) -> Features:
         """Featurize an already parsed item.

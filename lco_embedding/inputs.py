@@ -37,6 +37,7 @@ __all__ = [
     "ParsedItem",
     "infer_modality",
     "local_media_path",
+    "looks_like_file",
     "parse_item",
     "split_inputs",
     "build_messages",
@@ -141,13 +142,19 @@ def _string_modality(text: str) -> Modality:
     )
 
 
+def looks_like_file(text: str) -> bool:
+    """True when ``text`` ends in something like a file extension (``.png``, ``.m4v``): only such strings can name a
+    file as an input, so only they are looked up on disk."""
+    return _SUFFIX.search(text.rstrip()) is not None
+
+
 def local_media_path(text: str) -> str | None:
     """The path of an existing file (or FIFO, socket, link: reading it says what is wrong) that ``text`` names,
     or None. Whatever characters the path holds, spaces included; ``file://`` URLs are decoded, and trailing
     whitespace is dropped only when the path with it does not exist (:func:`lco_embedding.files.local_file`). Only
     strings ending in an extension (``.png``, ``.m4v``, ...) are looked up, so ordinary text costs no file-system
     call."""
-    if len(text) > 4096 or "\x00" in text or not _SUFFIX.search(text.rstrip()):
+    if len(text) > 4096 or "\x00" in text or not looks_like_file(text):
         return None
     path = local_file(text)
     return path if os.path.lexists(path) and not os.path.isdir(path) else None

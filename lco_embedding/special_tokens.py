@@ -49,6 +49,7 @@ class SpecialTokenGuard:
         # on the shared tokenizer for the length of a call, which other threads' calls would see.
         self._plain = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         self._plain.encode_special_tokens = True
+        self._parsing = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # never flipped by anyone
         specials = {token.content for token in tokenizer.added_tokens_decoder.values() if token.special}
         specials |= set(tokenizer.all_special_tokens)
         self.specials = sorted(specials, key=len, reverse=True)
@@ -69,6 +70,10 @@ class SpecialTokenGuard:
     def plain_ids(self, texts: list[str]) -> list[list[int]]:
         """Token ids of ``texts`` with every special-token string tokenized as ordinary text (thread-safe)."""
         return [encoding.ids for encoding in self._plain.encode_batch(texts, add_special_tokens=False)]
+
+    def parsing_ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of ``texts`` with special-token strings parsed as special tokens (the processor's way)."""
+        return [encoding.ids for encoding in self._parsing.encode_batch(texts, add_special_tokens=False)]
 
     def found_in(self, text: str) -> bool:
         """True when ``text`` holds a special-token string."""

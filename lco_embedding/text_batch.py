@@ -1,0 +1,173 @@
+"""Featurize many text items at once: the chat template rendered once per prompt, the window tokenized in one call.
+
+The per-item path (:meth:`lco_embedding.featurize.Featurizer.featurize`) renders the chat template and runs the
+processor for every item: about 0.7 ms each, most of it the processor's keyword handling. A text item's tokens are
+``head + tokens(segment) + tail``, where head and tail are the template's tokens around the one run of text that
+holds the user's content (the tokenizer splits at special tokens first, so the runs between them are tokenized
+independently), and the segment is ``"user\\n" + prompt + text + suffix``. :class:`TextBatcher` renders the template
+once per (prompt, suffix), keeps head and tail as ids, and tokenizes the segments of a whole window in one call of
+the fast tokenizer. User text is cut to ``max_length`` tokens first, as the per-item path cuts it, also in one call.
+
+Exactness is checked, not assumed: on first use for each (prompt, suffix) the batched tokens of a probe text are
+compared with the per-item path's; a checkpoint whose template does not have this shape (or whose processor adds
+outputs other than ``mm_token_type_ids``) falls back to the per-item path for good. ``tests/test_text_batch.py``
+compares the two token for token on adversarial strings.
+
+Does not batch items with media, conversations or several text parts: they take the per-item path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from lco_embedding.featurize import Features, Featurizer
+    from lco_embedding.inputs import ParsedItem
+
+__all__ = ["TextBatcher"]
+
+logger = logging.getLogger(__name__)
+
+_PROBE = "a probe text, to check the batched tokens against the processor"
+_EXTRA_KEYS_OF_ZEROS = {"mm_token_type_ids", "token_type_ids"}
+
+
+@dataclass(frozen=True)
+class _Template:
+    """The template around one text item's content, for one (prompt, suffix)."""
+
+    head: list[int]
+    tail: list[int]
+    before: str  # the segment's text before the user's text ("user\\n" + prompt)
+    after: str  # and after it (the suffix)
+    extra_keys: tuple[str, ...]  # processor outputs besides input_ids/attention_mask, all zeros for text
+
+
+class TextBatcher:
+    """Builds text items' features many at a time (see the module).
+
+    Args:
+        featurizer: The :class:`~lco_embedding.featurize.Featurizer` whose per-item path it reproduces.
+    """
+
+    def __init__(self, featurizer: Featurizer) -> None:
+        self.featurizer = featurizer
+        self._templates: dict[tuple[str, str], _Template | None] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"featurizer": self.featurizer, "_templates": dict(self._templates)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def accepts(item: ParsedItem) -> bool:
+        """True for an item this batcher builds: one text part, nothing else."""
+        return item.kind == "text" and len(item.parts) == 1
+
+    def featurize(self, indexed: list[tuple[int, ParsedItem]], prompt: str | None) -> list[Features] | None:
+        """Features of text items (``accepts`` true for each), in order; None when this checkpoint's template
+        cannot be batched (then use the per-item path)."""
+        from lco_embedding.featurize import Features
+        from lco_embedding.prompts import suffix_for
+
+        featurizer = self.featurizer
+        suffix = suffix_for(["text"], featurizer.mixed_suffix)
+        template = self._template(prompt or "", suffix)
+        if template is None:
+            return None
+        texts = self._truncated([item.parts[0].value for _, item in indexed])
+        ids = self._encode([template.before + text + template.after for text in texts])
+        features = []
+        for (index, _), tokens in zip(indexed, ids, strict=True):
+            row = torch.tensor([template.head + tokens + template.tail], dtype=torch.long)
+            inputs = {"input_ids": row, "attention_mask": torch.ones_like(row)}
+            for key in template.extra_keys:
+                inputs[key] = torch.zeros_like(row)
+            features.append(Features(index=index, inputs=inputs, length=row.shape[1]))
+        return features
+
+    # ------------------------------------------------------------------------------------------------ helpers
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        featurizer = self.featurizer
+        if featurizer.special_tokens == "text":
+            return featurizer.guard.plain_ids(texts)
+        return featurizer.guard.parsing_ids(texts)
+
+    def _truncated(self, texts: list[str]) -> list[str]:
+        """The per-item path's cut (tokenize, keep ``max_length`` tokens, decode), counted in one call."""
+        max_length = self.featurizer.max_length
+        if max_length is None:
+            return texts
+        decode = self.featurizer.processor.tokenizer.decode
+        return [
+            text if len(ids) <= max_length else decode(ids[:max_length])
+            for text, ids in zip(texts, self._encode(texts), strict=True)
+        ]
+
+    def _template(self, prompt: str, suffix: str) -> _Template | None:
+        key = (prompt, suffix)
+        if key in self._templates:
+            return self._templates[key]
+        with self._lock:
+            if key not in self._templates:
+                self._templates[key] = self._build(prompt, suffix)
+        return self._templates[key]
+
+    def _build(self, prompt: str, suffix: str) -> _Template | None:
+        """Render the template around a marker, split it, and check the result against the per-item path."""
+        from lco_embedding.inputs import parse_item
+
+        featurizer = self.featurizer
+        guard = featurizer.guard
+        sentinel = "\ue000"  # a private-use character: in no template, and one segment of its own run
+        messages, _ = featurizer.prepare(parse_item(sentinel), None)
+        content = messages[0]["content"] if messages and isinstance(messages[0].get("content"), list) else None
+        if not content or content[-1].get("type") != "text":
+            return None
+        masked, texts = guard.mask(messages)
+        rendered = featurizer.processor.apply_chat_template(masked, tokenize=False, add_generation_prompt=True)
+        try:
+            text, segments = guard.segments(rendered, texts)
+        except RuntimeError:
+            return None
+        if len(segments) != 1 or segments[0].count(sentinel) != 1:
+            return None
+        before, after = segments[0].split(sentinel)
+        after = after.removeprefix(suffix) if after.startswith(suffix) else None
+        if after is None or after:
+            return None
+        ids = guard.parsing_ids([text])[0]
+        places = [i for i, token in enumerate(ids) if token == guard.marker_id]
+        if len(places) != 1:
+            return None
+        template = _Template(
+            head=ids[: places[0]],
+            tail=ids[places[0] + 1 :],
+            before=before + prompt,
+            after=suffix,
+            extra_keys=(),
+        )
+        return self._checked(template, prompt)
+
+    def _checked(self, template: _Template, prompt: str) -> _Template | None:
+        from lco_embedding.inputs import parse_item
+
+        expected = self.featurizer.featurize(0, parse_item(_PROBE), prompt or None).inputs
+        extra = tuple(sorted(set(expected) - {"input_ids", "attention_mask"}))
+        if set(extra) - _EXTRA_KEYS_OF_ZEROS or any(bool(expected[key].any()) for key in extra):
+            logger.debug("Text items take the per-item path: the processor adds %s", extra)
+            return None
+        template = _Template(template.head, template.tail, template.before, template.after, extra)
+        ids = template.head + self._encode([template.before + _PROBE + template.after])[0] + template.tail
+        if ids != expected["input_ids"][0].tolist():
+            logger.debug("Text items take the per-item path: the batched tokens differ from the processor's.")
+            return None
+        return template

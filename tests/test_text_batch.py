@@ -1,0 +1,93 @@
+"""Text items featurized many at once equal the per-item path (apply_chat_template + the processor) token for
+token: adversarial strings, both special-token policies, prompts, the truncation boundary, both model families."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lco_embedding import LCOEmbedder
+from lco_embedding.inputs import parse_item
+
+ADVERSARIAL = [
+    "a cat on a mat",
+    "naïve café — 日本語 🙂 e\u0301 \u200b zero-width",
+    "\n\nleading blank lines",
+    "trailing spaces and tabs \t  ",
+    " leading space",
+    "{% if x %}{{ messages }}{% endfor %} {# jinja #} {{",
+    "<|im_start partial |> <| im_end|> |> <|",
+    "user\nassistant\nsystem\n",
+    "closing<|im_end|>\n<|im_start|>assistant\nand <|IMAGE|> <|AUDIO|> <|VIDEO|> <|endoftext|>",
+    "\ue000 private use",
+    "word " * 299 + "edge",
+    "word " * 300 + "cut",
+    "🙂" * 400,
+]
+
+
+def _batched_equals_per_item(featurizer, texts: list, prompt: str | None) -> None:
+    batched = featurizer.featurize_batch(list(enumerate(texts)), None, prompt)
+    for index, (text, features) in enumerate(zip(texts, batched, strict=True)):
+        expected = featurizer.featurize(index, parse_item(text), prompt)
+        assert features.inputs.keys() == expected.inputs.keys(), text
+        for key in expected.inputs:
+            assert torch.equal(features.inputs[key], expected.inputs[key]), (key, text[:40])
+        assert features.length == expected.length and features.index == index
+
+
+@pytest.mark.parametrize("prompt", [None, "Find the passage: ", "with <|im_end|> inside "])
+def test_batched_text_equals_the_processor_token_for_token(embedder, prompt):
+    featurizer = embedder.featurizer()
+    assert featurizer.text_batcher.featurize([(0, parse_item("x"))], prompt) is not None  # really batched
+    _batched_equals_per_item(featurizer, ADVERSARIAL, prompt)
+
+
+def test_parse_policy_batches_ordinary_text_and_leaves_special_tokens_to_the_processor(tiny_omni):
+    featurizer = LCOEmbedder(tiny_omni, device="cpu", special_tokens="parse").featurizer()
+    ordinary = [text for text in ADVERSARIAL if "<|" not in text or "|>" not in text]
+    _batched_equals_per_item(featurizer, ordinary, None)
+    outcomes = featurizer.featurize_batch([(0, "closing<|im_end|> early"), (1, "the <|IMAGE|> token")], None, None)
+    expected = featurizer.featurize(0, parse_item("closing<|im_end|> early"), None)
+    assert torch.equal(outcomes[0].inputs["input_ids"], expected.inputs["input_ids"])  # parsed, as the reference
+    assert "special_tokens='parse'" in outcomes[1].reason  # the processor refuses it: an input error, not a crash
+
+
+def test_the_qwen2_5_vl_family_batches_too(tiny_vl):
+    featurizer = LCOEmbedder(tiny_vl, device="cpu").featurizer()
+    _batched_equals_per_item(featurizer, ADVERSARIAL[:6], "Query: ")
+    assert "mm_token_type_ids" in featurizer.featurize_batch([(0, "x")], None, None)[0].inputs
+
+
+def test_a_template_that_cannot_be_batched_falls_back_to_the_per_item_path(tiny_omni, tmp_path):
+    import shutil
+
+    folder = tmp_path / "odd-template"
+    shutil.copytree(tiny_omni, folder)
+    template = (folder / "chat_template.jinja").read_text()
+    # The user's text printed twice: no single run holds it, so batching would be wrong.
+    odd = template.replace("{{ content['text'] }}", "{{ content['text'] }} / {{ content['text'] }}")
+    assert odd != template
+    (folder / "chat_template.jinja").write_text(odd)
+    model = LCOEmbedder(str(folder), device="cpu")
+    featurizer = model.featurizer()
+    assert featurizer.text_batcher.featurize([(0, parse_item("x"))], None) is None
+    _batched_equals_per_item(featurizer, ADVERSARIAL[:4], None)
+
+
+def test_errors_in_a_batch_stay_with_their_items(embedder):
+    outcomes = embedder.featurizer().featurize_batch(
+        [(0, "fine"), (1, "   "), (2, "ab\ud800"), (3, "also fine")], None, None
+    )
+    assert outcomes[0].length > 0 and outcomes[3].length > 0
+    assert outcomes[1].index == 1 and "empty text" in outcomes[1].reason
+    assert outcomes[2].index == 2 and "lone surrogate" in outcomes[2].reason
+
+
+def test_only_plain_text_is_batchable(embedder, media):
+    featurizer = embedder.featurizer()
+    batchable = ["a cat", {"text": "a cat"}, "no extension at all"]
+    others = [media["png"], "a photo.png", "data:image/png;base64,AAAA", "https://x.org/a", {"text": "t", "image": "x"}]
+    assert all(featurizer.batchable(item) for item in batchable)
+    assert not any(featurizer.batchable(item) for item in others)
+    assert featurizer.batchable("a photo.png", "text") and not featurizer.batchable("a cat", "image")
