@@ -217,7 +217,9 @@ def _diff(a: np.ndarray, b: np.ndarray) -> float:
 
 def _mfu(model: LCOEmbedder, tokens: int, seconds: float) -> dict:
     """Fraction of the GPU's dense bf16 matmul peak reached, counting 2 x parameters x tokens FLOPs."""
-    language_model = model._backbone.language_model if hasattr(model._backbone, "language_model") else model._backbone
+    language_model = (
+        model.backbone.inner.language_model if hasattr(model.backbone.inner, "language_model") else model.backbone.inner
+    )
     params = sum(p.numel() for n, p in language_model.named_parameters() if "embed_tokens" not in n)
     name = torch.cuda.get_device_name()
     peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)

@@ -11,14 +11,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lco_embedding.errors import CheckpointNotFoundError, EncodeReport, LCOInputError
+from lco_embedding.errors import CheckpointNotFoundError, EncodeReport, LCOEmbeddingError, LCOInputError
+from lco_embedding.outcomes import Outcome
 
 if TYPE_CHECKING:
     from lco_embedding.embedder import LCOEmbedder
 
 __version__ = "0.1.0"
 
-__all__ = ["LCOEmbedder", "LCOInputError", "CheckpointNotFoundError", "EncodeReport", "__version__"]
+__all__ = [
+    "LCOEmbedder",
+    "LCOInputError",
+    "LCOEmbeddingError",
+    "CheckpointNotFoundError",
+    "EncodeReport",
+    "Outcome",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -69,7 +69,7 @@ class EmbedBatch:
         read: Turns a batch into ``(item, error)`` pairs (:class:`ColumnItems` or :class:`PickledItems`).
         output_column, error_column: Names of the columns added.
         on_error: ``"skip"``: bad rows get an error and no embedding; ``"raise"``: the task fails.
-        encode_kwargs: Passed to ``encode`` (prompt, normalize_embeddings, max_tokens_per_batch, ...).
+        encode_kwargs: Passed to ``encode_outcomes`` (prompt, normalize_embeddings, max_tokens_per_batch, ...).
     """
 
     def __init__(
@@ -99,18 +99,16 @@ class EmbedBatch:
             first = next(i for i, error in enumerate(errors) if error)
             raise LCOInputError(errors[first], first)
         wanted = [i for i, error in enumerate(errors) if error is None]
-        vectors = self.embedder.encode(
-            [prepared[i][0] for i in wanted],
-            on_error=self.on_error,
-            show_progress_bar=False,
-            **self.encode_kwargs,
-        )
-        report = self.embedder.last_report
-        for k, reason in report.errors.items():
-            errors[wanted[k]] = reason
-        dimension = vectors.shape[1] if vectors.ndim == 2 else self.embedder.get_embedding_dimension()
+        dimension = self.encode_kwargs.get("truncate_dim") or self.embedder.get_embedding_dimension()
         values = np.zeros((len(prepared), dimension), dtype=np.float32)
-        values[[wanted[k] for k in report.kept]] = vectors
+        for outcome in self.embedder.encode_outcomes([prepared[i][0] for i in wanted], **self.encode_kwargs):
+            row = wanted[outcome.index]
+            if outcome.error is None:
+                values[row] = outcome.embedding
+            elif self.on_error == "raise":
+                raise outcome.error
+            else:
+                errors[row] = outcome.error.reason
         failed = np.array([error is not None for error in errors], dtype=bool)
         column = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), dimension, mask=pa.array(failed))
         return batch.append_column(self.output_column, column).append_column(
@@ -344,7 +342,7 @@ class RayJob:
 
 
 def _describe(model: str, embedder_kwargs: dict[str, Any], prompt_name: str | None, prompt: str | None) -> dict:
-    from lco_embedding.corpus.job import describe_embedder
+    from lco_embedding.corpus.description import describe_embedder
     from lco_embedding.embedder import LCOEmbedder
 
     return describe_embedder(LCOEmbedder(model, **embedder_kwargs), prompt_name, prompt)

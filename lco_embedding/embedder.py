@@ -1,20 +1,21 @@
-"""The embedder: :class:`LCOEmbedder`, a thin sentence-transformers-style wrapper around an LCO checkpoint.
+"""The embedder: :class:`LCOEmbedder`, a sentence-transformers-style front over the pipeline.
 
-One forward for every modality: background workers featurize items (:mod:`.featurize`: parse, load media, chat
-template with the prompt table's suffix, processor), the engine (:mod:`.engine`) plans batches of similar length
-under a token budget (:mod:`.batching`), pads them (:mod:`.collate`) and runs the model's backbone (no vocabulary
-head, no KV cache, only the last hidden state kept), pooled at the last real token (:mod:`.pooling`).
+Everything an item goes through lives in its own module, and every caller builds it the same way through
+:meth:`LCOEmbedder.forward_engine`: settings (:mod:`.settings`), featurize (:mod:`.featurize`: text many items at
+once, :mod:`.text_batch`; media per item in :mod:`.workers`), the engine (:mod:`.engine`: windows, the planner of
+:mod:`.batching`, out-of-memory recovery, outcomes), the forward pass (:mod:`.backbone`: collate, device, backbone,
+pooling) and post-processing (:mod:`.postprocess`). This module holds the model and its settings and turns the
+engine's outcomes into ``encode``'s return values.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import multiprocessing
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sized
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from functools import partial
 from typing import Any, Literal, overload
 
@@ -22,43 +23,31 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lco_embedding.backbone import Backbone
 from lco_embedding.batching import default_batch_overhead, default_max_tokens
-from lco_embedding.collate import collate
-from lco_embedding.engine import Engine, EngineStats, ForwardCosts, Outcome
-from lco_embedding.errors import EncodeReport, LCOInputError
-from lco_embedding.featurize import Features, Featurizer, featurize_in_worker, install_worker_featurizer
+from lco_embedding.engine import Engine, EngineStats, ForwardCosts
+from lco_embedding.errors import EncodeReport, ItemError, LCOEmbeddingError, LCOInputError
+from lco_embedding.featurize import Features, Featurizer, featurize_in_worker
 from lco_embedding.hub import locate_checkpoint
 from lco_embedding.inputs import split_inputs
 from lco_embedding.loading import load_model, read_optional_json, resolve_attn, resolve_device, resolve_dtype
-from lco_embedding.pooling import last_token_pool
+from lco_embedding.outcomes import Outcome
+from lco_embedding.postprocess import Precision, check_encode_arguments, finish, finish_row, token_output
 from lco_embedding.preprocessing import AudioOptions, ImageOptions, VideoOptions
 from lco_embedding.preprocessing.image import MAX_IMAGE_PIXELS
-from lco_embedding.preprocessing.sources import MAX_URL_BYTES, URL_TIMEOUT, ReadLimits
+from lco_embedding.preprocessing.sources import MAX_URL_BYTES, URL_TIMEOUT
 from lco_embedding.prompts import MixedSuffixRule
-from lco_embedding.special_tokens import SPECIAL_TOKEN_POLICIES, SpecialTokenPolicy
+from lco_embedding.settings import SETTINGS_FILE, EmbedderSettings, Preprocessing
+from lco_embedding.special_tokens import SpecialTokenPolicy
 from lco_embedding.st_compat import SentenceTransformerSurface, check_unknown_keywords
 from lco_embedding.types import Modality, SingleInput
+from lco_embedding.workers import FeaturizeWorkers, WorkerType
 
 __all__ = ["LCOEmbedder"]
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
-WorkerType = Literal["thread", "process"]
-SETTINGS_FILE = "lco_embedding_config.json"
-"""Preprocessing settings written by :meth:`LCOEmbedder.save_pretrained`."""
-SETTING_DEFAULTS: dict[str, Any] = {
-    "min_pixels": 4 * 28 * 28,
-    "max_pixels": 1280 * 28 * 28,
-    "video_fps": 2.0,
-    "video_max_frames": 768,
-    "video_max_pixels": 768 * 28 * 28,
-    "max_audio_seconds": 300.0,
-    "max_length": 300,
-    "mixed_suffix": "reference",
-    "special_tokens": "text",
-}
-_FLOAT_INPUTS = ("pixel_values", "pixel_values_videos", "input_features")
+_OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
 
 
 class LCOEmbedder(SentenceTransformerSurface):
@@ -97,12 +86,16 @@ class LCOEmbedder(SentenceTransformerSurface):
             (default 64,000,000).
         url_timeout: Seconds a whole URL download may take (default 20).
         max_url_bytes: Largest URL download in bytes (default 256 MiB).
+        preprocessing: ``"reference"`` (default): images resized by qwen-omni-utils with Pillow, exactly as the
+            reference pipeline; ``"fast"``: decoded images go to the processor, which resizes them in torch (on
+            the model's GPU when it has one), skipping the Pillow resize (see ``docs/performance.md`` for speed
+            and deviation).
         max_tokens_per_batch: Token budget of one forward pass, counted with padding (``items x longest``).
             Default: 8192 on CPU and MPS; on CUDA derived from the free memory (see ``docs/performance.md``).
             Lowered automatically for the rest of a call after an out-of-memory error.
-        num_workers: Background workers that load, decode and preprocess the next items while the model runs;
-            0 does it on the calling thread. Default: 0 on CPU (the forward pass already uses every core, and
-            workers only compete with it), ``min(4, cores - 1)`` on GPUs.
+        num_workers: Background workers that load, decode and preprocess media while the model runs; 0 does it on
+            the calling thread (text is always featurized there, many items per tokenizer call). Default: see
+            :attr:`num_workers`.
         worker_type: ``"thread"`` (default) or ``"process"`` (spawned once, kept until :meth:`close`).
         torch_dtype: Deprecated alias of ``dtype``.
 
@@ -137,6 +130,7 @@ class LCOEmbedder(SentenceTransformerSurface):
         max_length: int | None = 300,
         mixed_suffix: MixedSuffixRule = "reference",
         special_tokens: SpecialTokenPolicy = "text",
+        preprocessing: Preprocessing = "reference",
         max_image_pixels: int = MAX_IMAGE_PIXELS,
         url_timeout: float = URL_TIMEOUT,
         max_url_bytes: int = MAX_URL_BYTES,
@@ -148,19 +142,14 @@ class LCOEmbedder(SentenceTransformerSurface):
         if torch_dtype is not None:
             warnings.warn("torch_dtype is deprecated; use dtype.", FutureWarning, stacklevel=2)
             dtype = dtype if dtype is not None else torch_dtype
-        if max_length is not None and max_length < 1:
-            raise ValueError(f"max_length must be a positive integer or None, got {max_length}.")
         if max_tokens_per_batch is not None and max_tokens_per_batch < 1:
             raise ValueError(f"max_tokens_per_batch must be a positive integer or None, got {max_tokens_per_batch}.")
         if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 0):
             raise ValueError(f"num_workers must be a non-negative integer or None, got {num_workers}.")
         if worker_type not in ("thread", "process"):
             raise ValueError(f"worker_type must be 'thread' or 'process', got {worker_type!r}.")
-        if mixed_suffix not in ("reference", "dominant"):
-            raise ValueError(f"mixed_suffix must be 'reference' or 'dominant', got {mixed_suffix!r}.")
-        if special_tokens not in SPECIAL_TOKEN_POLICIES:
-            raise ValueError(f"special_tokens must be 'text' or 'parse', got {special_tokens!r}.")
-        limits = ReadLimits(url_timeout=url_timeout, max_url_bytes=max_url_bytes)
+        given = {name: value for name, value in locals().items() if name in EmbedderSettings.names()}
+        EmbedderSettings(**given)  # bad values fail here, before anything is read or loaded
         # config.json first: it decides everything, and where it was found (folder, hub, or the cache when the
         # hub is out of reach) is where every other file is read from, without further network attempts.
         checkpoint = locate_checkpoint(
@@ -171,25 +160,7 @@ class LCOEmbedder(SentenceTransformerSurface):
             local_files_only=local_files_only,
         )
         source, hub_kwargs = checkpoint.source, checkpoint.hub_kwargs
-        # Settings saved with the checkpoint by save_pretrained apply unless an argument differs from the default.
-        given = {
-            "min_pixels": min_pixels,
-            "max_pixels": max_pixels,
-            "video_fps": video_fps,
-            "video_max_frames": video_max_frames,
-            "video_max_pixels": video_max_pixels,
-            "max_audio_seconds": max_audio_seconds,
-            "max_length": max_length,
-            "mixed_suffix": mixed_suffix,
-            "special_tokens": special_tokens,
-        }
-        saved = read_optional_json(source, SETTINGS_FILE, hub_kwargs)
-        settings = {k: saved[k] if k in saved and v == SETTING_DEFAULTS[k] else v for k, v in given.items()}
-        min_pixels, max_pixels = settings["min_pixels"], settings["max_pixels"]
-        video_fps, video_max_frames = settings["video_fps"], settings["video_max_frames"]
-        video_max_pixels, max_audio_seconds = settings["video_max_pixels"], settings["max_audio_seconds"]
-        max_length, mixed_suffix = settings["max_length"], settings["mixed_suffix"]
-        self.special_tokens: SpecialTokenPolicy = settings["special_tokens"]
+        self._settings = EmbedderSettings.resolve(given, read_optional_json(source, SETTINGS_FILE, hub_kwargs))
         if prompts is None:
             st_config = read_optional_json(source, "config_sentence_transformers.json", hub_kwargs)
             prompts = st_config.get("prompts") or None
@@ -199,21 +170,19 @@ class LCOEmbedder(SentenceTransformerSurface):
             raise ValueError(f"default_prompt_name {default_prompt_name!r} is not in prompts ({sorted(self.prompts)}).")
         self.default_prompt_name = default_prompt_name
         self.truncate_dim = truncate_dim
-        self.max_length = max_length
-        self.mixed_suffix: MixedSuffixRule = mixed_suffix
         self.model_name_or_path = model_name_or_path
         self.revision = revision
         self.max_tokens_per_batch = max_tokens_per_batch
         self._num_workers = num_workers
         self.worker_type: WorkerType = worker_type
+        self.workers = FeaturizeWorkers()
+        """The featurize workers (a process pool is kept until :meth:`close`)."""
         self.last_report = EncodeReport()
         self.last_stats = EngineStats()
         self.forward_costs = ForwardCosts()
         """Timings of this model's forward passes, from which the batch planner learns their fixed cost."""
         self.forward_fault: Callable[[list[Features]], None] | None = None
         """Testing hook run before every forward pass; see :func:`lco_embedding.testing.simulate_oom`."""
-        self._process_pool: ProcessPoolExecutor | None = None
-        self._process_pool_key: tuple[Any, ...] | None = None
 
         resolved_device = resolve_device(device)
         loaded = load_model(
@@ -229,42 +198,28 @@ class LCOEmbedder(SentenceTransformerSurface):
         self.model_type = loaded.model_type
         self.commit = loaded.commit
         """The hub commit the checkpoint was loaded from (None for a local folder)."""
-        self._backbone = loaded.backbone
         self._modalities = loaded.modalities
         self._dimension = loaded.hidden_size
+        self._patch_size = loaded.patch_size
         pad_token_id = getattr(self.processor.tokenizer, "pad_token_id", None)
-        self._pad_token_id = pad_token_id if pad_token_id is not None else 0
-        self.image_options = ImageOptions(
-            min_pixels=min_pixels,
-            max_pixels=max_pixels,
-            patch_size=loaded.patch_size,
-            max_image_pixels=max_image_pixels,
-            limits=limits,
-        )
-        self.video_options = VideoOptions(
-            fps=video_fps,
-            max_frames=video_max_frames,
-            max_pixels=video_max_pixels,
-            patch_size=loaded.patch_size,
-            limits=limits,
-        )
-        feature_extractor = getattr(self.processor, "feature_extractor", None)
-        self.audio_options = AudioOptions(
-            sampling_rate=getattr(feature_extractor, "sampling_rate", 16000),
-            max_seconds=max_audio_seconds,
-            limits=limits,
-        )
+        self.backbone = Backbone(loaded.model, loaded.backbone, pad_token_id if pad_token_id is not None else 0)
+        """The forward stage: collate, device, backbone, pooling."""
 
     # ----------------------------------------------------------------------------------------------- properties
     @property
     def device(self) -> torch.device:
         """The device the model runs on."""
-        return next(self.model.parameters()).device
+        return self.backbone.device
 
     @property
     def dtype(self) -> torch.dtype:
         """The dtype of the model's weights."""
-        return next(self.model.parameters()).dtype
+        return self.backbone.dtype
+
+    @property
+    def dimension(self) -> int:
+        """The model's embedding size (its hidden size), before any ``truncate_dim``."""
+        return self._dimension
 
     @property
     def modalities(self) -> list[Modality]:
@@ -273,7 +228,8 @@ class LCOEmbedder(SentenceTransformerSurface):
 
     @property
     def num_workers(self) -> int:
-        """Background featurize workers: the constructor's ``num_workers``, or the device's default."""
+        """Background featurize workers for media: the constructor's ``num_workers``, else 0 on CPU (the forward
+        pass already uses every core), ``min(4, cores - 1)`` on GPUs."""
         if self._num_workers is not None:
             return self._num_workers
         if self.device.type == "cpu":
@@ -284,14 +240,19 @@ class LCOEmbedder(SentenceTransformerSurface):
     def num_workers(self, value: int | None) -> None:
         self._num_workers = value
 
-    def supports(self, modality: str) -> bool:
-        """True if this checkpoint can embed ``modality`` (``"text"``, ``"image"``, ``"audio"``, ``"video"``)."""
-        return modality in self._modalities
+    @property
+    def pad_token_id(self) -> int:
+        """The id :func:`~lco_embedding.collate.collate` pads ``input_ids`` with (the tokenizer's pad token)."""
+        return self.backbone.pad_token_id
 
     @property
     def num_layers(self) -> int:
         """Number of decoder layers; ``output_layers="all"`` returns ``num_layers + 1`` states."""
         return self.model.config.get_text_config().num_hidden_layers
+
+    def supports(self, modality: str) -> bool:
+        """True if this checkpoint can embed ``modality`` (``"text"``, ``"image"``, ``"audio"``, ``"video"``)."""
+        return modality in self._modalities
 
     def __repr__(self) -> str:
         return (
@@ -299,19 +260,50 @@ class LCOEmbedder(SentenceTransformerSurface):
             f"dtype={self.dtype}, dimension={self._dimension})"
         )
 
+    # ------------------------------------------------------------------------------------------------ settings
+    @property
+    def embedder_settings(self) -> EmbedderSettings:
+        """All settings about inputs, as one frozen object."""
+        return self._settings
+
     def settings(self) -> dict[str, Any]:
-        """The preprocessing settings that decide the embeddings (saved by :meth:`save_pretrained`)."""
-        return {
-            "min_pixels": self.image_options.min_pixels,
-            "max_pixels": self.image_options.max_pixels,
-            "video_fps": self.video_options.fps,
-            "video_max_frames": self.video_options.max_frames,
-            "video_max_pixels": self.video_options.max_pixels,
-            "max_audio_seconds": self.audio_options.max_seconds,
-            "max_length": self.max_length,
-            "mixed_suffix": self.mixed_suffix,
-            "special_tokens": self.special_tokens,
-        }
+        """The settings that decide the embeddings (saved by :meth:`save_pretrained`, recorded by corpus jobs)."""
+        return self._settings.saved()
+
+    @property
+    def max_length(self) -> int | None:
+        """User text is cut to this many tokens (``None``: not cut); settable, as ``max_seq_length``."""
+        return self._settings.max_length
+
+    @max_length.setter
+    def max_length(self, value: int | None) -> None:
+        self._settings = self._settings.replace(max_length=value)
+
+    @property
+    def mixed_suffix(self) -> MixedSuffixRule:
+        """The suffix rule for mixed items (``"reference"`` or ``"dominant"``)."""
+        return self._settings.mixed_suffix
+
+    @property
+    def special_tokens(self) -> SpecialTokenPolicy:
+        """How special-token strings in user text are tokenized (``"text"`` or ``"parse"``)."""
+        return self._settings.special_tokens
+
+    @property
+    def image_options(self) -> ImageOptions:
+        """How images are read and sized."""
+        return self._settings.image_options(self._patch_size)
+
+    @property
+    def video_options(self) -> VideoOptions:
+        """How videos are sampled and sized."""
+        return self._settings.video_options(self._patch_size)
+
+    @property
+    def audio_options(self) -> AudioOptions:
+        """How audio is read."""
+        extractor = getattr(self.processor, "feature_extractor", None)
+        return self._settings.audio_options(getattr(extractor, "sampling_rate", 16000))
 
     def save_pretrained(self, path: str | os.PathLike[str]) -> None:
         """Write a folder that ``LCOEmbedder(path)``, ``SentenceTransformer(path, trust_remote_code=True)`` and
@@ -326,9 +318,28 @@ class LCOEmbedder(SentenceTransformerSurface):
 
         return to_sentence_transformer(self)
 
-    # ---------------------------------------------------------------------------------------------- the engine
+    def resolve_prompt(self, prompt_name: str | None, prompt: str | None) -> str | None:
+        """The instruction ``encode`` puts in front of the content: ``prompt``, else the prompt named ``prompt_name``,
+        else the default prompt, else None.
+
+        Raises:
+            ValueError: ``prompt_name`` is not one of ``prompts``.
+        """
+        if prompt is not None:
+            return prompt
+        prompt_name = prompt_name if prompt_name is not None else self.default_prompt_name
+        if prompt_name is None:
+            return None
+        if prompt_name not in self.prompts:
+            raise ValueError(
+                f"prompt_name {prompt_name!r} is not in prompts ({sorted(self.prompts)}); pass prompts={{...}} to "
+                "the constructor or use prompt=..."
+            )
+        return self.prompts[prompt_name] or None
+
+    # --------------------------------------------------------------------------------------------- the stages
     def featurizer(self) -> Featurizer:
-        """A :class:`~lco_embedding.featurize.Featurizer` with this embedder's current preprocessing options."""
+        """A :class:`~lco_embedding.featurize.Featurizer` with this embedder's current settings."""
         return Featurizer(
             self.processor,
             modalities=self._modalities,
@@ -339,132 +350,27 @@ class LCOEmbedder(SentenceTransformerSurface):
             mixed_suffix=self.mixed_suffix,
             max_length=self.max_length,
             special_tokens=self.special_tokens,
+            preprocessing=self._settings.preprocessing,
+            processor_device=self.device if self.device.type == "cuda" and self.worker_type == "thread" else None,
         )
-
-    @torch.inference_mode()
-    def _forward(
-        self, batch: list[Features], layers: list[int] | None, tokens: bool = False
-    ) -> torch.Tensor | list[dict[str, torch.Tensor]]:
-        inputs = collate([features.inputs for features in batch], self._pad_token_id)
-        if not tokens:
-            return self.embed_batch(inputs, layers).float().cpu()
-        hidden = self.hidden_states(inputs).float().cpu()
-        real = inputs["attention_mask"].bool()
-        return [
-            {"token_embeddings": hidden[i][real[i]], "input_ids": inputs["input_ids"][i][real[i]]}
-            for i in range(len(batch))
-        ]
 
     def move_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Collated processor outputs on the model's device, floating-point media tensors in the model's dtype."""
-        return {
-            key: value.to(self.device, self.dtype if key in _FLOAT_INPUTS else None)
-            if isinstance(value, torch.Tensor)
-            else value
-            for key, value in inputs.items()
-        }
-
-    @property
-    def pad_token_id(self) -> int:
-        """The id :func:`~lco_embedding.collate.collate` pads ``input_ids`` with (the tokenizer's pad token)."""
-        return self._pad_token_id
+        return self.backbone.move(inputs)
 
     def embed_batch(self, inputs: dict[str, Any], layers: list[int] | None = None) -> torch.Tensor:
         """Run collated processor outputs through the backbone and pool each row's last real token.
 
-        The building block of ``encode`` for code that batches itself (e.g. the sentence-transformers module); it
-        keeps gradients unless called under ``torch.no_grad()`` / ``torch.inference_mode()``, and returns the
-        model's dtype on the model's device: ``[batch, d]``, or ``[batch, len(layers), d]`` with ``layers``.
+        The building block for code that batches itself (e.g. the sentence-transformers module); it keeps gradients
+        unless called under ``torch.no_grad()`` / ``torch.inference_mode()``, and returns the model's dtype on the
+        model's device: ``[batch, d]``, or ``[batch, len(layers), d]`` with ``layers``.
         """
-        return last_token_pool(self.hidden_states(inputs, layers), inputs["attention_mask"])
+        return self.backbone.embed(self.backbone.move(inputs), layers)
 
     def hidden_states(self, inputs: dict[str, Any], layers: list[int] | None = None) -> torch.Tensor:
         """The backbone's final (normed) hidden states of collated processor outputs: ``[batch, seq, d]``, or
         ``[batch, len(layers), seq, d]`` with ``layers``; on the model's device, in its dtype, padding included."""
-        inputs = self.move_inputs(inputs)
-        outputs = self._backbone(**inputs, use_cache=False, output_hidden_states=layers is not None, return_dict=True)
-        if layers is None:
-            return outputs.last_hidden_state
-        return torch.stack([outputs.hidden_states[i] for i in layers], dim=1)
-
-    def _executor(self, num_workers: int, worker_type: WorkerType, featurizer: Featurizer) -> Executor | None:
-        """The pool featurize runs in: ``None`` (inline), a fresh thread pool, or the kept process pool."""
-        if num_workers == 0:
-            return None
-        if worker_type == "thread":
-            return ThreadPoolExecutor(num_workers, thread_name_prefix="lco-featurize")
-        key = (num_workers, featurizer.config_key())
-        if self._process_pool is None or self._process_pool_key != key:
-            self.close()
-            self._process_pool = ProcessPoolExecutor(
-                num_workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=install_worker_featurizer,
-                initargs=(featurizer,),
-            )
-            self._process_pool_key = key
-        return self._process_pool
-
-    def close(self) -> None:
-        """Shut down the featurize worker processes, if ``worker_type="process"`` started any."""
-        if self._process_pool is not None:
-            self._process_pool.shutdown(wait=True, cancel_futures=True)
-            self._process_pool = None
-            self._process_pool_key = None
-
-    def __enter__(self) -> LCOEmbedder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _stream(
-        self,
-        items: Iterable[Any],
-        *,
-        prompt_name: str | None,
-        prompt: str | None,
-        modality: Modality | None,
-        output_layers: Literal["all"] | Iterable[int] | None,
-        batch_size: int,
-        max_tokens_per_batch: int | None,
-        num_workers: int | None,
-        on_error: str,
-        progress: Callable[[int], None] | None,
-        tokens: bool = False,
-    ) -> Iterator[Outcome]:
-        """Run ``items`` through the engine; yields ``(index, embedding or error)`` in input order (with ``tokens``,
-        ``{"token_embeddings", "input_ids"}`` of each item's real tokens instead of the embedding)."""
-        prompt = self.resolve_prompt(prompt_name, prompt)
-        layers = self._layer_indices(output_layers)
-        num_workers = self.num_workers if num_workers is None else num_workers
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers}.")
-        featurizer = self.featurizer()
-        executor = self._executor(num_workers, self.worker_type, featurizer)
-        if self.worker_type == "process" and executor is not None:
-            featurize: Callable[[int, Any], Features] = partial(featurize_in_worker, modality=modality, prompt=prompt)
-        else:
-            featurize = partial(featurizer, modality=modality, prompt=prompt)
-        engine = self.forward_engine(
-            featurize,
-            layers=layers,
-            max_tokens_per_batch=max_tokens_per_batch,
-            batch_size=batch_size,
-            on_error=on_error,
-            executor=executor,
-            lookahead=max(2 * batch_size, 2 * num_workers),
-            progress=progress,
-            tokens=tokens,
-            featurize_batch=partial(featurizer.featurize_batch, modality=modality, prompt=prompt),
-            batchable=partial(featurizer.batchable, modality=modality),
-        )
-        self.last_stats = engine.stats
-        try:
-            yield from engine.run(items)
-        finally:
-            if isinstance(executor, ThreadPoolExecutor):
-                executor.shutdown(wait=False, cancel_futures=True)
+        return self.backbone.hidden_states(self.backbone.move(inputs), layers)
 
     def forward_engine(
         self,
@@ -500,10 +406,11 @@ class LCOEmbedder(SentenceTransformerSurface):
         if max_tokens < 1:
             raise ValueError(f"max_tokens_per_batch must be a positive integer, got {max_tokens}.")
         if featurize is None:
-            featurize = partial(self.featurizer(), modality=None, prompt=None)
+            featurizer = self.featurizer()
+            featurize = partial(featurizer, modality=None, prompt=None)
         return Engine(
             featurize,
-            partial(self._forward, layers=layers, tokens=tokens),
+            partial(self.backbone.forward, layers=layers, tokens=tokens),
             max_tokens=max_tokens,
             batch_size=batch_size,
             batch_overhead=default_batch_overhead(self.device),
@@ -532,6 +439,63 @@ class LCOEmbedder(SentenceTransformerSurface):
             if not -count <= i < count:
                 raise ValueError(f"output_layers index {i} is out of range: the model has {count} hidden states.")
         return [i % count for i in layers]
+
+    def _stream(
+        self,
+        items: Iterable[Any],
+        *,
+        prompt_name: str | None,
+        prompt: str | None,
+        modality: Modality | None,
+        output_layers: Literal["all"] | Iterable[int] | None,
+        batch_size: int,
+        max_tokens_per_batch: int | None,
+        num_workers: int | None,
+        on_error: str,
+        progress: Callable[[int], None] | None,
+        tokens: bool = False,
+    ) -> Iterator[tuple[int, Any]]:
+        """Run ``items`` through the engine; yields ``(index, raw row or the item's error)`` in input order (with
+        ``tokens``, ``{"token_embeddings", "input_ids"}`` of each item's real tokens instead of the row)."""
+        prompt = self.resolve_prompt(prompt_name, prompt)
+        layers = self._layer_indices(output_layers)
+        num_workers = self.num_workers if num_workers is None else num_workers
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers}.")
+        featurizer = self.featurizer()
+        executor = self.workers.executor(num_workers, self.worker_type, featurizer)
+        if self.worker_type == "process" and executor is not None:
+            featurize: Callable[[int, Any], Features] = partial(featurize_in_worker, modality=modality, prompt=prompt)
+        else:
+            featurize = partial(featurizer, modality=modality, prompt=prompt)
+        engine = self.forward_engine(
+            featurize,
+            layers=layers,
+            max_tokens_per_batch=max_tokens_per_batch,
+            batch_size=batch_size,
+            on_error=on_error,
+            executor=executor,
+            lookahead=max(2 * batch_size, 2 * num_workers),
+            progress=progress,
+            tokens=tokens,
+            featurize_batch=partial(featurizer.featurize_batch, modality=modality, prompt=prompt),
+            batchable=partial(featurizer.batchable, modality=modality),
+        )
+        self.last_stats = engine.stats
+        try:
+            yield from engine.run(items)
+        finally:
+            self.workers.release(executor)
+
+    def close(self) -> None:
+        """Shut down the featurize worker processes, if ``worker_type="process"`` started any."""
+        self.workers.close()
+
+    def __enter__(self) -> LCOEmbedder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --------------------------------------------------------------------------------------------------- encode
     @overload
@@ -656,9 +620,10 @@ class LCOEmbedder(SentenceTransformerSurface):
             normalize_embeddings: L2-normalise the embeddings (default True).
             truncate_dim: Keep the first ``truncate_dim`` dimensions (before normalisation).
             modality: Force the modality of bare items, e.g. ``"text"`` for strings that look like file names.
-            on_error: ``"raise"`` (default) raises :class:`LCOInputError` for the first bad item; ``"skip"``
-                leaves bad items out of the result, logs a summary and records them in ``self.last_report``
-                (``kept`` gives the input position of every returned row).
+            on_error: ``"raise"`` (default) raises the first item's error (:class:`LCOInputError`, or
+                :class:`LCOEmbeddingError` when the model cannot embed it); ``"skip"`` leaves failed items out of
+                the result, logs a summary and records them in ``self.last_report`` (``kept`` gives the input
+                position of every returned row). Any other exception propagates either way.
             output_layers: ``"all"`` or a list of hidden-state indices (0 = embedding output, -1 = final normed
                 state): returns ``[n, len(layers), d]`` instead of ``[n, d]``.
             max_tokens_per_batch: Token budget of one forward pass for this call (default: the constructor's).
@@ -672,10 +637,11 @@ class LCOEmbedder(SentenceTransformerSurface):
 
         Raises:
             LCOInputError: A bad item (message names its index), with ``on_error="raise"``.
+            LCOEmbeddingError: An item the model cannot embed, with ``on_error="raise"``.
             ValueError: Bad arguments, or an unknown keyword argument.
         """
         check_unknown_keywords("encode", kwargs, _ENCODE_KEYWORDS)
-        _check_encode_arguments(batch_size, on_error, precision)
+        check_encode_arguments(batch_size, on_error, precision)
         if output_value not in _OUTPUT_VALUES:
             raise ValueError(
                 f"output_value must be one of 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}."
@@ -694,8 +660,8 @@ class LCOEmbedder(SentenceTransformerSurface):
 
         items, single = split_inputs(inputs)
         total = len(items) if isinstance(items, Sized) else None
-        results: dict[int, torch.Tensor] = {}
-        errors: dict[int, LCOInputError] = {}
+        results: dict[int, Any] = {}
+        errors: dict[int, ItemError] = {}
         self.last_report = EncodeReport()
         with tqdm(total=total, desc="Encoding", unit="item", disable=not show_progress_bar) as bar:
             for index, outcome in self._stream(
@@ -711,33 +677,89 @@ class LCOEmbedder(SentenceTransformerSurface):
                 progress=bar.update,
                 tokens=tokens,
             ):
-                if isinstance(outcome, LCOInputError):
+                if isinstance(outcome, LCOInputError | LCOEmbeddingError):
                     errors[index] = outcome
                 else:
                     results[index] = outcome
-        kept = list(results)
-        self.last_report = EncodeReport(kept=kept, errors={i: errors[i].reason for i in errors})
+        self.last_report = EncodeReport(kept=list(results), errors={i: errors[i].reason for i in errors})
         if errors:
-            logger.warning(
-                "Skipped %d of %d inputs: %s",
-                len(errors),
-                len(errors) + len(kept),
-                "; ".join(str(errors[i]) for i in errors),
-            )
+            shown = "; ".join(str(errors[i]) for i in errors)
+            logger.warning("Skipped %d of %d inputs: %s", len(errors), len(errors) + len(results), shown)
         if tokens:
-            outputs = [_token_output(r, output_value, normalize_embeddings, truncate_dim) for r in results.values()]
+            outputs = [token_output(r, output_value, normalize_embeddings, truncate_dim) for r in results.values()]
             return outputs[0] if single else outputs
-        return self._finish(
+        return finish(
             list(results.values()),
-            self._dimension,
-            single,
-            normalize_embeddings,
-            truncate_dim,
-            precision,
-            convert_to_numpy,
-            convert_to_tensor,
-            output_layers is not None,
+            dimension=self._dimension,
+            single=single,
+            normalize=normalize_embeddings,
+            truncate_dim=truncate_dim,
+            precision=precision,
+            convert_to_numpy=convert_to_numpy,
+            convert_to_tensor=convert_to_tensor,
+            layered=output_layers is not None,
         )
+
+    def encode_outcomes(
+        self,
+        inputs: Iterable[SingleInput],
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        normalize_embeddings: bool = True,
+        truncate_dim: int | None = None,
+        precision: Literal["float32", "binary", "ubinary"] = "float32",
+        *,
+        modality: Modality | None = None,
+        output_layers: Literal["all"] | Iterable[int] | None = None,
+        max_tokens_per_batch: int | None = None,
+        num_workers: int | None = None,
+    ) -> Iterator[Outcome]:
+        """Every item's :class:`~lco_embedding.Outcome`, in input order, as batches finish: ``Outcome(index,
+        embedding, None)``, or ``Outcome(index, None, error)`` for an item that failed (an :class:`LCOInputError`
+        or :class:`LCOEmbeddingError`; any other exception propagates).
+
+        Items are read from ``inputs`` lazily (a generator over a million files is fine): about one window of
+        items is held at a time. Arguments are those of :meth:`encode`; ``int8``/``uint8`` precision needs
+        calibration over the whole set, so only ``float32``, ``binary`` and ``ubinary`` are accepted.
+
+        Example:
+            >>> for outcome in model.encode_outcomes(items):  # doctest: +SKIP
+            ...     store[outcome.index] = outcome.embedding if outcome.ok else None
+        """
+        check_encode_arguments(batch_size, "skip", precision)
+        if precision not in ("float32", "binary", "ubinary"):
+            raise ValueError(
+                f"streams support precision float32, binary or ubinary, not {precision!r}: int8/uint8 ranges are "
+                "calibrated on the whole set; use encode, or quantize afterwards with calibration embeddings."
+            )
+        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        items, single = split_inputs(inputs)
+        if single:
+            raise ValueError("streams take an iterable of items; use encode for a single item.")
+        for index, raw in self._stream(
+            items,
+            prompt_name=prompt_name,
+            prompt=prompt,
+            modality=modality,
+            output_layers=output_layers,
+            batch_size=batch_size,
+            max_tokens_per_batch=max_tokens_per_batch,
+            num_workers=num_workers,
+            on_error="skip",
+            progress=None,
+        ):
+            if isinstance(raw, LCOInputError | LCOEmbeddingError):
+                yield Outcome(index, None, raw)
+            else:
+                row = finish_row(
+                    raw,
+                    normalize=normalize_embeddings,
+                    truncate_dim=truncate_dim,
+                    precision=precision,
+                    layered=output_layers is not None,
+                )
+                yield Outcome(index, row, None)
 
     def encode_iter(
         self,
@@ -757,139 +779,37 @@ class LCOEmbedder(SentenceTransformerSurface):
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Embed a stream of items, yielding ``(input position, embedding)`` in input order as batches finish.
 
-        Items are read from ``inputs`` lazily (a generator over a million files is fine): about one window of
-        items is held at a time. Arguments are those of :meth:`encode`. Skipped items (``on_error="skip"``) are
-        not yielded; they are recorded in ``self.last_report.errors`` as the stream goes (before any later item is
-        yielded). ``last_report.kept`` stays empty: every yielded pair carries its position, and a list of them
-        would grow with the stream. ``int8``/``uint8`` precision
-        needs calibration over the whole set, so only ``float32``, ``binary`` and ``ubinary`` are accepted here.
+        :meth:`encode_outcomes` without the failures: with ``on_error="raise"`` (default) the first failed item's
+        error is raised; with ``"skip"`` failed items are not yielded, are logged, and are recorded in
+        ``self.last_report.errors`` as the stream goes. ``last_report.kept`` stays empty: every yielded pair carries
+        its position, and a list of them would grow with the stream.
 
         Example:
             >>> for index, embedding in model.encode_iter(path.open()):  # doctest: +SKIP
             ...     store[index] = embedding
         """
-        _check_encode_arguments(batch_size, on_error, precision)
-        if precision not in ("float32", "binary", "ubinary"):
-            raise ValueError(
-                f"encode_iter supports precision float32, binary or ubinary, not {precision!r}: int8/uint8 ranges "
-                "are calibrated on the whole set; use encode, or quantize afterwards with calibration embeddings."
-            )
-        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
-        items, single = split_inputs(inputs)
-        if single:
-            raise ValueError("encode_iter takes an iterable of items; use encode for a single item.")
+        check_encode_arguments(batch_size, on_error, precision)
         report = self.last_report = EncodeReport()
-        for index, outcome in self._stream(
-            items,
-            prompt_name=prompt_name,
-            prompt=prompt,
+        for outcome in self.encode_outcomes(
+            inputs,
+            prompt_name,
+            prompt,
+            batch_size,
+            normalize_embeddings,
+            truncate_dim,
+            precision,
             modality=modality,
             output_layers=output_layers,
-            batch_size=batch_size,
             max_tokens_per_batch=max_tokens_per_batch,
             num_workers=num_workers,
-            on_error=on_error,
-            progress=None,
         ):
-            if isinstance(outcome, LCOInputError):
-                report.errors[index] = outcome.reason
-                logger.warning("Skipped %s", outcome)
-                continue
-            row = self._finish(
-                [outcome],
-                self._dimension,
-                True,
-                normalize_embeddings,
-                truncate_dim,
-                precision,
-                True,
-                False,
-                output_layers is not None,
-            )
-            yield index, row  # type: ignore[misc]
-
-    def resolve_prompt(self, prompt_name: str | None, prompt: str | None) -> str | None:
-        """The instruction ``encode`` puts in front of the content: ``prompt``, else the prompt named ``prompt_name``,
-        else the default prompt, else None.
-
-        Raises:
-            ValueError: ``prompt_name`` is not one of ``prompts``.
-        """
-        if prompt is not None:
-            return prompt
-        prompt_name = prompt_name if prompt_name is not None else self.default_prompt_name
-        if prompt_name is None:
-            return None
-        if prompt_name not in self.prompts:
-            raise ValueError(
-                f"prompt_name {prompt_name!r} is not in prompts ({sorted(self.prompts)}); pass prompts={{...}} to "
-                "the constructor or use prompt=..."
-            )
-        return self.prompts[prompt_name] or None
-
-    @staticmethod
-    def _finish(
-        embeddings: list[torch.Tensor],
-        dimension: int,
-        single: bool,
-        normalize: bool,
-        truncate_dim: int | None,
-        precision: Precision,
-        convert_to_numpy: bool,
-        convert_to_tensor: bool,
-        layered: bool,
-    ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
-        if embeddings:
-            stacked = torch.stack(embeddings)
-        else:
-            stacked = torch.empty((0, dimension), dtype=torch.float32)
-        if truncate_dim is not None:
-            stacked = stacked[..., :truncate_dim]
-        if normalize and stacked.numel():
-            stacked = torch.nn.functional.normalize(stacked, p=2, dim=-1)
-        if precision != "float32":
-            if layered:
-                raise ValueError("precision other than float32 cannot be combined with output_layers.")
-            from sentence_transformers.util import quantize_embeddings
-
-            quantized = quantize_embeddings(stacked.numpy(), precision=precision)
-            stacked = torch.from_numpy(np.ascontiguousarray(quantized))
-        if convert_to_tensor:
-            return stacked[0] if single else stacked
-        if convert_to_numpy:
-            array = stacked.numpy()
-            return array[0] if single else array
-        return stacked[0] if single else list(stacked)
+            if outcome.error is None:
+                yield outcome.index, outcome.embedding
+            elif on_error == "raise":
+                raise outcome.error
+            else:
+                report.errors[outcome.index] = outcome.error.reason
+                logger.warning("Skipped %s", outcome.error)
 
 
-_OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
 _ENCODE_KEYWORDS = [name for name in inspect.signature(LCOEmbedder.encode).parameters if name not in ("self", "kwargs")]
-
-
-def _token_output(
-    output: dict[str, torch.Tensor], output_value: str | None, normalize: bool, truncate_dim: int | None
-) -> torch.Tensor | dict[str, torch.Tensor]:
-    """One item's ``encode(output_value=...)`` result from its token states (the last real token is the
-    embedding)."""
-    if output_value == "token_embeddings":
-        return output["token_embeddings"]
-    sentence = output["token_embeddings"][-1]
-    if truncate_dim is not None:
-        sentence = sentence[:truncate_dim]
-    if normalize:
-        sentence = torch.nn.functional.normalize(sentence, p=2, dim=-1)
-    return {
-        "sentence_embedding": sentence,
-        "token_embeddings": output["token_embeddings"],
-        "input_ids": output["input_ids"],
-        "attention_mask": torch.ones_like(output["input_ids"]),
-    }
-
-
-def _check_encode_arguments(batch_size: Any, on_error: Any, precision: Any) -> None:
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
-    if precision not in ("float32", "int8", "uint8", "binary", "ubinary"):
-        raise ValueError(f"precision must be one of float32, int8, uint8, binary, ubinary, got {precision!r}.")

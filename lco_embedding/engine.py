@@ -9,7 +9,9 @@ the next window. Results come out in input order, one outcome per item: its embe
 :class:`~lco_embedding.errors.LCOInputError`.
 
 On out-of-memory a batch is split in two and retried, and the budget is halved for the rest of the call; an item
-that does not fit alone gets an error naming it. No item is lost, duplicated or reordered. ``fault``, a callable
+that does not fit alone, or whose output is not finite, gets an :class:`~lco_embedding.errors.LCOEmbeddingError`
+naming it. Any other failure of the forward pass propagates (it is not an item's fault). No item is lost,
+duplicated or reordered. ``fault``, a callable
 run before every forward, lets tests inject an out-of-memory error without a GPU
 (:func:`lco_embedding.testing.simulate_oom`).
 """
@@ -29,15 +31,15 @@ import numpy as np
 import torch
 
 from lco_embedding.batching import padded_tokens, plan_batches
-from lco_embedding.errors import LCOInputError
+from lco_embedding.errors import LCOEmbeddingError, LCOInputError
 from lco_embedding.featurize import Features
 
 __all__ = ["Engine", "EngineStats", "ForwardCosts", "Outcome", "is_out_of_memory"]
 
 logger = logging.getLogger(__name__)
 
-Outcome = tuple[int, "torch.Tensor | LCOInputError"]
-"""``(input position, embedding or error)``."""
+Outcome = tuple[int, "torch.Tensor | LCOInputError | LCOEmbeddingError"]
+"""``(input position, embedding or the item's error)``; the embedder turns them into :class:`lco_embedding.Outcome`."""
 
 WINDOW_BUDGETS = 2
 """A window closes once it holds this many batch budgets of tokens ..."""
@@ -316,9 +318,10 @@ class Engine:
             failure = None
             _free_memory()
             if len(batch) == 1:
-                error = LCOInputError(
-                    f"does not fit in memory even alone ({batch[0].length} tokens; {reason}). Lower max_pixels, "
-                    "video_max_pixels, video_fps, max_audio_seconds or max_length, or use a device with more memory.",
+                error = LCOEmbeddingError(
+                    f"does not fit in memory even alone ({batch[0].length} tokens; {reason}): give a smaller input "
+                    "(fewer pixels, frames or seconds, or shorter text), lower the model's budgets for it, or use a "
+                    "device with more memory.",
                     batch[0].index,
                 )
                 self._fail(batch[0].index, error, results)
@@ -337,16 +340,8 @@ class Engine:
             self._execute(batch[:half], results)
             self._execute(batch[half:], results)
             return
-        if len(batch) > 1:
-            # Find the culprit: run the items one by one, so only a truly bad item is reported.
-            for features in batch:
-                self._execute([features], results)
-            return
-        error = LCOInputError(
-            f"the model could not process this input ({type(failure).__name__}: {failure}).", batch[0].index
-        )
-        error.__cause__ = failure
-        self._fail(batch[0].index, error, results)
+        # Not an item's error (a bug, a broken device): it propagates, whatever on_error says.
+        raise failure
 
     def _learn(self, cost: int, seconds: float) -> None:
         if self.costs is None:
@@ -362,7 +357,7 @@ class Engine:
     ) -> None:
         for features, embedding in zip(batch, pooled, strict=True):
             if not _is_finite(embedding):
-                error = LCOInputError(
+                error = LCOEmbeddingError(
                     "the model produced NaN or infinite values for this input; float16 overflows easily: use "
                     "bfloat16 or float32.",
                     features.index,
@@ -371,7 +366,7 @@ class Engine:
                 continue
             results[features.index] = embedding
 
-    def _fail(self, index: int, error: LCOInputError, results: dict[int, torch.Tensor | LCOInputError]) -> None:
+    def _fail(self, index: int, error: LCOEmbeddingError, results: dict[int, Any]) -> None:
         if self.on_error == "raise":
             raise error
         results[index] = error

@@ -1,15 +1,37 @@
-"""The exceptions raised for bad inputs and for checkpoints that cannot be found, and the report of items skipped
-with ``on_error="skip"``."""
+"""The exceptions raised for bad inputs, for items the model cannot embed and for checkpoints that cannot be found,
+and the report of items skipped with ``on_error="skip"``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CheckpointNotFoundError", "LCOInputError", "EncodeReport"]
+__all__ = ["CheckpointNotFoundError", "EncodeReport", "ItemError", "LCOEmbeddingError", "LCOInputError"]
 
 
-class LCOInputError(ValueError):
-    """An input item cannot be embedded.
+class _ItemError:
+    """What the errors of one item share: the item's position and the reason, pickled as such."""
+
+    reason: str
+    index: int | None
+
+    def _set(self, reason: str, index: int | None) -> str:
+        self.reason = reason
+        self.index = index
+        return reason if index is None else f"Input {index}: {reason}"
+
+    def __reduce__(self) -> tuple:
+        # Pickled across worker processes with its reason and index, not its formatted message.
+        return (type(self), (self.reason, self.index))
+
+    def at(self, index: int):  # noqa: ANN201 - the same type as self
+        """Return the same error bound to the item at ``index`` (keeps the original as its cause)."""
+        error = type(self)(self.reason, index)
+        error.__cause__ = self.__cause__ or self  # type: ignore[attr-defined]
+        return error
+
+
+class LCOInputError(_ItemError, ValueError):
+    """An input item cannot be embedded: it cannot be read, decoded or validated.
 
     The message names the item's position in the call (``index``), what is wrong and what is accepted.
     Raised by :meth:`LCOEmbedder.encode` with ``on_error="raise"`` (the default); with ``on_error="skip"``
@@ -21,19 +43,24 @@ class LCOInputError(ValueError):
     """
 
     def __init__(self, reason: str, index: int | None = None):
-        self.reason = reason
-        self.index = index
-        super().__init__(reason if index is None else f"Input {index}: {reason}")
+        super().__init__(self._set(reason, index))
 
-    def __reduce__(self) -> tuple:
-        # Pickled across worker processes with its reason and index, not its formatted message.
-        return (type(self), (self.reason, self.index))
 
-    def at(self, index: int) -> LCOInputError:
-        """Return the same error bound to the item at ``index`` (keeps the original as its cause)."""
-        error = LCOInputError(self.reason, index)
-        error.__cause__ = self.__cause__ or self
-        return error
+class LCOEmbeddingError(_ItemError, RuntimeError):
+    """The model could not embed a valid item: it does not fit in memory even alone, or its output holds NaN or
+    infinite values.
+
+    Like :class:`LCOInputError` it names the item (``index``, ``reason``) and is skipped and reported with
+    ``on_error="skip"``. Any other failure of the model (a bug, a broken device) is not an item's error and
+    propagates as it is.
+    """
+
+    def __init__(self, reason: str, index: int | None = None):
+        super().__init__(self._set(reason, index))
+
+
+ItemError = LCOInputError | LCOEmbeddingError
+"""An item's own error: what ``on_error="skip"`` skips and reports."""
 
 
 class CheckpointNotFoundError(FileNotFoundError):

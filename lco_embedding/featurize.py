@@ -12,8 +12,9 @@ A Featurizer holds no model and is picklable, so it runs in threads or in worker
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -27,6 +28,7 @@ from lco_embedding.preprocessing import (
     preprocess_image,
     preprocess_video,
 )
+from lco_embedding.preprocessing.image import load_image
 from lco_embedding.prompts import MixedSuffixRule
 from lco_embedding.special_tokens import SPECIAL_TOKEN_POLICIES, SpecialTokenGuard, SpecialTokenPolicy
 from lco_embedding.text_batch import TextBatcher
@@ -73,6 +75,11 @@ class Featurizer:
         max_length: User text is cut to this many tokens; ``None`` keeps all of it.
         special_tokens: ``"text"`` (default): special-token strings in user text are ordinary text
             (:mod:`.special_tokens`); ``"parse"``: they are parsed as special tokens, as in the reference pipeline.
+        preprocessing: ``"reference"`` (default): images resized with Pillow by qwen-omni-utils' rule, as in the
+            reference pipeline; ``"fast"``: decoded images go to the processor, which resizes them in torch to the
+            same size budget (on ``processor_device`` when given), skipping the Pillow resize.
+        processor_device: Where the processor's image and video transforms run in fast mode (a CUDA device), or
+            None for the CPU.
     """
 
     def __init__(
@@ -87,9 +94,13 @@ class Featurizer:
         mixed_suffix: MixedSuffixRule = "reference",
         max_length: int | None = 300,
         special_tokens: SpecialTokenPolicy = "text",
+        preprocessing: Literal["reference", "fast"] = "reference",
+        processor_device: Any = None,
     ) -> None:
         if special_tokens not in SPECIAL_TOKEN_POLICIES:
             raise ValueError(f"special_tokens must be 'text' or 'parse', got {special_tokens!r}.")
+        if preprocessing not in ("reference", "fast"):
+            raise ValueError(f"preprocessing must be 'reference' or 'fast', got {preprocessing!r}.")
         self.processor = processor
         self.modalities = tuple(modalities)
         self.model_type = model_type
@@ -99,6 +110,8 @@ class Featurizer:
         self.mixed_suffix: MixedSuffixRule = mixed_suffix
         self.max_length = max_length
         self.special_tokens: SpecialTokenPolicy = special_tokens
+        self.preprocessing = preprocessing
+        self.processor_device = processor_device
         self.guard = SpecialTokenGuard(processor.tokenizer)
         self.text_batcher = TextBatcher(self)
 
@@ -181,6 +194,14 @@ class Featurizer:
             # Frames arrive already sized to the per-frame budget (qwen-omni-utils' rule, as in the reference);
             # False is the processor's behaviour when the setting is absent, said explicitly to silence its warning.
             kwargs["videos_kwargs"] = {"cap_pixels_per_frame": False}
+            if self.processor_device is not None and self.preprocessing == "fast":
+                kwargs["videos_kwargs"]["device"] = self.processor_device
+        if media["image"] and self.preprocessing == "fast":
+            # Full-size images: the processor resizes them in torch, to the same budget as the reference path.
+            budget = {"shortest_edge": self.image_options.min_pixels, "longest_edge": self.image_options.max_pixels}
+            kwargs["images_kwargs"] = {"size": budget}
+            if self.processor_device is not None:
+                kwargs["images_kwargs"]["device"] = self.processor_device
         try:
             inputs = self.processor(
                 text=[text],
@@ -231,11 +252,10 @@ class Featurizer:
         return messages, media
 
     def _load(self, modality: str, value: Any) -> Any:
-        if modality == "image":
-            return preprocess_image(value, self.image_options)
-        if modality == "audio":
-            return preprocess_audio(value, self.audio_options)
-        return preprocess_video(value, self.video_options)
+        loader, options = _LOADERS[modality]
+        if modality == "image" and self.preprocessing == "fast":
+            loader = load_image  # decoded, RGB, not resized: the processor resizes in torch
+        return loader(value, getattr(self, options))
 
     def config_key(self) -> tuple[Any, ...]:
         """The options that decide the output, for telling whether a worker pool's copy is still current."""
@@ -248,6 +268,8 @@ class Featurizer:
             self.mixed_suffix,
             self.max_length,
             self.special_tokens,
+            self.preprocessing,
+            str(self.processor_device),
         )
 
     def truncate(self, text: str) -> str:
@@ -263,6 +285,13 @@ class Featurizer:
             return text
         return tokenizer.decode(ids[: self.max_length])
 
+
+_LOADERS: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
+    "image": (preprocess_image, "image_options"),
+    "audio": (preprocess_audio, "audio_options"),
+    "video": (preprocess_video, "video_options"),
+}
+"""Media modality -> (its preprocessor, the Featurizer attribute holding its options)."""
 
 _worker_featurizer: Featurizer | None = None
 

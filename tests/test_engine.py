@@ -14,7 +14,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lco_embedding import LCOEmbedder, LCOInputError
+from lco_embedding import LCOEmbedder, LCOEmbeddingError, LCOInputError
 from lco_embedding.batching import padded_tokens, plan_batches
 from lco_embedding.collate import collate
 from lco_embedding.inputs import parse_item
@@ -156,7 +156,7 @@ def test_collate_pads_like_one_processor_call(embedder, media):
     featurizer = embedder.featurizer()
     items = ["a short text", {"image": media["png"]}, {"text": "caption", "image": media["jpg"]}]
     features = [featurizer(i, item, None, None) for i, item in enumerate(items)]
-    batch = collate([f.inputs for f in features], embedder._pad_token_id)
+    batch = collate([f.inputs for f in features], embedder.pad_token_id)
     texts, images = [], []
     for item in items:
         text, loaded = featurizer.render(parse_item(item), None)
@@ -235,13 +235,26 @@ def test_an_item_that_does_not_fit_alone_is_named(embedder, corpus, one_by_one):
     longest = int(np.argmax(lengths))
     limit = sorted(lengths)[-2]  # everything but the longest item fits alone
     with simulate_oom(embedder, max_padded_tokens=limit):
-        with pytest.raises(LCOInputError, match=f"Input {longest}: does not fit in memory") as info:
+        with pytest.raises(LCOEmbeddingError, match=f"Input {longest}: does not fit in memory") as info:
             embedder.encode(corpus)
-        assert isinstance(info.value.__cause__, torch.OutOfMemoryError) or info.value.index == longest
+        assert info.value.index == longest
         out = embedder.encode(corpus, on_error="skip")
     kept = [i for i in range(len(corpus)) if i != longest]
     assert embedder.last_report.kept == kept and list(embedder.last_report.errors) == [longest]
     np.testing.assert_allclose(out, one_by_one[kept], atol=TOL, rtol=0)
+
+
+def test_a_fault_of_the_forward_pass_raises_even_when_skipping(embedder, corpus, monkeypatch):
+    calls = []
+
+    def broken(batch):
+        calls.append(len(batch))
+        raise RuntimeError("a bug in the forward pass")
+
+    monkeypatch.setattr(embedder, "forward_fault", broken)
+    with pytest.raises(RuntimeError, match="a bug in the forward pass"):
+        embedder.encode(corpus, on_error="skip")
+    assert calls == calls[:1]  # not retried item by item: it is not an item's fault
 
 
 def test_featurize_runs_in_background_threads(embedder, corpus):
@@ -264,11 +277,11 @@ def test_featurize_runs_in_background_threads(embedder, corpus):
 def test_process_workers_give_the_same_result(tiny_omni, corpus, one_by_one):
     with LCOEmbedder(tiny_omni, device="cpu", num_workers=1, worker_type="process") as model:
         out = model.encode(corpus)
-        pool = model._process_pool
+        pool = model.workers._pool
         assert pool is not None
         model.encode(corpus[:2])
-        assert model._process_pool is pool  # kept between calls
-    assert model._process_pool is None
+        assert model.workers._pool is pool  # kept between calls
+    assert model.workers._pool is None
     np.testing.assert_allclose(out, one_by_one, atol=TOL, rtol=0)
 
 
@@ -277,7 +290,7 @@ def test_hot_path_has_no_vocabulary_head_cache_or_extra_hidden_states(embedder, 
     head_calls = []
     handle = embedder.model.lm_head.register_forward_hook(lambda *args: head_calls.append(1))
     outputs = []
-    hook = embedder._backbone.register_forward_hook(lambda module, args, kwargs_out: outputs.append(kwargs_out))
+    hook = embedder.backbone.inner.register_forward_hook(lambda module, args, kwargs_out: outputs.append(kwargs_out))
     try:
         embedder.encode(corpus)
     finally:

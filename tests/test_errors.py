@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lco_embedding import LCOEmbedder, LCOInputError
+from lco_embedding import LCOEmbedder, LCOEmbeddingError, LCOInputError
 
 
 def _bad_items(media, tmp_path):
@@ -79,7 +79,7 @@ def test_nan_embeddings_never_leave_encode(tiny_omni):
     model = LCOEmbedder(tiny_omni, device="cpu")
     with torch.no_grad():
         model.model.model.language_model.norm.weight.fill_(float("nan"))
-    with pytest.raises(LCOInputError, match="NaN or infinite") as info:
+    with pytest.raises(LCOEmbeddingError, match="NaN or infinite") as info:
         model.encode(["a", "b"])
     assert info.value.index in (0, 1)
     assert model.encode(["a", "b"], on_error="skip").shape[0] == 0
@@ -122,10 +122,11 @@ def test_only_input_problems_become_per_item_errors_a_bug_raises_even_when_skipp
     def broken(*args, **kwargs):
         raise Bug("a bug in preprocessing")
 
-    monkeypatch.setattr(featurize, "preprocess_image", broken)
+    monkeypatch.setitem(featurize._LOADERS, "image", (broken, "image_options"))
     with pytest.raises(Bug):
         embedder.encode(["fine", media["png"]], on_error="skip")
-    monkeypatch.setattr(featurize, "preprocess_image", lambda *a, **k: (_ for _ in ()).throw(TimeoutError("yours")))
+    yours = (lambda *a, **k: (_ for _ in ()).throw(TimeoutError("yours")), "image_options")
+    monkeypatch.setitem(featurize._LOADERS, "image", yours)
     with pytest.raises(TimeoutError, match="yours"):
         embedder.encode([media["png"]], on_error="skip")
 

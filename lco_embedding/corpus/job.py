@@ -1,7 +1,7 @@
 """Embed a corpus into an output folder, resumably and exactly once: the job behind ``lco-embed encode``.
 
 :func:`encode_corpus` plans the inputs (:mod:`.records`), opens or resumes the output folder (:mod:`.store`),
-streams the records through :meth:`LCOEmbedder.encode_iter` and commits a shard every ``shard_size`` input
+streams the records through :meth:`LCOEmbedder.encode_outcomes` and commits a shard every ``shard_size`` input
 positions. A resumed run refuses a folder made with another model, other options or changed inputs; the
 comparison happens before the model is loaded where it can.
 """
@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from lco_embedding.corpus.description import describe_embedder, model_name
 from lco_embedding.corpus.precision import PRECISIONS, Precision, arrow_type, calibrate, to_arrow
 from lco_embedding.corpus.records import (
     InputSpec,
@@ -176,7 +177,7 @@ def encode_corpus(
     folder.lock()
     try:
         early = {
-            "model": {"name": _model_name(model), "revision": _revision(model, revision)},
+            "model": {"name": model_name(model), "revision": _revision(model, revision)},
             "options": options,
             "inputs": [_input_key(spec) for spec in specs],
         }
@@ -273,11 +274,6 @@ _RUN_KEY = ("model", "dimension", "options", "prompts", "settings", "inputs")
 """Manifest entries that must match for a run to resume in a folder."""
 
 
-def _model_name(model: LCOEmbedder | str) -> str:
-    name = model if isinstance(model, str) else model.model_name_or_path
-    return os.path.abspath(name) if os.path.isdir(name) else name
-
-
 def _revision(model: LCOEmbedder | str, revision: str | None) -> str | None:
     return revision if isinstance(model, str) else model.revision
 
@@ -303,7 +299,7 @@ def _ray_job(
     kwargs = {"revision": revision, "dtype": dtype, **(embedder_kwargs or {})}
     if device is not None:
         kwargs["device"] = device
-    return RayJob(_model_name(model), kwargs, options)
+    return RayJob(model_name(model), kwargs, options)
 
 
 def _load(
@@ -318,32 +314,6 @@ def _load(
     if isinstance(model, LCOEmbedder):
         return model
     return LCOEmbedder(model, revision=revision, device=device, dtype=dtype, **(embedder_kwargs or {}))
-
-
-def describe_embedder(embedder: LCOEmbedder, prompt_name: str | None, prompt: str | None) -> dict[str, Any]:
-    """The manifest entries that describe a loaded model: what decides its embeddings.
-
-    Made where the model is loaded: in this process, or on a Ray worker for ``lco-embed encode --ray``.
-    """
-    from lco_embedding.prompts import MIXED_SUFFIX, SUFFIXES
-
-    return {
-        "model": {
-            "name": _model_name(embedder),
-            "revision": embedder.revision,
-            "commit": embedder.commit,
-            "model_type": embedder.model_type,
-            "dtype": str(embedder.dtype).removeprefix("torch."),
-        },
-        "dimension": embedder.get_embedding_dimension(),
-        "prompts": {
-            "instruction": embedder.resolve_prompt(prompt_name, prompt),
-            "named": dict(embedder.prompts),
-            "suffixes": {**SUFFIXES, "mixed": MIXED_SUFFIX},
-            "mixed_rule": embedder.mixed_suffix,
-        },
-        "settings": embedder.settings(),
-    }
 
 
 def _new_manifest(description: dict[str, Any], specs: list[InputSpec], options: dict[str, Any]) -> dict[str, Any]:
@@ -418,42 +388,34 @@ def _outcomes(
 ) -> Iterator[tuple[Record, np.ndarray | None, str | None]]:
     """``(record, embedding, None)`` or ``(record, None, reason)`` for every record, in order.
 
-    Only records with an item go to the model; the engine reports a failed item in ``last_report.errors``
-    before it yields any later one, so the records in flight can be matched up in order.
+    Only records with an item go to the model, numbered in the order they are fed; its outcomes come back in that
+    order, one each, so they pair up with the records in flight.
     """
     in_flight: deque[tuple[Record, int | None]] = deque()
 
     def feed() -> Iterator[Any]:
         fed = 0
         for record in records:
-            if record.error is not None:
-                in_flight.append((record, None))
+            in_flight.append((record, None if record.error is not None else fed))
+            if record.error is None:
+                fed += 1
+                yield record.item
+
+    for outcome in embedder.encode_outcomes(feed(), **encode_kwargs):
+        while True:
+            record, number = in_flight.popleft()
+            if number is None:
+                yield record, None, record.error  # failed before the model: never fed
                 continue
-            in_flight.append((record, fed))
-            fed += 1
-            yield record.item
-
-    def failed(record: Record, number: int | None) -> tuple[Record, None, str]:
-        reason = record.error if number is None else embedder.last_report.errors.get(number)
-        return record, None, reason or "the item was not embedded (no reason was reported)."
-
-    for number, embedding in embedder.encode_iter(feed(), on_error="skip", **encode_kwargs):
-        while in_flight:
-            record, fed_as = in_flight.popleft()
-            if fed_as == number:
-                yield record, embedding, None
-                break
-            yield failed(record, fed_as)
+            if number != outcome.index:
+                raise RuntimeError(f"outcome {outcome.index} arrived where item {number} was due.")
+            yield record, outcome.embedding, None if outcome.error is None else outcome.error.reason
+            break
     while in_flight:
-        yield failed(*in_flight.popleft())
-
-
-class _StreamSkipFilter(logging.Filter):
-    """Drops ``encode_iter``'s per-item "Skipped Input N" lines while a job runs: N counts the items handed to the
-    model, not corpus positions; the job reports each failure itself, by id, in ``errors.jsonl``."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != "Skipped %s"
+        record, number = in_flight.popleft()
+        if number is not None:
+            raise RuntimeError(f"no outcome came for item {number} ({record.id}).")
+        yield record, None, record.error
 
 
 @dataclass(frozen=True)
@@ -597,25 +559,19 @@ def _run(
         max_tokens_per_batch=max_tokens_per_batch,
         num_workers=num_workers,
     )
-    skip_filter = _StreamSkipFilter()
-    embedder_logger = logging.getLogger("lco_embedding.embedder")
-    embedder_logger.addFilter(skip_filter)
-    try:
-        with tqdm(
-            total=counts["total"], initial=start, unit="item", desc="Embedding", disable=not show_progress_bar
-        ) as bar:
-            for record, embedding, reason in outcomes:
-                shard.add(record, embedding, reason)
-                records += 1
-                stop_at("record", records)
-                if reason is not None and on_failure is not None:
-                    on_failure(shard.errors[-1])
-                bar.update(1)
-                if shard.full:
-                    commit(final=False)
-            commit(final=True)
-    finally:
-        embedder_logger.removeFilter(skip_filter)
+    with tqdm(
+        total=counts["total"], initial=start, unit="item", desc="Embedding", disable=not show_progress_bar
+    ) as bar:
+        for record, embedding, reason in outcomes:
+            shard.add(record, embedding, reason)
+            records += 1
+            stop_at("record", records)
+            if reason is not None and on_failure is not None:
+                on_failure(shard.errors[-1])
+            bar.update(1)
+            if shard.full:
+                commit(final=False)
+        commit(final=True)
     if counts["failed"]:
         logger.info("%d of %d items failed: see %s", counts["failed"], counts["done"], folder.errors_path)
     return _summary(folder, manifest, start, time.perf_counter() - began)

@@ -67,7 +67,7 @@ class LCOModule(InputModule):
 
     def get_sentence_embedding_dimension(self) -> int:
         """The embedding size (the model's hidden size)."""
-        return self.embedder._dimension
+        return self.embedder.dimension
 
     def get_max_seq_length(self) -> int | None:
         """User text is cut to this many tokens (``None``: not cut)."""
