@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
 from lco_embedding.errors import LCOInputError
+from lco_embedding.features import Features
 from lco_embedding.inputs import ParsedItem, build_messages, looks_like_file, parse_item
 from lco_embedding.preprocessing import (
     AudioOptions,
@@ -41,24 +41,6 @@ logger = logging.getLogger(__name__)
 AUDIO_TAIL = 480
 """Zeros appended after an item's longest audio. The Whisper STFT frame at the end of the real audio reaches
 200 samples further, so every real frame equals the reference's (300 s of zero padding)."""
-
-
-@dataclass
-class Features:
-    """One item's processor outputs (batch dimension 1) and its sequence length in tokens.
-
-    Attributes:
-        index: Position of the item in the inputs of the call.
-        inputs: The processor's outputs for this item alone (``input_ids``, ``attention_mask``, ``pixel_values``,
-            ``image_grid_thw``, ``input_features``, ...).
-        length: Tokens the language model sees for this item: text tokens plus the expanded image, audio and
-            video placeholders (image tokens from the resized grid, audio tokens from the duration, video tokens
-            from sampled frames x grid).
-    """
-
-    index: int
-    inputs: dict[str, Any]
-    length: int
 
 
 class Featurizer:

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from lco_embedding.features import Features
+
 if TYPE_CHECKING:
-    from lco_embedding.featurize import Features, Featurizer
     from lco_embedding.inputs import ParsedItem
 
 __all__ = ["TextBatcher"]
@@ -52,10 +53,11 @@ class TextBatcher:
     """Builds text items' features many at a time (see the module).
 
     Args:
-        featurizer: The :class:`~lco_embedding.featurize.Featurizer` whose per-item path it reproduces.
+        featurizer: The :class:`~lco_embedding.featurize.Featurizer` whose per-item path it reproduces (it owns
+            this batcher; typed loosely so that neither module imports the other).
     """
 
-    def __init__(self, featurizer: Featurizer) -> None:
+    def __init__(self, featurizer: Any) -> None:
         self.featurizer = featurizer
         self._templates: dict[tuple[str, str], _Template | None] = {}
         self._lock = threading.Lock()
@@ -75,7 +77,6 @@ class TextBatcher:
     def featurize(self, indexed: list[tuple[int, ParsedItem]], prompt: str | None) -> list[Features] | None:
         """Features of text items (``accepts`` true for each), in order; None when this checkpoint's template
         cannot be batched (then use the per-item path)."""
-        from lco_embedding.featurize import Features
         from lco_embedding.prompts import suffix_for
 
         featurizer = self.featurizer

@@ -33,20 +33,15 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from lco_embedding.cli import analyze, demo, encode, info, search, serve, train
+    from lco_embedding.cli.analyze import analyze
+    from lco_embedding.cli.demo import demo
+    from lco_embedding.cli.encode import encode
+    from lco_embedding.cli.info import info
+    from lco_embedding.cli.search import index, search
+    from lco_embedding.cli.serve import serve
+    from lco_embedding.cli.train import merge, train
 
-    commands = (
-        encode.encode,
-        search.search,
-        search.index,
-        serve.serve,
-        analyze.analyze,
-        train.train,
-        train.merge,
-        info.info,
-        demo.demo,
-    )
-    for command in commands:
+    for command in (encode, search, index, serve, analyze, train, merge, info, demo):
         cli.add_command(verbosity_options(command))
 
 

@@ -30,7 +30,7 @@ def require(module: str, extra: str) -> ModuleType:
 
 def resolve_embedder(model: Any, embedder_kwargs: dict[str, Any] | None = None) -> Any:
     """An :class:`~lco_embedding.LCOEmbedder`: ``model`` itself, or one loaded from the name or path ``model``."""
-    from lco_embedding.embedder import LCOEmbedder
+    from lco_embedding import LCOEmbedder  # the package's name, resolved when first used
 
     if isinstance(model, LCOEmbedder):
         if embedder_kwargs:

@@ -141,7 +141,7 @@ class LCOModule(InputModule):
         **kwargs: Any,
     ) -> LCOModule:
         """Load the module from a folder written by ``LCOEmbedder.save_pretrained`` (or any LCO checkpoint)."""
-        from lco_embedding.embedder import LCOEmbedder
+        from lco_embedding import LCOEmbedder
 
         model_kwargs = dict(kwargs.get("model_kwargs") or {})
         device = kwargs.get("device")
