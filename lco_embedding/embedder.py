@@ -177,6 +177,7 @@ class LCOEmbedder(SentenceTransformerSurface):
         self.worker_type: WorkerType = worker_type
         self.workers = FeaturizeWorkers()
         """The featurize workers (a process pool is kept until :meth:`close`)."""
+        self._featurizer: tuple[Any, Featurizer] | None = None
         self.last_report = EncodeReport()
         self.last_stats = EngineStats()
         self.forward_costs = ForwardCosts()
@@ -339,7 +340,14 @@ class LCOEmbedder(SentenceTransformerSurface):
 
     # --------------------------------------------------------------------------------------------- the stages
     def featurizer(self) -> Featurizer:
-        """A :class:`~lco_embedding.featurize.Featurizer` with this embedder's current settings."""
+        """The :class:`~lco_embedding.featurize.Featurizer` for this embedder's current settings (kept while they
+        stay the same, with what it has learned: the text template, the tokenizer copies)."""
+        key = (self._settings, self.device, self.worker_type, id(self.processor))
+        if self._featurizer is None or self._featurizer[0] != key:
+            self._featurizer = (key, self._new_featurizer())
+        return self._featurizer[1]
+
+    def _new_featurizer(self) -> Featurizer:
         return Featurizer(
             self.processor,
             modalities=self._modalities,
