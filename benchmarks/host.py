@@ -14,7 +14,7 @@ then featurize alone (no model, one thread) in items/s per core, and the demand 
 Omni-3B / -7B would consume at 50 % of an H100's bf16 peak (790 TFLOP/s dense, halved), from each workload's real
 token and patch counts (FLOPs per token / patch / audio frame below).
 
-    python benchmarks/host.py                 # about 10 minutes on a 2-core CPU
+    python benchmarks/host.py                 # about 15 minutes on a 2-core CPU
     python benchmarks/host.py --quick         # smaller workloads
     python benchmarks/host.py --json host.json
 """
@@ -93,7 +93,8 @@ def _workloads(folder: Path, size: str) -> dict[str, list]:
 
 
 def _child(path: str, workload: str, checkpoint: str, items_file: str) -> dict:
-    """Run one (path, workload) and return items/s; runs in its own process."""
+    """Run one (path, workload) and return items/s, the best of two timed runs after a warm-up; runs in its own
+    process."""
     import torch
 
     items = json.loads(Path(items_file).read_text())[workload]
@@ -106,18 +107,19 @@ def _child(path: str, workload: str, checkpoint: str, items_file: str) -> dict:
         dim = LCOEmbedder(checkpoint, device="cpu").get_embedding_dimension()
         model = load_st(checkpoint, dim, device="cpu")
         inputs = st_inputs(items, model)  # videos are decoded here, outside the timed call
-        model.encode(inputs[:4], show_progress_bar=False)
-        began = time.perf_counter()
-        model.encode(inputs, show_progress_bar=False)
     else:
         from lco_embedding import LCOEmbedder
 
         options = {"preprocessing": "fast"} if path == "sdk-fast" else {}
         model = LCOEmbedder(checkpoint, device="cpu", **options)
-        model.encode(items[:4], show_progress_bar=False)
+        inputs = items
+    model.encode(inputs[: max(4, len(inputs) // 10)], show_progress_bar=False)  # warm-up
+    times = []
+    for _ in range(2):
         began = time.perf_counter()
-        model.encode(items, show_progress_bar=False)
-    seconds = time.perf_counter() - began
+        model.encode(inputs, show_progress_bar=False)
+        times.append(time.perf_counter() - began)
+    seconds = min(times)
     return {"items_per_s": len(items) / seconds, "seconds": seconds, "items": len(items)}
 
 

@@ -2,13 +2,21 @@
 
 :class:`Backbone` owns what touches the model: :func:`~lco_embedding.collate.collate`, the copy to the device
 (floating media tensors in the model's dtype; on CUDA from pinned host memory, without blocking), the backbone's
-forward (no vocabulary head, no KV cache, no hidden states of other layers unless asked), pooling on the device,
-and one device-to-host copy of the pooled rows per batch. On CUDA the next batch can be prepared
+forward (no vocabulary head, no hidden states of other layers unless asked), pooling on the device, and one
+device-to-host copy of the pooled rows per batch. On CUDA the next batch can be prepared
 (:meth:`Backbone.prepare`: collated, pinned and copied on a side stream) while the current one runs.
+
+Every item starts with the chat template's system turn and the user turn's header ("You are Qwen, a virtual human
+developed by ...": 79 tokens): for short texts more than half of each row. A batch's rows
+share that prefix, so its keys and values are computed once, kept (:data:`PREFIXES_KEPT`, most recently used) and
+broadcast over the batch, and the forward runs only the rows' own tokens. Causal attention makes this exact: the
+prefix's states never depend on what follows them. It stops before the first media token (media positions and
+features are per item) and leaves every row at least its last token.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +31,22 @@ FLOAT_INPUTS = ("pixel_values", "pixel_values_videos", "input_features")
 """Processor outputs that hold media values: cast to the model's dtype."""
 
 
+MIN_PREFIX = 8
+"""The fewest shared leading tokens worth running once and keeping (see the module's docstring)."""
+PREFIXES_KEPT = 8
+"""Prefixes whose keys and values are kept between batches (the least recently used is dropped first)."""
+
+
 @dataclass
 class Prepared:
-    """A batch on its way to the device: the collated inputs there, and the event its copy completes at (CUDA)."""
+    """A batch on its way to the device: the collated inputs there (right-padded, no padding mask; without the
+    shared prefix when there is one), the event its copy completes at (CUDA), each row's real length, and the
+    shared prefix's token ids."""
 
     inputs: dict[str, Any]
     ready: Any = None
+    lengths: torch.Tensor | None = None
+    prefix: tuple[int, ...] = ()
 
 
 class Backbone:
@@ -45,6 +63,34 @@ class Backbone:
         self.inner = backbone
         self.pad_token_id = pad_token_id
         self._copy_stream: Any = None
+        compute = getattr(backbone, "compute_3d_position_ids", None)
+        self._positions = compute if callable(compute) else None
+        self._position_params = set(inspect.signature(compute).parameters) if self._positions else set()
+        self._media_ids = torch.tensor(sorted(_media_token_ids(model.config)), dtype=torch.long)
+        forward_params = inspect.signature(backbone.forward).parameters
+        # The keyword a cache is passed by: ``cache`` in recent transformers, ``past_key_values`` before.
+        self.cache_keyword = next((name for name in ("cache", "past_key_values") if name in forward_params), None)
+        self._prefixes: dict[Any, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def _position_ids(self, inputs: dict[str, Any], real: torch.Tensor) -> torch.Tensor | None:
+        """The model's own (3-D rotary) positions of a right-padded batch, computed as its forward would from a
+        padding mask; the forward then needs no mask."""
+        audio = inputs.get("feature_attention_mask")
+        given = {
+            "input_ids": inputs["input_ids"],
+            "image_grid_thw": inputs.get("image_grid_thw"),
+            "video_grid_thw": inputs.get("video_grid_thw"),
+            "inputs_embeds": None,
+            "attention_mask": real,
+            "cache": None,
+            "use_audio_in_video": False,
+            "audio_feature_lengths": None if audio is None else audio.sum(dim=1),
+            "video_second_per_grid": inputs.get("video_second_per_grid"),
+            "second_per_grid_ts": inputs.get("second_per_grid_ts"),
+            "mm_token_type_ids": inputs.get("mm_token_type_ids"),
+        }
+        assert self._positions is not None
+        return self._positions(**{key: value for key, value in given.items() if key in self._position_params})
 
     @property
     def device(self) -> torch.device:
@@ -66,12 +112,34 @@ class Backbone:
             for key, value in inputs.items()
         }
 
-    def prepare(self, batch: list[Any]) -> Prepared:
+    def prepare(self, batch: list[Any], use_prefix: bool = True) -> Prepared:
         """Collate featurized items and start their copy to the device (on CUDA: from pinned memory, on a side
-        stream, so it overlaps the batch before it)."""
-        inputs = collate([features.inputs for features in batch], self.pad_token_id)
+        stream, so it overlaps the batch before it).
+
+        The rows are padded on the right and run without a padding mask: attention is causal, so no real token
+        ever sees the padding after it, and every row keeps positions 0, 1, ... as with left padding — the same
+        hidden states for the real tokens (to float rounding), without building a padding mask, and through the
+        attention kernels' fast causal path.
+        """
+        lengths = torch.tensor([features.length for features in batch])
+        prefix: tuple[int, ...] = ()
+        if self._positions is None:  # a model that cannot be given its positions: left padding and a mask
+            inputs = collate([features.inputs for features in batch], self.pad_token_id)
+        else:
+            inputs = collate([features.inputs for features in batch], self.pad_token_id, padding_side="right")
+            real = (torch.arange(inputs["input_ids"].shape[1])[None, :] < lengths[:, None]).long()
+            inputs["position_ids"] = self._position_ids(inputs, real)
+            inputs["attention_mask"] = None
+            prefix = self._prefix_of(inputs["input_ids"], lengths) if use_prefix and self.cache_keyword else ()
+            if prefix:
+                shared = len(prefix)
+                inputs["input_ids"] = inputs["input_ids"][:, shared:]
+                inputs["position_ids"] = inputs["position_ids"][..., shared:]
+                inputs["attention_mask"] = real  # with the prefix's cache the mask spans it too
+                if "mm_token_type_ids" in inputs:
+                    inputs["mm_token_type_ids"] = inputs["mm_token_type_ids"][:, shared:]
         if self.device.type != "cuda":
-            return Prepared(self.move(inputs))
+            return Prepared(self.move(inputs), lengths=lengths, prefix=prefix)
         if self._copy_stream is None:
             self._copy_stream = torch.cuda.Stream(self.device)
         pinned = {
@@ -82,12 +150,20 @@ class Backbone:
             moved = self.move(pinned, non_blocking=True)
             ready = torch.cuda.Event()
             ready.record(self._copy_stream)
-        return Prepared(moved, ready)
+        return Prepared(moved, ready, lengths, prefix)
 
     def hidden_states(self, inputs: dict[str, Any], layers: list[int] | None = None) -> torch.Tensor:
         """The backbone's final (normed) hidden states of collated inputs: ``[batch, seq, d]``, or
         ``[batch, len(layers), seq, d]`` with ``layers``; on the model's device, in its dtype, padding included."""
-        outputs = self.inner(**inputs, use_cache=False, output_hidden_states=layers is not None, return_dict=True)
+        cache = inputs.pop("cache", None)
+        if cache is not None:
+            inputs[self.cache_keyword] = cache  # the prefix's keys and values, extended by this batch only
+        outputs = self.inner(
+            **inputs,
+            use_cache=False,
+            output_hidden_states=layers is not None,
+            return_dict=True,
+        )
         if layers is None:
             return outputs.last_hidden_state
         return torch.stack([outputs.hidden_states[i] for i in layers], dim=1)
@@ -103,16 +179,85 @@ class Backbone:
         """Forward a prepared batch; one copy back: float32 rows on the CPU (or each item's real-token states)."""
         if prepared.ready is not None:
             torch.cuda.current_stream(self.device).wait_event(prepared.ready)
-        inputs = prepared.inputs
+        inputs, lengths = dict(prepared.inputs), prepared.lengths
+        assert lengths is not None
+        width = inputs["input_ids"].shape[1]
+        left = inputs.get("attention_mask") is not None and not prepared.prefix  # the fallback: left padding
+        if prepared.prefix:
+            inputs["cache"] = self._prefix_cache(prepared.prefix, len(lengths))
         if not tokens:
-            return self.embed(inputs, layers).float().cpu()
+            hidden = self.hidden_states(inputs, layers)
+            rows = torch.arange(hidden.shape[0], device=hidden.device)
+            last = torch.full_like(lengths, width - 1) if left else lengths - 1 - len(prepared.prefix)
+            pooled = (
+                hidden[rows, :, last.to(hidden.device)] if hidden.ndim == 4 else hidden[rows, last.to(hidden.device)]
+            )
+            return pooled.float().cpu()
         hidden = self.hidden_states(inputs).float().cpu()
-        real = inputs["attention_mask"].bool().cpu()
         ids = inputs["input_ids"].cpu()
-        return [{"token_embeddings": hidden[i][real[i]], "input_ids": ids[i][real[i]]} for i in range(len(hidden))]
+        spans = [slice(width - n, width) if left else slice(0, n) for n in lengths.tolist()]
+        return [{"token_embeddings": hidden[i, span], "input_ids": ids[i, span]} for i, span in enumerate(spans)]
 
     def forward(
         self, batch: list[Any], layers: list[int] | None = None, tokens: bool = False
     ) -> torch.Tensor | list[dict[str, torch.Tensor]]:
         """Prepare and run one batch of featurized items."""
-        return self.run(self.prepare(batch), layers, tokens)
+        return self.run(self.prepare(batch, use_prefix=not tokens), layers, tokens)
+
+    # ------------------------------------------------------------------------------------------ shared prefix
+    def _prefix_of(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[int, ...]:
+        """The prefix a batch runs from: the longest kept prefix its rows all start with, else (for two rows or
+        more) their whole shared prefix, kept from now on; a lone row makes no new prefix (it would not be used
+        again)."""
+        shared = self._shared_prefix(ids, lengths)
+        if not shared:
+            return ()
+        start = tuple(ids[0, :shared].tolist())
+        kept = [key[0] for key in self._prefixes if key[1:] == (self.device, self.dtype)]
+        matching = [prefix for prefix in kept if start[: len(prefix)] == prefix]
+        if matching:
+            return max(matching, key=len)
+        return start if len(ids) > 1 else ()
+
+    def _shared_prefix(self, ids: torch.Tensor, lengths: torch.Tensor) -> int:
+        """How many leading tokens every row shares (the chat template's system turn, mostly), up to the first
+        media token and leaving each row at least one token of its own; 0 when fewer than :data:`MIN_PREFIX`."""
+        same = (ids == ids[:1]).all(dim=0)
+        shared = int(same.long().cumprod(0).sum())
+        media = torch.isin(ids[0], self._media_ids).nonzero()
+        if len(media):
+            shared = min(shared, int(media[0, 0]))
+        shared = min(shared, int(lengths.min()) - 1)
+        return shared if shared >= MIN_PREFIX else 0
+
+    def _prefix_cache(self, prefix: tuple[int, ...], batch: int) -> Any:
+        """A cache holding the keys and values of ``prefix``, run once (and kept for the next batches), for
+        ``batch`` rows."""
+        from transformers import DynamicCache
+
+        key = (prefix, self.device, self.dtype)
+        layers = self._prefixes.pop(key, None)
+        if layers is None:
+            ids = torch.tensor([prefix], device=self.device)
+            filled = DynamicCache()
+            given = {"input_ids": ids, "attention_mask": torch.ones_like(ids), self.cache_keyword: filled}
+            self.inner(**given, use_cache=True)
+            layers = [(layer.keys, layer.values) for layer in filled.layers]
+        self._prefixes[key] = layers  # most recently used last
+        while len(self._prefixes) > PREFIXES_KEPT:
+            self._prefixes.pop(next(iter(self._prefixes)))
+        cache = DynamicCache()
+        for index, (keys, values) in enumerate(layers):
+            cache.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1), index)
+        return cache
+
+
+def _media_token_ids(config: Any) -> set[int]:
+    """Every token id the config names for media (image, video, audio placeholders and their boundaries)."""
+    found = set()
+    for source in (config, getattr(config, "get_text_config", lambda: None)()):
+        for name, value in (vars(source) if source is not None else {}).items():
+            if isinstance(value, int) and name.endswith(("_token_id", "_token_index")):
+                if any(word in name for word in ("image", "video", "audio", "vision")):
+                    found.add(value)
+    return found

@@ -33,8 +33,9 @@ MODEL_INPUT_KEYS = frozenset(_LEFT_PADDED | _TIME_PADDED | _CONCATENATED)
 """Every processor output that :func:`collate` batches (and the model's forward reads)."""
 
 
-def collate(items: Sequence[dict[str, Any]], pad_token_id: int) -> dict[str, Any]:
-    """Merge single-item processor outputs into one batch.
+def collate(items: Sequence[dict[str, Any]], pad_token_id: int, *, padding_side: str = "left") -> dict[str, Any]:
+    """Merge single-item processor outputs into one batch (``padding_side="right"`` pads the token rows after the
+    real tokens instead, for a forward pass without a padding mask: see :mod:`lco_embedding.backbone`).
 
     Example:
         >>> a = {"input_ids": torch.tensor([[5, 6, 7]]), "attention_mask": torch.ones(1, 3, dtype=torch.long)}
@@ -51,7 +52,8 @@ def collate(items: Sequence[dict[str, Any]], pad_token_id: int) -> dict[str, Any
     for key in sorted(keys):
         values = [item[key] for item in items if key in item]
         if key in _LEFT_PADDED:
-            batch[key] = _pad([v[0] for v in values], pad_token_id if key == "input_ids" else 0, left=True)
+            pad = pad_token_id if key == "input_ids" else 0
+            batch[key] = _pad([v[0] for v in values], pad, left=padding_side == "left")
         elif key in _TIME_PADDED:
             # One row per audio (an item may hold several), padded to the longest.
             batch[key] = _pad([row for value in values for row in value], 0, left=False)

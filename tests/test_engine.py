@@ -286,20 +286,31 @@ def test_process_workers_give_the_same_result(tiny_omni, corpus, one_by_one):
 
 
 def test_hot_path_has_no_vocabulary_head_cache_or_extra_hidden_states(embedder, corpus):
-    """The forward never runs the vocabulary head and returns neither a KV cache nor other layers' states."""
+    """The forward never runs the vocabulary head and returns no other layers' states; the only keys and values
+    kept are those of a batch's shared prefix (the template's system turn), run once for one row."""
     head_calls = []
     handle = embedder.model.lm_head.register_forward_hook(lambda *args: head_calls.append(1))
-    outputs = []
-    hook = embedder.backbone.inner.register_forward_hook(lambda module, args, kwargs_out: outputs.append(kwargs_out))
+    calls = []
+    hook = embedder.backbone.inner.register_forward_hook(
+        lambda module, args, kwargs, out: calls.append((kwargs, out)), with_kwargs=True
+    )
     try:
         embedder.encode(corpus)
     finally:
         handle.remove()
         hook.remove()
-    assert not head_calls and outputs
-    for out in outputs:
-        assert getattr(out, "past_key_values", None) is None
+    assert not head_calls and calls
+    keyword = embedder.backbone.cache_keyword
+    prefix_runs = 0
+    for kwargs, out in calls:
         assert getattr(out, "hidden_states", None) is None
+        if kwargs.get("use_cache"):
+            prefix_runs += 1
+            assert kwargs["input_ids"].shape[0] == 1  # a prefix, run once
+        else:
+            assert kwargs.get(keyword) is not None or out.cache is None  # no cache built for the rows
+    assert prefix_runs <= len(embedder.backbone._prefixes)  # (none when an earlier test left the prefix kept)
+    assert any(kwargs.get(keyword) is not None for kwargs, _ in calls)
 
 
 def test_peak_memory_of_a_forward_is_below_the_reference_forward(tmp_path):

@@ -1,0 +1,111 @@
+"""The forward stage (lco_embedding.backbone): right padding without a mask, and the shared prefix run once.
+
+Each path is compared with the same batch run the plain way (left padding, a padding mask, no cache) on the same
+checkpoint, to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lco_embedding import LCOEmbedder
+from lco_embedding.backbone import MIN_PREFIX, PREFIXES_KEPT
+from lco_embedding.collate import collate
+from lco_embedding.pooling import last_token_pool
+
+TOL = 1e-5
+
+
+def plain_forward(model: LCOEmbedder, items: list) -> np.ndarray:
+    """The batch run as the reference runs it: left-padded, with the padding mask, no cache."""
+    featurized = [model.featurizer()(0, item, None, None) for item in items]
+    inputs = model.backbone.move(collate([features.inputs for features in featurized], model.backbone.pad_token_id))
+    with torch.inference_mode():
+        hidden = model.backbone.hidden_states(inputs)
+        pooled = last_token_pool(hidden, inputs["attention_mask"]).float()
+    return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+
+def batch_forward(model: LCOEmbedder, items: list, use_prefix: bool = True) -> np.ndarray:
+    """The batch through :class:`~lco_embedding.backbone.Backbone` (right padding, the shared prefix if any)."""
+    featurized = [model.featurizer()(0, item, None, None) for item in items]
+    with torch.inference_mode():
+        pooled = model.backbone.run(model.backbone.prepare(featurized, use_prefix=use_prefix))
+    return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+
+@pytest.fixture
+def fresh(tiny_omni) -> LCOEmbedder:
+    """An embedder of its own: these tests read and fill its kept prefixes."""
+    return LCOEmbedder(tiny_omni, device="cpu")
+
+
+TEXTS = ["short", "a longer sentence about cats and dogs " * 4, "the of and", "x " * 60]
+
+
+def test_text_batch_with_its_shared_prefix_matches_the_plain_forward(fresh):
+    out = batch_forward(fresh, TEXTS)
+    assert len(fresh.backbone._prefixes) == 1
+    ((prefix, _, _),) = fresh.backbone._prefixes
+    assert len(prefix) >= MIN_PREFIX
+    np.testing.assert_allclose(out, plain_forward(fresh, TEXTS), atol=TOL, rtol=0)
+    np.testing.assert_allclose(out, batch_forward(fresh, TEXTS, use_prefix=False), atol=TOL, rtol=0)
+
+
+def test_media_batches_share_only_the_text_before_the_first_media_token(fresh, media):
+    items = [{"image": media["png"]}, {"text": "a caption", "image": media["jpg"]}, {"audio": media["wav"]}]
+    featurized = [fresh.featurizer()(0, item, None, None) for item in items]
+    prepared = fresh.backbone.prepare(featurized)
+    assert prepared.prefix
+    media_ids = set(fresh.backbone._media_ids.tolist())
+    assert not media_ids & set(prepared.prefix)
+    assert set(prepared.inputs["input_ids"][:, 0].tolist()) & media_ids  # the rows' own part starts at the media
+    np.testing.assert_allclose(batch_forward(fresh, items), plain_forward(fresh, items), atol=TOL, rtol=0)
+
+
+def test_a_kept_prefix_is_reused_and_a_lone_row_makes_none(fresh):
+    calls = []
+    hook = fresh.backbone.inner.register_forward_hook(
+        lambda module, args, kwargs, out: calls.append(kwargs.get("use_cache")), with_kwargs=True
+    )
+    try:
+        batch_forward(fresh, ["one text"])  # a lone row and nothing kept: no prefix
+        assert not fresh.backbone._prefixes and calls == [False]
+        batch_forward(fresh, TEXTS[:2])
+        batch_forward(fresh, TEXTS[2:])
+        lone = batch_forward(fresh, ["one text"])  # a lone row reuses the kept prefix
+    finally:
+        hook.remove()
+    assert calls.count(True) == 1  # the prefix was run once
+    np.testing.assert_allclose(lone, plain_forward(fresh, ["one text"]), atol=TOL, rtol=0)
+
+
+def test_every_row_keeps_at_least_its_last_token(fresh):
+    # Identical rows share everything; the forward still runs each row's last token.
+    items = ["the same text"] * 3
+    prepared = fresh.backbone.prepare([fresh.featurizer()(0, item, None, None) for item in items])
+    assert prepared.inputs["input_ids"].shape[1] >= 1
+    assert len(prepared.prefix) == int(prepared.lengths.min()) - 1
+    np.testing.assert_allclose(batch_forward(fresh, items), plain_forward(fresh, items), atol=TOL, rtol=0)
+
+
+def test_kept_prefixes_are_bounded_and_follow_the_model_dtype(fresh):
+    for index in range(PREFIXES_KEPT + 3):
+        prompt = f"Instruction number {index} for this run of texts: "
+        fresh.encode(TEXTS, prompt=prompt)
+    assert len(fresh.backbone._prefixes) == PREFIXES_KEPT
+    fresh.bfloat16()
+    out = fresh.encode(TEXTS)
+    assert all(key[2] == torch.bfloat16 for key in list(fresh.backbone._prefixes)[-1:])
+    fresh.float()
+    np.testing.assert_allclose(fresh.encode(TEXTS), plain_forward(fresh, TEXTS), atol=TOL, rtol=0)
+    assert np.isfinite(out).all()
+
+
+def test_token_embeddings_cover_the_whole_row(fresh):
+    """output_value="token_embeddings" returns every real token's state, the shared prefix's too."""
+    rows = fresh.encode(TEXTS[:2], output_value="token_embeddings")
+    lengths = [fresh.featurizer()(0, text, None, None).length for text in TEXTS[:2]]
+    assert [len(row) for row in rows] == lengths
