@@ -23,12 +23,13 @@ from typing import Any
 import torch
 
 from lco_embedding.collate import collate
+from lco_embedding.modalities import MODALITY_TABLE
 from lco_embedding.pooling import last_token_pool
 
 __all__ = ["FLOAT_INPUTS", "Backbone", "Prepared"]
 
-FLOAT_INPUTS = ("pixel_values", "pixel_values_videos", "input_features")
-"""Processor outputs that hold media values: cast to the model's dtype."""
+FLOAT_INPUTS = tuple(key for spec in MODALITY_TABLE.values() for key in spec.value_keys)
+"""Processor outputs that hold media values (the modality table's): cast to the model's dtype."""
 
 
 MIN_PREFIX = 8

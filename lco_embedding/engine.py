@@ -22,7 +22,7 @@ import gc
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
@@ -224,7 +224,7 @@ class Engine:
                     else:
                         window.append(outcome)
                         tokens += outcome.length
-                if tokens >= WINDOW_BUDGETS * self.max_tokens or len(window) >= WINDOW_BATCHES * self.batch_size:
+                if self.window_closes(tokens, len(window)):
                     # Keep the workers busy on the next window while this one runs.
                     lookahead = max(lookahead, len(window) + len(failed))
                     top_up()
@@ -262,16 +262,25 @@ class Engine:
         except LCOInputError as e:
             return [_item_error(indices[0], e)]
 
+    def window_closes(self, tokens: int, items: int) -> bool:
+        """True once a window of featurized items holding ``tokens`` tokens in ``items`` items is full
+        (:data:`WINDOW_BUDGETS` token budgets or :data:`WINDOW_BATCHES` times ``batch_size`` items): the
+        window rule of every caller that gathers items itself, like the server."""
+        return tokens >= WINDOW_BUDGETS * self.max_tokens or items >= WINDOW_BATCHES * self.batch_size
+
+    def plan(self, window: Sequence[Features]) -> list[list[Features]]:
+        """Cut a window into batches of least padding under the token budget
+        (:func:`~lco_embedding.batching.plan_batches`)."""
+        lengths = [(position, features.length) for position, features in enumerate(window)]
+        plan = plan_batches(lengths, self.max_tokens, self.batch_size, self.batch_overhead)
+        return [[window[position] for position in keys] for keys in plan]
+
     def _flush(self, window: list[Features], failed: list[tuple[int, LCOInputError]]) -> Iterator[Outcome]:
         results: dict[int, torch.Tensor | LCOInputError] = dict(failed)
-        by_index = {features.index: features for features in window}
-        plan = plan_batches(
-            [(f.index, f.length) for f in window], self.max_tokens, self.batch_size, self.batch_overhead
-        )
-        for keys in plan:
-            self._execute([by_index[key] for key in keys], results)
+        for batch in self.plan(window):
+            self._execute(batch, results)
             if self.progress is not None:
-                self.progress(len(keys))
+                self.progress(len(batch))
         if self.progress is not None and failed:
             self.progress(len(failed))
         for index in sorted(results):

@@ -11,6 +11,7 @@ A Featurizer holds no model and is picklable, so it runs in threads or in worker
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from typing import Any, Literal
@@ -20,14 +21,8 @@ import torch
 from lco_embedding.errors import LCOInputError
 from lco_embedding.features import Features
 from lco_embedding.inputs import ParsedItem, build_messages, looks_like_file, parse_item
-from lco_embedding.preprocessing import (
-    AudioOptions,
-    ImageOptions,
-    VideoOptions,
-    preprocess_audio,
-    preprocess_image,
-    preprocess_video,
-)
+from lco_embedding.modalities import MEDIA_MODALITIES, MODALITY_TABLE
+from lco_embedding.preprocessing import AudioOptions, ImageOptions, VideoOptions
 from lco_embedding.preprocessing.image import load_image
 from lco_embedding.prompts import MixedSuffixRule
 from lco_embedding.special_tokens import SPECIAL_TOKEN_POLICIES, SpecialTokenGuard, SpecialTokenPolicy
@@ -168,31 +163,15 @@ class Featurizer:
         else:
             text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         kwargs: dict[str, Any] = {}
-        if media["audio"]:
-            # Pad to this item's longest audio, not to the feature extractor's 300 s: the real frames are
-            # identical, and the audio encoder only reads the frames its feature_attention_mask marks.
-            kwargs["audio_kwargs"] = {"max_length": max(len(a) for a in media["audio"]) + AUDIO_TAIL}
-        if media["video"]:
-            # Frames arrive already sized to the per-frame budget (qwen-omni-utils' rule, as in the reference);
-            # False is the processor's behaviour when the setting is absent, said explicitly to silence its warning.
-            kwargs["videos_kwargs"] = {"cap_pixels_per_frame": False}
-            if self.processor_device is not None and self.preprocessing == "fast":
-                kwargs["videos_kwargs"]["device"] = self.processor_device
-        if media["image"] and self.preprocessing == "fast":
-            # Full-size images: the processor resizes them in torch, to the same budget as the reference path.
-            budget = {"shortest_edge": self.image_options.min_pixels, "longest_edge": self.image_options.max_pixels}
-            kwargs["images_kwargs"] = {"size": budget}
-            if self.processor_device is not None:
-                kwargs["images_kwargs"]["device"] = self.processor_device
+        for modality, values in media.items():
+            spec = MODALITY_TABLE[modality]
+            assert spec.processor_keyword is not None
+            kwargs[spec.processor_keyword] = values or None
+            settings = _PROCESSOR_SETTINGS[modality](self, values) if values else None
+            if settings:
+                kwargs[f"{spec.processor_keyword}_kwargs"] = settings
         try:
-            inputs = self.processor(
-                text=[text],
-                images=media["image"] or None,
-                audio=media["audio"] or None,
-                videos=media["video"] or None,
-                return_tensors="pt",
-                **kwargs,
-            )
+            inputs = self.processor(text=[text], return_tensors="pt", **kwargs)
         except (ValueError, IndexError) as e:
             if self.special_tokens == "parse" and self._mentions_special_tokens(item, prompt):
                 raise LCOInputError(
@@ -220,7 +199,7 @@ class Featurizer:
 
     def prepare(self, item: ParsedItem, prompt: str | None) -> tuple[list[Any], dict[str, list[Any]]]:
         """Load the item's media and build its chat messages: ``(messages, {"image": [...], ...})``."""
-        media: dict[str, list[Any]] = {"image": [], "audio": [], "video": []}
+        media: dict[str, list[Any]] = {modality: [] for modality in MEDIA_MODALITIES}
         for part in item.media:
             if part.modality not in self.modalities:
                 raise LCOInputError(
@@ -234,10 +213,10 @@ class Featurizer:
         return messages, media
 
     def _load(self, modality: str, value: Any) -> Any:
-        loader, options = _LOADERS[modality]
-        if modality == "image" and self.preprocessing == "fast":
-            loader = load_image  # decoded, RGB, not resized: the processor resizes in torch
-        return loader(value, getattr(self, options))
+        spec = MODALITY_TABLE[modality]
+        assert spec.loader is not None and spec.options is not None
+        loader = _FAST_LOADERS.get(modality) if self.preprocessing == "fast" else None
+        return (loader or _loader(spec.loader))(value, getattr(self, spec.options))
 
     def config_key(self) -> tuple[Any, ...]:
         """The options that decide the output, for telling whether a worker pool's copy is still current."""
@@ -268,12 +247,49 @@ class Featurizer:
         return tokenizer.decode(ids[: self.max_length])
 
 
-_LOADERS: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
-    "image": (preprocess_image, "image_options"),
-    "audio": (preprocess_audio, "audio_options"),
-    "video": (preprocess_video, "video_options"),
+def _loader(name: str) -> Callable[[Any, Any], Any]:
+    """The preprocessor a modality table row names (``"module:function"``)."""
+    module, function = name.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+_FAST_LOADERS: dict[str, Callable[[Any, Any], Any]] = {"image": load_image}
+"""Loaders of ``preprocessing="fast"``: images decoded to RGB, not resized (the processor resizes them in torch)."""
+
+
+def _audio_settings(featurizer: Featurizer, audio: list[Any]) -> dict[str, Any]:
+    # Pad to this item's longest audio, not to the feature extractor's 300 s: the real frames are identical, and
+    # the audio encoder only reads the frames its feature_attention_mask marks.
+    return {"max_length": max(len(a) for a in audio) + AUDIO_TAIL}
+
+
+def _video_settings(featurizer: Featurizer, videos: list[Any]) -> dict[str, Any]:
+    # Frames arrive already sized to the per-frame budget (qwen-omni-utils' rule, as in the reference); False is
+    # the processor's behaviour when the setting is absent, said explicitly to silence its warning.
+    settings: dict[str, Any] = {"cap_pixels_per_frame": False}
+    if featurizer.processor_device is not None and featurizer.preprocessing == "fast":
+        settings["device"] = featurizer.processor_device
+    return settings
+
+
+def _image_settings(featurizer: Featurizer, images: list[Any]) -> dict[str, Any] | None:
+    if featurizer.preprocessing != "fast":
+        return None
+    # Full-size images: the processor resizes them in torch, to the same budget as the reference path.
+    options = featurizer.image_options
+    settings: dict[str, Any] = {"size": {"shortest_edge": options.min_pixels, "longest_edge": options.max_pixels}}
+    if featurizer.processor_device is not None:
+        settings["device"] = featurizer.processor_device
+    return settings
+
+
+_PROCESSOR_SETTINGS: dict[str, Callable[[Featurizer, list[Any]], dict[str, Any] | None]] = {
+    "image": _image_settings,
+    "audio": _audio_settings,
+    "video": _video_settings,
 }
-"""Media modality -> (its preprocessor, the Featurizer attribute holding its options)."""
+"""Media modality -> the processor settings (``images_kwargs`` / ``audio_kwargs`` / ``videos_kwargs``) for an
+item's media of that modality."""
 
 _worker_featurizer: Featurizer | None = None
 

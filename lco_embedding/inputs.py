@@ -25,7 +25,13 @@ from PIL.Image import Image as PILImage
 
 from lco_embedding.errors import LCOInputError
 from lco_embedding.files import local_file
-from lco_embedding.modalities import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from lco_embedding.modalities import (
+    AUDIO_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    MEDIA_MODALITIES,
+    MODALITY_TABLE,
+    VIDEO_EXTENSIONS,
+)
 from lco_embedding.prompts import MixedSuffixRule, suffix_for
 from lco_embedding.types import MODALITIES, ItemKind, Message, Modality
 
@@ -45,10 +51,9 @@ __all__ = [
 ]
 
 _EXTENSIONS: dict[Modality, tuple[str, ...]] = {
-    "image": IMAGE_EXTENSIONS,
-    "audio": AUDIO_EXTENSIONS,
-    "video": VIDEO_EXTENSIONS,
+    name: spec.extensions for name, spec in MODALITY_TABLE.items() if spec.extensions
 }
+_MEDIA_EXTENSIONS = ", ".join(ext for extensions in _EXTENSIONS.values() for ext in extensions)
 # Mixed dicts put media first, then text (image-before-text as in the authors' training; mteb 2.x's order).
 _MIXED_ORDER: tuple[Modality, ...] = ("video", "audio", "image", "text")
 _ACCEPTED = (
@@ -112,7 +117,7 @@ def _string_modality(text: str) -> Modality:
     if text.startswith("data:"):
         mime = text[5:].split(";", 1)[0].split(",", 1)[0]
         kind = mime.split("/", 1)[0]
-        if kind in ("image", "audio", "video"):
+        if kind in MEDIA_MODALITIES:
             return kind  # type: ignore[return-value]
         return "text"
     if _is_url(text):
@@ -126,11 +131,10 @@ def _string_modality(text: str) -> Modality:
         modality = _extension_modality(path)
         if modality is not None:
             return modality
-        media = ", ".join(IMAGE_EXTENSIONS + AUDIO_EXTENSIONS + VIDEO_EXTENSIONS)
         raise LCOInputError(
             f"{text!r} is an existing file with an unknown extension ({os.path.splitext(path)[1]}; media files end "
-            f"in {media}). Pass {{'image': path}}, {{'audio': path}} or {{'video': path}} if it is one of those, or "
-            "{'text': ...} (or modality='text') to embed the string itself as text."
+            f"in {_MEDIA_EXTENSIONS}). Pass {{'image': path}}, {{'audio': path}} or {{'video': path}} if it is one of "
+            "those, or {'text': ...} (or modality='text') to embed the string itself as text."
         )
     candidate = local_file(text).rstrip()
     modality = _extension_modality(candidate)
@@ -269,7 +273,7 @@ def infer_modality(item: Any) -> ItemKind:
         if modality is None:
             raise LCOInputError(
                 f"path {str(item)!r} has no known media extension; accepted: "
-                f"{', '.join(IMAGE_EXTENSIONS + AUDIO_EXTENSIONS + VIDEO_EXTENSIONS)}. Pass it as "
+                f"{_MEDIA_EXTENSIONS}. Pass it as "
                 "{'image': path}, {'audio': path} or {'video': path} to say what it is."
             )
         return modality
@@ -349,7 +353,7 @@ def _parts_from_content(content: Iterable[dict[str, Any]]) -> list[Part]:
         kind = piece.get("type")
         if kind == "text":
             parts.append(_text_part(piece.get("text")))
-        elif kind in ("image", "audio", "video"):
+        elif kind in MEDIA_MODALITIES:
             if kind not in piece:
                 raise LCOInputError(f"content part {piece!r} has no {kind!r} key with the {kind} itself.")
             parts.append(Part(kind, piece[kind]))
@@ -379,7 +383,7 @@ def parse_item(item: Any, modality: Modality | None = None) -> ParsedItem:
     kind = infer_modality(item)
     if kind == "text" and isinstance(item, str):
         return ParsedItem("text", [_text_part(item)])
-    if kind in ("image", "audio", "video") and not isinstance(item, dict):
+    if kind in MEDIA_MODALITIES and not isinstance(item, dict):
         return ParsedItem(kind, [Part(kind, local_file(item) if isinstance(item, str) else item)])
     if kind == "audio" and "array" in item:
         return ParsedItem("audio", [Part("audio", item)])

@@ -11,17 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal, TypeAlias
 
+from lco_embedding.modalities import MODALITY_TABLE
 from lco_embedding.types import Modality
 
 __all__ = ["SUFFIXES", "MIXED_SUFFIX", "DOMINANCE", "MixedSuffixRule", "suffix_for"]
 
-SUFFIXES: dict[Modality, str] = {
-    "text": "\nSummarize the above text in one word:",
-    "image": "\nSummarize the above image in one word:",
-    "audio": "\nSummarize the above audio in one word:",
-    "video": "\nSummarize the above video in one word:",
-}
-"""Suffix appended after an input of a single modality."""
+SUFFIXES: dict[Modality, str] = {name: spec.suffix for name, spec in MODALITY_TABLE.items()}
+"""Suffix appended after an input of a single modality (from the modality table)."""
 
 MIXED_SUFFIX = "\nSummarize the above in one word:"
 """Suffix of the authors' contrastive training for inputs combining modalities."""

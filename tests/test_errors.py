@@ -114,7 +114,7 @@ def test_bad_arguments(embedder):
 
 
 def test_only_input_problems_become_per_item_errors_a_bug_raises_even_when_skipping(embedder, media, monkeypatch):
-    import lco_embedding.featurize as featurize
+    import lco_embedding.preprocessing.image as image
 
     class Bug(Exception):
         pass
@@ -122,11 +122,10 @@ def test_only_input_problems_become_per_item_errors_a_bug_raises_even_when_skipp
     def broken(*args, **kwargs):
         raise Bug("a bug in preprocessing")
 
-    monkeypatch.setitem(featurize._LOADERS, "image", (broken, "image_options"))
+    monkeypatch.setattr(image, "preprocess_image", broken)  # the loader the modality table names
     with pytest.raises(Bug):
         embedder.encode(["fine", media["png"]], on_error="skip")
-    yours = (lambda *a, **k: (_ for _ in ()).throw(TimeoutError("yours")), "image_options")
-    monkeypatch.setitem(featurize._LOADERS, "image", yours)
+    monkeypatch.setattr(image, "preprocess_image", lambda *a, **k: (_ for _ in ()).throw(TimeoutError("yours")))
     with pytest.raises(TimeoutError, match="yours"):
         embedder.encode([media["png"]], on_error="skip")
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from lco_embedding.files import file_problem, local_file
-from lco_embedding.modalities import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, MODALITIES, VIDEO_EXTENSIONS
+from lco_embedding.modalities import MODALITIES, MODALITY_TABLE
 
 __all__ = [
     "TEXT_EXTENSIONS",
@@ -66,9 +66,7 @@ OUTPUT_COLUMNS = ("id", "source", "modality", "embedding")
 """The columns every output shard has; extra input columns follow."""
 _FILE_MODALITIES = {
     **{ext: "text" for ext in TEXT_EXTENSIONS},
-    **{ext: "image" for ext in IMAGE_EXTENSIONS},
-    **{ext: "audio" for ext in AUDIO_EXTENSIONS},
-    **{ext: "video" for ext in VIDEO_EXTENSIONS},
+    **{ext: name for name, spec in MODALITY_TABLE.items() for ext in spec.extensions},
 }
 _ITEM_COLUMNS = ("id", *MODALITIES)
 _CSV_FIELD_LIMIT = 1 << 30

@@ -3,9 +3,9 @@
 A request's items are featurized in a thread pool as they arrive (media fetched, loaded and preprocessed; chat
 template; processor), so each knows its exact token count. They then join one queue. The model runs in a single
 thread: when the queue's oldest item has waited ``max_wait_ms`` (or the queue holds a full forward pass), it takes
-a window of queued items, plans batches of least padding under the token budget
-(:func:`~lco_embedding.batching.plan_batches`), runs them through the engine (which splits a batch that runs out of
-memory) and hands every item its embedding. Under load the model is always busy and batches fill up by
+a window of queued items under the engine's window rule, has the engine plan batches of least padding under the
+token budget, runs them through the engine (which splits a batch that runs out of memory) and hands every item its
+embedding. Under load the model is always busy and batches fill up by
 themselves; when idle, an item waits at most ``max_wait_ms``.
 
 Admission is bounded: items admitted and not yet answered may not exceed ``max_queue_items``; beyond it a request
@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from lco_embedding.batching import padded_tokens, plan_batches
+from lco_embedding.batching import padded_tokens
 from lco_embedding.errors import LCOInputError
 from lco_embedding.featurize import Features
 from lco_embedding.serving.inputs import ItemError, resolve_media
@@ -37,9 +37,6 @@ from lco_embedding.serving.settings import ServerSettings
 __all__ = ["DynamicBatcher", "QueueFull", "Ticket"]
 
 logger = logging.getLogger(__name__)
-
-WINDOW_BUDGETS = 2
-"""A window holds at most this many token budgets of queued items (plus one item)."""
 
 
 class QueueFull(RuntimeError):
@@ -176,12 +173,11 @@ class DynamicBatcher:
                 if remaining <= 0 or full:
                     break
                 self._condition.wait(remaining)
-            budget = WINDOW_BUDGETS * self.engine.max_tokens
             window: list[_Job] = []
             tokens = 0
             while self._pending:
                 length = self._pending[0].features.length
-                if window and tokens + length > budget:
+                if window and self.engine.window_closes(tokens + length, len(window) + 1):
                     break
                 job = self._pending.popleft()
                 self._pending_tokens -= length
@@ -201,19 +197,13 @@ class DynamicBatcher:
             if not window:
                 continue
             by_id = {job.features.index: job for job in window}
-            plan = plan_batches(
-                [(job.features.index, job.features.length) for job in window],
-                self.engine.max_tokens,
-                self.settings.max_batch_items,
-                self.engine.batch_overhead,
-            )
-            for keys in plan:
+            for batch in self.engine.plan([job.features for job in window]):
                 jobs = []
-                for key in keys:
-                    if by_id[key].ticket.cancelled:
+                for features in batch:
+                    if by_id[features.index].ticket.cancelled:
                         self.metrics.cancelled_items.inc()
                     else:
-                        jobs.append(by_id[key])
+                        jobs.append(by_id[features.index])
                 if jobs:
                     self._run(jobs)
 
