@@ -37,6 +37,7 @@ __all__ = [
     "synthetic_image",
     "write_audio_only_mp4",
     "write_mp4",
+    "write_noise_jpegs",
     "write_video",
     "write_wav",
     "OMNI_CHAT_TEMPLATE",
@@ -359,6 +360,26 @@ def synthetic_image(height: int, width: int, rng: np.random.Generator, channels:
     if channels == 4:
         arr = np.concatenate([arr, np.full((height, width, 1), 200, np.uint8)], -1)
     return arr
+
+
+NOISE_JPEG_SIZES = ((480, 640), (200, 300), (1200, 1600), (57, 91), (1000, 333), (2000, 2000))
+"""(height, width) of :func:`write_noise_jpegs`: below, near and above the default pixel budget, and thin."""
+
+
+def write_noise_jpegs(folder: str | Path, *, seed: int = 0) -> list[Path]:
+    """Write uniform-noise JPEGs (quality 90) of the :data:`NOISE_JPEG_SIZES`: the hardest case for a resize that
+    differs from the reference's (every pixel is an edge)."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for height, width in NOISE_JPEG_SIZES:
+        path = folder / f"noise_{height}x{width}.jpg"
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path, quality=90)
+        paths.append(path)
+    return paths
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], *, fps: int) -> Path:

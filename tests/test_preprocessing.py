@@ -253,3 +253,39 @@ def test_huge_images_decode_one_budget_at_a_time():
     for thread in threads:
         thread.join(60)
     assert order == ["small", "first done", "second in"]
+
+
+# ----------------------------------------------------------------------------------------- fast preprocessing
+@pytest.fixture(scope="module")
+def fast_and_reference(tiny_omni):
+    from lco_embedding import LCOEmbedder
+
+    return LCOEmbedder(tiny_omni, device="cpu", preprocessing="fast"), LCOEmbedder(tiny_omni, device="cpu")
+
+
+def test_fast_preprocessing_gives_the_reference_sizes_and_stays_within_0_999_cosine(fast_and_reference, tmp_path):
+    """Noise JPEGs below, near and above the pixel budget (every pixel an edge: the worst case for a different
+    resize filter) on the std-0.2 tiny model: the same grid and tokens, cosine >= 0.999 to the reference mode
+    (benchmarks/fast_preprocessing.py prints each item's value; docs/performance.md records them)."""
+    from lco_embedding.testing import write_noise_jpegs
+
+    fast, reference = fast_and_reference
+    items = [{"image": str(path)} for path in write_noise_jpegs(tmp_path)]
+    for index, item in enumerate(items):
+        got = fast.featurizer()(index, item, None, None)
+        want = reference.featurizer()(index, item, None, None)
+        assert got.length == want.length
+        assert torch.equal(got.inputs["image_grid_thw"], want.inputs["image_grid_thw"])
+        assert torch.equal(got.inputs["input_ids"], want.inputs["input_ids"])
+    cosine = (fast.encode(items) * reference.encode(items)).sum(axis=1)
+    assert cosine.min() >= 0.999
+    assert cosine.max() < 1 - 1e-7  # the modes do differ: the check is not comparing a mode with itself
+
+
+def test_fast_preprocessing_is_a_saved_setting_and_checked(fast_and_reference, tiny_omni):
+    from lco_embedding import LCOEmbedder
+
+    fast, _ = fast_and_reference
+    assert fast.settings()["preprocessing"] == "fast"
+    with pytest.raises(ValueError, match="preprocessing must be 'reference' or 'fast'"):
+        LCOEmbedder(tiny_omni, device="cpu", preprocessing="pillow")
