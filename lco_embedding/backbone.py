@@ -24,7 +24,7 @@ import torch
 
 from lco_embedding.collate import collate
 from lco_embedding.modalities import MODALITY_TABLE
-from lco_embedding.pooling import last_token_pool
+from lco_embedding.pooling import last_token_pool, rows_at
 
 __all__ = ["FLOAT_INPUTS", "Backbone", "Prepared"]
 
@@ -187,13 +187,8 @@ class Backbone:
         if prepared.prefix:
             inputs["cache"] = self._prefix_cache(prepared.prefix, len(lengths))
         if not tokens:
-            hidden = self.hidden_states(inputs, layers)
-            rows = torch.arange(hidden.shape[0], device=hidden.device)
             last = torch.full_like(lengths, width - 1) if left else lengths - 1 - len(prepared.prefix)
-            pooled = (
-                hidden[rows, :, last.to(hidden.device)] if hidden.ndim == 4 else hidden[rows, last.to(hidden.device)]
-            )
-            return pooled.float().cpu()
+            return rows_at(self.hidden_states(inputs, layers), last).float().cpu()
         hidden = self.hidden_states(inputs).float().cpu()
         ids = inputs["input_ids"].cpu()
         spans = [slice(width - n, width) if left else slice(0, n) for n in lengths.tolist()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["last_token_indices", "last_token_pool"]
+__all__ = ["last_token_indices", "last_token_pool", "rows_at"]
 
 
 def last_token_indices(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -35,8 +35,19 @@ def last_token_pool(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -
         >>> last_token_pool(h, torch.tensor([[1, 1, 0], [0, 1, 1]])).tolist()
         [[2.0, 3.0], [10.0, 11.0]]
     """
-    indices = last_token_indices(attention_mask).to(hidden_states.device)
+    return rows_at(hidden_states, last_token_indices(attention_mask))
+
+
+def rows_at(hidden_states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Gather ``hidden_states[i, positions[i]]`` (every layer's, for ``(batch, layers, seq, dim)`` states).
+
+    Example:
+        >>> h = torch.arange(12.).reshape(2, 3, 2)
+        >>> rows_at(h, torch.tensor([0, 2])).tolist()
+        [[0.0, 1.0], [10.0, 11.0]]
+    """
+    positions = positions.to(hidden_states.device)
     rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
     if hidden_states.ndim == 4:
-        return hidden_states[rows, :, indices]
-    return hidden_states[rows, indices]
+        return hidden_states[rows, :, positions]
+    return hidden_states[rows, positions]

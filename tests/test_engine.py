@@ -5,19 +5,15 @@ Every result is compared with encoding the same items one by one (float32, 1e-5)
 
 from __future__ import annotations
 
-import itertools
 import threading
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lco_embedding import LCOEmbedder, LCOEmbeddingError, LCOInputError
-from lco_embedding.batching import padded_tokens, plan_batches
-from lco_embedding.collate import collate
-from lco_embedding.inputs import parse_item
+from lco_embedding.batching import padded_tokens
 from lco_embedding.reference import text_content
 from lco_embedding.testing import simulate_oom
 
@@ -92,89 +88,10 @@ def test_batches_are_planned_by_length_under_the_budget(embedder, corpus, one_by
     assert [b[0] for b in seen] == sorted((b[0] for b in seen), reverse=True)
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    lengths=st.lists(st.integers(1, 2000), max_size=60),
-    max_tokens=st.integers(1, 5000),
-    batch_size=st.integers(1, 16),
-)
-def test_plan_batches_keeps_every_item_once_within_limits(lengths, max_tokens, batch_size):
-    plan = plan_batches(list(enumerate(lengths)), max_tokens, batch_size)
-    assert sorted(itertools.chain.from_iterable(plan)) == list(range(len(lengths)))
-    for batch in plan:
-        assert 1 <= len(batch) <= batch_size
-        assert len(batch) == 1 or padded_tokens([lengths[i] for i in batch]) <= max_tokens
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    lengths=st.lists(st.integers(1, 300), min_size=1, max_size=7),
-    max_tokens=st.integers(1, 1000),
-    batch_size=st.integers(1, 7),
-    overhead=st.integers(0, 200),
-)
-def test_plan_batches_finds_the_cheapest_cut(lengths, max_tokens, batch_size, overhead):
-    """Against brute force over every cut of the sorted order into runs."""
-
-    def cost(plan):
-        return sum(padded_tokens([lengths[i] for i in batch]) + overhead for batch in plan)
-
-    def feasible(plan):
-        return all(
-            len(b) <= batch_size and (len(b) == 1 or padded_tokens([lengths[i] for i in b]) <= max_tokens) for b in plan
-        )
-
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    best = None
-    for cuts in itertools.product([False, True], repeat=len(order) - 1):
-        plan, current = [], [order[0]]
-        for cut, i in zip(cuts, order[1:], strict=True):
-            if cut:
-                plan.append(current)
-                current = []
-            current.append(i)
-        plan.append(current)
-        if feasible(plan) and (best is None or cost(plan) < best):
-            best = cost(plan)
-    plan = plan_batches(list(enumerate(lengths)), max_tokens, batch_size, overhead)
-    assert feasible(plan) and cost(plan) == best
-
-
 def test_default_workers_and_budget_on_cpu(embedder):
     assert embedder.num_workers == 0  # the forward already uses every core
     embedder.encode(["x"])
     assert embedder.last_stats.max_tokens_per_batch == 8192
-
-
-def test_plan_batches_rejects_a_non_positive_budget():
-    with pytest.raises(ValueError, match="positive"):
-        plan_batches([(0, 5)], 0, 4)
-
-
-def test_collate_pads_like_one_processor_call(embedder, media):
-    """Per-item processor outputs, collated, equal the processor run on the whole batch (left padding)."""
-    featurizer = embedder.featurizer()
-    items = ["a short text", {"image": media["png"]}, {"text": "caption", "image": media["jpg"]}]
-    features = [featurizer(i, item, None, None) for i, item in enumerate(items)]
-    batch = collate([f.inputs for f in features], embedder.pad_token_id)
-    texts, images = [], []
-    for item in items:
-        text, loaded = featurizer.render(parse_item(item), None)
-        texts.append(text)
-        images += loaded["image"]
-    tokenizer = embedder.processor.tokenizer
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        whole = embedder.processor(text=texts, images=images, padding=True, return_tensors="pt")
-    finally:
-        tokenizer.padding_side = side
-    assert set(batch) == set(whole)
-    for key in whole:
-        torch.testing.assert_close(batch[key], whole[key], rtol=0, atol=0)
-    assert [f.length for f in features] == whole["attention_mask"].sum(1).tolist()
-    with pytest.raises(ValueError, match="does not know"):
-        collate([{"surprise": torch.zeros(1)}], 0)
 
 
 def test_a_generator_is_read_lazily(embedder):
