@@ -193,7 +193,7 @@ def describe_item(item: Any, width: int = 120) -> str:
 
     Example:
         >>> describe_item({"text": "a caption", "image": b"\\x89PNG..."})
-        "{'text': 'a caption', 'image': <9 bytes>}"
+        "{'text': 'a caption', 'image': <7 bytes>}"
     """
 
     def short(value: Any) -> str:

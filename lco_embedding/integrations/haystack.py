@@ -10,7 +10,8 @@ Several components given the same settings share one loaded model.
 
 Example:
     >>> from haystack import Pipeline  # doctest: +SKIP
-    >>> pipe = Pipeline(); pipe.add_component("embed", LCOTextEmbedder("LCO-Embedding/LCO-Embedding-Omni-3B"))
+    >>> pipe = Pipeline()  # doctest: +SKIP
+    >>> pipe.add_component("embed", LCOTextEmbedder("LCO-Embedding/LCO-Embedding-Omni-3B"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
