@@ -91,7 +91,11 @@ class Backbone:
             "mm_token_type_ids": inputs.get("mm_token_type_ids"),
         }
         assert self._positions is not None
-        return self._positions(**{key: value for key, value in given.items() if key in self._position_params})
+        positions = self._positions(**{key: value for key, value in given.items() if key in self._position_params})
+        if positions is None:  # no media (Qwen2.5-VL says so): every row's text positions 0, 1, ... on each axis
+            batch, width = inputs["input_ids"].shape
+            positions = _text_positions(width, batch)
+        return positions
 
     @property
     def device(self) -> torch.device:
@@ -236,7 +240,12 @@ class Backbone:
         if layers is None:
             ids = torch.tensor([prefix], device=self.device)
             filled = DynamicCache()
-            given = {"input_ids": ids, "attention_mask": torch.ones_like(ids), self.cache_keyword: filled}
+            given = {
+                "input_ids": ids,
+                "attention_mask": torch.ones_like(ids),
+                "position_ids": _text_positions(len(prefix), 1, self.device),  # text before any media
+                self.cache_keyword: filled,
+            }
             self.inner(**given, use_cache=True)
             layers = [(layer.keys, layer.values) for layer in filled.layers]
         self._prefixes[key] = layers  # most recently used last
@@ -246,6 +255,11 @@ class Backbone:
         for index, (keys, values) in enumerate(layers):
             cache.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1), index)
         return cache
+
+
+def _text_positions(width: int, batch: int, device: Any = None) -> torch.Tensor:
+    """The 3-D rotary positions of plain text: ``0, 1, ...`` on the temporal, height and width axes alike."""
+    return torch.arange(width, device=device).view(1, 1, -1).expand(3, batch, -1)
 
 
 def _media_token_ids(config: Any) -> set[int]:

@@ -109,3 +109,13 @@ def test_token_embeddings_cover_the_whole_row(fresh):
     rows = fresh.encode(TEXTS[:2], output_value="token_embeddings")
     lengths = [fresh.featurizer()(0, text, None, None).length for text in TEXTS[:2]]
     assert [len(row) for row in rows] == lengths
+
+
+def test_qwen2_5_vl_text_and_media_batches_in_turn_match_the_plain_forward(tiny_vl, media):
+    """Qwen2.5-VL keeps rotary state between calls (``rope_deltas``) and gives no positions for text alone: text
+    batches after media batches, each with the kept prefix, still match the plain forward."""
+    model = LCOEmbedder(tiny_vl, device="cpu")
+    images = [{"image": media["png"]}, {"text": "a caption", "image": media["jpg"]}]
+    for items in (TEXTS, images, TEXTS[:2], images, TEXTS[2:]):
+        np.testing.assert_allclose(batch_forward(model, items), plain_forward(model, items), atol=TOL, rtol=0)
+    assert model.backbone._prefixes

@@ -97,7 +97,9 @@ def test_loading_failures_are_one_clear_line_on_the_command_line(tmp_path):
 
 
 def test_demo_runs_offline_end_to_end_and_its_commands_run_as_printed(tmp_path):
-    result = run_cli("demo", "--out", "demo-out", cwd=tmp_path, env={"TMPDIR": str(tmp_path)})
+    # Without lco-embed on PATH (as in a virtual environment not activated), so it prints its script's full path.
+    bare = {"TMPDIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = run_cli("demo", "--out", "demo-out", cwd=tmp_path, env=bare)
     out = tmp_path / "demo-out"  # relative to the caller's folder, though the demo changes folder
     assert "TINY RANDOM checkpoint" in result.stdout and "MEAN NOTHING" in result.stdout
     assert "Retrying" not in result.stderr and "\n\n\n" not in result.stdout
@@ -118,7 +120,7 @@ def test_demo_runs_offline_end_to_end_and_its_commands_run_as_printed(tmp_path):
     elsewhere.mkdir()
     # As printed, from another folder, without lco-embed on PATH: the search runs (one is enough: the encode
     # command is made of the same absolute paths and program, checked below).
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", **bare}
     ran = subprocess.run(commands[2], shell=True, cwd=elsewhere, env=environment, capture_output=True, text=True)
     assert ran.returncode == 0 and "blue-square" in ran.stdout, (ran.stdout[-2000:], ran.stderr[-2000:])
     words = shlex.split(commands[0])
