@@ -2,8 +2,8 @@
 'lco-embedding[analysis]'`` for the tables and plots).
 
 * :mod:`.metrics` — anisotropy; alignment of paired sets (mutual / cycle / LCS / edit-distance k-NN, CKA linear and
-  RBF with biased or unbiased HSIC, CKNNA, SVCCA); the modality gap and linear-probe separability. Torch, float32,
-  CPU or GPU.
+  RBF with biased or unbiased HSIC, CKNNA, SVCCA); the modality gap and linear-probe separability. Torch, float64,
+  CPU or GPU; the paper's conventions or, with ``conventions="authors"``, those of the authors' code.
 * :mod:`.pairs` — :func:`analyze_pairs`: every layer's embeddings of paired items, then the metrics per layer, as a
   tidy table.
 * :mod:`.plots` — the paper-style figures.
@@ -16,6 +16,9 @@ Example:
 
 from lco_embedding.analysis.metrics import (
     ALIGNMENT_METRICS,
+    CONVENTIONS,
+    PairedSets,
+    alignment_scores,
     anisotropy,
     cka,
     cknna,
@@ -30,6 +33,7 @@ from lco_embedding.analysis.metrics import (
 from lco_embedding.analysis.pairs import (
     DEFAULT_METRICS,
     analyze_pairs,
+    authors_item,
     embed_pairs,
     layer_alignment_matrix,
     layer_embeddings,
@@ -39,9 +43,13 @@ from lco_embedding.analysis.plots import plot_alignment, plot_anisotropy, plot_l
 
 __all__ = [
     "ALIGNMENT_METRICS",
+    "CONVENTIONS",
     "DEFAULT_METRICS",
+    "PairedSets",
+    "alignment_scores",
     "analyze_pairs",
     "anisotropy",
+    "authors_item",
     "cka",
     "cknna",
     "cycle_knn",

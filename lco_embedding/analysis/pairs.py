@@ -7,6 +7,10 @@ the paper's figures. Embeddings are last-token pooled hidden states of every lay
 output_layers="all")``: the embedding output, each decoder layer, the final normed state), taken as they are (the
 metrics normalise rows themselves).
 
+``conventions="authors"`` reproduces the LCO-Embedding authors' ``Analysis/`` scripts instead: their prompts
+(``encode.py``: media with ``"\\nSummarize the above in one word:"``, text with the text suffix and not truncated),
+rows normalised before the metrics, and their metric conventions (:mod:`.metrics`).
+
 Does not embed a pair's two sides together: each side is one ``encode`` item.
 """
 
@@ -20,12 +24,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lco_embedding.analysis.metrics import ALIGNMENT_METRICS, anisotropy
+from lco_embedding.analysis.metrics import ALIGNMENT_METRICS, Conventions, alignment_scores, anisotropy
 from lco_embedding.modalities import MEDIA_MODALITIES
+from lco_embedding.prompts import MIXED_SUFFIX, SUFFIXES
 
 __all__ = [
     "DEFAULT_METRICS",
     "analyze_pairs",
+    "authors_item",
     "embed_pairs",
     "layer_alignment_matrix",
     "layer_embeddings",
@@ -76,6 +82,29 @@ def _modality(item: Any) -> str:
     return type(item).__name__
 
 
+def authors_item(item: Any) -> Any:
+    """``item`` as the authors' ``Analysis/encode.py`` prompts it: one user message, the media followed by
+    ``"\\nSummarize the above in one word:"`` (their image prompt; used for audio and video alike), or the text
+    followed by the text suffix, not truncated. Items of other shapes are returned unchanged.
+
+    Example:
+        >>> authors_item({"image": "cat.jpg"})[0]["content"]
+        [{'type': 'image', 'image': 'cat.jpg'}, {'type': 'text', 'text': '\\nSummarize the above in one word:'}]
+    """
+    if isinstance(item, str):
+        item = {"text": item}
+    if not isinstance(item, dict) or len(item) != 1:
+        return item
+    ((modality, value),) = item.items()
+    if modality == "text" and isinstance(value, str):
+        content = [{"type": "text", "text": value + SUFFIXES["text"]}]
+    elif modality in MEDIA_MODALITIES:
+        content = [{"type": modality, modality: value}, {"type": "text", "text": MIXED_SUFFIX}]
+    else:
+        return item
+    return [{"role": "user", "content": content}]
+
+
 def layer_embeddings(
     model: Any, items: Sequence[Any], layers: Literal["all"] | Iterable[int] = "all", **encode_kwargs: Any
 ) -> np.ndarray:
@@ -86,18 +115,24 @@ def layer_embeddings(
     return np.asarray(states, dtype=np.float32)
 
 
-def _layer_ids(model: Any, layers: Literal["all"] | Iterable[int]) -> list[int]:
-    count = model.num_layers + 1
+def _layer_ids(count: int, layers: Literal["all"] | Iterable[int]) -> list[int]:
     return list(range(count)) if layers == "all" else [i % count for i in layers]
 
 
 def embed_pairs(
-    model: Any, pairs: Sequence[Pair], layers: Literal["all"] | Iterable[int] = "all", **encode_kwargs: Any
+    model: Any,
+    pairs: Sequence[Pair],
+    layers: Literal["all"] | Iterable[int] = "all",
+    *,
+    conventions: Conventions = "paper",
+    **encode_kwargs: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Both sides of ``pairs`` at every layer asked for: two ``[n, layers, d]`` arrays."""
-    ids = _layer_ids(model, layers)
-    first = layer_embeddings(model, [a for a, _ in pairs], ids, **encode_kwargs)
-    second = layer_embeddings(model, [b for _, b in pairs], ids, **encode_kwargs)
+    """Both sides of ``pairs`` at every layer asked for: two ``[n, layers, d]`` arrays (with the authors' prompts
+    for ``conventions="authors"``: :func:`authors_item`)."""
+    ids = _layer_ids(model.num_layers + 1, layers)
+    prompt = authors_item if conventions == "authors" else (lambda item: item)
+    first = layer_embeddings(model, [prompt(a) for a, _ in pairs], ids, **encode_kwargs)
+    second = layer_embeddings(model, [prompt(b) for _, b in pairs], ids, **encode_kwargs)
     return first, second
 
 
@@ -111,19 +146,23 @@ def analyze_pairs(
     model_name: str | None = None,
     device: str | None = None,
     embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+    conventions: Conventions = "paper",
     **encode_kwargs: Any,
 ) -> Any:
     """Per layer: the anisotropy of each side and the alignment of the pairs, as a tidy ``pandas.DataFrame``.
 
     Args:
-        model: An :class:`~lco_embedding.LCOEmbedder`.
+        model: An :class:`~lco_embedding.LCOEmbedder` (may be None when ``embeddings`` are given).
         pairs: ``(media item, text item)`` pairs; several media modalities are analysed separately.
         metrics: Names from :data:`~lco_embedding.analysis.metrics.ALIGNMENT_METRICS`.
         layers: ``"all"`` (embedding output through the final normed state) or hidden-state indices.
         k: Neighbours for the k-NN metrics (the paper: 10); lowered to ``n - 1`` for smaller groups.
         model_name: The ``model`` column (default: the checkpoint's name).
         device: Where the metrics compute (default: where the tensors are, the CPU).
-        embeddings: Both sides' states from :func:`embed_pairs` with the same ``layers``, if already computed.
+        embeddings: Both sides' states from :func:`embed_pairs` with the same ``layers`` (and ``conventions``),
+            if already computed.
+        conventions: ``"paper"`` (default) or ``"authors"``: the authors' prompts, rows normalised before the
+            metrics, their metric conventions (see :mod:`.metrics` and docs/analysis.md).
         **encode_kwargs: Passed to ``encode`` (``batch_size``, ``max_tokens_per_batch``, ...).
 
     Returns:
@@ -141,9 +180,15 @@ def analyze_pairs(
         raise ValueError(f"unknown metrics {unknown}; choose from {sorted(ALIGNMENT_METRICS)}.")
     if not pairs:
         raise ValueError("analyze_pairs needs pairs.")
+    if model is None and embeddings is None:
+        raise ValueError("analyze_pairs needs a model, or the embeddings of both sides.")
     name = model_name or str(getattr(model, "model_name_or_path", "model"))
-    ids = _layer_ids(model, layers)
-    first, second = embeddings if embeddings is not None else embed_pairs(model, pairs, ids, **encode_kwargs)
+    if embeddings is not None:
+        first, second = embeddings
+        ids = _layer_ids(model.num_layers + 1 if model is not None else first.shape[1], layers)
+    else:
+        ids = _layer_ids(model.num_layers + 1, layers)
+        first, second = embed_pairs(model, pairs, ids, conventions=conventions, **encode_kwargs)
     groups: dict[tuple[str, str], list[int]] = {}
     for index, (a, b) in enumerate(pairs):
         groups.setdefault((_modality(a), _modality(b)), []).append(index)
@@ -155,20 +200,44 @@ def analyze_pairs(
         common = {"model": name, "pair": pair, "n": len(members), "k": group_k}
         for position, layer in enumerate(ids):
             a, b = first[members, position], second[members, position]
+            if conventions == "authors":  # their script normalises rows before calling the metrics
+                a, b = _normalised_rows(a), _normalised_rows(b)
             for side, states in ((left, a), (right, b)):
-                value = anisotropy(states, device=device)
+                value = anisotropy(states, conventions=conventions, device=device)
                 rows.append({**common, "modality": side, "layer": layer, "metric": "anisotropy", "value": value})
+            scores = alignment_scores(a, b, metrics, group_k, conventions=conventions, device=device)
             for metric in metrics:
-                value = ALIGNMENT_METRICS[metric](a, b, group_k, device=device)
-                rows.append({**common, "modality": pair, "layer": layer, "metric": metric, "value": value})
+                rows.append({**common, "modality": pair, "layer": layer, "metric": metric, "value": scores[metric]})
     return pd.DataFrame(rows, columns=["model", "pair", "modality", "layer", "metric", "value", "n", "k"])
 
 
+def _normalised_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
 def layer_alignment_matrix(
-    a: np.ndarray, b: np.ndarray, *, metric: str = "mutual_knn", k: int = 10, device: str | None = None
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    metric: str = "mutual_knn",
+    k: int = 10,
+    device: str | None = None,
+    conventions: Conventions = "paper",
 ) -> np.ndarray:
     """``[layers of A, layers of B]`` alignment of every layer of A with every layer of B (``a``, ``b``:
     ``[n, layers, d]``), for the layer x layer heat-map."""
     score = ALIGNMENT_METRICS[metric]
     k = min(k, len(a) - 1)
-    return np.array([[score(a[:, i], b[:, j], k, device=device) for j in range(b.shape[1])] for i in range(a.shape[1])])
+    if conventions == "authors":
+        a, b = (
+            _normalised_rows(a.reshape(-1, a.shape[-1])).reshape(a.shape),
+            _normalised_rows(b.reshape(-1, b.shape[-1])).reshape(b.shape),
+        )
+    return np.array(
+        [
+            [score(a[:, i], b[:, j], k, device=device, conventions=conventions) for j in range(b.shape[1])]
+            for i in range(a.shape[1])
+        ]
+    )

@@ -20,8 +20,23 @@ __all__ = ["analyze"]
 @click.option("--metrics", default=None, help="Comma-separated alignment metrics [default: the main five].")
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="Neighbours for the k-NN metrics.")
 @click.option("--device", help="cuda, cpu, mps, ... [default: cuda if available, else mps, else cpu]")
+@click.option(
+    "--conventions",
+    type=click.Choice(["paper", "authors"]),
+    default="paper",
+    show_default=True,
+    help="'authors' reproduces the LCO-Embedding authors' Analysis/ scripts: their prompts and metric conventions "
+    "(docs/analysis.md lists the differences).",
+)
 def analyze(
-    pairs_file: str, model: str, others: tuple[str, ...], out: str, metrics: str | None, k: int, device: str | None
+    pairs_file: str,
+    model: str,
+    others: tuple[str, ...],
+    out: str,
+    metrics: str | None,
+    k: int,
+    device: str | None,
+    conventions: str,
 ) -> None:
     """Embed the pairs of PAIRS.jsonl at every layer with --model (and each --compare checkpoint) and write to --out:
     metrics.csv and metrics.json (one row per model x modality pair x layer x metric), anisotropy.png,
@@ -64,16 +79,24 @@ def analyze(
     for number, name in enumerate([model, *others]):
         embedder = load_embedder(name, device=device)
         click.echo(f"Analysing {len(pairs)} pairs with {name} ({embedder.num_layers + 1} hidden states)...", err=True)
-        first, second = embed_pairs(embedder, pairs)
+        first, second = embed_pairs(embedder, pairs, conventions=conventions)
         try:
             tables.append(
-                analyze_pairs(embedder, pairs, metrics=chosen, k=k, model_name=name, embeddings=(first, second))
+                analyze_pairs(
+                    embedder,
+                    pairs,
+                    metrics=chosen,
+                    k=k,
+                    model_name=name,
+                    embeddings=(first, second),
+                    conventions=conventions,
+                )
             )
         except ValueError as e:
             raise click.ClickException(str(e)) from e
         modality = next(iter(pairs[0][0]))
         group = [i for i, (media, _) in enumerate(pairs) if modality in media]
-        matrix = layer_alignment_matrix(first[group], second[group], k=min(k, len(group) - 1))
+        matrix = layer_alignment_matrix(first[group], second[group], k=min(k, len(group) - 1), conventions=conventions)
         title = f"{modality}-text mutual k-NN, layer x layer\n{Path(name).name or name}"
         figure = plot_layer_heatmap(matrix, title=title, xlabel="text layer", ylabel=f"{modality} layer")
         figures.append(save_figure(figure, folder / f"heatmap-{number}.png"))
@@ -85,6 +108,7 @@ def analyze(
         "pairs_file": str(Path(pairs_file).resolve()),
         "k": k,
         "metrics": chosen,
+        "conventions": conventions,
         "rows": table.to_dict(orient="records"),
     }
     (folder / "metrics.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
