@@ -5,6 +5,8 @@ weight values).
   same vocabulary-to-hidden ratio (152,064 / 3,584 = 42.4 -> 10,880 / 256) and MLP ratio (18,944 / 3,584 = 5.3 ->
   1,352 / 256), so the relative costs of the vocabulary head, the layers and padding match the real model. The vision
   (32 blocks) and audio (32 layers) encoders keep their depth at a tenth of their width.
+* ``tiny-2048``: one decoder layer of hidden size 2,048 (an Omni-3B's embedding width) and tiny towers: a near-free
+  model whose answers are as large as a real one's, for the server's serialization cost.
 * ``omni-3b`` / ``omni-7b``: the real Qwen2.5-Omni-3B / -7B thinker architectures (LCO-Embedding-Omni-3B / -7B), for
   GPU runs.
 
@@ -57,6 +59,18 @@ PRESETS: dict[str, dict] = {
             "d_model": 128,
             "output_dim": 256,
         },
+    },
+    "tiny-2048": {
+        "text_config": {
+            "hidden_size": 2048,
+            "intermediate_size": 2048,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 2,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+        },
+        "vision_config": {"out_hidden_size": 2048},
+        "audio_config": {"output_dim": 2048},
     },
     "omni-3b": {
         "text_config": _text(2048, 11008, 36, 16, 2, 151936, [16, 24, 24]),

@@ -290,9 +290,10 @@ class Engine:
     def execute(self, batch: list[Features]) -> dict[int, torch.Tensor | LCOInputError]:
         """Run one batch of featurized items (for callers that gather items themselves, like the server).
 
-        A batch over the token budget, or one that runs out of memory, is split; a batch that fails otherwise is
-        re-run item by item. Returns every item's embedding or error, by ``Features.index``; with
-        ``on_error="raise"`` the first error is raised instead.
+        A batch over the token budget, or one that runs out of memory, is split; an item that does not fit alone,
+        or whose output is not finite, gets an ``LCOEmbeddingError``; any other failure propagates. Returns every
+        item's embedding or error, by ``Features.index``; with ``on_error="raise"`` the first error is raised
+        instead.
         """
         results: dict[int, torch.Tensor | LCOInputError] = {}
         self._execute(batch, results)

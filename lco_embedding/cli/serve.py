@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from lco_embedding.cli.common import load_embedder, model_options
@@ -74,6 +76,14 @@ __all__ = ["serve"]
     metavar="NAME",
     help="The prompt used when a request names none [default: the model's saved default, else none].",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port, each with its own copy of the model and cores // N threads (CPU "
+    "deployments; on a GPU run one server per GPU).",
+)
 @click.option("--allow-url", is_flag=True, help="Fetch http(s) media URLs (off: data URIs only).")
 @click.option(
     "--allowed-host",
@@ -100,6 +110,7 @@ def serve(
     featurize_workers: int,
     prompts: tuple[str, ...],
     default_prompt: str | None,
+    workers: int,
     allow_url: bool,
     allowed_hosts: tuple[str, ...],
 ) -> None:
@@ -139,6 +150,9 @@ def serve(
     if allowed_hosts and not allow_url:
         raise click.UsageError("--allowed-host goes with --allow-url.")
     named = _parse_prompts(prompts)
+    if workers > 1:
+        _serve_in_processes(model, revision, device, dtype, settings, named, default_prompt, host, port, workers)
+        return
     embedder = load_embedder(model, revision=revision, device=device, dtype=dtype)
     embedder.prompts.update(named)
     if default_prompt is not None:
@@ -154,6 +168,45 @@ def serve(
         err=True,
     )
     uvicorn.run(create_app(embedder, settings), host=host, port=port, log_level="warning")
+
+
+def _serve_in_processes(
+    model: str,
+    revision: str | None,
+    device: str | None,
+    dtype: str,
+    settings: Any,
+    prompts: dict[str, str],
+    default_prompt: str | None,
+    host: str,
+    port: int,
+    workers: int,
+) -> None:
+    """``--workers N``: the checkpoint is found here (its errors are one line, as for one process), then every
+    worker loads it."""
+    from dataclasses import asdict
+
+    from lco_embedding.errors import CheckpointNotFoundError
+    from lco_embedding.hub import locate_checkpoint
+    from lco_embedding.serving.processes import WorkerSpec, run_workers
+
+    meta = click.get_current_context().find_root().meta
+    try:
+        locate_checkpoint(model, revision=revision)
+    except CheckpointNotFoundError as e:
+        raise click.ClickException(str(e)) from e
+    spec = WorkerSpec(
+        model=model,
+        revision=revision,
+        device=device,
+        dtype=None if dtype == "auto" else dtype,
+        prompts=prompts,
+        default_prompt=default_prompt,
+        settings=asdict(settings),
+        verbosity=(meta.get("lco.verbose", 0), meta.get("lco.quiet", False)),
+    )
+    click.echo(f"Serving {settings.served_model_name} with {workers} workers on http://{host}:{port}/v1", err=True)
+    run_workers(spec, host=host, port=port, workers=workers)
 
 
 def _parse_prompts(values: tuple[str, ...]) -> dict[str, str]:

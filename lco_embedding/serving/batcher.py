@@ -22,13 +22,13 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from lco_embedding.batching import padded_tokens
-from lco_embedding.errors import LCOInputError
+from lco_embedding.errors import LCOEmbeddingError, LCOInputError
 from lco_embedding.featurize import Features
 from lco_embedding.serving.inputs import ItemError, resolve_media
 from lco_embedding.serving.metrics import ServerMetrics
@@ -56,21 +56,41 @@ class Ticket:
 
 @dataclass
 class _Job:
-    features: Features
+    """One item of a request on its way to the model: its features once featurized, and where its answer goes."""
+
     ticket: Ticket
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
-    enqueued: float = field(default_factory=time.monotonic)
+    features: Features | None = None
+    enqueued: float = 0.0
 
-    def deliver(self, result: Any) -> None:
-        def set_result() -> None:
-            if not self.future.done():
-                if isinstance(result, BaseException):
-                    self.future.set_exception(result)
-                else:
-                    self.future.set_result(result)
 
-        self.loop.call_soon_threadsafe(set_result)
+@dataclass
+class _TextRequest:
+    """A request of text items only, waiting for the text thread: featurized with the others queued with it."""
+
+    texts: list[str]
+    prompt: str | None
+    jobs: list[_Job]
+
+
+def _deliver(answers: list[tuple[_Job, Any]]) -> None:
+    """Hand each job its result (an embedding, or an exception): one call into each event loop, not one per item."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
+    for job, result in answers:
+        by_loop.setdefault(job.loop, []).append((job.future, result))
+    for loop, pairs in by_loop.items():
+        loop.call_soon_threadsafe(_set_results, pairs)
+
+
+def _set_results(pairs: list[tuple[asyncio.Future, Any]]) -> None:
+    for future, result in pairs:
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 class DynamicBatcher:
@@ -92,12 +112,16 @@ class DynamicBatcher:
         self._pending: deque[_Job] = deque()
         self._pending_tokens = 0
         self._condition = threading.Condition()
+        self._texts: deque[_TextRequest] = deque()
+        self._texts_ready = threading.Condition()
         self._admitted = 0
         self._ids = itertools.count()
         self._stopping = False
         self._items_per_second = 0.0
         self._thread = threading.Thread(target=self._loop, name="lco-serve-batcher", daemon=True)
+        self._text_thread = threading.Thread(target=self._text_loop, name="lco-serve-text", daemon=True)
         self._thread.start()
+        self._text_thread.start()
 
     @property
     def running(self) -> bool:
@@ -125,37 +149,102 @@ class DynamicBatcher:
             self.metrics.queue_items.set(self._admitted)
 
     # ---------------------------------------------------------------------------------------------- a request
-    def _featurize(self, index: int, item: dict[str, Any], prompt: str | None) -> Features:
-        try:
-            return self.featurizer(index, resolve_media(item, index, self.settings), None, prompt)
-        except LCOInputError as e:
-            raise ItemError(e.reason, index) from e
-
     async def embed(self, items: list[dict[str, Any]], prompt: str | None, ticket: Ticket) -> tuple[list, int]:
         """Embed one request's items: ``(raw float32 embeddings in item order, tokens the model saw)``.
+
+        A request of text items only goes to the text thread, which featurizes every text request queued with it
+        in one tokenizer call; a request with media is featurized item by item in the worker threads (media are
+        fetched, decoded and preprocessed there).
 
         Raises:
             ItemError: An item that cannot be embedded (the one with the lowest index).
         """
         loop = asyncio.get_running_loop()
-        prepared = await asyncio.gather(
-            *(loop.run_in_executor(self.pool, self._featurize, i, item, prompt) for i, item in enumerate(items)),
-            return_exceptions=True,
-        )
-        for outcome in prepared:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        jobs = [_Job(replace(f, index=next(self._ids)), ticket, loop.create_future(), loop) for f in prepared]
+        jobs = [_Job(ticket, loop.create_future(), loop) for _ in items]
+        if all(len(item) == 1 and "text" in item for item in items):
+            with self._texts_ready:
+                self._texts.append(_TextRequest([item["text"] for item in items], prompt, jobs))
+                self._texts_ready.notify()
+        else:
+            prepared = await asyncio.gather(
+                *(loop.run_in_executor(self.pool, self._featurize, i, item, prompt) for i, item in enumerate(items)),
+                return_exceptions=True,
+            )
+            for outcome in prepared:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            for job, features in zip(jobs, prepared, strict=True):
+                job.features = features
+            self._enqueue(jobs)
+        results = await asyncio.gather(*(job.future for job in jobs), return_exceptions=True)
+        failures = [(index, r) for index, r in enumerate(results) if isinstance(r, BaseException)]
+        if failures:
+            index, failure = failures[0]
+            if isinstance(failure, LCOInputError | LCOEmbeddingError):  # the item, not the server
+                raise ItemError(failure.reason, index)
+            raise failure
+        return results, sum(job.features.length for job in jobs)
+
+    def _featurize(self, index: int, item: dict[str, Any], prompt: str | None) -> Features:
+        try:
+            features = self.featurizer(index, resolve_media(item, index, self.settings), None, prompt)
+        except LCOInputError as e:
+            raise ItemError(e.reason, index) from e
+        return replace(features, index=next(self._ids))
+
+    def _enqueue(self, jobs: list[_Job]) -> None:
+        """Queue featurized jobs for the model thread."""
+        now = time.monotonic()
         with self._condition:
+            for job in jobs:
+                job.enqueued = now
             self._pending.extend(jobs)
             self._pending_tokens += sum(job.features.length for job in jobs)
             self.metrics.pending_items.set(len(self._pending))
             self._condition.notify()
-        results = await asyncio.gather(*(job.future for job in jobs))
-        for index, result in enumerate(results):
-            if isinstance(result, LCOInputError):
-                raise ItemError(result.reason, index)
-        return results, sum(f.length for f in prepared)
+
+    def _text_loop(self) -> None:
+        """The text thread: take every text request queued, featurize them together (per prompt), queue them."""
+        while True:
+            with self._texts_ready:
+                while not self._texts and not self._stopping:
+                    self._texts_ready.wait()
+                if self._stopping:
+                    return
+                requests = list(self._texts)
+                self._texts.clear()
+            by_prompt: dict[str | None, list[_TextRequest]] = {}
+            for request in requests:
+                by_prompt.setdefault(request.prompt, []).append(request)
+            for prompt, group in by_prompt.items():
+                self._featurize_texts(group, prompt)
+
+    def _featurize_texts(self, requests: list[_TextRequest], prompt: str | None) -> None:
+        pairs = [(next(self._ids), text) for request in requests for text in request.texts]
+        try:
+            outcomes = self.featurizer.featurize_batch(pairs, "text", prompt)
+        except Exception as e:  # a fault of the server, not of an item: these requests get a 500
+            logger.exception("Featurizing text failed")
+            _deliver([(job, e) for request in requests for job in request.jobs])
+            return
+        ready: list[_Job] = []
+        refused: list[tuple[_Job, Any]] = []
+        position = 0
+        for request in requests:
+            mine = outcomes[position : position + len(request.jobs)]
+            position += len(request.jobs)
+            bad = next((i for i, o in enumerate(mine) if isinstance(o, LCOInputError)), None)
+            if bad is not None:  # the request is answered with its first bad item; none of its items reaches the model
+                error = ItemError(mine[bad].reason, bad)
+                refused.extend((job, error) for job in request.jobs)
+                continue
+            for job, features in zip(request.jobs, mine, strict=True):
+                job.features = features
+            ready.extend(request.jobs)
+        if refused:
+            _deliver(refused)
+        if ready:
+            self._enqueue(ready)
 
     # ------------------------------------------------------------------------------------------- the model
     def _take_window(self) -> list[_Job] | None:
@@ -213,20 +302,26 @@ class DynamicBatcher:
             results = self.engine.execute([job.features for job in jobs])
         except Exception as e:  # a fault of the server, not of an item: every request of the batch gets a 500
             logger.exception("A forward pass failed")
-            for job in jobs:
-                job.deliver(e)
+            _deliver([(job, e) for job in jobs])
             return
         self.metrics.observe_batch(len(jobs), padded_tokens([job.features.length for job in jobs]))
         seconds = time.perf_counter() - started
         self._items_per_second = 0.8 * self._items_per_second + 0.2 * len(jobs) / max(seconds, 1e-6)
+        answers = []
         for job in jobs:
-            result = results[job.features.index]
-            job.deliver(result if isinstance(result, LCOInputError | torch.Tensor) else RuntimeError("no result"))
+            result = results.get(job.features.index)
+            if not isinstance(result, torch.Tensor | LCOInputError | LCOEmbeddingError):
+                result = RuntimeError(f"the engine gave no result for item {job.features.index}")
+            answers.append((job, result))
+        _deliver(answers)
 
     def close(self) -> None:
         """Stop the model thread (queued items are not answered) and the featurize workers."""
         with self._condition:
             self._stopping = True
             self._condition.notify_all()
+        with self._texts_ready:
+            self._texts_ready.notify_all()
         self._thread.join(timeout=30)
+        self._text_thread.join(timeout=30)
         self.pool.shutdown(wait=False, cancel_futures=True)
