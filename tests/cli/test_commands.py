@@ -130,7 +130,9 @@ def test_demo_runs_offline_end_to_end_and_its_commands_run_as_printed(tmp_path):
     assert (Path(words[1]) / "media").is_dir() and (Path(words[1]) / "captions.jsonl").is_file()
 
 
-def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, embedder):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, embedder, workers):
+    """One process, and --workers 2 (two processes on one port, prompts and settings carried to each)."""
     import socket
     import time
 
@@ -144,7 +146,7 @@ def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, embedde
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     args = [str(LCO_EMBED), "serve", "--model", tiny_omni, "--port", str(port), "--api-key", "k", "-q"]
-    args += ["--prompt", "query=Find: ", "--prompt", "doc=", "--default-prompt", "query"]
+    args += ["--prompt", "query=Find: ", "--prompt", "doc=", "--default-prompt", "query", "--workers", str(workers)]
     process = subprocess.Popen([*args, "--served-model-name", "tiny"], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -158,8 +160,9 @@ def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, embedde
             assert time.monotonic() < deadline, "the server did not become ready"
             time.sleep(0.2)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
-        got = client.embeddings.create(model="tiny", input=["a cat on a mat"]).data[0].embedding
-        np.testing.assert_allclose(got, embedder.encode("a cat on a mat", prompt="Find: "), atol=1e-5, rtol=0)
+        for _ in range(2 * workers):  # with several workers, connections may reach each
+            got = client.embeddings.create(model="tiny", input=["a cat on a mat"]).data[0].embedding
+            np.testing.assert_allclose(got, embedder.encode("a cat on a mat", prompt="Find: "), atol=1e-5, rtol=0)
         plain = client.embeddings.create(model="tiny", input=["a cat"], extra_body={"prompt_name": "doc"})
         np.testing.assert_allclose(plain.data[0].embedding, embedder.encode("a cat"), atol=1e-5, rtol=0)
         with pytest.raises(openai.BadRequestError, match=r"it has 'doc', 'query'\); the server adds prompts with `lco"):
@@ -170,3 +173,4 @@ def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, embedde
         assert process.wait(timeout=30) in (0, -15)
     output = process.stderr.read()
     assert f"on http://127.0.0.1:{port}/v1" in output and "Traceback" not in output
+    assert "Loading weights" not in output  # -q reaches the workers too

@@ -222,3 +222,23 @@ def test_a_disconnected_client_is_dropped_without_harming_the_batch(gated_server
     assert first["r"].status_code == 200 and stayed["r"].status_code == 200
     np.testing.assert_allclose(stayed["r"].json()["data"][0]["embedding"], embedder.encode("stay"), atol=TOL, rtol=0)
     assert _metric(server, "lco_cancelled_items_total") == cancelled_before + 1  # dropped, never run
+
+
+def test_32_concurrent_requests_each_get_their_own_embedding(server, embedder):
+    """No cross-talk: 32 connections at once (so requests share forward passes), each answered with the
+    embedding of its own text."""
+    import asyncio
+
+    texts = [f"text number {i}: " + "word " * (i % 7) for i in range(64)]
+
+    async def run() -> list[httpx.Response]:
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        limits = httpx.Limits(max_connections=32)
+        async with httpx.AsyncClient(base_url=server, headers=headers, limits=limits, timeout=60) as session:
+            body = [{"model": NAME, "input": text, "encoding_format": "float"} for text in texts]
+            return await asyncio.gather(*(session.post("/v1/embeddings", json=b) for b in body))
+
+    responses = asyncio.run(run())
+    assert [r.status_code for r in responses] == [200] * len(texts)
+    got = np.array([r.json()["data"][0]["embedding"] for r in responses])
+    np.testing.assert_allclose(got, embedder.encode(texts, show_progress_bar=False), atol=TOL, rtol=0)
