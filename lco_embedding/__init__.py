@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from lco_embedding.errors import CheckpointNotFoundError, EncodeReport, LCOEmbeddingError, LCOInputError
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
     from lco_embedding.embedder import LCOEmbedder
 
 __version__ = "0.1.0"
+
+# transformers imports torchao (when installed) with every model class, and torchao's registrations make torch log
+# a deprecation warning about its own pytree API at each start: not the user's concern. Only that logger is quieted.
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 __all__ = [
     "LCOEmbedder",

@@ -30,13 +30,21 @@ from lco_embedding.errors import EncodeReport, ItemError, LCOEmbeddingError, LCO
 from lco_embedding.featurize import Features, Featurizer, featurize_in_worker
 from lco_embedding.hub import locate_checkpoint
 from lco_embedding.inputs import split_inputs
-from lco_embedding.loading import load_model, read_optional_json, resolve_attn, resolve_device, resolve_dtype
+from lco_embedding.loading import (
+    load_model,
+    read_config,
+    read_optional_json,
+    resolve_attn,
+    resolve_device,
+    resolve_dtype,
+)
 from lco_embedding.outcomes import Outcome
 from lco_embedding.postprocess import Precision, check_encode_arguments, finish, finish_row, token_output
 from lco_embedding.preprocessing import AudioOptions, ImageOptions, VideoOptions
 from lco_embedding.preprocessing.image import MAX_IMAGE_PIXELS
 from lco_embedding.preprocessing.sources import MAX_URL_BYTES, URL_TIMEOUT
 from lco_embedding.prompts import MixedSuffixRule
+from lco_embedding.quantization import Quantization, check_quantization, stored_dtype
 from lco_embedding.settings import SETTINGS_FILE, EmbedderSettings, Preprocessing
 from lco_embedding.special_tokens import SpecialTokenPolicy
 from lco_embedding.st_compat import SentenceTransformerSurface, check_unknown_keywords
@@ -56,7 +64,12 @@ class LCOEmbedder(SentenceTransformerSurface):
     Args:
         model_name_or_path: Hub id (e.g. ``"LCO-Embedding/LCO-Embedding-Omni-3B"``) or local folder.
         device: ``"cuda"``, ``"cpu"``, ``"mps"``, ...; default cuda if available, else mps, else cpu.
-        dtype: Weight dtype; default bfloat16 on CUDA, float32 on CPU and MPS.
+        dtype: Weight dtype. ``None``/``"auto"``: bfloat16 on CUDA; on a CPU bfloat16 when the checkpoint is stored
+            in bfloat16 (the LCO-Embedding checkpoints are) and the CPU computes it natively (AVX-512 BF16, AMX,
+            Arm BF16), float32 otherwise; float32 on MPS (:mod:`lco_embedding.quantization`).
+        quantization: Quantize the language model's linear layers while loading: ``"int8"`` (weights; CPU and
+            CUDA), ``"int8-dynamic"`` (weights and activations), ``"int4"`` or ``"nf4"`` (CUDA); the towers stay
+            in ``dtype``. Needs ``pip install 'lco-embedding[quantization]'`` (``[nf4]`` for nf4).
         attn_implementation: Default flash_attention_2 on CUDA when ``flash_attn`` is importable, else sdpa.
         revision: Hub revision (branch, tag or commit).
         cache_folder: Hub cache folder.
@@ -111,6 +124,7 @@ class LCOEmbedder(SentenceTransformerSurface):
         *,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
+        quantization: Quantization | None = None,
         attn_implementation: str | None = None,
         revision: str | None = None,
         cache_folder: str | None = None,
@@ -186,13 +200,17 @@ class LCOEmbedder(SentenceTransformerSurface):
         """Testing hook run before every forward pass; see :func:`lco_embedding.testing.simulate_oom`."""
 
         resolved_device = resolve_device(device)
+        check_quantization(quantization, resolved_device)
+        self.quantization = quantization
+        """How the language model's linear layers are quantized (None: not)."""
         loaded = load_model(
             checkpoint,
             device=resolved_device,
-            dtype=resolve_dtype(dtype, resolved_device),
+            dtype=resolve_dtype(dtype, resolved_device, stored_dtype(read_config(checkpoint))),
             attn_implementation=resolve_attn(attn_implementation, resolved_device),
             model_kwargs=model_kwargs,
             processor_kwargs=processor_kwargs,
+            quantization=quantization,
         )
         self.model = loaded.model
         self.processor = loaded.processor
@@ -258,7 +276,9 @@ class LCOEmbedder(SentenceTransformerSurface):
     def __repr__(self) -> str:
         return (
             f"LCOEmbedder({self.model_name_or_path!r}, model_type={self.model_type!r}, device={str(self.device)!r}, "
-            f"dtype={self.dtype}, dimension={self._dimension})"
+            f"dtype={self.dtype}, "
+            + (f"quantization={self.quantization!r}, " if self.quantization else "")
+            + f"dimension={self._dimension})"
         )
 
     # ------------------------------------------------------------------------------------------------ settings

@@ -105,10 +105,16 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device("cpu")
 
 
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """The given dtype, else bfloat16 on CUDA and float32 elsewhere (CPU, and MPS where bf16 is unproven)."""
+def resolve_dtype(
+    dtype: str | torch.dtype | None, device: torch.device, stored: torch.dtype | None = None
+) -> torch.dtype:
+    """The given dtype; else (``None`` or ``"auto"``) bfloat16 on CUDA, on a CPU the checkpoint's ``stored`` dtype
+    when that is bfloat16 and the CPU computes it natively, and float32 otherwise (:mod:`lco_embedding.quantization`).
+    """
     if dtype is None or dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        from lco_embedding.quantization import default_dtype
+
+        return default_dtype(device, stored)
     if isinstance(dtype, str):
         resolved = getattr(torch, dtype.removeprefix("torch."), None)
         if not isinstance(resolved, torch.dtype):
@@ -225,6 +231,7 @@ def load_model(
     attn_implementation: str,
     model_kwargs: dict[str, Any] | None = None,
     processor_kwargs: dict[str, Any] | None = None,
+    quantization: str | None = None,
 ) -> LoadedModel:
     """Load a supported checkpoint (located by :func:`~lco_embedding.hub.locate_checkpoint`) and its processor.
 
@@ -235,6 +242,8 @@ def load_model(
         attn_implementation: ``sdpa``, ``eager``, ``flash_attention_2``, ...
         model_kwargs: Extra keyword arguments for ``from_pretrained`` of the model.
         processor_kwargs: Extra keyword arguments for ``from_pretrained`` of the processor.
+        quantization: Quantize the language model's linear layers as they load
+            (:mod:`lco_embedding.quantization`).
 
     Raises:
         ValueError: If ``config.json``'s ``model_type`` is not supported (the message lists the supported ones).
@@ -253,6 +262,12 @@ def load_model(
         **hub_kwargs,
         **(model_kwargs or {}),
     }
+    if quantization is not None:
+        from lco_embedding.quantization import quantization_config
+
+        kwargs["quantization_config"] = quantization_config(quantization, device, dtype)
+        if quantization == "nf4":  # bitsandbytes places the weights itself; its models refuse .to()
+            kwargs["device_map"] = {"": device}
     if model_type == "qwen2_5_omni_thinker":
         model = transformers.Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(model_name_or_path, **kwargs)
     elif model_type == "qwen2_5_omni":
@@ -263,7 +278,9 @@ def load_model(
         )
     else:
         model = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(model_name_or_path, **kwargs)
-    model.to(device).eval()
+    if quantization != "nf4":
+        model.to(device)
+    model.eval()
     processor = transformers.AutoProcessor.from_pretrained(model_name_or_path, **hub_kwargs, **(processor_kwargs or {}))
     text_config = model.config.get_text_config()
     vision_config = model.config.vision_config

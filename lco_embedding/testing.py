@@ -23,7 +23,7 @@ import wave
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -271,11 +271,30 @@ def build_tiny_checkpoint(
         >>> build_tiny_checkpoint("/tmp/tiny-vl", kind="qwen2_5_vl")  # doctest: +SKIP
     """
     import torch
-    from transformers import WhisperFeatureExtractor
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
+    previous_default = torch.get_default_dtype()
+    try:  # built in the target dtype: a 7B in bfloat16 never exists in float32 here
+        torch.set_default_dtype(getattr(torch, dtype))
+        model, processor = _build_model(kind, text_config, vision_config, audio_config)
+        _randomize(model, init_std, seed)
+    finally:
+        torch.set_default_dtype(previous_default)
+    model.to(getattr(torch, dtype))
+    with _transformers_quiet():
+        model.save_pretrained(path, safe_serialization=True)
+    processor.save_pretrained(path)
+    return path
+
+
+def _build_model(
+    kind: CheckpointKind, text_config: dict | None, vision_config: dict | None, audio_config: dict | None
+) -> tuple[Any, Any]:
+    """The random model of ``kind`` (in the default dtype) and its processor."""
+    from transformers import WhisperFeatureExtractor
+
     overrides = {"text": text_config or {}, "vision": vision_config or {}, "audio": audio_config or {}}
     if kind in ("omni-thinker", "omni"):
         from transformers import (
@@ -326,12 +345,7 @@ def build_tiny_checkpoint(
         )
     else:
         raise ValueError(f"kind must be one of 'omni-thinker', 'omni', 'qwen2_5_vl', got {kind!r}.")
-    _randomize(model, init_std, seed)
-    model.to(getattr(torch, dtype))
-    with _transformers_quiet():
-        model.save_pretrained(path, safe_serialization=True)
-    processor.save_pretrained(path)
-    return path
+    return model, processor
 
 
 @contextmanager

@@ -68,3 +68,19 @@ def test_a_real_cuda_out_of_memory_is_recovered(checkpoint):
     assert model.last_stats.oom_splits >= 1
     assert model.last_report.kept == list(range(len(texts)))
     np.testing.assert_allclose(out, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("quantization", "package"), [("int8", "torchao"), ("int4", "torchao"), ("nf4", "bitsandbytes")]
+)
+def test_quantized_loading_on_cuda(checkpoint, items, quantization, package):
+    """Each quantization loads on CUDA, quantizes the language model only, and stays close to bfloat16."""
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"needs {package}")
+    full = LCOEmbedder(checkpoint, device="cuda").encode(items)
+    model = LCOEmbedder(checkpoint, device="cuda", quantization=quantization)
+    assert model.quantization == quantization
+    towers = [m for n, m in model.model.named_modules() if n.startswith("model.visual") and isinstance(m, torch.nn.Linear)]
+    assert towers and all(type(m.weight).__name__ == "Parameter" for m in towers)
+    cosines = _cosines(model.encode(items), full)
+    assert cosines.min() >= (0.99 if quantization == "int8" else 0.95), cosines

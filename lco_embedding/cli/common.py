@@ -121,7 +121,8 @@ def model_options(function: Any) -> Any:
             type=click.Choice(["auto", "bfloat16", "float16", "float32"]),
             default="auto",
             show_default=True,
-            help="Weight dtype; auto = bfloat16 on CUDA, float32 elsewhere.",
+            help="Weight dtype; auto = bfloat16 on CUDA, and on CPUs with native bfloat16 for bfloat16 checkpoints; "
+            "float32 elsewhere.",
         ),
     ]
     for option in reversed(options):
@@ -129,18 +130,41 @@ def model_options(function: Any) -> Any:
     return function
 
 
+def quantization_option(function: Any) -> Any:
+    """The ``--quantization`` option (int8 / int8-dynamic on CPU and CUDA, int4 / nf4 on CUDA)."""
+    return click.option(
+        "--quantization",
+        type=click.Choice(["int8", "int8-dynamic", "int4", "nf4"]),
+        help="Quantize the language model's linear layers while loading (int8, int8-dynamic: CPU and CUDA; int4, "
+        "nf4: CUDA). Needs pip install 'lco-embedding[quantization]' ([nf4] for nf4).",
+    )(function)
+
+
 def load_embedder(
-    model: str, *, revision: str | None = None, device: str | None = None, dtype: str = "auto", **kwargs: Any
+    model: str,
+    *,
+    revision: str | None = None,
+    device: str | None = None,
+    dtype: str = "auto",
+    quantization: str | None = None,
+    **kwargs: Any,
 ) -> Any:
     """Load an :class:`LCOEmbedder`, turning a failure into an error message that says what to do."""
     from lco_embedding.embedder import LCOEmbedder
     from lco_embedding.errors import CheckpointNotFoundError
 
     try:
-        return LCOEmbedder(model, revision=revision, device=device, dtype=None if dtype == "auto" else dtype, **kwargs)
+        return LCOEmbedder(
+            model,
+            revision=revision,
+            device=device,
+            dtype=None if dtype == "auto" else dtype,
+            quantization=quantization,
+            **kwargs,
+        )
     except CheckpointNotFoundError as e:
         raise click.ClickException(f"{e}\n(`lco-embed demo` runs offline on a tiny checkpoint.)") from e
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, ImportError) as e:
         raise click.ClickException(f"cannot load the model {model!r}: {e}") from e
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from lco_embedding.cli.common import is_quiet, model_options
+from lco_embedding.cli.common import is_quiet, model_options, quantization_option
 from lco_embedding.corpus.job import DEFAULT_SHARD_SIZE
 from lco_embedding.corpus.precision import PRECISIONS
 
@@ -22,6 +22,7 @@ SHOWN_FAILURES = 10
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @model_options
+@quantization_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Most items per pass.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Token budget of one pass [default: from the device].")
 @click.option("--num-workers", type=click.IntRange(min=0), help="Preprocessing workers [default: 0 on CPU, 4 on GPU].")
@@ -69,6 +70,7 @@ def encode(
     revision: str | None,
     device: str | None,
     dtype: str,
+    quantization: str | None,
     batch_size: int,
     max_tokens: int | None,
     num_workers: int | None,
@@ -125,6 +127,7 @@ def encode(
             revision=revision,
             device=device,
             dtype=None if dtype == "auto" else dtype,
+            quantization=quantization,
             precision=precision,  # type: ignore[arg-type]
             normalize=not no_normalize,
             prompt=prompt,

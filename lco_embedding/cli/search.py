@@ -52,6 +52,7 @@ def load_folder_model(manifest: dict[str, Any], model: str | None, device: str |
         revision=None if model else spec.get("revision"),
         device=device,
         dtype=spec["dtype"],
+        quantization=spec.get("quantization"),  # queries embedded like the rows
         **manifest["settings"],
     )
     if embedder.settings() != manifest["settings"]:

@@ -6,13 +6,14 @@ from typing import Any
 
 import click
 
-from lco_embedding.cli.common import load_embedder, model_options
+from lco_embedding.cli.common import load_embedder, model_options, quantization_option
 
 __all__ = ["serve"]
 
 
 @click.command(short_help="Serve an OpenAI-compatible /v1/embeddings endpoint with dynamic batching.")
 @model_options
+@quantization_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
 @click.option("--api-key", envvar="LCO_API_KEY", help="Require 'Authorization: Bearer KEY' (or set LCO_API_KEY).")
@@ -96,6 +97,7 @@ def serve(
     revision: str | None,
     device: str | None,
     dtype: str,
+    quantization: str | None,
     host: str,
     port: int,
     api_key: str | None,
@@ -151,9 +153,13 @@ def serve(
         raise click.UsageError("--allowed-host goes with --allow-url.")
     named = _parse_prompts(prompts)
     if workers > 1:
-        _serve_in_processes(model, revision, device, dtype, settings, named, default_prompt, host, port, workers)
+        spec = _worker_spec(model, revision, device, dtype, quantization, settings, named, default_prompt)
+        click.echo(f"Serving {settings.served_model_name} with {workers} workers on http://{host}:{port}/v1", err=True)
+        from lco_embedding.serving.processes import run_workers
+
+        run_workers(spec, host=host, port=port, workers=workers)
         return
-    embedder = load_embedder(model, revision=revision, device=device, dtype=dtype)
+    embedder = load_embedder(model, revision=revision, device=device, dtype=dtype, quantization=quantization)
     embedder.prompts.update(named)
     if default_prompt is not None:
         if default_prompt not in embedder.prompts:
@@ -170,43 +176,42 @@ def serve(
     uvicorn.run(create_app(embedder, settings), host=host, port=port, log_level="warning")
 
 
-def _serve_in_processes(
+def _worker_spec(
     model: str,
     revision: str | None,
     device: str | None,
     dtype: str,
+    quantization: str | None,
     settings: Any,
     prompts: dict[str, str],
     default_prompt: str | None,
-    host: str,
-    port: int,
-    workers: int,
-) -> None:
-    """``--workers N``: the checkpoint is found here (its errors are one line, as for one process), then every
-    worker loads it."""
+) -> Any:
+    """What each ``--workers N`` process loads; the checkpoint is found here first (its errors are one line, as
+    for one process)."""
     from dataclasses import asdict
 
     from lco_embedding.errors import CheckpointNotFoundError
     from lco_embedding.hub import locate_checkpoint
-    from lco_embedding.serving.processes import WorkerSpec, run_workers
+    from lco_embedding.quantization import check_quantization
+    from lco_embedding.serving.processes import WorkerSpec
 
     meta = click.get_current_context().find_root().meta
     try:
         locate_checkpoint(model, revision=revision)
-    except CheckpointNotFoundError as e:
+        check_quantization(quantization)
+    except (CheckpointNotFoundError, ImportError) as e:
         raise click.ClickException(str(e)) from e
-    spec = WorkerSpec(
+    return WorkerSpec(
         model=model,
         revision=revision,
         device=device,
         dtype=None if dtype == "auto" else dtype,
+        quantization=quantization,
         prompts=prompts,
         default_prompt=default_prompt,
         settings=asdict(settings),
         verbosity=(meta.get("lco.verbose", 0), meta.get("lco.quiet", False)),
     )
-    click.echo(f"Serving {settings.served_model_name} with {workers} workers on http://{host}:{port}/v1", err=True)
-    run_workers(spec, host=host, port=port, workers=workers)
 
 
 def _parse_prompts(values: tuple[str, ...]) -> dict[str, str]:

@@ -35,6 +35,8 @@ def describe_embedder(embedder: LCOEmbedder, prompt_name: str | None, prompt: st
             "commit": embedder.commit,
             "model_type": embedder.model_type,
             "dtype": str(embedder.dtype).removeprefix("torch."),
+            # recorded only when set, so that folders written before quantization existed still resume
+            **({"quantization": embedder.quantization} if embedder.quantization else {}),
         },
         "dimension": embedder.get_embedding_dimension(),
         "prompts": {

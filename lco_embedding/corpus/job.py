@@ -107,6 +107,7 @@ def encode_corpus(
     revision: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
+    quantization: str | None = None,
     embedder_kwargs: dict[str, Any] | None = None,
     precision: Precision = "float32",
     normalize: bool = True,
@@ -130,7 +131,7 @@ def encode_corpus(
             on ``stdin`` (see :mod:`lco_embedding.corpus.records`).
         out: The output folder (created if missing).
         model: A loaded :class:`LCOEmbedder`, or a hub id or folder to load.
-        revision, device, dtype: Passed to ``LCOEmbedder`` when ``model`` is a name.
+        revision, device, dtype, quantization: Passed to ``LCOEmbedder`` when ``model`` is a name.
         embedder_kwargs: Other ``LCOEmbedder`` arguments when ``model`` is a name.
         precision: ``float32``, ``int8`` or ``binary`` (see :mod:`lco_embedding.corpus.precision`).
         normalize: L2-normalise the embeddings (default True).
@@ -176,8 +177,16 @@ def encode_corpus(
     folder = OutputFolder(out)
     folder.lock()
     try:
+        if quantization is not None:
+            embedder_kwargs = {**(embedder_kwargs or {}), "quantization": quantization}
         early = {
-            "model": {"name": model_name(model), "revision": _revision(model, revision)},
+            "model": {
+                "name": model_name(model),
+                "revision": _revision(model, revision),
+                "quantization": (embedder_kwargs or {}).get("quantization")
+                if isinstance(model, str)
+                else model.quantization,
+            },
             "options": options,
             "inputs": [_input_key(spec) for spec in specs],
         }

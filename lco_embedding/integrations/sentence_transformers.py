@@ -150,6 +150,7 @@ class LCOModule(InputModule):
             model_name_or_path,
             device=device,
             dtype=dtype,
+            quantization=model_kwargs.pop("quantization", None),
             token=token,
             cache_folder=cache_folder,
             revision=revision,

@@ -32,6 +32,7 @@ class WorkerSpec:
     revision: str | None = None
     device: str | None = None
     dtype: str | None = None
+    quantization: str | None = None
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -65,7 +66,9 @@ def build_app(spec: WorkerSpec) -> Any:
         configure_logging(*spec.verbosity)
     if spec.torch_threads is not None:
         torch.set_num_threads(spec.torch_threads)
-    embedder = LCOEmbedder(spec.model, revision=spec.revision, device=spec.device, dtype=spec.dtype)
+    embedder = LCOEmbedder(
+        spec.model, revision=spec.revision, device=spec.device, dtype=spec.dtype, quantization=spec.quantization
+    )
     embedder.prompts.update(spec.prompts)
     if spec.default_prompt is not None:
         if spec.default_prompt not in embedder.prompts:

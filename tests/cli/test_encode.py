@@ -173,6 +173,9 @@ def test_a_finished_folder_is_left_alone_and_other_settings_are_refused(finished
     assert refused.returncode == 1
     assert "options.precision: 'float32' in the folder, 'int8' now" in refused.stderr
     assert "--overwrite" in refused.stderr
+    refused = run_cli("encode", table, "--out", out, "--model", tiny_omni, "--shard-size", 4, "--quantization", "int8",
+                      check=False)  # fmt: skip
+    assert refused.returncode == 1 and "model.quantization:" in refused.stderr  # int8 weights: other embeddings
     refused = run_cli("encode", table, "--out", out, "--model", tiny_vl, "--shard-size", 4, check=False)
     assert refused.returncode == 1 and "model.name:" in refused.stderr
     with table.open("a") as f:
