@@ -80,7 +80,8 @@ def test_quantized_loading_on_cuda(checkpoint, items, quantization, package):
     full = LCOEmbedder(checkpoint, device="cuda").encode(items)
     model = LCOEmbedder(checkpoint, device="cuda", quantization=quantization)
     assert model.quantization == quantization
-    towers = [m for n, m in model.model.named_modules() if n.startswith("model.visual") and isinstance(m, torch.nn.Linear)]
+    modules = model.model.named_modules()
+    towers = [m for n, m in modules if n.startswith("model.visual") and isinstance(m, torch.nn.Linear)]
     assert towers and all(type(m.weight).__name__ == "Parameter" for m in towers)
     cosines = _cosines(model.encode(items), full)
     assert cosines.min() >= (0.99 if quantization == "int8" else 0.95), cosines
