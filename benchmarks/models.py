@@ -90,4 +90,5 @@ def build(preset: str, folder: str | Path, dtype: str = "float32") -> Path:
     path = Path(folder) / preset
     if any(path.glob("*.safetensors")):
         return path
-    return build_tiny_checkpoint(path, "omni-thinker", init_std=0.02, dtype=dtype, **PRESETS[preset])
+    real = preset in ("omni-3b", "omni-7b")  # drawn a shard at a time: a 7B never sits in memory whole
+    return build_tiny_checkpoint(path, "omni-thinker", init_std=0.02, dtype=dtype, low_memory=real, **PRESETS[preset])

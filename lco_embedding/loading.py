@@ -25,6 +25,7 @@ import torch
 
 from lco_embedding.errors import CheckpointNotFoundError
 from lco_embedding.hub import LocatedCheckpoint, locate_checkpoint
+from lco_embedding.quantization import default_dtype, stored_dtype
 from lco_embedding.types import Modality
 
 __all__ = [
@@ -85,6 +86,7 @@ class CheckpointInfo:
         hidden_size: The embedding dimension.
         num_layers: Decoder layers of the language model.
         commit: The hub commit (None for a local folder).
+        stored_dtype: The dtype its weights are stored in (None when config.json does not say).
     """
 
     model_type: str
@@ -92,6 +94,7 @@ class CheckpointInfo:
     hidden_size: int
     num_layers: int
     commit: str | None
+    stored_dtype: torch.dtype | None = None
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -112,8 +115,6 @@ def resolve_dtype(
     when that is bfloat16 and the CPU computes it natively, and float32 otherwise (:mod:`lco_embedding.quantization`).
     """
     if dtype is None or dtype == "auto":
-        from lco_embedding.quantization import default_dtype
-
         return default_dtype(device, stored)
     if isinstance(dtype, str):
         resolved = getattr(torch, dtype.removeprefix("torch."), None)
@@ -198,6 +199,7 @@ def describe_checkpoint(name: str, hub_kwargs: dict[str, Any] | None = None) -> 
         hidden_size=int(text["hidden_size"]),
         num_layers=int(text["num_hidden_layers"]),
         commit=checkpoint.commit,
+        stored_dtype=stored_dtype(config),
     )
 
 

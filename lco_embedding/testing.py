@@ -19,6 +19,7 @@ embedding).
 
 from __future__ import annotations
 
+import json
 import wave
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -244,6 +245,7 @@ def build_tiny_checkpoint(
     vision_config: dict | None = None,
     audio_config: dict | None = None,
     dtype: str = "float32",
+    low_memory: bool = False,
 ) -> Path:
     """Build and save a tiny random checkpoint of a real architecture, loadable by ``LCOEmbedder(path)``.
 
@@ -262,7 +264,10 @@ def build_tiny_checkpoint(
         vision_config: Overrides of the vision encoder's config (its ``out_hidden_size`` must equal the
             language model's ``hidden_size``).
         audio_config: Overrides of the audio encoder's config (Omni kinds; ``output_dim`` = ``hidden_size``).
-        dtype: dtype of the saved weights.
+        dtype: dtype of the saved weights (the model is built in it).
+        low_memory: Never hold the whole model: it is built on the meta device and its weights are drawn tensor
+            by tensor into 2 GB safetensors shards (for the real 3B / 7B architectures on a small machine; other
+            random values than the default path for the same seed).
 
     Returns:
         The folder, holding ``config.json``, safetensors weights, tokenizer, processor and chat template.
@@ -278,15 +283,63 @@ def build_tiny_checkpoint(
     previous_default = torch.get_default_dtype()
     try:  # built in the target dtype: a 7B in bfloat16 never exists in float32 here
         torch.set_default_dtype(getattr(torch, dtype))
-        model, processor = _build_model(kind, text_config, vision_config, audio_config)
-        _randomize(model, init_std, seed)
+        if low_memory:
+            with torch.device("meta"):
+                model, processor = _build_model(kind, text_config, vision_config, audio_config)
+        else:
+            model, processor = _build_model(kind, text_config, vision_config, audio_config)
+            _randomize(model, init_std, seed)
     finally:
         torch.set_default_dtype(previous_default)
-    model.to(getattr(torch, dtype))
-    with _transformers_quiet():
-        model.save_pretrained(path, safe_serialization=True)
+    if low_memory:
+        _save_streaming(model, path, init_std, seed, getattr(torch, dtype))
+    else:
+        model.to(getattr(torch, dtype))
+        with _transformers_quiet():
+            model.save_pretrained(path, safe_serialization=True)
     processor.save_pretrained(path)
     return path
+
+
+def _save_streaming(model, path: Path, init_std: float, seed: int, dtype, shard_bytes: int = 2 * 10**9) -> None:
+    """Write random weights for a model built on the meta device, a shard at a time, with the config and an index
+    (the rule of :func:`_randomize`: norms 1, biases 0, other floating weights normal with ``init_std``)."""
+    import torch
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed)
+    weight_map: dict[str, str] = {}
+    shard: dict[str, Any] = {}
+    size, total, number = 0, 0, 0
+
+    def flush() -> None:
+        nonlocal shard, size, number
+        if shard:
+            number += 1
+            name = f"model-{number:05d}.safetensors"
+            save_file(shard, str(path / name), metadata={"format": "pt"})
+            weight_map.update(dict.fromkeys(shard, name))
+            shard, size = {}, 0
+
+    for name, meta in sorted(model.state_dict().items()):
+        if not meta.dtype.is_floating_point:
+            tensor = torch.zeros(meta.shape, dtype=meta.dtype)
+        elif name.endswith("norm.weight") or "layer_norm" in name or name.endswith("ln_q.weight"):
+            tensor = torch.ones(meta.shape, dtype=dtype)
+        elif name.endswith(".bias"):
+            tensor = torch.zeros(meta.shape, dtype=dtype)
+        else:
+            tensor = (torch.randn(meta.shape, generator=generator, dtype=torch.float32) * init_std).to(dtype)
+        shard[name] = tensor
+        size += tensor.numel() * tensor.element_size()
+        total += tensor.numel() * tensor.element_size()
+        if size >= shard_bytes:
+            flush()
+    flush()
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (path / "model.safetensors.index.json").write_text(json.dumps(index, indent=1) + "\n")
+    model.config.dtype = dtype
+    model.config.save_pretrained(path)
 
 
 def _build_model(

@@ -47,6 +47,11 @@ def test_a_bfloat16_checkpoint_loads_as_this_cpu_allows(tmp_path, tiny_omni):
     assert LCOEmbedder(str(folder), device="cpu").dtype == expected
     assert LCOEmbedder(tiny_omni, device="cpu").dtype == torch.float32  # saved in float32
     assert LCOEmbedder(str(folder), device="cpu", dtype="float32").dtype == torch.float32  # asked for
+    # The low-memory build (meta device, weights drawn a tensor at a time into shards) loads the same way.
+    streamed = build_tiny_checkpoint(tmp_path / "streamed", dtype="bfloat16", low_memory=True)
+    assert (streamed / "model.safetensors.index.json").is_file()
+    model = LCOEmbedder(str(streamed), device="cpu")
+    assert model.dtype == expected and np.isfinite(model.encode(["a cat on a mat", "a dog"])).all()
 
 
 def _linears(model: torch.nn.Module) -> dict[str, list[str]]:

@@ -22,6 +22,7 @@ def info(model: str, revision: str | None, device: str | None, dtype: str, as_js
     from lco_embedding.environment import devices, versions
     from lco_embedding.errors import CheckpointNotFoundError
     from lco_embedding.loading import describe_checkpoint, resolve_device, resolve_dtype
+    from lco_embedding.quantization import cpu_has_native_bf16
 
     resolved_device = resolve_device(device)
     report = {
@@ -29,6 +30,7 @@ def info(model: str, revision: str | None, device: str | None, dtype: str, as_js
         "revision": revision,
         "device": str(resolved_device),
         "dtype": str(resolve_dtype(None if dtype == "auto" else dtype, resolved_device)).removeprefix("torch."),
+        "cpu bfloat16": "native" if cpu_has_native_bf16() else "emulated",
         "accelerators": devices(),
         "versions": versions(),
     }
@@ -46,7 +48,10 @@ def info(model: str, revision: str | None, device: str | None, dtype: str, as_js
             layers=checkpoint.num_layers,
             modalities=list(checkpoint.modalities),
             commit=checkpoint.commit,
+            stored_dtype=str(checkpoint.stored_dtype).removeprefix("torch.") if checkpoint.stored_dtype else None,
         )
+        chosen = resolve_dtype(None if dtype == "auto" else dtype, resolved_device, checkpoint.stored_dtype)
+        report["dtype"] = str(chosen).removeprefix("torch.")
     if as_json:
         click.echo(json.dumps({**report, "error": problem}, indent=1))
     else:
