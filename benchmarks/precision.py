@@ -2,9 +2,11 @@
 
 For each model and each precision, in a process of its own (so that memory is measured alone): load time, peak
 resident memory during the load (the process's high-water mark, minus what it held before), resident memory after
-it, texts/s (``cpu-7b-scaled``: the throughput benchmark's text mix of 10 to 1,000 tokens; the real architectures:
-short queries), and the cosine of every embedding to float32's on a small parity corpus (texts of
-several lengths, plus images and a sound where the model is small enough to embed them quickly).
+it (all, and anonymous: file-backed pages of the checkpoint stay mapped and count in the resident size, but the
+kernel reclaims them under pressure), the bytes of the weights themselves, texts/s (``cpu-7b-scaled``: the
+throughput benchmark's text mix of 10 to 1,000 tokens; the real architectures: short queries), and the cosine of
+every embedding to float32's on a small parity corpus (texts of several lengths, plus images and a sound where the
+model is small enough to embed them quickly).
 
 Models (random weights, built once under --folder, each in its storage dtype so that nothing is materialized in
 float32 on the way): ``cpu-7b-scaled`` (28 layers, float32 checkpoint) and ``omni-3b`` (the real Omni-3B
@@ -83,6 +85,22 @@ def parity_corpus(folder: Path, media: bool) -> list:
     return items
 
 
+def weight_bytes(model) -> int:
+    """Bytes of the model's parameters and buffers (a quantized tensor counts its data and scales)."""
+    total, seen = 0, set()
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        data = tensor.data if type(tensor).__name__ == "Parameter" else tensor
+        if type(data).__name__ not in ("Tensor", "Parameter") and hasattr(data, "__tensor_flatten__"):
+            names, _ = data.__tensor_flatten__()
+            total += sum(getattr(data, n).numel() * getattr(data, n).element_size() for n in names)
+        else:
+            total += data.numel() * data.element_size()
+    return total
+
+
 def measure_one(model: str, precision: str, texts: int, media: bool, out: Path) -> None:
     """In this process: load ``model`` at ``precision`` and write the measurements and embeddings to ``out``."""
     import torch
@@ -98,6 +116,7 @@ def measure_one(model: str, precision: str, texts: int, media: bool, out: Path) 
     peak_load = _status("VmHWM") - before
     libc.malloc_trim(0)
     resident = _status("VmRSS") - before
+    anonymous = _status("RssAnon")
     # the small model: the throughput benchmark's text mix; the real architectures: short queries (seconds each)
     workload = long_tailed_texts(texts, embedder.processor.tokenizer) if media else short_texts(texts)
     embedder.encode(workload[:4], show_progress_bar=False)  # warm-up
@@ -115,6 +134,8 @@ def measure_one(model: str, precision: str, texts: int, media: bool, out: Path) 
                 "load_seconds": load_seconds,
                 "peak_load_gb": peak_load / 1e9,
                 "resident_gb": resident / 1e9,
+                "resident_anonymous_gb": anonymous / 1e9,
+                "weights_gb": weight_bytes(embedder.model) / 1e9,
                 "texts_per_s": len(workload) / seconds,
                 "torch_threads": torch.get_num_threads(),
             }
@@ -184,7 +205,8 @@ def main() -> None:
             cosine = row.get("cosine_to_float32")
             print(
                 f"  {precision:13s} {row['dtype']:9s} load {row['load_seconds']:6.1f} s, peak during load "
-                f"{row['peak_load_gb']:6.2f} GB, resident {row['resident_gb']:6.2f} GB, "
+                f"{row['peak_load_gb']:6.2f} GB, resident {row['resident_gb']:6.2f} GB (anonymous "
+                f"{row['resident_anonymous_gb']:.2f}), weights {row['weights_gb']:6.2f} GB, "
                 f"{row['texts_per_s']:7.2f} texts/s"
                 + (f", cosine to float32 min {cosine['min']:.5f} mean {cosine['mean']:.5f}" if cosine else ""),
                 flush=True,
