@@ -30,6 +30,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -110,9 +111,21 @@ def measure_one(model: str, precision: str, texts: int, media: bool, out: Path) 
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc_trim(0)
     before = _status("VmRSS")
+    peak_anonymous, loading = 0, True
+
+    def sample() -> None:  # the high-water mark counts file pages too; anonymous memory is sampled every 20 ms
+        nonlocal peak_anonymous
+        while loading:
+            peak_anonymous = max(peak_anonymous, _status("RssAnon"))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     began = time.perf_counter()
     embedder = LCOEmbedder(model, device="cpu", **PRECISIONS[precision])
     load_seconds = time.perf_counter() - began
+    loading = False
+    sampler.join()
     peak_load = _status("VmHWM") - before
     libc.malloc_trim(0)
     resident = _status("VmRSS") - before
@@ -133,6 +146,7 @@ def measure_one(model: str, precision: str, texts: int, media: bool, out: Path) 
                 "dtype": str(embedder.dtype).removeprefix("torch."),
                 "load_seconds": load_seconds,
                 "peak_load_gb": peak_load / 1e9,
+                "peak_load_anonymous_gb": peak_anonymous / 1e9,
                 "resident_gb": resident / 1e9,
                 "resident_anonymous_gb": anonymous / 1e9,
                 "weights_gb": weight_bytes(embedder.model) / 1e9,
@@ -205,7 +219,8 @@ def main() -> None:
             cosine = row.get("cosine_to_float32")
             print(
                 f"  {precision:13s} {row['dtype']:9s} load {row['load_seconds']:6.1f} s, peak during load "
-                f"{row['peak_load_gb']:6.2f} GB, resident {row['resident_gb']:6.2f} GB (anonymous "
+                f"{row['peak_load_gb']:6.2f} GB (anonymous {row['peak_load_anonymous_gb']:.2f}), "
+                f"resident {row['resident_gb']:6.2f} GB (anonymous "
                 f"{row['resident_anonymous_gb']:.2f}), weights {row['weights_gb']:6.2f} GB, "
                 f"{row['texts_per_s']:7.2f} texts/s"
                 + (f", cosine to float32 min {cosine['min']:.5f} mean {cosine['mean']:.5f}" if cosine else ""),

@@ -225,6 +225,28 @@ def read_optional_json(name: str, filename: str, hub_kwargs: dict[str, Any]) -> 
         return json.load(f)
 
 
+def _detach_from_files(model: torch.nn.Module) -> None:
+    """Give the tensors that were not quantized memory of their own. Loading maps the checkpoint's files into
+    memory and keeps them mapped while any tensor points into them, so every page read to quantize a weight would
+    stay counted in the process's resident size; once the kept tensors (embedding table, norms) are copied, the
+    files are unmapped and the resident size is what the weights take."""
+    copies: dict[int, torch.Tensor] = {}
+    with torch.no_grad():
+        for module in model.modules():
+            for table in (module._parameters, module._buffers):
+                for name, tensor in list(table.items()):
+                    if tensor is None or type(tensor.data) is not torch.Tensor:
+                        continue  # absent, or quantized (a tensor subclass of its own)
+                    if id(tensor) not in copies:  # tied weights stay tied
+                        data = tensor.data.clone()
+                        copies[id(tensor)] = (
+                            torch.nn.Parameter(data, requires_grad=tensor.requires_grad)
+                            if isinstance(tensor, torch.nn.Parameter)
+                            else data
+                        )
+                    table[name] = copies[id(tensor)]
+
+
 def load_model(
     checkpoint: LocatedCheckpoint,
     *,
@@ -282,6 +304,8 @@ def load_model(
         model = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(model_name_or_path, **kwargs)
     if quantization != "nf4":
         model.to(device)
+    if quantization is not None and device.type == "cpu":
+        _detach_from_files(model)
     model.eval()
     processor = transformers.AutoProcessor.from_pretrained(model_name_or_path, **hub_kwargs, **(processor_kwargs or {}))
     text_config = model.config.get_text_config()
