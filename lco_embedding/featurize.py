@@ -11,6 +11,7 @@ A Featurizer holds no model and is picklable, so it runs in threads or in worker
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import torch
 
 from lco_embedding.errors import LCOInputError
 from lco_embedding.features import Features
-from lco_embedding.inputs import ParsedItem, build_messages, looks_like_file, parse_item
+from lco_embedding.inputs import ITEM_BUDGETS, ParsedItem, build_messages, looks_like_file, parse_item
 from lco_embedding.modalities import MEDIA_MODALITIES, MODALITY_TABLE
 from lco_embedding.preprocessing import AudioOptions, ImageOptions, VideoOptions
 from lco_embedding.preprocessing.image import load_image
@@ -167,7 +168,8 @@ class Featurizer:
             spec = MODALITY_TABLE[modality]
             assert spec.processor_keyword is not None
             kwargs[spec.processor_keyword] = values or None
-            settings = _PROCESSOR_SETTINGS[modality](self, values) if values else None
+            options = self.options_for(modality, item.budgets) if values else None
+            settings = _PROCESSOR_SETTINGS[modality](self, values, options) if values else None
             if settings:
                 kwargs[f"{spec.processor_keyword}_kwargs"] = settings
         try:
@@ -206,17 +208,34 @@ class Featurizer:
                     f"this checkpoint ({self.model_type}) has no {part.modality} encoder; it embeds "
                     f"{', '.join(self.modalities)}. Use an LCO-Embedding-Omni checkpoint for {part.modality}."
                 )
-            media[part.modality].append(self._load(part.modality, part.value))
+            media[part.modality].append(self._load(part.modality, part.value, item.budgets))
         if item.kind == "conversation" and prompt:
             logger.warning("A prompt is not applied to conversation inputs: they are used as given.")
         messages = build_messages(item, prompt=prompt, mixed_suffix=self.mixed_suffix, truncate=self.truncate)
         return messages, media
 
-    def _load(self, modality: str, value: Any) -> Any:
+    def _load(self, modality: str, value: Any, budgets: dict[str, Any] | None = None) -> Any:
         spec = MODALITY_TABLE[modality]
-        assert spec.loader is not None and spec.options is not None
+        assert spec.loader is not None
         loader = _FAST_LOADERS.get(modality) if self.preprocessing == "fast" else None
-        return (loader or _loader(spec.loader))(value, getattr(self, spec.options))
+        return (loader or _loader(spec.loader))(value, self.options_for(modality, budgets))
+
+    def options_for(self, modality: str, budgets: dict[str, Any] | None = None) -> Any:
+        """The preprocessor options of ``modality``, with an item's own budgets (``ITEM_BUDGETS``) applied.
+
+        Raises:
+            LCOInputError: The budgets contradict each other or the model's settings (e.g. min above max).
+        """
+        spec = MODALITY_TABLE[modality]
+        assert spec.options is not None
+        options = getattr(self, spec.options)
+        changes = {name: v for name, v in (budgets or {}).items() if modality in ITEM_BUDGETS[name][1]}
+        if not changes:
+            return options
+        try:
+            return dataclasses.replace(options, **changes)
+        except ValueError as e:
+            raise LCOInputError(f"the item's {modality} settings {changes} do not work with the model's: {e}") from e
 
     def config_key(self) -> tuple[Any, ...]:
         """The options that decide the output, for telling whether a worker pool's copy is still current."""
@@ -257,13 +276,13 @@ _FAST_LOADERS: dict[str, Callable[[Any, Any], Any]] = {"image": load_image}
 """Loaders of ``preprocessing="fast"``: images decoded to RGB, not resized (the processor resizes them in torch)."""
 
 
-def _audio_settings(featurizer: Featurizer, audio: list[Any]) -> dict[str, Any]:
+def _audio_settings(featurizer: Featurizer, audio: list[Any], options: Any) -> dict[str, Any]:
     # Pad to this item's longest audio, not to the feature extractor's 300 s: the real frames are identical, and
     # the audio encoder only reads the frames its feature_attention_mask marks.
     return {"max_length": max(len(a) for a in audio) + AUDIO_TAIL}
 
 
-def _video_settings(featurizer: Featurizer, videos: list[Any]) -> dict[str, Any]:
+def _video_settings(featurizer: Featurizer, videos: list[Any], options: Any) -> dict[str, Any]:
     # Frames arrive already sized to the per-frame budget (qwen-omni-utils' rule, as in the reference); False is
     # the processor's behaviour when the setting is absent, said explicitly to silence its warning.
     settings: dict[str, Any] = {"cap_pixels_per_frame": False}
@@ -272,24 +291,24 @@ def _video_settings(featurizer: Featurizer, videos: list[Any]) -> dict[str, Any]
     return settings
 
 
-def _image_settings(featurizer: Featurizer, images: list[Any]) -> dict[str, Any] | None:
+def _image_settings(featurizer: Featurizer, images: list[Any], options: Any) -> dict[str, Any] | None:
     if featurizer.preprocessing != "fast":
         return None
-    # Full-size images: the processor resizes them in torch, to the same budget as the reference path.
-    options = featurizer.image_options
+    # Full-size images: the processor resizes them in torch, to the same budget as the reference path (the
+    # item's own, when it carries one).
     settings: dict[str, Any] = {"size": {"shortest_edge": options.min_pixels, "longest_edge": options.max_pixels}}
     if featurizer.processor_device is not None:
         settings["device"] = featurizer.processor_device
     return settings
 
 
-_PROCESSOR_SETTINGS: dict[str, Callable[[Featurizer, list[Any]], dict[str, Any] | None]] = {
+_PROCESSOR_SETTINGS: dict[str, Callable[[Featurizer, list[Any], Any], dict[str, Any] | None]] = {
     "image": _image_settings,
     "audio": _audio_settings,
     "video": _video_settings,
 }
 """Media modality -> the processor settings (``images_kwargs`` / ``audio_kwargs`` / ``videos_kwargs``) for an
-item's media of that modality."""
+item's media of that modality, given the options they were loaded with."""
 
 _worker_featurizer: Featurizer | None = None
 

@@ -39,6 +39,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "AUDIO_EXTENSIONS",
     "VIDEO_EXTENSIONS",
+    "ITEM_BUDGETS",
     "Part",
     "ParsedItem",
     "infer_modality",
@@ -54,6 +55,15 @@ _EXTENSIONS: dict[Modality, tuple[str, ...]] = {
     name: spec.extensions for name, spec in MODALITY_TABLE.items() if spec.extensions
 }
 _MEDIA_EXTENSIONS = ", ".join(ext for extensions in _EXTENSIONS.values() for ext in extensions)
+ITEM_BUDGETS: dict[str, tuple[type, tuple[Modality, ...]]] = {
+    "fps": (float, ("video",)),
+    "max_frames": (int, ("video",)),
+    "min_pixels": (int, ("image", "video")),
+    "max_pixels": (int, ("image", "video")),
+}
+"""Keys a dict item may carry beside its modalities, overriding the model's media settings for that item only:
+name -> (type, the modalities it applies to)."""
+
 # Mixed dicts put media first, then text (image-before-text as in the authors' training; mteb 2.x's order).
 _MIXED_ORDER: tuple[Modality, ...] = ("video", "audio", "image", "text")
 _ACCEPTED = (
@@ -80,11 +90,14 @@ class ParsedItem:
         kind: What the item was given as.
         parts: Its content in message order (for a conversation: its media parts, in order of appearance).
         conversation: The messages of a conversation item, used as given (no prompt, no suffix).
+        budgets: Per-item media settings (``fps``, ``max_frames``, ``min_pixels``, ``max_pixels``).
     """
 
     kind: ItemKind
     parts: list[Part]
     conversation: list[Message] | None = field(default=None, repr=False)
+    budgets: dict[str, Any] = field(default_factory=dict)
+    """Per-item media settings (:data:`ITEM_BUDGETS`) that override the model's for this item."""
 
     @property
     def modalities(self) -> set[Modality]:
@@ -303,13 +316,14 @@ def infer_modality(item: Any) -> ItemKind:
                     "a dict with 'array' needs 'sampling_rate' too: {'array': waveform, 'sampling_rate': 22050}."
                 )
             return "audio"
-        keys = set(item)
+        keys = set(item) - set(ITEM_BUDGETS)
         unknown = keys - set(MODALITIES)
         if unknown or not keys:
             raise LCOInputError(
-                f"dict keys {sorted(map(str, unknown or keys))} are not understood; a dict takes any of "
+                f"dict keys {sorted(map(str, unknown or set(item)))} are not understood; a dict takes any of "
                 "'text', 'image', 'audio', 'video' (several = one mixed input), e.g. {'text': 'caption', "
-                "'image': 'cat.jpg'}."
+                "'image': 'cat.jpg'}, and per-item media settings "
+                f"{', '.join(map(repr, ITEM_BUDGETS))}."
             )
         return next(iter(keys)) if len(keys) == 1 else "mixed"  # type: ignore[return-value]
     if _is_parts_list(item):
@@ -406,7 +420,27 @@ def parse_item(item: Any, modality: Modality | None = None) -> ParsedItem:
             for value in _values(key, item[key]):
                 parts.append(_text_part(value) if key == "text" else Part(key, value))
     kind = "mixed" if len(parts) > 1 else parts[0].modality
-    return ParsedItem(kind, parts)
+    return ParsedItem(kind, parts, budgets=_budgets(item, {part.modality for part in parts}))
+
+
+def _budgets(item: dict[str, Any], present: set[Modality]) -> dict[str, Any]:
+    """The per-item media settings of a dict item, checked (type, sign, and that they apply to its media)."""
+    budgets: dict[str, Any] = {}
+    for name, (kind, modalities) in ITEM_BUDGETS.items():
+        if name not in item:
+            continue
+        value = item[name]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or (kind is int and not float(value).is_integer()) or value <= 0:
+            what = "a positive integer" if kind is int else "a positive number"
+            raise LCOInputError(f"{name!r} must be {what}, got {value!r}.")
+        if not present & set(modalities):
+            raise LCOInputError(
+                f"{name!r} applies to {' and '.join(modalities)} and this item has none; leave it out or add the "
+                f"{modalities[0]}."
+            )
+        budgets[name] = kind(value)
+    return budgets
 
 
 def split_inputs(inputs: Any) -> tuple[Iterable[Any], bool]:
