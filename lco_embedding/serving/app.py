@@ -3,8 +3,8 @@
 is a 400 that names its index, never a 500.
 """
 
-# No `from __future__ import annotations` here: FastAPI reads the route functions' annotations at run time, and
-# the request model is defined inside create_app (so that fastapi and pydantic are imported only when serving).
+# No `from __future__ import annotations` here: FastAPI reads the route functions' annotations at run time, and the
+# routes are defined inside create_app (so that fastapi is imported only when serving).
 import asyncio
 import hmac
 import logging
