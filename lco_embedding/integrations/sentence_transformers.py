@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lco_embedding.integrations import require
+from lco_embedding.settings import SETTINGS_FILE, EmbedderSettings
 
 _st = require("sentence_transformers", "sentence-transformers")
 _modules = require("sentence_transformers.base.modules", "sentence-transformers")
@@ -35,18 +36,8 @@ class LCOModule(InputModule):
             copied).
     """
 
-    config_file_name = "lco_embedding_config.json"
-    config_keys = [
-        "min_pixels",
-        "max_pixels",
-        "video_fps",
-        "video_max_frames",
-        "video_max_pixels",
-        "max_audio_seconds",
-        "max_length",
-        "mixed_suffix",
-        "special_tokens",
-    ]
+    config_file_name = SETTINGS_FILE
+    config_keys = list(EmbedderSettings.SAVED)  # what get_config_dict returns: the settings that decide embeddings
     save_in_root = True
 
     def __init__(self, embedder: Any) -> None:
