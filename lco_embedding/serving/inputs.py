@@ -1,9 +1,10 @@
 """The ``input`` of a ``POST /v1/embeddings`` request, checked and turned into ``encode`` items.
 
 Accepted: a string, a list of strings, or a list of items, each a string or an object with any of ``text``,
-``image``, ``audio``, ``video`` (several = one mixed item). Strings are always text: the server never reads a
-path a client names. Media are data URIs (``data:image/png;base64,...``), or http(s) URLs when the server fetches
-URLs (:mod:`.fetch`).
+``image``, ``audio``, ``video`` (several = one mixed item), and optionally its own media settings (``fps``,
+``max_frames``, ``min_pixels``, ``max_pixels``: :data:`lco_embedding.inputs.ITEM_BUDGETS`). Strings are always
+text: the server never reads a path a client names. Media are data URIs (``data:image/png;base64,...``), or
+http(s) URLs when the server fetches URLs (:mod:`.fetch`).
 
 Does not accept token arrays (lists of integers), which OpenAI's API also allows: send text.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lco_embedding.inputs import ITEM_BUDGETS
 from lco_embedding.modalities import MEDIA_MODALITIES, MODALITIES
 from lco_embedding.serving.fetch import FetchError, fetch
 from lco_embedding.serving.settings import ServerSettings
@@ -52,16 +54,19 @@ def _item(entry: Any, index: int, settings: ServerSettings) -> dict[str, Any]:
         return {"text": _text(entry, index, settings)}
     if not isinstance(entry, dict):
         raise ItemError(f"an item must be a string or an object, got {type(entry).__name__}.", index)
-    unknown = sorted(set(entry) - set(MODALITIES))
-    if unknown or not entry:
+    unknown = sorted(set(entry) - set(MODALITIES) - set(ITEM_BUDGETS))
+    if unknown or not set(entry) & set(MODALITIES):
         raise ItemError(
             f"item keys {unknown or '(none)'} are not understood; an item has any of 'text', 'image', 'audio', "
-            '\'video\', e.g. {"text": "a caption", "image": "data:image/png;base64,..."}.',
+            '\'video\', e.g. {"text": "a caption", "image": "data:image/png;base64,..."}, and may carry its own '
+            f"media settings {', '.join(map(repr, ITEM_BUDGETS))}.",
             index,
         )
     item: dict[str, Any] = {}
     for key, part in entry.items():
-        if key == "text":
+        if key in ITEM_BUDGETS:
+            item[key] = part  # checked where the item is parsed, as for encode
+        elif key == "text":
             if not isinstance(part, str):
                 raise ItemError(f"'text' must be a string, got {type(part).__name__}.", index)
             item["text"] = _text(part, index, settings)

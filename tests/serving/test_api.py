@@ -242,3 +242,26 @@ def test_32_concurrent_requests_each_get_their_own_embedding(server, embedder):
     assert [r.status_code for r in responses] == [200] * len(texts)
     got = np.array([r.json()["data"][0]["embedding"] for r in responses])
     np.testing.assert_allclose(got, embedder.encode(texts, show_progress_bar=False), atol=TOL, rtol=0)
+
+
+def test_an_item_may_carry_its_own_media_settings(server, embedder, tmp_path):
+    from PIL import Image
+
+    from lco_embedding.testing import synthetic_image
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(synthetic_image(240, 320, np.random.default_rng(0))).save(photo)
+    small = 8 * 28 * 28
+    body = {
+        "model": NAME,
+        "input": [{"image": data_uri(photo, "image/png"), "max_pixels": small}],
+        "encoding_format": "float",
+    }
+    response = _post(server, body)
+    assert response.status_code == 200, response.text
+    got = np.array(response.json()["data"][0]["embedding"])
+    np.testing.assert_allclose(got, embedder.encode({"image": str(photo), "max_pixels": small}), atol=TOL, rtol=0)
+    assert not np.allclose(got, embedder.encode({"image": str(photo)}), atol=1e-3)  # the budget took effect
+    refused = _post(server, {"model": NAME, "input": ["fine", {"text": "words", "fps": 2}]})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "input[1]"
+    assert "'fps' applies to video" in refused.json()["error"]["message"]
