@@ -329,7 +329,8 @@ def load_model(
         kwargs["quantization_config"] = quantization_config(quantization, device, dtype)
         if quantization == "nf4":  # bitsandbytes places the weights itself; its models refuse .to()
             kwargs["device_map"] = {"": device}
-    with _heap_returned_while_loading(quantization is not None and device.type == "cpu"):
+    quantized_on_cpu = quantization is not None and device.type == "cpu"
+    with _heap_returned_while_loading(quantized_on_cpu):
         if model_type == "qwen2_5_omni_thinker":
             thinker = transformers.Qwen2_5OmniThinkerForConditionalGeneration
             model = thinker.from_pretrained(model_name_or_path, **kwargs)
@@ -341,7 +342,7 @@ def load_model(
             )
         else:
             model = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(model_name_or_path, **kwargs)
-        if quantization is not None and device.type == "cpu":
+        if quantized_on_cpu:
             _detach_from_files(model)
     if quantization != "nf4":
         model.to(device)

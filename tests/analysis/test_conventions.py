@@ -24,7 +24,7 @@ from lco_embedding.analysis import (
     mutual_knn,
     svcca,
 )
-from tests.analysis.test_exactness import offset_clouds
+from tests.analysis.test_exactness import hsic_biased, hsic_unbiased, offset_clouds
 
 TOL = 1e-5
 
@@ -76,20 +76,6 @@ def levenshtein(x, y):
 
 def authors_edit_distance(a, b, k):
     return 1 - np.mean([levenshtein(x, y) for x, y in zip(knn(a, k), knn(b, k), strict=True)]) / k
-
-
-def hsic_unbiased(k, l):  # noqa: E741
-    m = len(k)
-    kt, lt = k.copy(), l.copy()
-    np.fill_diagonal(kt, 0)
-    np.fill_diagonal(lt, 0)
-    value = (kt * lt.T).sum() + kt.sum() * lt.sum() / ((m - 1) * (m - 2)) - 2 * (kt @ lt).sum() / (m - 2)
-    return value / (m * (m - 3))
-
-
-def hsic_biased(k, l):  # noqa: E741
-    h = np.eye(len(k)) - 1 / len(k)
-    return np.trace(k @ h @ l @ h)
 
 
 def authors_cka(a, b, kernel="ip", unbiased=False, sigma=1.0):
