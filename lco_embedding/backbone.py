@@ -32,6 +32,9 @@ FLOAT_INPUTS = tuple(key for spec in MODALITY_TABLE.values() for key in spec.val
 """Processor outputs that hold media values (the modality table's): cast to the model's dtype."""
 
 
+_PER_MEDIA_KEYS = ("image_grid_thw", "video_grid_thw", "feature_attention_mask", "video_second_per_grid")
+"""Processor outputs with one row per image, video or audio of an item (what its rotary positions depend on)."""
+
 MIN_PREFIX = 8
 """The fewest shared leading tokens worth running once and keeping (see the module's docstring)."""
 PREFIXES_KEPT = 8
@@ -73,9 +76,12 @@ class Backbone:
         self.cache_keyword = next((name for name in ("cache", "past_key_values") if name in forward_params), None)
         self._prefixes: dict[Any, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
-    def _position_ids(self, inputs: dict[str, Any], real: torch.Tensor) -> torch.Tensor | None:
+    def _position_ids(
+        self, inputs: dict[str, Any], real: torch.Tensor, audio_in_video: bool = False
+    ) -> torch.Tensor | None:
         """The model's own (3-D rotary) positions of a right-padded batch, computed as its forward would from a
-        padding mask; the forward then needs no mask."""
+        padding mask; the forward then needs no mask. ``audio_in_video``: the rows' videos interleave their sound
+        tracks (the model's ``use_audio_in_video``)."""
         audio = inputs.get("feature_attention_mask")
         given = {
             "input_ids": inputs["input_ids"],
@@ -84,7 +90,7 @@ class Backbone:
             "inputs_embeds": None,
             "attention_mask": real,
             "cache": None,
-            "use_audio_in_video": False,
+            "use_audio_in_video": audio_in_video,
             "audio_feature_lengths": None if audio is None else audio.sum(dim=1),
             "video_second_per_grid": inputs.get("video_second_per_grid"),
             "second_per_grid_ts": inputs.get("second_per_grid_ts"),
@@ -95,6 +101,28 @@ class Backbone:
         if positions is None:  # no media (Qwen2.5-VL says so): every row's text positions 0, 1, ... on each axis
             batch, width = inputs["input_ids"].shape
             positions = _text_positions(width, batch)
+        return positions
+
+    def _batch_positions(self, batch: list[Any], inputs: dict[str, Any], real: torch.Tensor) -> torch.Tensor | None:
+        """:meth:`_position_ids` of a batch whose rows may differ in ``audio_in_video``: the model takes that flag
+        once per call, so rows with and without it are given their positions in one call each."""
+        flags = [features.audio_in_video for features in batch]
+        if len(set(flags)) == 1:
+            return self._position_ids(inputs, real, flags[0])
+        positions = _text_positions(inputs["input_ids"].shape[1], len(batch)).clone()
+        for flag in (False, True):
+            rows = [i for i, f in enumerate(flags) if f == flag]
+            group = {"input_ids": inputs["input_ids"][rows]}
+            for key in _PER_MEDIA_KEYS:
+                parts = [batch[i].inputs[key] for i in rows if batch[i].inputs.get(key) is not None]
+                if parts and key == "feature_attention_mask":  # rows' masks differ in width; only sums matter
+                    width = max(part.shape[1] for part in parts)
+                    parts = [torch.nn.functional.pad(part, (0, width - part.shape[1])) for part in parts]
+                if parts:
+                    group[key] = torch.cat([torch.as_tensor(part) for part in parts])
+            found = self._position_ids(group, real[rows], flag)
+            assert found is not None
+            positions[:, rows] = found
         return positions
 
     @property
@@ -133,7 +161,7 @@ class Backbone:
         else:
             inputs = collate([features.inputs for features in batch], self.pad_token_id, padding_side="right")
             real = (torch.arange(inputs["input_ids"].shape[1])[None, :] < lengths[:, None]).long()
-            inputs["position_ids"] = self._position_ids(inputs, real)
+            inputs["position_ids"] = self._batch_positions(batch, inputs, real)
             inputs["attention_mask"] = None
             prefix = self._prefix_of(inputs["input_ids"], lengths) if use_prefix and self.cache_keyword else ()
             if prefix:

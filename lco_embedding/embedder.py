@@ -29,7 +29,7 @@ from lco_embedding.engine import Engine, EngineStats, ForwardCosts
 from lco_embedding.errors import EncodeReport, ItemError, LCOEmbeddingError, LCOInputError
 from lco_embedding.featurize import Features, Featurizer, featurize_in_worker
 from lco_embedding.hub import locate_checkpoint
-from lco_embedding.inputs import split_inputs
+from lco_embedding.inputs import AudioInVideo, split_inputs
 from lco_embedding.loading import (
     load_model,
     read_config,
@@ -103,6 +103,10 @@ class LCOEmbedder(SentenceTransformerSurface):
             reference pipeline; ``"fast"``: decoded images go to the processor, which resizes them in torch (on
             the model's GPU when it has one), skipping the Pillow resize (see ``docs/performance.md`` for speed
             and deviation).
+        use_audio_in_video: Embed videos with their sound tracks (decoded with PyAV, interleaved with the frames in
+            2-second chunks as Qwen2.5-Omni does): True (a video without one is an error naming the item),
+            False (default: frames only, as the reference pipeline's default), or ``"auto"`` (the sound where
+            the item's videos have it). An item's own ``"use_audio_in_video"`` key, or ``encode``'s, wins.
         max_tokens_per_batch: Token budget of one forward pass, counted with padding (``items x longest``).
             Default: 8192 on CPU and MPS; on CUDA derived from the free memory (see ``docs/performance.md``).
             Lowered automatically for the rest of a call after an out-of-memory error.
@@ -145,6 +149,7 @@ class LCOEmbedder(SentenceTransformerSurface):
         mixed_suffix: MixedSuffixRule = "reference",
         special_tokens: SpecialTokenPolicy = "text",
         preprocessing: Preprocessing = "reference",
+        use_audio_in_video: AudioInVideo = False,
         max_image_pixels: int = MAX_IMAGE_PIXELS,
         url_timeout: float = URL_TIMEOUT,
         max_url_bytes: int = MAX_URL_BYTES,
@@ -311,6 +316,11 @@ class LCOEmbedder(SentenceTransformerSurface):
         return self._settings.special_tokens
 
     @property
+    def use_audio_in_video(self) -> AudioInVideo:
+        """Whether videos are embedded with their sound tracks (True, False or ``"auto"``)."""
+        return self._settings.use_audio_in_video
+
+    @property
     def image_options(self) -> ImageOptions:
         """How images are read and sized."""
         return self._settings.image_options(self._patch_size)
@@ -359,15 +369,19 @@ class LCOEmbedder(SentenceTransformerSurface):
         return self.prompts[prompt_name] or None
 
     # --------------------------------------------------------------------------------------------- the stages
-    def featurizer(self) -> Featurizer:
+    def featurizer(self, use_audio_in_video: AudioInVideo | None = None) -> Featurizer:
         """The :class:`~lco_embedding.featurize.Featurizer` for this embedder's current settings (kept while they
-        stay the same, with what it has learned: the text template, the tokenizer copies)."""
-        key = (self._settings, self.device, self.worker_type, id(self.processor))
+        stay the same, with what it has learned: the text template, the tokenizer copies); ``use_audio_in_video``
+        overrides the setting of that name."""
+        if use_audio_in_video is not None:
+            self._settings.replace(use_audio_in_video=use_audio_in_video)  # a bad value is a ValueError here
+        wanted = self._settings.use_audio_in_video if use_audio_in_video is None else use_audio_in_video
+        key = (self._settings, wanted, self.device, self.worker_type, id(self.processor))
         if self._featurizer is None or self._featurizer[0] != key:
-            self._featurizer = (key, self._new_featurizer())
+            self._featurizer = (key, self._new_featurizer(wanted))
         return self._featurizer[1]
 
-    def _new_featurizer(self) -> Featurizer:
+    def _new_featurizer(self, use_audio_in_video: AudioInVideo) -> Featurizer:
         return Featurizer(
             self.processor,
             modalities=self._modalities,
@@ -379,6 +393,7 @@ class LCOEmbedder(SentenceTransformerSurface):
             max_length=self.max_length,
             special_tokens=self.special_tokens,
             preprocessing=self._settings.preprocessing,
+            use_audio_in_video=use_audio_in_video,
             processor_device=self.device if self.device.type == "cuda" and self.worker_type == "thread" else None,
         )
 
@@ -482,6 +497,7 @@ class LCOEmbedder(SentenceTransformerSurface):
         on_error: str,
         progress: Callable[[int], None] | None,
         tokens: bool = False,
+        use_audio_in_video: AudioInVideo | None = None,
     ) -> Iterator[tuple[int, Any]]:
         """Run ``items`` through the engine; yields ``(index, raw row or the item's error)`` in input order (with
         ``tokens``, ``{"token_embeddings", "input_ids"}`` of each item's real tokens instead of the row)."""
@@ -490,7 +506,7 @@ class LCOEmbedder(SentenceTransformerSurface):
         num_workers = self.num_workers if num_workers is None else num_workers
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers must be a non-negative integer, got {num_workers}.")
-        featurizer = self.featurizer()
+        featurizer = self.featurizer(use_audio_in_video)
         executor = self.workers.executor(num_workers, self.worker_type, featurizer)
         if self.worker_type == "process" and executor is not None:
             featurize: Callable[[int, Any], Features] = partial(featurize_in_worker, modality=modality, prompt=prompt)
@@ -619,6 +635,7 @@ class LCOEmbedder(SentenceTransformerSurface):
         output_layers: Literal["all"] | Iterable[int] | None = None,
         max_tokens_per_batch: int | None = None,
         num_workers: int | None = None,
+        use_audio_in_video: AudioInVideo | None = None,
         **kwargs: Any,
     ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
         """Embed one input or a list of inputs of any modality.
@@ -656,6 +673,8 @@ class LCOEmbedder(SentenceTransformerSurface):
                 state): returns ``[n, len(layers), d]`` instead of ``[n, d]``.
             max_tokens_per_batch: Token budget of one forward pass for this call (default: the constructor's).
             num_workers: Background featurize workers for this call (default: the constructor's).
+            use_audio_in_video: Embed videos with their sound tracks for this call (True, False or ``"auto"``;
+                default: the constructor's); an item's own ``"use_audio_in_video"`` key wins.
             **kwargs: None are accepted: an unknown keyword raises ``ValueError`` naming the closest valid one
                 (as sentence-transformers 6 does), so a typo such as ``normalise_embeddings`` never passes silently.
 
@@ -704,6 +723,7 @@ class LCOEmbedder(SentenceTransformerSurface):
                 on_error=on_error,
                 progress=bar.update,
                 tokens=tokens,
+                use_audio_in_video=use_audio_in_video,
             ):
                 if isinstance(outcome, LCOInputError | LCOEmbeddingError):
                     errors[index] = outcome
@@ -742,6 +762,7 @@ class LCOEmbedder(SentenceTransformerSurface):
         output_layers: Literal["all"] | Iterable[int] | None = None,
         max_tokens_per_batch: int | None = None,
         num_workers: int | None = None,
+        use_audio_in_video: AudioInVideo | None = None,
     ) -> Iterator[Outcome]:
         """Every item's :class:`~lco_embedding.Outcome`, in input order, as batches finish: ``Outcome(index,
         embedding, None)``, or ``Outcome(index, None, error)`` for an item that failed (an :class:`LCOInputError`
@@ -776,6 +797,7 @@ class LCOEmbedder(SentenceTransformerSurface):
             num_workers=num_workers,
             on_error="skip",
             progress=None,
+            use_audio_in_video=use_audio_in_video,
         ):
             if isinstance(raw, LCOInputError | LCOEmbeddingError):
                 yield Outcome(index, None, raw)
@@ -804,6 +826,7 @@ class LCOEmbedder(SentenceTransformerSurface):
         output_layers: Literal["all"] | Iterable[int] | None = None,
         max_tokens_per_batch: int | None = None,
         num_workers: int | None = None,
+        use_audio_in_video: AudioInVideo | None = None,
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Embed a stream of items, yielding ``(input position, embedding)`` in input order as batches finish.
 
@@ -830,6 +853,7 @@ class LCOEmbedder(SentenceTransformerSurface):
             output_layers=output_layers,
             max_tokens_per_batch=max_tokens_per_batch,
             num_workers=num_workers,
+            use_audio_in_video=use_audio_in_video,
         ):
             if outcome.error is None:
                 yield outcome.index, outcome.embedding

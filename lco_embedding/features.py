@@ -23,8 +23,11 @@ class Features:
         length: Tokens the language model sees for this item: text tokens plus the expanded image, audio and
             video placeholders (image tokens from the resized grid, audio tokens from the duration, video tokens
             from sampled frames x grid).
+        audio_in_video: Its videos' sound tracks are interleaved with their frames (``use_audio_in_video``): the
+            model's rotary positions are computed with that flag for this item.
     """
 
     index: int
     inputs: dict[str, Any]
     length: int
+    audio_in_video: bool = False

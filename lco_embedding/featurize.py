@@ -21,10 +21,19 @@ import torch
 
 from lco_embedding.errors import LCOInputError
 from lco_embedding.features import Features
-from lco_embedding.inputs import ITEM_BUDGETS, ParsedItem, build_messages, looks_like_file, parse_item
+from lco_embedding.inputs import (
+    ITEM_BUDGETS,
+    AudioInVideo,
+    ParsedItem,
+    build_messages,
+    check_audio_in_video,
+    looks_like_file,
+    parse_item,
+)
 from lco_embedding.modalities import MEDIA_MODALITIES, MODALITY_TABLE
 from lco_embedding.preprocessing import AudioOptions, ImageOptions, VideoOptions
 from lco_embedding.preprocessing.image import load_image
+from lco_embedding.preprocessing.soundtrack import preprocess_video_with_sound
 from lco_embedding.prompts import MixedSuffixRule
 from lco_embedding.special_tokens import SPECIAL_TOKEN_POLICIES, SpecialTokenGuard, SpecialTokenPolicy
 from lco_embedding.text_batch import TextBatcher
@@ -58,6 +67,9 @@ class Featurizer:
             same size budget (on ``processor_device`` when given), skipping the Pillow resize.
         processor_device: Where the processor's image and video transforms run in fast mode (a CUDA device), or
             None for the CPU.
+        use_audio_in_video: Embed videos with their sound tracks, interleaved with the frames as Qwen2.5-Omni
+            does (True: every video needs one; ``"auto"``: where every video of the item has one); an item's own
+            ``use_audio_in_video`` wins.
     """
 
     def __init__(
@@ -74,6 +86,7 @@ class Featurizer:
         special_tokens: SpecialTokenPolicy = "text",
         preprocessing: Literal["reference", "fast"] = "reference",
         processor_device: Any = None,
+        use_audio_in_video: AudioInVideo = False,
     ) -> None:
         if special_tokens not in SPECIAL_TOKEN_POLICIES:
             raise ValueError(f"special_tokens must be 'text' or 'parse', got {special_tokens!r}.")
@@ -90,6 +103,7 @@ class Featurizer:
         self.special_tokens: SpecialTokenPolicy = special_tokens
         self.preprocessing = preprocessing
         self.processor_device = processor_device
+        self.use_audio_in_video: AudioInVideo = check_audio_in_video(use_audio_in_video)
         self.guard = SpecialTokenGuard(processor.tokenizer)
         self.text_batcher = TextBatcher(self)
 
@@ -154,7 +168,7 @@ class Featurizer:
         ``guard`` forces the special-token guard on or off (default: on when the policy is ``"text"`` and the
         item's text holds a special-token string); tests compare both paths.
         """
-        messages, media = self.prepare(item, prompt)
+        messages, media, sound_of = self.load(item, prompt)
         if guard is None:
             guard = self.special_tokens == "text" and self._mentions_special_tokens(item, prompt)
         if guard:
@@ -172,6 +186,8 @@ class Featurizer:
             settings = _PROCESSOR_SETTINGS[modality](self, values, options) if values else None
             if settings:
                 kwargs[f"{spec.processor_keyword}_kwargs"] = settings
+        if sound_of is not None:  # each audio slot: a standalone audio (None) or the sound of video i
+            kwargs.update(load_audio_from_video=True, audio_from_video_indices=sound_of)
         try:
             inputs = self.processor(text=[text], return_tensors="pt", **kwargs)
         except (ValueError, IndexError) as e:
@@ -185,7 +201,8 @@ class Featurizer:
         if guard:
             inputs["input_ids"] = self.guard.splice(inputs["input_ids"], segments)
             inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
-        return Features(index=index, inputs=inputs, length=int(inputs["input_ids"].shape[1]))
+        length = int(inputs["input_ids"].shape[1])
+        return Features(index=index, inputs=inputs, length=length, audio_in_video=sound_of is not None)
 
     def _mentions_special_tokens(self, item: ParsedItem, prompt: str | None) -> bool:
         texts = [part.value for part in item.parts if part.modality == "text"]
@@ -201,18 +218,48 @@ class Featurizer:
 
     def prepare(self, item: ParsedItem, prompt: str | None) -> tuple[list[Any], dict[str, list[Any]]]:
         """Load the item's media and build its chat messages: ``(messages, {"image": [...], ...})``."""
+        messages, media, _ = self.load(item, prompt)
+        return messages, media
+
+    def load(self, item: ParsedItem, prompt: str | None) -> tuple[list[Any], dict[str, list[Any]], list[Any] | None]:
+        """Load the item's media and build its chat messages: ``(messages, {"image": [...], ...}, sound_of)``.
+
+        With the sound tracks of its videos (``use_audio_in_video``), ``media["audio"]`` holds every audio in the
+        order the model reads them — standalone audio and the videos' sound tracks — and ``sound_of`` says, for
+        each, None (a standalone audio) or the index of the video it is the sound of; else ``sound_of`` is None.
+        """
         media: dict[str, list[Any]] = {modality: [] for modality in MEDIA_MODALITIES}
+        wanted = self.use_audio_in_video if item.audio_in_video is None else item.audio_in_video
+        with_sound = wanted is not False and any(part.modality == "video" for part in item.media)
+        sounds: list[tuple[str, Any]] = []  # ("audio", waveform) or ("video", its sound track), in order
         for part in item.media:
             if part.modality not in self.modalities:
                 raise LCOInputError(
                     f"this checkpoint ({self.model_type}) has no {part.modality} encoder; it embeds "
                     f"{', '.join(self.modalities)}. Use an LCO-Embedding-Omni checkpoint for {part.modality}."
                 )
+            if part.modality == "video" and with_sound:
+                frames, sound = preprocess_video_with_sound(
+                    part.value,
+                    self.options_for("video", item.budgets),
+                    self.audio_options,
+                    required=wanted is True,
+                )
+                media["video"].append(frames)
+                sounds.append(("video", sound))
+                continue
             media[part.modality].append(self._load(part.modality, part.value, item.budgets))
+            if part.modality == "audio":
+                sounds.append(("audio", media["audio"][-1]))
         if item.kind == "conversation" and prompt:
             logger.warning("A prompt is not applied to conversation inputs: they are used as given.")
         messages = build_messages(item, prompt=prompt, mixed_suffix=self.mixed_suffix, truncate=self.truncate)
-        return messages, media
+        if not with_sound or any(sound is None for _, sound in sounds):  # "auto", and a video without sound
+            return messages, media, None
+        videos = iter(range(len(media["video"])))
+        sound_of = [next(videos) if kind == "video" else None for kind, _ in sounds]
+        media["audio"] = [sound for _, sound in sounds]
+        return messages, media, sound_of
 
     def _load(self, modality: str, value: Any, budgets: dict[str, Any] | None = None) -> Any:
         spec = MODALITY_TABLE[modality]
@@ -250,6 +297,7 @@ class Featurizer:
             self.special_tokens,
             self.preprocessing,
             str(self.processor_device),
+            self.use_audio_in_video,
         )
 
     def truncate(self, text: str) -> str:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Literal, TypeAlias
 from urllib.parse import urlparse
 
 import numpy as np
@@ -40,6 +40,9 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "ITEM_BUDGETS",
+    "AUDIO_IN_VIDEO",
+    "AudioInVideo",
+    "check_audio_in_video",
     "Part",
     "ParsedItem",
     "infer_modality",
@@ -63,6 +66,12 @@ ITEM_BUDGETS: dict[str, tuple[type, tuple[Modality, ...]]] = {
 }
 """Keys a dict item may carry beside its modalities, overriding the model's media settings for that item only:
 name -> (type, the modalities it applies to)."""
+
+AudioInVideo: TypeAlias = bool | Literal["auto"]
+"""Whether a video is embedded with its sound track: True (it must have one), False, or ``"auto"`` (when it has)."""
+AUDIO_IN_VIDEO = "use_audio_in_video"
+"""The key of a dict item that says, for its videos, what :data:`AudioInVideo` says."""
+_ITEM_KEYS = {*ITEM_BUDGETS, AUDIO_IN_VIDEO}
 
 # Mixed dicts put media first, then text (image-before-text as in the authors' training; mteb 2.x's order).
 _MIXED_ORDER: tuple[Modality, ...] = ("video", "audio", "image", "text")
@@ -91,6 +100,7 @@ class ParsedItem:
         parts: Its content in message order (for a conversation: its media parts, in order of appearance).
         conversation: The messages of a conversation item, used as given (no prompt, no suffix).
         budgets: Per-item media settings (``fps``, ``max_frames``, ``min_pixels``, ``max_pixels``).
+        audio_in_video: The item's ``use_audio_in_video``, when it gives one.
     """
 
     kind: ItemKind
@@ -98,6 +108,8 @@ class ParsedItem:
     conversation: list[Message] | None = field(default=None, repr=False)
     budgets: dict[str, Any] = field(default_factory=dict)
     """Per-item media settings (:data:`ITEM_BUDGETS`) that override the model's for this item."""
+    audio_in_video: AudioInVideo | None = None
+    """Whether its videos are embedded with their sound tracks; None: the model's (or the call's) setting."""
 
     @property
     def modalities(self) -> set[Modality]:
@@ -316,14 +328,14 @@ def infer_modality(item: Any) -> ItemKind:
                     "a dict with 'array' needs 'sampling_rate' too: {'array': waveform, 'sampling_rate': 22050}."
                 )
             return "audio"
-        keys = set(item) - set(ITEM_BUDGETS)
+        keys = set(item) - _ITEM_KEYS
         unknown = keys - set(MODALITIES)
         if unknown or not keys:
             raise LCOInputError(
                 f"dict keys {sorted(map(str, unknown or set(item)))} are not understood; a dict takes any of "
                 "'text', 'image', 'audio', 'video' (several = one mixed input), e.g. {'text': 'caption', "
                 "'image': 'cat.jpg'}, and per-item media settings "
-                f"{', '.join(map(repr, ITEM_BUDGETS))}."
+                f"{', '.join(map(repr, [*ITEM_BUDGETS, AUDIO_IN_VIDEO]))}."
             )
         return next(iter(keys)) if len(keys) == 1 else "mixed"  # type: ignore[return-value]
     if _is_parts_list(item):
@@ -420,7 +432,30 @@ def parse_item(item: Any, modality: Modality | None = None) -> ParsedItem:
             for value in _values(key, item[key]):
                 parts.append(_text_part(value) if key == "text" else Part(key, value))
     kind = "mixed" if len(parts) > 1 else parts[0].modality
-    return ParsedItem(kind, parts, budgets=_budgets(item, {part.modality for part in parts}))
+    present = {part.modality for part in parts}
+    return ParsedItem(kind, parts, budgets=_budgets(item, present), audio_in_video=_audio_in_video(item, present))
+
+
+def check_audio_in_video(value: Any, name: str = AUDIO_IN_VIDEO) -> AudioInVideo:
+    """``value`` if it is a valid :data:`AudioInVideo` (True, False or ``"auto"``).
+
+    Raises:
+        LCOInputError: It is not.
+    """
+    if isinstance(value, bool) or value == "auto":
+        return value
+    raise LCOInputError(f"{name!r} must be true, false or 'auto', got {value!r}.")
+
+
+def _audio_in_video(item: dict[str, Any], present: set[Modality]) -> AudioInVideo | None:
+    if AUDIO_IN_VIDEO not in item:
+        return None
+    value = check_audio_in_video(item[AUDIO_IN_VIDEO])
+    if "video" not in present:
+        raise LCOInputError(
+            f"{AUDIO_IN_VIDEO!r} applies to a video and this item has none; leave it out or add the video."
+        )
+    return value
 
 
 def _budgets(item: dict[str, Any], present: set[Modality]) -> dict[str, Any]:

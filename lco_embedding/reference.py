@@ -63,21 +63,31 @@ class ReferencePipeline:
         self.device = device
 
     @torch.no_grad()
-    def embed(self, contents: list[list[dict]]) -> np.ndarray:
-        """Embed message contents in one batch."""
+    def embed(self, contents: list[list[dict]], use_audio_in_video: bool = False) -> np.ndarray:
+        """Embed message contents in one batch; ``use_audio_in_video`` as the model card's flag (the sound tracks
+        read by qwen-omni-utils, the processor told which audio is which video's, the thinker given the flag)."""
         from qwen_omni_utils import process_mm_info
 
         messages = [[{"role": "user", "content": content}] for content in contents]
         text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        audios, images, videos = process_mm_info(messages, use_audio_in_video=False)
+        audios, images, videos = process_mm_info(messages, use_audio_in_video=use_audio_in_video)
+        flags: dict = {}
+        if use_audio_in_video:
+            # transformers 5.x asks which audio slot is which video's sound (None: a standalone audio).
+            kinds = [part["type"] for content in contents for part in content if part["type"] in ("audio", "video")]
+            videos_seen = iter(range(len(kinds)))
+            slots = [next(videos_seen) if kind == "video" else None for kind in kinds]
+            flags = {"load_audio_from_video": True, "audio_from_video_indices": slots}
         inputs = self.processor(
-            text=text, audio=audios, images=images, videos=videos, return_tensors="pt", padding=True
+            text=text, audio=audios, images=images, videos=videos, return_tensors="pt", padding=True, **flags
         )
         dtype = self.model.dtype
         inputs = {
             key: value.to(self.device, dtype if value.is_floating_point() else None) for key, value in inputs.items()
         }
-        hidden = self.model(**inputs, output_hidden_states=True).hidden_states[-1][:, -1]
+        hidden = self.model(
+            **inputs, use_audio_in_video=use_audio_in_video, output_hidden_states=True
+        ).hidden_states[-1][:, -1]
         return torch.nn.functional.normalize(hidden.float(), dim=-1).cpu().numpy()
 
     def embed_loop(self, contents: list[list[dict]], batch_size: int = 8) -> np.ndarray:

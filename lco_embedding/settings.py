@@ -30,7 +30,7 @@ Preprocessing = Literal["reference", "fast"]
 class EmbedderSettings:
     """Every option of :class:`~lco_embedding.LCOEmbedder` about inputs (see the constructor's docstring).
 
-    The first ten decide the embeddings (:meth:`saved`); the last three only bound reading.
+    The first eleven decide the embeddings (:meth:`saved`); the last three only bound reading.
     """
 
     min_pixels: int = 4 * 28 * 28
@@ -43,6 +43,7 @@ class EmbedderSettings:
     mixed_suffix: MixedSuffixRule = "reference"
     special_tokens: SpecialTokenPolicy = "text"
     preprocessing: Preprocessing = "reference"
+    use_audio_in_video: bool | Literal["auto"] = False
     max_image_pixels: int = MAX_IMAGE_PIXELS
     url_timeout: float = URL_TIMEOUT
     max_url_bytes: int = MAX_URL_BYTES
@@ -58,6 +59,7 @@ class EmbedderSettings:
         "mixed_suffix",
         "special_tokens",
         "preprocessing",
+        "use_audio_in_video",
     )
     """The settings that decide an embedding: saved with a checkpoint and compared when a corpus job resumes."""
 
@@ -70,6 +72,8 @@ class EmbedderSettings:
             raise ValueError(f"special_tokens must be 'text' or 'parse', got {self.special_tokens!r}.")
         if self.preprocessing not in ("reference", "fast"):
             raise ValueError(f"preprocessing must be 'reference' or 'fast', got {self.preprocessing!r}.")
+        if not (isinstance(self.use_audio_in_video, bool) or self.use_audio_in_video == "auto"):
+            raise ValueError(f"use_audio_in_video must be True, False or 'auto', got {self.use_audio_in_video!r}.")
         self.image_options()  # the preprocessors validate their own bounds
         self.video_options()
         self.audio_options()

@@ -37,6 +37,7 @@ __all__ = [
     "simulate_oom",
     "synthetic_image",
     "write_audio_only_mp4",
+    "write_clip_with_sound",
     "write_mp4",
     "write_noise_jpegs",
     "write_video",
@@ -487,6 +488,57 @@ def write_audio_only_mp4(path: str | Path, *, seconds: float = 1.3, rate: int = 
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
+            container.mux(packet)
+    return Path(path)
+
+
+def write_clip_with_sound(
+    path: str | Path,
+    *,
+    seconds: float,
+    fps: int = 4,
+    width: int = 64,
+    height: int = 48,
+    rate: int = 16000,
+    tone: float = 440.0,
+    channels: int = 1,
+    video_codec: str = "mpeg4",
+) -> Path:
+    """Write a video with a sound track: a bright square moving across a dark frame, and a sine ``tone`` (Hz,
+    rising over the clip, plus a little noise) encoded as AAC at ``rate`` with ``channels`` channels. Use
+    ``video_codec="png"`` with a ``.mov`` path for frames that decode losslessly."""
+    import av
+
+    rng = np.random.default_rng(int(tone))
+    frames = round(seconds * fps)
+    samples = round(seconds * rate)
+    t = np.arange(samples) / rate
+    sound = 0.4 * np.sin(2 * np.pi * (tone + 40 * t / max(seconds, 1e-9)) * t) + 0.02 * rng.standard_normal(samples)
+    sound = np.repeat(sound[None, :], channels, axis=0).astype(np.float32)
+    layout = "mono" if channels == 1 else "stereo"
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(video_codec, rate=fps)
+        video.height, video.width = height, width
+        video.pix_fmt = "rgb24" if video_codec == "png" else "yuv420p"
+        audio = container.add_stream("aac", rate=rate, layout=layout)
+        side = max(4, height // 4)
+        for i in range(frames):
+            image = np.full((height, width, 3), 30, np.uint8)
+            x = int((width - side) * i / max(frames - 1, 1))
+            image[height // 3 : height // 3 + side, x : x + side] = (230, 200, 40)
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        for i, start in enumerate(range(0, samples, 1024)):
+            chunk = np.zeros((channels, 1024), np.float32)
+            piece = sound[:, start : start + 1024]
+            chunk[:, : piece.shape[1]] = piece
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+            frame.sample_rate, frame.pts = rate, i * 1024
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode():
             container.mux(packet)
     return Path(path)
 

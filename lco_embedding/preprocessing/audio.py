@@ -44,7 +44,7 @@ class AudioOptions:
             raise ValueError(f"max_audio_seconds must be positive or None, got {self.max_seconds}.")
 
 
-_DECODE_MARGIN = 1.0
+DECODE_MARGIN = 1.0
 """Seconds decoded past ``max_seconds``, so the resampler's filter sees the samples after the cut."""
 
 
@@ -61,7 +61,7 @@ def _decode_errors() -> tuple[type[BaseException], ...]:
 def _load_file(data: str | bytes, sampling_rate: int, seconds: float | None, suffix: str = "") -> np.ndarray:
     import librosa
 
-    duration = None if seconds is None else seconds + _DECODE_MARGIN
+    duration = None if seconds is None else seconds + DECODE_MARGIN
     errors = _decode_errors()
     try:
         if isinstance(data, bytes):
@@ -106,7 +106,7 @@ def _waveform(array: Any, rate: int, target: int, seconds: float | None = None) 
             f"an audio array must be 1-D (samples) or 2-D (channels x samples), got shape {array.shape}."
         )
     if seconds is not None:  # only what is kept (and the resampler's margin) is converted and resampled
-        array = array[..., : int((seconds + _DECODE_MARGIN) * rate)]
+        array = array[..., : int((seconds + DECODE_MARGIN) * rate)]
     if np.issubdtype(array.dtype, np.integer):
         array = array.astype(np.float32) / float(np.iinfo(array.dtype).max)
     array = array.astype(np.float32)

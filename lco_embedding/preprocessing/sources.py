@@ -18,9 +18,13 @@ import base64
 import binascii
 import functools
 import io
+import os
 import socket
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
@@ -35,6 +39,7 @@ __all__ = [
     "fetch_url",
     "is_file_object",
     "is_reference",
+    "local_copy",
     "local_path",
     "read_bytes",
 ]
@@ -127,6 +132,30 @@ def read_bytes(source: str | PurePath | bytes | io.IOBase, *, limits: ReadLimits
             return f.read()
     except OSError as e:
         raise LCOInputError(f"{path!r} cannot be read ({e.strerror or e}).") from e
+
+
+@contextmanager
+def local_copy(
+    source: str | PurePath | bytes | io.IOBase, *, limits: ReadLimits = ReadLimits(), suffix: str = ""
+) -> Iterator[str]:
+    """A local path to the media ``source`` names or holds, for decoders that read files: a local path as it is;
+    a URL, data URI, bytes or file object read once (within ``limits``) into a temporary file, deleted afterwards.
+
+    Raises:
+        LCOInputError: As :func:`read_bytes`.
+    """
+    path = local_path(source) if is_reference(source) else None
+    if path is not None:
+        yield path
+        return
+    name = str(source).split("?", 1)[0] if is_reference(source) else str(getattr(source, "name", ""))
+    extension = os.path.splitext(name)[1][:8] if not str(source).startswith("data:") else ""
+    with tempfile.NamedTemporaryFile(suffix=extension or suffix, delete=False) as f:
+        f.write(read_bytes(source, limits=limits))
+    try:
+        yield f.name
+    finally:
+        os.unlink(f.name)
 
 
 _SDK_ADVICE = {

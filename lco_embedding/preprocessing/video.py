@@ -6,15 +6,13 @@ with bicubic antialiasing so that ``frames x pixels`` stays within the model's b
 decord where it is installed and PyAV otherwise. A list of frames (or a 4-D array) is used as given — padded to
 an even count by repeating the last frame, and subsampled evenly to ``max_frames`` if longer.
 
-Does not read the soundtrack: that is the audio preprocessor's job (see ``use_audio_in_video``).
+Does not read the sound track: :mod:`lco_embedding.preprocessing.soundtrack` does (``use_audio_in_video``).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +21,7 @@ import torch
 
 from lco_embedding.errors import LCOInputError
 from lco_embedding.preprocessing.image import load_image
-from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, local_path, read_bytes
+from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, local_copy
 
 __all__ = ["VideoOptions", "preprocess_video", "read_video_frames"]
 
@@ -216,18 +214,8 @@ def preprocess_video(source: Any, options: VideoOptions = VideoOptions()) -> tor
     if isinstance(source, list | tuple | np.ndarray | torch.Tensor):
         video = _frames_from_list(source, options)
     elif isinstance(source, bytes | bytearray) or is_reference(source) or is_file_object(source):
-        path = local_path(source) if is_reference(source) else None
-        if path is not None:
+        with local_copy(source, limits=options.limits, suffix=".mp4") as path:
             video = read_video_frames(path, options)
-        else:
-            name = str(source) if is_reference(source) else str(getattr(source, "name", ""))
-            suffix = os.path.splitext(name)[1][:8]
-            with tempfile.NamedTemporaryFile(suffix=suffix or ".mp4", delete=False) as f:
-                f.write(read_bytes(source, limits=options.limits))
-            try:
-                video = read_video_frames(f.name, options)
-            finally:
-                os.unlink(f.name)
     else:
         raise LCOInputError(
             f"a video must be a path, URL, bytes, a list of frames or a 4-D array, got {type(source).__name__}."
