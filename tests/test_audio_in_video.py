@@ -169,3 +169,18 @@ def test_the_setting_is_saved_with_the_checkpoint(tiny_omni, clips, tmp_path):
     again = LCOEmbedder(str(tmp_path / "saved"), device="cpu")
     assert again.use_audio_in_video is True
     np.testing.assert_allclose(again.encode(clips["mono16k"]), model.encode(clips["mono16k"]), atol=TOL, rtol=0)
+
+
+def test_a_video_decoded_elsewhere_brings_its_sound(embedder, clips):
+    """``{"frames": ..., "audio": ...}`` equals the file with its sound track when they hold the same data."""
+    from lco_embedding.preprocessing.video import VideoOptions, read_video_frames
+
+    frames = read_video_frames(clips["mono16k"], VideoOptions()).permute(0, 2, 3, 1).numpy()
+    sound = read_soundtrack(clips["mono16k"])
+    decoded = {"video": {"frames": list(frames), "audio": sound}, "use_audio_in_video": True}
+    file = embedder.encode({"video": clips["mono16k"], "use_audio_in_video": True})
+    np.testing.assert_allclose(embedder.encode(decoded), file, atol=TOL, rtol=0)
+    with pytest.raises(LCOInputError, match="has no 'audio'"):
+        embedder.encode({"video": {"frames": list(frames)}, "use_audio_in_video": True})
+    with pytest.raises(LCOInputError, match="takes 'frames'"):
+        embedder.encode({"video": {"pictures": list(frames)}})

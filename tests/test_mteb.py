@@ -86,3 +86,24 @@ def test_encoder_handles_collated_audio_and_video(model, media):
     out = encoder.encode(loader, task_metadata=MockSTSTask().metadata, hf_split="test", hf_subset="default")
     expected = model.encode([{"audio": audio}, {"video": frames, "text": "a clip"}])
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=0)
+
+
+def test_encoder_embeds_a_videos_audio_column_as_its_sound_track(model, media):
+    """With use_audio_in_video, mteb's video and audio columns of a row are one video with its sound track."""
+    import torch
+    from mteb.mocks.mock_tasks.sts import MockSTSTask
+    from torch.utils.data import DataLoader
+
+    from lco_embedding.integrations.mteb import LCOMtebEncoder
+
+    audio = {"array": np.sin(np.arange(24000) / 7.0).astype(np.float32), "sampling_rate": 16000}
+    frames = [np.asarray(Image.open(media["png"]).convert("RGB").resize((56, 56))) for _ in range(4)]
+    video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+    loader = DataLoader([{"audio": [audio], "video": [video]}], batch_size=None)
+    metadata = MockSTSTask().metadata
+    together = LCOMtebEncoder(model, use_audio_in_video=True)
+    out = together.encode(loader, task_metadata=metadata, hf_split="test", hf_subset="default")
+    expected = model.encode({"video": {"frames": frames, "audio": audio}, "use_audio_in_video": True})
+    np.testing.assert_allclose(out[0], expected, atol=1e-5, rtol=0)
+    apart = LCOMtebEncoder(model).encode(loader, task_metadata=metadata, hf_split="test", hf_subset="default")
+    assert float(out[0] @ apart[0]) < 0.99

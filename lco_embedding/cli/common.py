@@ -140,6 +140,26 @@ def quantization_option(function: Any) -> Any:
     )(function)
 
 
+def audio_in_video_option(function: Any) -> Any:
+    """The ``--use-audio-in-video[=auto]`` option: embed videos with their sound tracks."""
+    return click.option(
+        "--use-audio-in-video",
+        "use_audio_in_video",
+        type=click.Choice(["true", "false", "auto"]),
+        is_flag=False,
+        flag_value="true",
+        default="false",
+        show_default=True,
+        help="Embed videos with their sound tracks (a silent video is then a failed item); "
+        "--use-audio-in-video=auto uses the sound where a video has one. Put it after the inputs, or write =VALUE.",
+    )(function)
+
+
+def audio_in_video(value: str) -> bool | str:
+    """The ``use_audio_in_video`` setting an ``--use-audio-in-video`` value stands for."""
+    return {"true": True, "false": False}.get(value, value)
+
+
 def load_embedder(
     model: str,
     *,

@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from lco_embedding.cli.common import is_quiet, model_options, quantization_option
+from lco_embedding.cli.common import (
+    audio_in_video,
+    audio_in_video_option,
+    is_quiet,
+    model_options,
+    quantization_option,
+)
 from lco_embedding.corpus.job import DEFAULT_SHARD_SIZE
 from lco_embedding.corpus.precision import PRECISIONS
 
@@ -23,6 +29,7 @@ SHOWN_FAILURES = 10
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @model_options
 @quantization_option
+@audio_in_video_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Most items per pass.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Token budget of one pass [default: from the device].")
 @click.option("--num-workers", type=click.IntRange(min=0), help="Preprocessing workers [default: 0 on CPU, 4 on GPU].")
@@ -71,6 +78,7 @@ def encode(
     device: str | None,
     dtype: str,
     quantization: str | None,
+    use_audio_in_video: str,
     batch_size: int,
     max_tokens: int | None,
     num_workers: int | None,
@@ -128,6 +136,7 @@ def encode(
             device=device,
             dtype=None if dtype == "auto" else dtype,
             quantization=quantization,
+            embedder_kwargs={"use_audio_in_video": audio_in_video(use_audio_in_video)},
             precision=precision,  # type: ignore[arg-type]
             normalize=not no_normalize,
             prompt=prompt,

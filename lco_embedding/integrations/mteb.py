@@ -44,6 +44,9 @@ class LCOMtebEncoder(AbsEncoder):
         use_task_instructions: Put mteb's task instruction in front of queries (and documents, where the task has
             one) instead of the embedder's ``"query"`` / ``"document"`` prompts.
         video_frames: Frames mteb's video collator samples per video.
+        use_audio_in_video: A row with a video and an audio (mteb gives a video's sound track as its ``audio``
+            column) is embedded as the video with its sound track, interleaved (``use_audio_in_video``), instead of
+            the frames followed by the audio.
         **embedder_kwargs: Constructor arguments when ``model`` is a name (default ``mixed_suffix="dominant"``, the
             rule of mteb's own LCO wrapper).
     """
@@ -56,6 +59,7 @@ class LCOMtebEncoder(AbsEncoder):
         *,
         use_task_instructions: bool = False,
         video_frames: int = 8,
+        use_audio_in_video: bool = False,
         **embedder_kwargs: Any,
     ) -> None:
         if not hasattr(model, "encode"):
@@ -64,6 +68,7 @@ class LCOMtebEncoder(AbsEncoder):
         self.model = resolve_embedder(model, embedder_kwargs or None)
         self.use_task_instructions = use_task_instructions
         self.video_frames = video_frames
+        self.use_audio_in_video = use_audio_in_video
         self.mteb_model_meta = model_meta(self.model)
 
     def encode(
@@ -87,9 +92,9 @@ class LCOMtebEncoder(AbsEncoder):
             collators = require("mteb.models.modality_collators", "mteb")
             inputs.collate_fn = collators.AudioCollator(target_sampling_rate=16000, max_samples=4_800_000)
         prompt = self._prompt(task_metadata, prompt_type)
-        out = [
-            self.model.encode(_rows(batch), prompt=prompt, batch_size=kwargs.get("batch_size", 32)) for batch in inputs
-        ]
+        batch_size = kwargs.get("batch_size", 32)
+        rows = (_rows(batch, self.use_audio_in_video) for batch in inputs)
+        out = [self.model.encode(items, prompt=prompt, batch_size=batch_size) for items in rows]
         dimension = self.model.get_embedding_dimension()
         return np.concatenate(out) if out else np.zeros((0, dimension), dtype=np.float32)
 
@@ -100,8 +105,9 @@ class LCOMtebEncoder(AbsEncoder):
         return self.model.prompts.get(side) or None if side in ("query", "document") else None
 
 
-def _rows(batch: dict[str, Any]) -> list[Any]:
-    """mteb's column batch -> one ``encode`` item per row (a string, or a dict of the row's modalities)."""
+def _rows(batch: dict[str, Any], audio_in_video: bool = False) -> list[Any]:
+    """mteb's column batch -> one ``encode`` item per row (a string, or a dict of the row's modalities); with
+    ``audio_in_video``, a row's video and audio are one video with its sound track."""
     columns = {name: batch[name] for name in _COLUMNS if batch.get(name) is not None}
     if not columns:
         raise ValueError(f"the mteb batch has none of the columns {_COLUMNS} (it has {sorted(batch)}).")
@@ -118,6 +124,9 @@ def _rows(batch: dict[str, Any]) -> list[Any]:
             elif name == "video":
                 value = [frame.permute(1, 2, 0).cpu().numpy() for frame in value]  # (T, C, H, W) -> HWC frames
             item[name] = value
+        if audio_in_video and "video" in item and "audio" in item:
+            item["video"] = {"frames": item["video"], "audio": item.pop("audio")}
+            item["use_audio_in_video"] = True
         rows.append(item["text"] if list(item) == ["text"] else item)
     return rows
 

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from lco_embedding.errors import LCOInputError
-from lco_embedding.preprocessing.audio import DECODE_MARGIN, AudioOptions
+from lco_embedding.preprocessing.audio import DECODE_MARGIN, AudioOptions, preprocess_audio
 from lco_embedding.preprocessing.sources import is_file_object, is_reference, local_copy
-from lco_embedding.preprocessing.video import VideoOptions, preprocess_video
+from lco_embedding.preprocessing.video import VideoOptions, decoded_video, preprocess_video
 
 __all__ = ["preprocess_video_with_sound", "read_soundtrack"]
 
@@ -60,12 +60,22 @@ def preprocess_video_with_sound(
     source: Any, video_options: VideoOptions, audio_options: AudioOptions, *, required: bool
 ) -> tuple[Any, np.ndarray | None]:
     """A video's frames (as :func:`~lco_embedding.preprocessing.video.preprocess_video` gives them) and its sound
-    track (:func:`read_soundtrack`), reading a URL or in-memory video once. The sound is None when the video has
-    none (frames given as a list or array have none) and ``required`` is False.
+    track (:func:`read_soundtrack`), reading a URL or in-memory video once; a video decoded elsewhere may bring its
+    sound as ``{"frames": ..., "audio": ...}``. The sound is None when the video has none (frames given as a list
+    or array have none) and ``required`` is False.
 
     Raises:
         LCOInputError: The video cannot be read, or has no sound track and ``required`` is True.
     """
+    if isinstance(source, dict):  # decoded elsewhere, with its sound
+        frames, sound = decoded_video(source)
+        if sound is None and required:
+            raise LCOInputError(
+                "the video's dict has no 'audio' (its sound track) to embed with it (use_audio_in_video=True): add "
+                "it, or set use_audio_in_video to False (or 'auto') for this item."
+            )
+        waveform = None if sound is None else preprocess_audio(sound, audio_options)
+        return preprocess_video(frames, video_options), waveform
     if not (isinstance(source, bytes | bytearray) or is_reference(source) or is_file_object(source)):
         if required:
             raise LCOInputError(

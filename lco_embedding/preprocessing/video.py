@@ -23,7 +23,7 @@ from lco_embedding.errors import LCOInputError
 from lco_embedding.preprocessing.image import load_image
 from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, local_copy
 
-__all__ = ["VideoOptions", "preprocess_video", "read_video_frames"]
+__all__ = ["VideoOptions", "decoded_video", "preprocess_video", "read_video_frames"]
 
 
 @dataclass(frozen=True)
@@ -200,17 +200,36 @@ def _resize(video: torch.Tensor, options: VideoOptions) -> torch.Tensor:
     return resize(video, [new_height, new_width], interpolation=InterpolationMode.BICUBIC, antialias=True).float()
 
 
+def decoded_video(source: dict[str, Any]) -> tuple[Any, Any]:
+    """The frames and the sound track (None when absent) of a video decoded elsewhere, given as
+    ``{"frames": [...], "audio": waveform or {"array": ..., "sampling_rate": ...}}``.
+
+    Raises:
+        LCOInputError: Other keys, or no frames.
+    """
+    unknown = sorted(set(map(str, source)) - {"frames", "audio"})
+    if unknown or "frames" not in source:
+        raise LCOInputError(
+            "a video given as a dict takes 'frames' (a list of frames or a 4-D array) and optionally 'audio' (its "
+            f"sound track: a 16 kHz waveform or {{'array': ..., 'sampling_rate': ...}}), got keys {sorted(source)}."
+        )
+    return source["frames"], source.get("audio")
+
+
 def preprocess_video(source: Any, options: VideoOptions = VideoOptions()) -> torch.Tensor:
     """Load a video and return its sampled, resized frames as a float ``(T, C, H, W)`` tensor (0-255).
 
     Args:
         source: Path, URL, bytes, a list of frames (images of any accepted form), a ``(T, H, W, C)`` array or
-            a ``(T, C, H, W)`` tensor.
+            a ``(T, C, H, W)`` tensor, or ``{"frames": ..., "audio": ...}`` (:func:`decoded_video`; the sound
+            is not read here).
         options: Sampling and sizing.
 
     Raises:
         LCOInputError: Missing file, unreadable video, fewer than two frames, frames of different sizes.
     """
+    if isinstance(source, dict):
+        source = decoded_video(source)[0]
     if isinstance(source, list | tuple | np.ndarray | torch.Tensor):
         video = _frames_from_list(source, options)
     elif isinstance(source, bytes | bytearray) or is_reference(source) or is_file_object(source):
