@@ -85,9 +85,9 @@ class ReferencePipeline:
         inputs = {
             key: value.to(self.device, dtype if value.is_floating_point() else None) for key, value in inputs.items()
         }
-        hidden = self.model(
-            **inputs, use_audio_in_video=use_audio_in_video, output_hidden_states=True
-        ).hidden_states[-1][:, -1]
+        hidden = self.model(**inputs, use_audio_in_video=use_audio_in_video, output_hidden_states=True).hidden_states[
+            -1
+        ][:, -1]
         return torch.nn.functional.normalize(hidden.float(), dim=-1).cpu().numpy()
 
     def embed_loop(self, contents: list[list[dict]], batch_size: int = 8) -> np.ndarray:
