@@ -17,6 +17,7 @@ from lco_embedding.outcomes import Outcome
 
 if TYPE_CHECKING:
     from lco_embedding.embedder import LCOEmbedder
+    from lco_embedding.segments import Segments, SegmentSpec
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,8 @@ __all__ = [
     "CheckpointNotFoundError",
     "EncodeReport",
     "Outcome",
+    "SegmentSpec",
+    "Segments",
     "__version__",
 ]
 
@@ -42,4 +45,8 @@ def __getattr__(name: str) -> Any:
         from lco_embedding.embedder import LCOEmbedder
 
         return LCOEmbedder
+    if name in ("SegmentSpec", "Segments"):
+        from lco_embedding import segments
+
+        return getattr(segments, name)
     raise AttributeError(f"module 'lco_embedding' has no attribute {name!r}")

@@ -45,6 +45,8 @@ from lco_embedding.preprocessing.image import MAX_IMAGE_PIXELS
 from lco_embedding.preprocessing.sources import MAX_URL_BYTES, URL_TIMEOUT
 from lco_embedding.prompts import MixedSuffixRule
 from lco_embedding.quantization import Quantization, check_quantization, stored_dtype
+from lco_embedding.segments import Segments, SegmentSpec, SourceSegments
+from lco_embedding.segments.grouping import grouped_segments
 from lco_embedding.settings import SETTINGS_FILE, EmbedderSettings, Preprocessing
 from lco_embedding.special_tokens import SpecialTokenPolicy
 from lco_embedding.st_compat import SentenceTransformerSurface, check_unknown_keywords
@@ -636,8 +638,9 @@ class LCOEmbedder(SentenceTransformerSurface):
         max_tokens_per_batch: int | None = None,
         num_workers: int | None = None,
         use_audio_in_video: AudioInVideo | None = None,
+        segment: SegmentSpec | None = None,
         **kwargs: Any,
-    ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
+    ) -> np.ndarray | torch.Tensor | list[torch.Tensor] | Segments:
         """Embed one input or a list of inputs of any modality.
 
         Keyword names, defaults and return shapes follow ``SentenceTransformer.encode`` (6.x), except
@@ -675,6 +678,9 @@ class LCOEmbedder(SentenceTransformerSurface):
             num_workers: Background featurize workers for this call (default: the constructor's).
             use_audio_in_video: Embed videos with their sound tracks for this call (True, False or ``"auto"``;
                 default: the constructor's); an item's own ``"use_audio_in_video"`` key wins.
+            segment: Cut long audio, video and text into segments (:class:`~lco_embedding.segments.SegmentSpec`)
+                and return their :class:`~lco_embedding.segments.Segments` instead of one row per item (see
+                :meth:`encode_segments`).
             **kwargs: None are accepted: an unknown keyword raises ``ValueError`` naming the closest valid one
                 (as sentence-transformers 6 does), so a typo such as ``normalise_embeddings`` never passes silently.
 
@@ -689,6 +695,23 @@ class LCOEmbedder(SentenceTransformerSurface):
         """
         check_unknown_keywords("encode", kwargs, _ENCODE_KEYWORDS)
         check_encode_arguments(batch_size, on_error, precision)
+        if segment is not None:
+            if output_value != "sentence_embedding" or output_layers is not None or precision != "float32":
+                raise ValueError("segment= returns sentence embeddings: output_value, output_layers and precision "
+                                 "keep their defaults with it.")  # fmt: skip
+            return self.encode_segments(
+                inputs,
+                segment,
+                prompt_name=prompt_name,
+                prompt=prompt,
+                batch_size=batch_size,
+                normalize_embeddings=normalize_embeddings,
+                truncate_dim=truncate_dim,
+                on_error=on_error,
+                max_tokens_per_batch=max_tokens_per_batch,
+                num_workers=num_workers,
+                use_audio_in_video=use_audio_in_video,
+            )
         if output_value not in _OUTPUT_VALUES:
             raise ValueError(
                 f"output_value must be one of 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}."
@@ -811,6 +834,123 @@ class LCOEmbedder(SentenceTransformerSurface):
                 )
                 yield Outcome(index, row, None)
 
+    def encode_segments(
+        self,
+        inputs: SingleInput | Iterable[SingleInput],
+        segment: SegmentSpec | None = None,
+        *,
+        window: float | None = None,
+        stride: float | None = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 8,
+        normalize_embeddings: bool = True,
+        truncate_dim: int | None = None,
+        on_error: Literal["raise", "skip"] = "raise",
+        max_tokens_per_batch: int | None = None,
+        num_workers: int | None = None,
+        use_audio_in_video: AudioInVideo | None = None,
+    ) -> Segments:
+        """Embed long audio, video and text as segments: windows of seconds (audio, video) or of tokens of the
+        checkpoint's tokenizer (text), each embedded as an ordinary item with its modality's prompt.
+
+        Long media is decoded once and streamed (a two-hour recording is never one array); a video's windows get
+        the frames the model's video settings sample from them (and their sound with ``use_audio_in_video``);
+        text windows overlap and end at sentence ends where they can (:mod:`lco_embedding.segments.text`).
+        Items that are not one audio, video or text (images, mixed items) are one segment each, NaN ``start``
+        and ``end``. A source's segments are kept together: if one fails, the source fails.
+
+        Args:
+            inputs: One item or many (as ``encode``).
+            segment: Window sizes per modality (default :class:`~lco_embedding.segments.SegmentSpec`: audio and
+                video 30 s, text 300 tokens overlapping by 50).
+            window: Overrides the window of every modality: seconds for audio and video, tokens for text.
+            stride: Overrides the step between window starts (seconds, or tokens for text; default: ``window``
+                for media, ``window`` minus the overlap for text).
+            batch_size: Most segments per forward pass (default 8: the pipeline reads about twice as many ahead,
+                and a 30-s window is a few megabytes until it is embedded).
+            on_error: ``"raise"`` (default) raises the first failed source's error (naming the segment);
+                ``"skip"`` leaves failed sources out and lists them in the result's ``errors``.
+            Others: As in :meth:`encode`.
+
+        Returns:
+            :class:`~lco_embedding.segments.Segments`: ``embeddings [n, d]``, and per row its ``source`` position,
+            ``segment`` number, ``start`` / ``end`` (seconds, or character offsets for text) and ``tokens``.
+
+        Raises:
+            LCOInputError: A source cannot be read or cut, with ``on_error="raise"``.
+            ValueError: Bad arguments (a text window longer than ``max_length``, ...).
+
+        Example:
+            >>> segments = model.encode_segments("lecture.mp4")  # doctest: +SKIP
+            >>> list(zip(segments.start, segments.end))[:2]  # doctest: +SKIP
+            [(0.0, 30.0), (30.0, 60.0)]
+        """
+        check_encode_arguments(batch_size, on_error, "float32")
+        items, _ = split_inputs(inputs)
+        outcomes = self.segment_outcomes(
+            items,
+            segment,
+            window=window,
+            stride=stride,
+            prompt_name=prompt_name,
+            prompt=prompt,
+            batch_size=batch_size,
+            normalize_embeddings=normalize_embeddings,
+            truncate_dim=truncate_dim,
+            max_tokens_per_batch=max_tokens_per_batch,
+            num_workers=num_workers,
+            use_audio_in_video=use_audio_in_video,
+        )
+        parts = []
+        for part in outcomes:
+            if part.error is not None and on_error == "raise":
+                raise part.error
+            if part.error is not None:
+                logger.warning("Skipped %s", part.error)
+            parts.append(part)
+        dimension = truncate_dim or self._dimension
+        return Segments.collect(parts, dimension)
+
+    def segment_outcomes(
+        self,
+        inputs: Iterable[SingleInput],
+        segment: SegmentSpec | None = None,
+        *,
+        window: float | None = None,
+        stride: float | None = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 8,
+        normalize_embeddings: bool = True,
+        truncate_dim: int | None = None,
+        max_tokens_per_batch: int | None = None,
+        num_workers: int | None = None,
+        use_audio_in_video: AudioInVideo | None = None,
+    ) -> Iterator[SourceSegments]:
+        """:meth:`encode_segments` as a stream: each source's :class:`~lco_embedding.segments.SourceSegments`
+        (its segments' embeddings and places, or its error), in input order, as its last segment is embedded.
+        Items are read lazily; what streams through the model is segments, planned by tokens like any items."""
+        spec = _segment_spec(segment, window, stride)
+        featurizer = self.featurizer(use_audio_in_video)
+        if spec.text is not None and featurizer.max_length is not None and spec.text > featurizer.max_length:
+            raise ValueError(
+                f"text windows of {spec.text} tokens are longer than max_length ({featurizer.max_length}), which "
+                "would cut them: use a smaller window or a larger max_length."
+            )
+        embed = partial(
+            self.encode_outcomes,
+            prompt_name=prompt_name,
+            prompt=prompt,
+            batch_size=batch_size,
+            normalize_embeddings=normalize_embeddings,
+            truncate_dim=truncate_dim,
+            max_tokens_per_batch=max_tokens_per_batch,
+            num_workers=num_workers,
+            use_audio_in_video=use_audio_in_video,
+        )
+        return grouped_segments(inputs, spec, featurizer, embed)
+
     def encode_iter(
         self,
         inputs: Iterable[SingleInput],
@@ -862,6 +1002,26 @@ class LCOEmbedder(SentenceTransformerSurface):
             else:
                 report.errors[outcome.index] = outcome.error.reason
                 logger.warning("Skipped %s", outcome.error)
+
+
+def _segment_spec(segment: SegmentSpec | None, window: float | None, stride: float | None) -> SegmentSpec:
+    """``segment`` (default :class:`SegmentSpec`) with ``window`` / ``stride`` applied to every modality."""
+    spec = SegmentSpec() if segment is None else segment
+    if not isinstance(spec, SegmentSpec):
+        raise ValueError(f"segment must be a SegmentSpec, got {type(spec).__name__}.")
+    if window is None and stride is None:
+        return spec
+    window = window if window is not None else (spec.audio or spec.video or spec.text)
+    if window is None:
+        raise ValueError("stride needs a window.")
+    step = window if stride is None else stride
+    text = int(window) if float(window).is_integer() else None
+    if text is None:
+        raise ValueError(f"window {window!r} must be a whole number to cut text (tokens).")
+    overlap = spec.text_overlap if stride is None else text - int(step)
+    overlap = min(overlap, text - 1) if stride is None else overlap
+    return SegmentSpec(audio=float(window), video=float(window), text=text, audio_stride=float(step),
+                       video_stride=float(step), text_overlap=max(overlap, 0))  # fmt: skip
 
 
 _ENCODE_KEYWORDS = [name for name in inspect.signature(LCOEmbedder.encode).parameters if name not in ("self", "kwargs")]

@@ -399,8 +399,12 @@ def parse_item(item: Any, modality: Modality | None = None) -> ParsedItem:
             like a file name.
 
     Raises:
-        LCOInputError: If the item is malformed (the message says what is accepted).
+        LCOInputError: If the item is malformed (the message says what is accepted); an item that is itself an
+            :class:`LCOInputError` (a source that failed before it could be given, e.g. while being cut into
+            segments) is raised as it is.
     """
+    if isinstance(item, LCOInputError):
+        raise item
     if modality is not None:
         if modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES} or None, got {modality!r}.")

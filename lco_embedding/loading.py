@@ -17,8 +17,6 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import torch
 
 from lco_embedding.errors import CheckpointNotFoundError
 from lco_embedding.hub import LocatedCheckpoint, locate_checkpoint
+from lco_embedding.memory import large_allocations_mapped
 from lco_embedding.quantization import default_dtype, stored_dtype
 from lco_embedding.types import Modality
 
@@ -227,41 +226,6 @@ def read_optional_json(name: str, filename: str, hub_kwargs: dict[str, Any]) -> 
         return json.load(f)
 
 
-@contextmanager
-def _heap_returned_while_loading(active: bool) -> Iterator[None]:
-    """While a quantized model loads on a CPU with glibc: every allocation of 1 MiB or more is its own mapping, so
-    each weight's full-precision staging copy goes back to the system as soon as it is quantized, instead of
-    staying in the heap (glibc raises its mapping threshold after the first large free); then the heap is trimmed
-    and the threshold fixed at glibc's own ceiling (32 MiB), where it would have settled. Measured on the Omni-3B
-    architecture: the anonymous peak during an int8 load 9.98 GB -> 5.52 GB, the final size."""
-    libc = _glibc() if active else None
-    if libc is None:
-        yield
-        return
-    libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
-    try:
-        yield
-    finally:
-        libc.malloc_trim(0)
-        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-
-
-_M_MMAP_THRESHOLD = -3
-
-
-def _glibc() -> Any:
-    """glibc, when this process runs on it (None elsewhere)."""
-    import ctypes
-    import platform
-
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-
-
 def _detach_from_files(model: torch.nn.Module) -> None:
     """Give the tensors that were not quantized memory of their own. Loading maps the checkpoint's files into
     memory and keeps them mapped while any tensor points into them, so every page read to quantize a weight would
@@ -330,7 +294,10 @@ def load_model(
         if quantization == "nf4":  # bitsandbytes places the weights itself; its models refuse .to()
             kwargs["device_map"] = {"": device}
     quantized_on_cpu = quantization is not None and device.type == "cpu"
-    with _heap_returned_while_loading(quantized_on_cpu):
+    # While a quantized model loads on a CPU: each weight's full-precision staging copy goes back to the system as
+    # soon as it is quantized. Measured on the Omni-3B architecture: the anonymous peak during an int8 load
+    # 9.98 GB -> 5.52 GB, the final size.
+    with large_allocations_mapped(quantized_on_cpu):
         if model_type == "qwen2_5_omni_thinker":
             thinker = transformers.Qwen2_5OmniThinkerForConditionalGeneration
             model = thinker.from_pretrained(model_name_or_path, **kwargs)

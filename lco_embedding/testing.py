@@ -505,8 +505,9 @@ def write_clip_with_sound(
     video_codec: str = "mpeg4",
 ) -> Path:
     """Write a video with a sound track: a bright square moving across a dark frame, and a sine ``tone`` (Hz,
-    rising over the clip, plus a little noise) encoded as AAC at ``rate`` with ``channels`` channels. Use
-    ``video_codec="png"`` with a ``.mov`` path for frames that decode losslessly."""
+    rising over the clip, plus a little noise) encoded as AAC at ``rate`` with ``channels`` channels. With
+    ``video_codec="mjpeg"`` (and a ``.mkv`` path) every frame is a key frame: a cut made by copying packets decodes
+    to the same frames."""
     import av
 
     rng = np.random.default_rng(int(tone))
@@ -519,7 +520,7 @@ def write_clip_with_sound(
     with av.open(str(path), "w") as container:
         video = container.add_stream(video_codec, rate=fps)
         video.height, video.width = height, width
-        video.pix_fmt = "rgb24" if video_codec == "png" else "yuv420p"
+        video.pix_fmt = {"png": "rgb24", "mjpeg": "yuvj420p"}.get(video_codec, "yuv420p")
         audio = container.add_stream("aac", rate=rate, layout=layout)
         side = max(4, height // 4)
         for i in range(frames):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from lco_embedding.errors import LCOInputError
 from lco_embedding.preprocessing.image import load_image
 from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, local_copy
 
-__all__ = ["VideoOptions", "decoded_video", "preprocess_video", "read_video_frames"]
+__all__ = ["VideoOptions", "VideoWindow", "decoded_video", "preprocess_video", "read_video_frames", "video_windows"]
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,8 @@ def _read_decord(path: str, options: VideoOptions) -> torch.Tensor:
     return torch.from_numpy(reader.get_batch(indices).asnumpy()).permute(0, 3, 1, 2)
 
 
-def _read_pyav(path: str, options: VideoOptions) -> torch.Tensor:
-    """Sampled frames through PyAV: the frames are counted first (from the container, else by demuxing, which does
-    not decode), then only the sampled ones are kept while decoding, so memory holds the sample, not the video."""
+def _stream_info(path: str) -> tuple[float, int]:
+    """A video file's frame rate and frame count: from the container, else by demuxing (which does not decode)."""
     import av
 
     with av.open(path) as container:
@@ -93,6 +93,15 @@ def _read_pyav(path: str, options: VideoOptions) -> torch.Tensor:
         if fps <= 0:
             raise LCOInputError("the video stream reports no frame rate.")
         total = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+    return fps, total
+
+
+def _read_pyav(path: str, options: VideoOptions) -> torch.Tensor:
+    """Sampled frames through PyAV: the frames are counted first (:func:`_stream_info`), then only the sampled
+    ones are kept while decoding, so memory holds the sample, not the video."""
+    import av
+
+    fps, total = _stream_info(path)
     with av.open(path) as container:
         stream = container.streams.video[0]
         wanted = set(_frame_indices(total, fps, options))
@@ -109,6 +118,131 @@ def _read_pyav(path: str, options: VideoOptions) -> torch.Tensor:
     last = kept[max(kept)]
     indices = _frame_indices(total, fps, options)
     return torch.from_numpy(np.stack([kept.get(i, last) for i in indices])).permute(0, 3, 1, 2)
+
+
+@dataclass(frozen=True)
+class VideoWindow:
+    """One window of a long video: its time range and its sampled frames.
+
+    Attributes:
+        start: Seconds from the start of the video.
+        end: Seconds; the window's start plus its length, or the video's end.
+        frames: The frames sampled in the window, ``(T, H, W, 3)`` uint8 (before resizing).
+    """
+
+    start: float
+    end: float
+    frames: np.ndarray
+
+
+def video_windows(
+    path: str, *, window: float, stride: float | None = None, options: VideoOptions | None = None
+) -> Iterator[VideoWindow]:
+    """Decode a long video once and yield its windows of ``window`` seconds (starting every ``stride`` seconds),
+    each with the frames the model's settings sample from it (``options``: fps, frame counts), as reading a file
+    holding just the window's frames would sample them. Only the current windows' sampled frames are held.
+
+    A window at the end with fewer than two frames is joined to the window before it (a video needs two).
+
+    Raises:
+        LCOInputError: The file cannot be read, has no video stream, or fewer than two frames.
+    """
+    options = options or VideoOptions()
+    stride = window if stride is None else stride
+    reader = _DecordWindows(path) if importlib.util.find_spec("decord") is not None else _PyAVWindows(path)
+    fps, total = reader.fps, reader.total
+    if total < 2:
+        raise LCOInputError(f"the video has {total} decodable frame(s); at least 2 are needed.")
+    spans = [
+        (start, end, first, _frame_indices(stop - first, fps, options))
+        for start, end, first, stop in _window_spans(total, fps, window, stride)
+    ]
+    for start, end, frames in reader.windows(spans):
+        yield VideoWindow(start, end, frames)
+
+
+class _DecordWindows:
+    """Windows read with decord, as :func:`read_video_frames` reads whole videos where decord is installed."""
+
+    def __init__(self, path: str) -> None:
+        import decord
+
+        try:
+            self.reader = decord.VideoReader(path)
+        except (RuntimeError, decord.DECORDError) as e:
+            raise _decode_problem(path) or LCOInputError(f"cannot decode the video ({e}); the file is corrupt.") from e
+        self.fps, self.total = float(self.reader.get_avg_fps()), len(self.reader)
+
+    def windows(self, spans: list[tuple[float, float, int, list[int]]]) -> Iterator[tuple[float, float, np.ndarray]]:
+        import decord
+
+        for start, end, first, chosen in spans:
+            try:
+                frames = self.reader.get_batch([first + i for i in chosen]).asnumpy()
+            except (RuntimeError, decord.DECORDError) as e:
+                raise LCOInputError(f"cannot decode the video at {start:g} s ({e}); the file is corrupt.") from e
+            yield start, end, frames
+
+
+class _PyAVWindows:
+    """Windows read with PyAV in one pass over the file, keeping only the frames the open windows sample."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fps, self.total = _stream_info(path)
+
+    def windows(self, spans: list[tuple[float, float, int, list[int]]]) -> Iterator[tuple[float, float, np.ndarray]]:
+        import av
+
+        pending = list(spans)
+        wanted = {first + i for _, _, first, chosen in pending for i in chosen}
+        kept: dict[int, np.ndarray] = {}
+        last: np.ndarray | None = None
+        try:
+            with av.open(self.path) as container:
+                for number, frame in enumerate(container.decode(container.streams.video[0])):
+                    if number in wanted:
+                        kept[number] = last = frame.to_ndarray(format="rgb24")
+                    while pending and number >= pending[0][2] + pending[0][3][-1]:
+                        yield _window(pending.pop(0), kept, last)
+                        for done in [n for n in kept if not pending or n < pending[0][2]]:
+                            del kept[done]  # before the next window's first frame: no window samples it
+                    if not pending:
+                        return
+        except (av.FFmpegError, OSError, ValueError, EOFError) as e:
+            raise LCOInputError(f"cannot decode the video ({type(e).__name__}: {e}); the file is corrupt.") from e
+        if last is None:
+            raise LCOInputError("the video has no decodable frames.")
+        while pending:  # a container that over-reports its frames: the last decoded frame stands in
+            yield _window(pending.pop(0), kept, last)
+
+
+def _window_spans(total: int, fps: float, window: float, stride: float) -> list[tuple[float, float, int, int]]:
+    """``(start s, end s, first frame, frame after the last)`` of each window; a tail of one frame joins the
+    window before it."""
+    duration = total / fps
+    spans: list[tuple[float, float, int, int]] = []
+    number = 0
+    while True:
+        start = number * stride
+        end = min(start + window, duration)
+        first, stop = math.ceil(start * fps - 1e-6), min(total, math.ceil(end * fps - 1e-6))
+        if stop - first < 2 and spans:
+            previous = spans.pop()
+            spans.append((previous[0], duration, previous[2], total))
+            break
+        spans.append((start, end, first, stop))
+        if start + window >= duration or stop >= total:
+            break
+        number += 1
+    return spans
+
+
+def _window(
+    span: tuple[float, float, int, list[int]], kept: dict[int, np.ndarray], last: np.ndarray | None
+) -> tuple[float, float, np.ndarray]:
+    start, end, first, chosen = span
+    return start, end, np.stack([kept.get(first + i, last) for i in chosen])
 
 
 def _require_video_stream(container: Any) -> None:

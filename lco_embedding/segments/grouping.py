@@ -1,0 +1,95 @@
+"""A stream of segment outcomes regrouped by source: the segments of one source are delivered together, or the
+source's error (the first of its segments' errors, naming the segment) and none of them."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lco_embedding.memory import large_allocations_mapped
+from lco_embedding.outcomes import Outcome
+from lco_embedding.segments.result import SourceSegments
+from lco_embedding.segments.spec import SegmentSpec
+from lco_embedding.segments.split import split_item
+
+__all__ = ["grouped_segments"]
+
+
+class _Place(NamedTuple):
+    source: int
+    number: int
+    start: float
+    end: float
+    tokens: int | None
+    modality: str
+    last: bool
+
+
+def grouped_segments(
+    items: Iterable[Any],
+    spec: SegmentSpec,
+    featurizer: Any,
+    embed: Callable[[Iterable[Any]], Iterator[Outcome]],
+) -> Iterator[SourceSegments]:
+    """Cut ``items`` into segments (:func:`~lco_embedding.segments.split.split_item`), embed them all as one
+    stream with ``embed`` (e.g. ``encode_outcomes``: segments are ordinary items to its planner), and yield each
+    source's :class:`SourceSegments` in input order as its last segment is done."""
+    places: deque[_Place] = deque()
+
+    def pieces() -> Iterator[Any]:
+        for index, item in enumerate(items):
+            for segment in split_item(index, item, spec, featurizer):
+                places.append(
+                    _Place(
+                        segment.source,
+                        segment.number,
+                        segment.start,
+                        segment.end,
+                        segment.tokens,
+                        segment.modality,
+                        segment.last,
+                    )  # fmt: skip
+                )
+                yield segment.item
+
+    rows: list[np.ndarray] = []
+    kept: list[_Place] = []
+    error = None
+    # Windows of long media are large, short-lived arrays: each returned to the system when freed, so a long stream
+    # stays at the size of what is alive (measured on 2 h of audio: peak growth 293 -> 197 MB, retained 230 -> 25).
+    with large_allocations_mapped():
+        for outcome in embed(pieces()):
+            place = places.popleft()
+            if outcome.error is not None and error is None:
+                where = "" if np.isnan(place.start) else f"segment {place.number} ({_span(place)}): "
+                error = type(outcome.error)(where + outcome.error.reason, place.source)
+            elif outcome.error is None:
+                rows.append(outcome.embedding)
+                kept.append(place)
+            if place.last:
+                yield _source(place, rows, kept, error)
+                rows, kept, error = [], [], None
+
+
+def _span(place: _Place) -> str:
+    unit = "characters" if place.modality == "text" else "s"
+    return f"{place.start:g}-{place.end:g} {unit}"
+
+
+def _source(last: _Place, rows: list[np.ndarray], kept: list[_Place], error: Any) -> SourceSegments:
+    def column(values: list[Any], dtype: Any) -> np.ndarray:
+        return np.asarray(values, dtype=dtype)
+
+    places = [] if error is not None else kept
+    return SourceSegments(
+        index=last.source,
+        embeddings=None if error is not None else np.stack(rows),
+        start=column([p.start for p in places], np.float64),
+        end=column([p.end for p in places], np.float64),
+        tokens=column([-1 if p.tokens is None else p.tokens for p in places], np.int64),
+        modality=last.modality,
+        error=error,
+    )

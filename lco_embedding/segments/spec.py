@@ -1,0 +1,120 @@
+"""How long media and long texts are cut into segments: :class:`SegmentSpec`, and its command-line form.
+
+Audio and video are cut into windows of seconds, text into windows of tokens of the checkpoint's tokenizer (with
+an overlap, at sentence ends where possible: :mod:`lco_embedding.segments.text`). A modality whose window is None is
+not cut: its items are embedded whole, as one segment each.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+__all__ = ["SegmentSpec"]
+
+_PART = re.compile(r"^\s*(audio|video|text)\s*=\s*([0-9.]+)\s*(s|sec|seconds|tok|tokens)?\s*$")
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """Window sizes per modality (defaults: 30-s audio and video windows, 300-token text windows overlapping by
+    50 tokens).
+
+    Attributes:
+        audio: Seconds per audio window; None embeds audio whole.
+        video: Seconds per video window (frames sampled in each as the model's video settings say); None: whole.
+        text: Tokens per text window (at most the model's ``max_length``); None: whole.
+        audio_stride: Seconds from one audio window's start to the next (default: ``audio``, no overlap).
+        video_stride: Seconds from one video window's start to the next (default: ``video``).
+        text_overlap: Tokens each text window repeats of the one before (default 50).
+    """
+
+    audio: float | None = 30.0
+    video: float | None = 30.0
+    text: int | None = 300
+    audio_stride: float | None = None
+    video_stride: float | None = None
+    text_overlap: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("audio", "video", "audio_stride", "video_stride"):
+            value = getattr(self, name)
+            if value is not None and not (_number(value) and value > 0 and math.isfinite(value)):
+                raise ValueError(f"segment {name} must be a positive number of seconds or None, got {value!r}.")
+        for name in ("audio", "video"):
+            window, stride = getattr(self, name), getattr(self, f"{name}_stride")
+            if stride is not None and (window is None or stride > window):
+                raise ValueError(
+                    f"segment {name}_stride ({stride}) must be at most the {name} window ({window}): windows would "
+                    "leave gaps."
+                )
+        if self.text is not None and not (isinstance(self.text, int) and not isinstance(self.text, bool)):
+            raise ValueError(f"segment text must be a positive number of tokens or None, got {self.text!r}.")
+        if self.text is not None and self.text < 1:
+            raise ValueError(f"segment text must be a positive number of tokens or None, got {self.text!r}.")
+        overlap = self.text_overlap
+        if not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 0:
+            raise ValueError(f"segment text_overlap must be a non-negative number of tokens, got {overlap!r}.")
+        if self.text is not None and overlap >= self.text:
+            raise ValueError(f"segment text_overlap ({overlap}) must be smaller than the text window ({self.text}).")
+
+    @classmethod
+    def parse(cls, text: str) -> SegmentSpec:
+        """The spec a command line gives: ``"audio=30s,video=30s,text=300"``; modalities left out are not cut.
+
+        Raises:
+            ValueError: A malformed entry (the message shows the form).
+        """
+        values: dict[str, Any] = {"audio": None, "video": None, "text": None}
+        for part in filter(str.strip, text.split(",")):
+            match = _PART.match(part)
+            if match is None:
+                raise ValueError(
+                    f"--segment takes MODALITY=SIZE entries separated by commas, e.g. audio=30s,video=30s,text=300 "
+                    f"(seconds for audio and video, tokens for text); {part.strip()!r} is not one."
+                )
+            modality, size, unit = match.groups()
+            seconds = modality != "text"
+            if unit and seconds != unit.startswith("s"):
+                raise ValueError(f"--segment {modality} is sized in {'seconds' if seconds else 'tokens'}: {part!r}.")
+            values[modality] = float(size) if seconds else _tokens(size, part)
+        if all(value is None for value in values.values()):
+            raise ValueError("--segment names no modality; e.g. audio=30s,video=30s,text=300.")
+        text_window = values["text"]
+        overlap = min(cls.text_overlap, text_window // 6) if text_window else cls.text_overlap
+        return cls(**values, text_overlap=overlap)
+
+    def window(self, modality: str) -> float | int | None:
+        """The window of ``modality`` (seconds or tokens), or None when its items are not cut."""
+        return getattr(self, modality, None)
+
+    def stride(self, modality: str) -> float | int | None:
+        """The step from one window's start to the next (seconds for audio and video, tokens for text)."""
+        window = self.window(modality)
+        if window is None:
+            return None
+        if modality == "text":
+            return int(window) - self.text_overlap
+        stride = getattr(self, f"{modality}_stride")
+        return window if stride is None else stride
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain values (recorded in a corpus manifest)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    def replace(self, **changes: Any) -> SegmentSpec:
+        """A copy with ``changes`` (validated)."""
+        return replace(self, **changes)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _tokens(size: str, part: str) -> int:
+    number = float(size)
+    if not number.is_integer() or number < 1:
+        raise ValueError(f"--segment text is a whole number of tokens: {part!r}.")
+    return int(number)

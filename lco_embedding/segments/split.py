@@ -1,0 +1,158 @@
+"""Cut one input item into segments, lazily: each segment is an ordinary input item for the pipeline, with its
+place in the source (seconds for audio and video, character offsets for text).
+
+Long media is decoded once and streamed (:func:`~lco_embedding.preprocessing.stream.audio_windows`,
+:func:`~lco_embedding.preprocessing.video.video_windows`): a two-hour recording is never one array. Text is cut into
+windows of the checkpoint's tokenizer (:func:`~lco_embedding.segments.text.text_windows`). Items that are not a
+single audio, video or text (images, mixed items, conversations), or whose modality the spec does not cut, are one
+segment spanning the whole item (``start`` and ``end`` NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from lco_embedding.errors import LCOInputError
+from lco_embedding.inputs import ParsedItem, parse_item
+from lco_embedding.preprocessing.audio import preprocess_audio
+from lco_embedding.preprocessing.sources import is_file_object, is_reference, local_copy
+from lco_embedding.preprocessing.stream import audio_windows
+from lco_embedding.preprocessing.video import video_windows
+from lco_embedding.segments.spec import SegmentSpec
+from lco_embedding.segments.text import text_windows
+
+__all__ = ["Segment", "split_item"]
+
+_CARRIED_BUDGETS = ("max_frames", "min_pixels", "max_pixels")
+"""An item's own video settings that still apply to its windows' frames (``fps`` has chosen them already)."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment of a source item, not yet embedded.
+
+    Attributes:
+        source: The source item's position in the call.
+        number: The segment's number within its source (0, 1, ...).
+        start: Seconds (audio, video) or the character offset (text) where it begins; NaN for a whole item.
+        end: Where it ends (exclusive); NaN for a whole item.
+        tokens: Text windows: their tokens; otherwise None.
+        modality: The source's modality (``"mixed"``, ``"image"``, ... for a whole item).
+        item: What is embedded: an input item, or the :class:`LCOInputError` of a source that cannot be cut.
+        last: True for the source's final segment.
+    """
+
+    source: int
+    number: int
+    start: float
+    end: float
+    tokens: int | None
+    modality: str
+    item: Any
+    last: bool
+
+
+def split_item(index: int, item: Any, spec: SegmentSpec, featurizer: Any) -> Iterator[Segment]:
+    """The segments of ``item`` (found at ``index``) under ``spec``, read as they are consumed.
+
+    ``featurizer`` (a :class:`~lco_embedding.featurize.Featurizer`) gives the tokenizer, the media settings and the
+    ``use_audio_in_video`` default. A source that cannot be read or cut yields one final segment whose ``item`` is
+    its :class:`LCOInputError` (raised when it is featurized, so the pipeline reports it as that item's error).
+    """
+    number = 0
+    pieces: Iterator[tuple[float, float, int | None, Any]] | None = None
+    modality = "item"
+    try:
+        parsed = parse_item(item)
+        modality = parsed.kind
+        pieces = _pieces(parsed, spec, featurizer)
+        if pieces is None:
+            yield Segment(index, 0, math.nan, math.nan, None, modality, item, True)
+            return
+        previous = next(pieces, None)
+        while previous is not None:
+            following = next(pieces, None)
+            start, end, tokens, piece = previous
+            yield Segment(index, number, start, end, tokens, modality, piece, following is None)
+            number, previous = number + 1, following
+    except LCOInputError as e:
+        yield Segment(index, number, math.nan, math.nan, None, modality, e, True)
+
+
+def _pieces(
+    item: ParsedItem, spec: SegmentSpec, featurizer: Any
+) -> Iterator[tuple[float, float, int | None, Any]] | None:
+    """``(start, end, tokens, item)`` of each window of a single-modality item, or None when it is not cut."""
+    if item.kind not in ("text", "audio", "video") or len(item.parts) != 1 or spec.window(item.kind) is None:
+        return None
+    value = item.parts[0].value
+    if item.kind == "text":
+        return _text_pieces(value, spec, featurizer)
+    if item.kind == "audio":
+        return _audio_pieces(value, spec, featurizer)
+    return _video_pieces(item, value, spec, featurizer)
+
+
+def _text_pieces(text: str, spec: SegmentSpec, featurizer: Any) -> Iterator[tuple[float, float, int | None, Any]]:
+    assert spec.text is not None
+    for window in text_windows(text, featurizer.processor.tokenizer, window=spec.text, overlap=spec.text_overlap):
+        yield float(window.start), float(window.end), window.tokens, {"text": window.text}
+
+
+def _is_file(value: Any) -> bool:
+    return isinstance(value, bytes | bytearray) or is_reference(value) or is_file_object(value)
+
+
+def _audio_pieces(value: Any, spec: SegmentSpec, featurizer: Any) -> Iterator[tuple[float, float, int | None, Any]]:
+    window, stride = float(spec.audio or 0), float(spec.stride("audio") or 0)
+    rate = featurizer.audio_options.sampling_rate
+    if not _is_file(value):  # in memory already: cut the whole waveform
+        waveform = preprocess_audio(value, featurizer.audio_options.__class__(sampling_rate=rate, max_seconds=None))
+        duration = len(waveform) / rate
+        start = 0.0
+        while True:
+            end = min(start + window, duration)
+            samples = waveform[int(round(start * rate)) : int(round(end * rate))]
+            yield start, end, None, {"array": samples, "sampling_rate": rate}
+            if start + window >= duration:
+                return
+            start += stride
+    with local_copy(value, limits=featurizer.audio_options.limits, suffix=".audio") as path:
+        for piece in audio_windows(path, window=window, stride=stride, sampling_rate=rate):
+            yield piece.start, piece.end, None, {"array": piece.samples, "sampling_rate": rate}
+
+
+def _video_pieces(
+    item: ParsedItem, value: Any, spec: SegmentSpec, featurizer: Any
+) -> Iterator[tuple[float, float, int | None, Any]]:
+    if not _is_file(value):
+        raise LCOInputError("only a video file (path, URL or bytes) can be cut into segments, not a list of frames.")
+    window, stride = float(spec.video or 0), float(spec.stride("video") or 0)
+    wanted = featurizer.use_audio_in_video if item.audio_in_video is None else item.audio_in_video
+    budgets = {name: v for name, v in item.budgets.items() if name in _CARRIED_BUDGETS}
+    options = featurizer.options_for("video", item.budgets)
+    rate = featurizer.audio_options.sampling_rate
+    with ExitStack() as stack:
+        path = stack.enter_context(local_copy(value, limits=options.limits, suffix=".mp4"))
+        sounds: Iterator[Any] | None = None
+        if wanted is not False:
+            try:
+                sounds = audio_windows(path, window=window, stride=stride, sampling_rate=rate)
+            except LCOInputError:
+                if wanted is True:
+                    raise LCOInputError(
+                        "the video has no sound track (use_audio_in_video=True needs one): embed it without "
+                        "(use_audio_in_video=False), or with use_audio_in_video='auto'."
+                    ) from None
+        for piece in video_windows(path, window=window, stride=stride, options=options):
+            sound = next(sounds, None) if sounds is not None else None
+            frames = list(piece.frames)
+            if sound is None or len(sound.samples) == 0:
+                segment: dict[str, Any] = {"video": frames, "use_audio_in_video": False, **budgets}
+            else:
+                segment = {"video": {"frames": frames, "audio": sound.samples}, "use_audio_in_video": True, **budgets}
+            yield piece.start, piece.end, None, segment

@@ -1,0 +1,162 @@
+"""Segments: long audio, video and text cut into windows, each equal to ``encode`` of the same cut piece."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from lco_embedding import LCOInputError, SegmentSpec
+from lco_embedding.testing import write_clip_with_sound, write_wav
+
+TOL = 1e-5
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def long_media(tmp_path_factory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("long")
+    t = np.arange(95 * RATE) / RATE
+    audio = folder / "talk.wav"
+    write_wav(audio, 0.3 * np.sin(2 * np.pi * (200 + 4 * t) * t) + 0.01 * np.sin(2 * np.pi * 3 * t), RATE)
+    video = write_clip_with_sound(folder / "walk.mkv", seconds=95, fps=2, width=32, height=32, video_codec="mjpeg")
+    return {"audio": str(audio), "video": str(video), "folder": str(folder)}
+
+
+def _cut_video(source: str, path: str, first: int, stop: int) -> str:
+    """Frames ``[first, stop)`` of an MJPEG ``source`` (every frame a key frame), their packets copied: a clip that
+    decodes to exactly those frames."""
+    import av
+
+    with av.open(source) as container, av.open(path, "w") as out:
+        stream = container.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        for number, packet in enumerate(p for p in container.demux(stream) if p.size):
+            if first <= number < stop:
+                packet.stream = copy
+                out.mux(packet)
+    return path
+
+
+def test_a_long_audio_in_30_second_windows_equals_its_cut_clips(embedder, long_media, tmp_path):
+    import soundfile
+
+    segments = embedder.encode_segments(long_media["audio"])
+    assert segments.start.tolist() == [0, 30, 60, 90] and segments.end.tolist() == [30, 60, 90, 95]
+    assert segments.source.tolist() == [0] * 4 and segments.segment.tolist() == [0, 1, 2, 3]
+    samples, rate = soundfile.read(long_media["audio"], dtype="int16")
+    clips = []
+    for start, end in zip(segments.start, segments.end, strict=True):
+        clip = tmp_path / f"clip_{start:g}.wav"
+        soundfile.write(clip, samples[int(start * rate) : int(end * rate)], rate, subtype="PCM_16")
+        clips.append(str(clip))
+    np.testing.assert_allclose(segments.embeddings, embedder.encode(clips), atol=TOL, rtol=0)
+    assert np.abs(segments.embeddings[0] @ segments.embeddings[1]) < 0.9999  # the windows differ
+
+
+def test_a_long_video_in_30_second_windows_equals_its_cut_clips(embedder, long_media, tmp_path):
+    segments = embedder.encode_segments(long_media["video"])
+    assert segments.start.tolist() == [0, 30, 60, 90] and segments.end.tolist() == [30, 60, 90, 95]
+    fps = 2
+    clips = [
+        _cut_video(long_media["video"], str(tmp_path / f"cut_{i}.mkv"), int(start * fps), int(end * fps))
+        for i, (start, end) in enumerate(zip(segments.start, segments.end, strict=True))
+    ]
+    np.testing.assert_allclose(segments.embeddings, embedder.encode(clips), atol=TOL, rtol=0)
+
+
+def test_text_windows_equal_encode_of_their_text(embedder):
+    text = " ".join(f"Sentence {i} is about topic {i % 7}, told at some length." for i in range(120))
+    segments = embedder.encode_segments(text, SegmentSpec(text=120, text_overlap=20))
+    assert len(segments) > 5 and (segments.tokens <= 120).all() and (segments.tokens > 0).all()
+    pieces = [text[int(a) : int(b)] for a, b in zip(segments.start, segments.end, strict=True)]
+    assert all(piece.endswith(".") for piece in pieces[:-1])  # cut at sentence ends
+    assert segments.end[-1] == len(text) and (np.diff(segments.start) > 0).all()
+    np.testing.assert_allclose(segments.embeddings, embedder.encode(pieces), atol=TOL, rtol=0)
+
+
+def test_many_items_at_once_keep_their_sources_and_order(embedder, long_media, media):
+    spec = SegmentSpec(audio=40.0, video=None, text=None)
+    items = ["a short text", long_media["audio"], {"image": media["png"]}, long_media["video"]]
+    segments = embedder.encode(items, segment=spec)
+    assert segments.source.tolist() == [0, 1, 1, 1, 2, 3]
+    assert segments.modality.tolist() == ["text", "audio", "audio", "audio", "image", "video"]
+    assert segments.end[1:4].tolist() == [40, 80, 95]
+    assert np.isnan(segments.start[[0, 4, 5]]).all()
+    whole = embedder.encode([items[0], items[2], items[3]])
+    np.testing.assert_allclose(segments.embeddings[[0, 4, 5]], whole, atol=TOL, rtol=0)
+    np.testing.assert_allclose(segments.of(1).embeddings, embedder.encode_segments(items[1], spec).embeddings,
+                               atol=TOL, rtol=0)  # fmt: skip
+
+
+def test_window_and_stride_overlap(embedder, long_media):
+    segments = embedder.encode_segments(long_media["audio"], window=40, stride=30)
+    assert segments.start.tolist() == [0, 30, 60] and segments.end.tolist() == [40, 70, 95]
+
+
+def test_a_source_that_fails_fails_whole(embedder, long_media, tmp_path):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF" + b"\x00" * 40)
+    with pytest.raises(LCOInputError, match="Input 1: "):
+        embedder.encode_segments([long_media["audio"], str(broken)])
+    segments = embedder.encode_segments([str(broken), long_media["audio"]], on_error="skip")
+    assert set(segments.errors) == {0} and segments.source.tolist() == [1] * 4
+
+
+def test_bad_specs_are_refused(embedder):
+    with pytest.raises(ValueError, match="stride"):
+        SegmentSpec(audio=10.0, audio_stride=20.0)
+    with pytest.raises(ValueError, match="text_overlap"):
+        SegmentSpec(text=50, text_overlap=50)
+    with pytest.raises(ValueError, match="longer than max_length"):
+        embedder.encode_segments("some text", SegmentSpec(text=400))
+    assert SegmentSpec.parse("audio=30s, video=20s,text=120") == SegmentSpec(30.0, 20.0, 120, text_overlap=20)
+    assert SegmentSpec.parse("audio=30").video is None
+    for bad in ("audio=30x", "text=12.5", "text=300s", "frames=3", ""):
+        with pytest.raises(ValueError, match="--segment"):
+            SegmentSpec.parse(bad)
+
+
+def test_a_two_hour_audio_streams_in_bounded_memory(tiny_omni, tmp_path):
+    """Peak resident memory of segmenting and embedding a 2-hour file, measured in its own process from a warm
+    start (the peak reset after one window has been embedded)."""
+    import wave
+
+    path, warm = tmp_path / "two_hours.wav", tmp_path / "one_minute.wav"
+    minute = (0.2 * np.sin(2 * np.pi * 220 * np.arange(60 * RATE) / RATE) * 32767).astype("<i2").tobytes()
+    for target, minutes in ((path, 120), (warm, 1)):
+        with wave.open(str(target), "wb") as f:
+            f.setnchannels(1)
+            f.setsampwidth(2)
+            f.setframerate(RATE)
+            for _ in range(minutes):
+                f.writeframes(minute)
+    script = textwrap.dedent(
+        f"""
+        import json, re
+        from lco_embedding import LCOEmbedder
+
+        def status(key):
+            return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) // 1024
+
+        model = LCOEmbedder({tiny_omni!r}, device="cpu")
+        model.encode_segments({str(warm)!r})  # warm: every buffer of a 30-s window allocated once
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak
+        before = status("VmRSS")
+        rows = 0
+        for part in model.segment_outcomes([{str(path)!r}]):
+            rows += len(part)
+        print(json.dumps({{"rows": rows, "before_mb": before, "peak_mb": status("VmHWM")}}))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    print(measured)
+    assert measured["rows"] == 240
+    assert measured["peak_mb"] - measured["before_mb"] < 300
