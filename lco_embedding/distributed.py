@@ -24,6 +24,7 @@ import numpy as np
 from lco_embedding.corpus.records import Record, row_item
 from lco_embedding.integrations import require
 from lco_embedding.modalities import MODALITIES
+from lco_embedding.segments.spec import SegmentSpec
 
 __all__ = ["EmbedBatch", "RayJob", "RayOptions", "embed_dataset"]
 
@@ -70,6 +71,9 @@ class EmbedBatch:
         output_column, error_column: Names of the columns added.
         on_error: ``"skip"``: bad rows get an error and no embedding; ``"raise"``: the task fails.
         encode_kwargs: Passed to ``encode_outcomes`` (prompt, normalize_embeddings, max_tokens_per_batch, ...).
+        segment: Cut each row's long media or text into segments (:class:`~lco_embedding.segments.SegmentSpec`):
+            a row becomes one row per segment, with ``segment``, ``start`` and ``end`` columns (a failed row stays
+            one row, with its error).
     """
 
     def __init__(
@@ -81,10 +85,12 @@ class EmbedBatch:
         error_column: str,
         on_error: str,
         encode_kwargs: dict[str, Any],
+        segment: SegmentSpec | None = None,
     ) -> None:
         from lco_embedding.embedder import LCOEmbedder
 
         self.embedder = LCOEmbedder(model, **embedder_kwargs)
+        self.segment = segment
         self.read, self.on_error, self.encode_kwargs = read, on_error, encode_kwargs
         self.output_column, self.error_column = output_column, error_column
 
@@ -100,6 +106,8 @@ class EmbedBatch:
             raise LCOInputError(errors[first], first)
         wanted = [i for i, error in enumerate(errors) if error is None]
         dimension = self.encode_kwargs.get("truncate_dim") or self.embedder.get_embedding_dimension()
+        if self.segment is not None:
+            return self._segments(batch, prepared, errors, wanted, dimension)
         values = np.zeros((len(prepared), dimension), dtype=np.float32)
         for outcome in self.embedder.encode_outcomes([prepared[i][0] for i in wanted], **self.encode_kwargs):
             row = wanted[outcome.index]
@@ -114,6 +122,59 @@ class EmbedBatch:
         return batch.append_column(self.output_column, column).append_column(
             self.error_column, pa.array(errors, pa.string())
         )
+
+    def _segments(
+        self,
+        batch: Any,
+        prepared: list[tuple[Any, str | None]],
+        errors: list[str | None],
+        wanted: list[int],
+        dimension: int,
+    ) -> Any:
+        """The batch with a row per segment of each row (a failed row once, with its error)."""
+        import pyarrow as pa
+
+        found: dict[int, Any] = {}
+        items = [prepared[i][0] for i in wanted]
+        for part in self.embedder.segment_outcomes(items, self.segment, **self.encode_kwargs):
+            if part.error is not None and self.on_error == "raise":
+                raise part.error
+            found[wanted[part.index]] = part
+        take: list[int] = []
+        vectors: list[np.ndarray] = []
+        numbers: list[int | None] = []
+        starts: list[float | None] = []
+        ends: list[float | None] = []
+        reasons: list[str | None] = []
+        for row in range(len(prepared)):
+            part = found.get(row)
+            if part is None or part.error is not None:
+                take.append(row)
+                vectors.append(np.zeros(dimension, np.float32))
+                for column in (numbers, starts, ends):
+                    column.append(None)
+                reasons.append(errors[row] if part is None else part.error.reason)
+                continue
+            for number in range(len(part)):
+                take.append(row)
+                vectors.append(part.embeddings[number])
+                numbers.append(number)
+                starts.append(None if np.isnan(part.start[number]) else float(part.start[number]))
+                ends.append(None if np.isnan(part.end[number]) else float(part.end[number]))
+                reasons.append(None)
+        values = np.stack(vectors) if vectors else np.zeros((0, dimension), np.float32)
+        failed = pa.array([reason is not None for reason in reasons], pa.bool_())
+        column = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), dimension, mask=failed)
+        table = batch.take(pa.array(take, pa.int64()))
+        for name, values_ in (
+            (self.output_column, column),
+            (self.error_column, pa.array(reasons, pa.string())),
+            ("segment", pa.array(numbers, pa.int64())),
+            ("start", pa.array(starts, pa.float64())),
+            ("end", pa.array(ends, pa.float64())),
+        ):
+            table = table.append_column(name, values_)
+        return table
 
 
 def _compute(concurrency: int | tuple[int, int]) -> Any:
@@ -165,6 +226,7 @@ def embed_dataset(
     on_error: Literal["skip", "raise"] = "skip",
     base_dir: str | os.PathLike[str] | None = None,
     embedder_kwargs: dict[str, Any] | None = None,
+    segment: SegmentSpec | None = None,
     **encode_kwargs: Any,
 ) -> Any:
     """Add embeddings to a Ray dataset: ``map_batches`` over actors that each load ``model`` once.
@@ -187,8 +249,12 @@ def embed_dataset(
             workers run elsewhere).
         embedder_kwargs: ``LCOEmbedder`` arguments (dtype, settings, prompts, ...); ``device`` defaults to
             ``cuda`` with GPUs, else ``cpu``.
+        segment: Cut long media and text into segments (:class:`~lco_embedding.segments.SegmentSpec`): one output
+            row per segment (the row's other columns repeated), with ``segment``, ``start`` and ``end`` columns
+            (seconds for audio and video, character offsets for text, null for a row embedded whole).
         **encode_kwargs: Passed to ``encode`` (``prompt``, ``prompt_name``, ``normalize_embeddings``,
-            ``max_tokens_per_batch``, ...; ``forward_batch_size`` is ``encode``'s ``batch_size``).
+            ``max_tokens_per_batch``, ``use_audio_in_video``, ...; ``forward_batch_size`` is ``encode``'s
+            ``batch_size``).
 
     Returns:
         The lazy dataset with both columns added; rows keep their other columns (ids included). Ray Data does
@@ -209,9 +275,13 @@ def embed_dataset(
     if "forward_batch_size" in encode_kwargs:  # batch_size is taken: rows per actor call
         encode_kwargs["batch_size"] = encode_kwargs.pop("forward_batch_size")
     names = list(ds.schema().names)
-    taken = sorted({output_column, error_column} & set(names))
+    added = {output_column, error_column} | ({"segment", "start", "end"} if segment is not None else set())
+    taken = sorted(added & set(names))
     if taken:
-        raise ValueError(f"the dataset already has columns {taken}; choose other output_column / error_column.")
+        raise ValueError(
+            f"the dataset already has columns {taken}; choose other output_column / error_column (segment= adds "
+            "segment, start and end)."
+        )
     read = ColumnItems(_resolve_columns(names, columns), os.path.abspath(base_dir or os.getcwd()))
     return ds.map_batches(
         EmbedBatch,
@@ -223,6 +293,7 @@ def embed_dataset(
             "error_column": error_column,
             "on_error": on_error,
             "encode_kwargs": encode_kwargs,
+            "segment": segment,
         },
         batch_size=batch_size,
         batch_format="pyarrow",
@@ -300,6 +371,8 @@ class RayJob:
     def _chunk(self, chunk: list[Record], encode_kwargs: dict[str, Any]) -> Iterator[tuple[Record, Any, Any]]:
         import ray.data
 
+        encode_kwargs = dict(encode_kwargs)
+        segment = encode_kwargs.pop("segment", None)
         rows = [{"position": r.position, "item": pickle.dumps(r.item)} for r in chunk if r.error is None]
         pending = iter(chunk)
         if rows:
@@ -316,6 +389,7 @@ class RayJob:
                     "error_column": "error",
                     "on_error": "skip",
                     "encode_kwargs": encode_kwargs,
+                    "segment": segment,
                 },
                 batch_size=self.options.batch_size,
                 batch_format="pyarrow",
@@ -323,22 +397,63 @@ class RayJob:
                 num_gpus=self.gpus or None,
                 num_cpus=self.options.cpus_per_worker,
             )
-            for batch in embedded.iter_batches(batch_format="pyarrow", batch_size=None):
-                vectors = batch.column("embedding").to_pylist()
-                for position, vector, error in zip(
-                    batch.column("position").to_pylist(), vectors, batch.column("error").to_pylist(), strict=True
-                ):
+            results = _row_results(embedded) if segment is None else _segment_results(embedded)
+            for position, result, error in results:
+                record = next(pending)
+                while record.error is not None:  # made by the driver; never sent
+                    yield record, None, record.error
                     record = next(pending)
-                    while record.error is not None:  # made by the driver; never sent
-                        yield record, None, record.error
-                        record = next(pending)
-                    if record.position != position:
-                        raise RuntimeError(f"Ray returned position {position} where {record.position} was due.")
-                    yield record, None if error else np.asarray(vector, dtype=np.float32), error
+                if record.position != position:
+                    raise RuntimeError(f"Ray returned position {position} where {record.position} was due.")
+                yield record, None if error else result, error
         for record in pending:
             if record.error is None:
                 raise RuntimeError(f"Ray returned no result for position {record.position}.")
             yield record, None, record.error
+
+
+def _row_results(embedded: Any) -> Iterator[tuple[int, Any, str | None]]:
+    """``(position, embedding, error)`` of each row Ray returns."""
+    for batch in embedded.iter_batches(batch_format="pyarrow", batch_size=None):
+        columns = (batch.column(name).to_pylist() for name in ("position", "embedding", "error"))
+        for position, vector, error in zip(*columns, strict=True):
+            yield position, None if error else np.asarray(vector, dtype=np.float32), error
+
+
+def _segment_results(embedded: Any) -> Iterator[tuple[int, Any, str | None]]:
+    """``(position, SourceSegments, error)`` of each record, from the rows of its segments Ray returns in order."""
+    from lco_embedding.segments import SourceSegments
+
+    def grouped() -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+        current: list[tuple[Any, ...]] = []
+        for batch in embedded.iter_batches(batch_format="pyarrow", batch_size=None):
+            names = ("position", "embedding", "error", "start", "end")
+            for row in zip(*(batch.column(name).to_pylist() for name in names), strict=True):
+                if current and current[0][0] != row[0]:
+                    yield current[0][0], current
+                    current = []
+                current.append(row)
+        if current:
+            yield current[0][0], current
+
+    for position, rows in grouped():
+        error = rows[0][2]
+        if error is not None:
+            yield position, None, error
+            continue
+        nan = float("nan")
+        yield (
+            position,
+            SourceSegments(
+                index=position,
+                embeddings=np.asarray([row[1] for row in rows], dtype=np.float32),
+                start=np.asarray([nan if row[3] is None else row[3] for row in rows]),
+                end=np.asarray([nan if row[4] is None else row[4] for row in rows]),
+                tokens=np.full(len(rows), -1, np.int64),
+                modality="",
+            ),
+            None,
+        )
 
 
 def _describe(model: str, embedder_kwargs: dict[str, Any], prompt_name: str | None, prompt: str | None) -> dict:

@@ -64,6 +64,14 @@ SHOWN_FAILURES = 10
 @click.option(
     "--ray-gpus-per-worker", type=click.FloatRange(min=0), help="GPUs per actor [default: 1 if the cluster has GPUs]."
 )
+@click.option(
+    "--segment",
+    "segment_text",
+    metavar="SPEC",
+    help="Cut long media and text into segments, one row each with segment/start/end columns: e.g. "
+    "audio=30s,video=30s,text=300 (seconds; tokens for text, overlapping by 50); modalities left out are embedded "
+    "whole.",
+)
 @click.option("--overwrite", is_flag=True, help="Delete this folder's previous run and start over.")
 @click.option(
     "--allow-duplicate-ids",
@@ -90,6 +98,7 @@ def encode(
     ray_address: str | None,
     ray_workers: int | None,
     ray_gpus_per_worker: float | None,
+    segment_text: str | None,
     overwrite: bool,
     allow_duplicate_ids: bool,
 ) -> None:
@@ -127,6 +136,14 @@ def encode(
             tqdm.write("(more failures: see errors.jsonl)", file=sys.stderr)
 
     ray = _ray_options(ray_address, ray_workers, ray_gpus_per_worker)
+    segment = None
+    if segment_text is not None:
+        from lco_embedding.segments import SegmentSpec
+
+        try:
+            segment = SegmentSpec.parse(segment_text)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--segment") from e
     try:
         summary = encode_corpus(
             inputs,
@@ -150,6 +167,7 @@ def encode(
             show_progress_bar=not is_quiet(),
             on_failure=report,
             ray=ray,
+            segment=segment,
         )
     except KeyboardInterrupt:
         click.echo("\nInterrupted. Every committed shard is kept: re-run the same command to continue.", err=True)
@@ -167,8 +185,10 @@ def encode(
         click.echo(f"Resumed at item {summary.resumed_from:,}.")
     failed = f"{summary.failed:,} failed (see {summary.out / 'errors.jsonl'})" if summary.failed else "0 failed"
     repeats = f" {summary.duplicate_ids:,} records repeat an earlier id (kept)." if summary.duplicate_ids else ""
+    embedded = f"{summary.done - summary.failed:,} of {summary.done:,} items as {summary.embedded:,} segments"
     click.echo(
-        f"Embedded {summary.embedded:,} of {summary.done:,} items, {failed}; this run: {summary.processed:,} items "
+        f"Embedded {embedded if segment else f'{summary.embedded:,} of {summary.done:,} items'}, {failed}; "
+        f"this run: {summary.processed:,} items "
         f"in {summary.seconds:.1f} s ({summary.items_per_second:.1f} items/s). Output: {summary.out}{repeats}"
     )
 

@@ -69,10 +69,17 @@ def load_folder_model(manifest: dict[str, Any], model: str | None, device: str |
 
 
 def print_hits(hits: list[Any], *, source_width: int = 60) -> None:
-    """Print hits as a table: rank, score, id, modality and (unless ``source_width`` is 0) source."""
-    headers = ("rank", "score", "id", "modality", "source")[: 5 if source_width else 4]
-    rows = [(h.rank, f"{h.score:.4f}", h.id, h.modality, shorten(h.source, source_width)) for h in hits]
-    click.echo(format_table(headers, [row[: len(headers)] for row in rows], right=("rank", "score")))
+    """Print hits as a table: rank, score, id, modality, where in the source (segmented folders) and (unless
+    ``source_width`` is 0) source."""
+    timed = any(h.segment is not None for h in hits)
+    headers = ("rank", "score", "id", "modality", *(("where",) if timed else ()), "source")
+    rows = [
+        (h.rank, f"{h.score:.4f}", h.id, h.modality, *((h.span,) if timed else ()), shorten(h.source, source_width))
+        for h in hits
+    ]
+    if not source_width:
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
+    click.echo(format_table(headers, rows, right=("rank", "score")))
 
 
 @click.command(short_help="Find the rows most similar to a text, image, sound or video.")
@@ -87,6 +94,11 @@ def print_hits(hits: list[Any], *, source_width: int = 60) -> None:
     type=click.Choice(MODALITIES),
     multiple=True,
     help="Only rows of this modality (repeat for several); searches exactly.",
+)
+@click.option(
+    "--group-by",
+    type=click.Choice(["source"]),
+    help="One hit per source file: its best row (in a segmented folder, its best segment); searches exactly.",
 )
 @click.option("--exact", "mode", flag_value="exact", help="Exact search even when an index exists.")
 @click.option("--index", "mode", flag_value="index", help="Use the approximate index (fails without a current one).")
@@ -103,6 +115,7 @@ def search(
     video: str | None,
     k: int,
     only: tuple[str, ...],
+    group_by: str | None,
     mode: str | None,
     as_json: bool,
     prompt: str | None,
@@ -120,6 +133,9 @@ def search(
     lco-embed search emb "a cat on a mat"
     lco-embed search emb --image cat.jpg --only text -k 3
     lco-embed search emb "the same scene at night" --image day.jpg --json
+    lco-embed search talks "the part about interest rates" --group-by source
+
+    In a folder encoded with --segment each hit says where it lies in its source (1:30-2:00, or chars 120-480).
     """
     from lco_embedding.corpus.search import search_folder
     from lco_embedding.corpus.store import OutputFolder
@@ -140,7 +156,7 @@ def search(
         raise click.ClickException(f"cannot embed the query: {e.reason}") from e
     exact = {"exact": True, "index": False}.get(mode or "")
     try:
-        hits = search_folder(folder, vector, k, exact=exact, modalities=set(only) or None)[0]
+        hits = search_folder(folder, vector, k, exact=exact, modalities=set(only) or None, group_by=group_by)[0]
     except (ValueError, ImportError) as e:
         raise click.ClickException(str(e)) from e
     if as_json:

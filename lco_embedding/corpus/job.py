@@ -32,6 +32,7 @@ from lco_embedding.corpus.records import (
     plan_inputs,
 )
 from lco_embedding.corpus.store import FORMAT, FORMAT_VERSION, OutputFolder, now
+from lco_embedding.segments.spec import SegmentSpec
 
 if TYPE_CHECKING:
     from lco_embedding.distributed import RayJob, RayOptions
@@ -123,6 +124,7 @@ def encode_corpus(
     stdin: IO[str] | None = None,
     on_failure: Callable[[dict[str, Any]], None] | None = None,
     ray: RayOptions | None = None,
+    segment: SegmentSpec | None = None,
 ) -> RunSummary:
     """Embed files, folders, tables and stdin lines into Parquet shards in ``out``; resume where a run stopped.
 
@@ -148,6 +150,10 @@ def encode_corpus(
         ray: Run the embedding on Ray actors (:class:`lco_embedding.distributed.RayOptions`); the output is the
             same. ``model`` must then be a name (each actor loads it); ``device`` defaults to ``cuda`` on
             workers with GPUs.
+        segment: Cut long audio, video and text into segments (:class:`~lco_embedding.segments.SegmentSpec`):
+            one row per segment, with ``segment``, ``start`` and ``end`` columns (seconds for audio and video,
+            character offsets for text, null for items embedded whole); a record's segments are committed
+            together, in its shard, or not at all.
 
     Returns:
         A :class:`RunSummary`.
@@ -174,6 +180,8 @@ def encode_corpus(
             "--allow-duplicate-ids (allow_duplicate_ids=True) to keep them."
         )
     options = {"precision": precision, "normalize": normalize, "shard_size": shard_size}
+    if segment is not None:
+        options["segment"] = segment.to_dict()
     folder = OutputFolder(out)
     folder.lock()
     try:
@@ -348,6 +356,7 @@ def _new_manifest(description: dict[str, Any], specs: list[InputSpec], options: 
             "source": "string",
             "modality": "string",
             "embedding": str(arrow_type(options["precision"], description["dimension"])),
+            **(SEGMENT_COLUMNS if options.get("segment") else {}),
             **columns,
         },
         "int8_ranges": None,
@@ -387,9 +396,13 @@ def _check_same(folder: OutputFolder, wanted: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- the run
-_Producer = Callable[..., Iterator[tuple[Record, "np.ndarray | None", "str | None"]]]
+_Producer = Callable[..., Iterator[tuple[Record, Any, "str | None"]]]
 """``(records, **encode_kwargs) -> (record, embedding, reason)`` for every record, in order: :func:`_outcomes` in
-this process, or :meth:`lco_embedding.distributed.RayJob.outcomes` on Ray actors."""
+this process, or :meth:`lco_embedding.distributed.RayJob.outcomes` on Ray actors. With ``segment=`` among the
+keyword arguments the embedding is the record's :class:`~lco_embedding.segments.SourceSegments`."""
+
+SEGMENT_COLUMNS = {"segment": "int64", "start": "double", "end": "double"}
+"""The columns of a segmented run: each row's number within its record, and where it starts and ends."""
 
 
 def _outcomes(
@@ -401,6 +414,7 @@ def _outcomes(
     order, one each, so they pair up with the records in flight.
     """
     in_flight: deque[tuple[Record, int | None]] = deque()
+    segment = encode_kwargs.pop("segment", None)
 
     def feed() -> Iterator[Any]:
         fed = 0
@@ -410,7 +424,11 @@ def _outcomes(
                 fed += 1
                 yield record.item
 
-    for outcome in embedder.encode_outcomes(feed(), **encode_kwargs):
+    if segment is None:
+        stream: Iterator[Any] = embedder.encode_outcomes(feed(), **encode_kwargs)
+    else:  # one outcome per record: its segments, or its error
+        stream = embedder.segment_outcomes(feed(), segment, **encode_kwargs)
+    for outcome in stream:
         while True:
             record, number = in_flight.popleft()
             if number is None:
@@ -418,7 +436,12 @@ def _outcomes(
                 continue
             if number != outcome.index:
                 raise RuntimeError(f"outcome {outcome.index} arrived where item {number} was due.")
-            yield record, outcome.embedding, None if outcome.error is None else outcome.error.reason
+            result = outcome.embedding if segment is None else outcome
+            yield (
+                record,
+                result if outcome.error is None else None,
+                None if outcome.error is None else outcome.error.reason,
+            )
             break
     while in_flight:
         record, number = in_flight.popleft()
@@ -454,9 +477,11 @@ class _StopPoint:
 class _Shard:
     """The rows and failures of the shard being filled."""
 
-    def __init__(self, index: int, start: int, size: int, columns: dict[str, str]) -> None:
+    def __init__(self, index: int, start: int, size: int, columns: dict[str, str], segmented: bool = False) -> None:
         self.index, self.start, self.end = index, start, start + size
         self.columns = columns
+        self.segmented = segmented
+        self.places: dict[str, list[Any]] = {name: [] for name in SEGMENT_COLUMNS} if segmented else {}
         self.ids: list[str] = []
         self.sources: list[str] = []
         self.modalities: list[str] = []
@@ -465,7 +490,8 @@ class _Shard:
         self.errors: list[dict[str, Any]] = []
         self.last = start - 1
 
-    def add(self, record: Record, embedding: np.ndarray | None, reason: str | None) -> None:
+    def add(self, record: Record, embedding: Any, reason: str | None) -> None:
+        """Add a record's row (its embedding), its rows (its segments: a ``SourceSegments``) or its failure."""
         if record.position != self.last + 1:
             raise RuntimeError(f"record {record.position} arrived after {self.last}: the stream lost its order.")
         self.last = record.position
@@ -473,12 +499,19 @@ class _Shard:
             entry = {"position": record.position, "id": record.id, "source": record.source}
             self.errors.append({**entry, "modality": record.modality, "error": reason})
             return
-        self.ids.append(record.id)
-        self.sources.append(record.source)
-        self.modalities.append(record.modality)
-        self.embeddings.append(embedding)
-        for name, values in self.extras.items():
-            values.append(record.extras.get(name))
+        rows = embedding.embeddings if self.segmented else [embedding]
+        for number, row in enumerate(rows):
+            self.ids.append(record.id)
+            self.sources.append(record.source)
+            self.modalities.append(record.modality)
+            self.embeddings.append(row)
+            for name, values in self.extras.items():
+                values.append(record.extras.get(name))
+            if self.segmented:
+                start, end = float(embedding.start[number]), float(embedding.end[number])
+                self.places["segment"].append(number)
+                self.places["start"].append(None if np.isnan(start) else start)
+                self.places["end"].append(None if np.isnan(end) else end)
 
     @property
     def full(self) -> bool:
@@ -494,6 +527,8 @@ class _Shard:
             "modality": pa.array(self.modalities, pa.string()),
             "embedding": to_arrow(vectors, precision, ranges),
         }
+        for name, values in self.places.items():
+            data[name] = _extra_array(values, SEGMENT_COLUMNS[name])
         for name, values in self.extras.items():
             data[output_name(name)] = _extra_array(values, self.columns[name])
         return pa.table(data)
@@ -534,7 +569,9 @@ def _run(
     start = counts["done"]
     seconds_before = manifest.get("seconds", 0.0)
     began = time.perf_counter()
-    shard = _Shard(len(manifest["shards"]), start, size, columns)
+    segment = options.get("segment")
+    segmented = segment is not None
+    shard = _Shard(len(manifest["shards"]), start, size, columns, segmented)
     commits = records = 0
 
     def commit(final: bool) -> None:
@@ -556,7 +593,7 @@ def _run(
             folder.commit_shard(manifest, entry, table, shard.errors)
         else:
             folder.write_manifest(manifest)
-        shard = _Shard(shard.index + 1, shard.last + 1, size, columns)
+        shard = _Shard(shard.index + 1, shard.last + 1, size, columns, segmented)
         commits += 1
         stop_at("commit", commits)
 
@@ -567,6 +604,7 @@ def _run(
         normalize_embeddings=options["normalize"],
         max_tokens_per_batch=max_tokens_per_batch,
         num_workers=num_workers,
+        **({"segment": SegmentSpec(**segment)} if segmented else {}),
     )
     with tqdm(
         total=counts["total"], initial=start, unit="item", desc="Embedding", disable=not show_progress_bar

@@ -40,6 +40,9 @@ class Hit:
         row: Row number over all shards, from 0.
         id, source, modality: The row's columns.
         extra: The row's extra input columns.
+        segment: In a segmented folder: the row's segment number within its source (else None).
+        start, end: Where the segment lies in its source: seconds for audio and video, character offsets for text;
+            None for an item embedded whole (and in folders without segments).
     """
 
     rank: int
@@ -49,6 +52,9 @@ class Hit:
     source: str
     modality: str
     extra: dict[str, Any]
+    segment: int | None = None
+    start: float | None = None
+    end: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The hit as a JSON-ready dict."""
@@ -59,8 +65,27 @@ class Hit:
             "id": self.id,
             "source": self.source,
             "modality": self.modality,
+            **({"segment": self.segment, "start": self.start, "end": self.end} if self.segment is not None else {}),
             **({"extra": self.extra} if self.extra else {}),
         }
+
+    @property
+    def span(self) -> str:
+        """Where the hit lies in its source, for people: ``1:30-2:00`` (audio, video), ``chars 324-704`` (text), or
+        empty for a row that is a whole item."""
+        if self.start is None or self.end is None:
+            return ""
+        if self.modality == "text":
+            return f"chars {self.start:.0f}-{self.end:.0f}"
+        return f"{_clock(self.start)}-{_clock(self.end)}"
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    fraction = f"{seconds - whole:.1f}"[1:] if seconds != whole else ""
+    return f"{hours}:{minutes:02d}:{secs:02d}{fraction}" if hours else f"{minutes}:{secs:02d}{fraction}"
 
 
 def _normalize(queries: np.ndarray) -> np.ndarray:
@@ -68,8 +93,13 @@ def _normalize(queries: np.ndarray) -> np.ndarray:
     return queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), np.float32(1e-12))
 
 
-def _exact(folder: OutputFolder, queries: np.ndarray, k: int, modalities: set[str] | None) -> list[list[tuple]]:
-    """Running top k of every query: lists of ``(score, row)``, best first."""
+def _exact(
+    folder: OutputFolder, queries: np.ndarray, k: int, modalities: set[str] | None, group_by: str | None = None
+) -> list[list[tuple]]:
+    """Running top k of every query: lists of ``(score, row)``, best first; with ``group_by``, the best row of
+    each value of that column (e.g. each source file's best segment)."""
+    if group_by is not None:
+        return _exact_grouped(folder, queries, k, modalities, group_by)
     best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
     best_rows = np.zeros((len(queries), 0), dtype=np.int64)
     columns = ("modality",) if modalities else ()
@@ -86,6 +116,24 @@ def _exact(folder: OutputFolder, queries: np.ndarray, k: int, modalities: set[st
         best_scores = np.take_along_axis(merged_scores, order, axis=1)
         best_rows = np.take_along_axis(merged_rows, order, axis=1)
     return [list(zip(s.tolist(), r.tolist(), strict=True)) for s, r in zip(best_scores, best_rows, strict=True)]
+
+
+def _exact_grouped(
+    folder: OutputFolder, queries: np.ndarray, k: int, modalities: set[str] | None, group_by: str
+) -> list[list[tuple]]:
+    best: list[dict[Any, tuple[float, int]]] = [{} for _ in queries]
+    columns = (group_by, *(("modality",) if modalities else ()))
+    for first, vectors, extra in folder.iter_embeddings(columns):
+        scores = queries @ vectors.T
+        keys = extra[group_by]
+        keep = [i for i in range(len(vectors)) if not modalities or extra["modality"][i] in modalities]
+        for query, row_scores in zip(best, scores, strict=True):
+            for i in keep:
+                score, row = float(row_scores[i]), first + i
+                held = query.get(keys[i])
+                if held is None or score > held[0]:  # the earlier row wins a tie
+                    query[keys[i]] = (score, row)
+    return [sorted(query.values(), key=lambda hit: (-hit[0], hit[1]))[:k] for query in best]
 
 
 def index_is_current(folder: OutputFolder) -> bool:
@@ -121,6 +169,7 @@ def search_folder(
     *,
     exact: bool | None = None,
     modalities: set[str] | None = None,
+    group_by: str | None = None,
 ) -> list[list[Hit]]:
     """The ``k`` rows of an output folder most similar to each query.
 
@@ -131,6 +180,8 @@ def search_folder(
         exact: True: exact search; False: the index (error if it is missing or stale); None (default): the index
             when it is current and no modality filter is given, else exact.
         modalities: Keep only rows of these modalities (``text``, ``image``, ``audio``, ``video``, ``mixed``).
+        group_by: ``"source"`` (or ``"id"``): the best row of each source file (of a segmented folder: each file's
+            best segment), ``k`` sources in all; searches exactly.
 
     Returns:
         One list of :class:`Hit` per query, best first.
@@ -151,12 +202,14 @@ def search_folder(
     current = index_is_current(folder)
     if exact is False and not current:
         raise ValueError(f"{str(folder.path)!r} has no current index: build it with lco-embed index.")
-    if exact is False and modalities:
-        raise ValueError("a modality filter needs the exact search.")
-    use_index = exact is False or (exact is None and current and not modalities)
+    if group_by not in (None, "source", "id"):
+        raise ValueError(f"group_by must be 'source', 'id' or None, got {group_by!r}.")
+    if exact is False and (modalities or group_by):
+        raise ValueError("a modality filter or grouping needs the exact search.")
+    use_index = exact is False or (exact is None and current and not modalities and not group_by)
     if exact is None and manifest.get("index") and not current:
         logger.warning("The index does not cover every row (re-run lco-embed index); searching exactly instead.")
-    found = _approximate(folder, queries, k) if use_index else _exact(folder, queries, k, modalities)
+    found = _approximate(folder, queries, k) if use_index else _exact(folder, queries, k, modalities, group_by)
     wanted = sorted({row for hits in found for _, row in hits})
     rows = dict(zip(wanted, folder.rows(wanted), strict=True)) if wanted else {}
     results = []
@@ -166,9 +219,10 @@ def search_folder(
 
 
 def _hit(rank: int, score: float, row: int, values: dict[str, Any]) -> Hit:
-    fixed = ("id", "source", "modality")
+    fixed = ("id", "source", "modality", "segment", "start", "end")
     extra = {key: value for key, value in values.items() if key not in fixed}
-    return Hit(rank, float(score), row, values["id"], values["source"], values["modality"], extra)
+    place = {name: values.get(name) for name in ("segment", "start", "end")}
+    return Hit(rank, float(score), row, values["id"], values["source"], values["modality"], extra, **place)
 
 
 def build_index(
