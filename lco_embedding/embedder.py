@@ -1009,19 +1009,7 @@ def _segment_spec(segment: SegmentSpec | None, window: float | None, stride: flo
     spec = SegmentSpec() if segment is None else segment
     if not isinstance(spec, SegmentSpec):
         raise ValueError(f"segment must be a SegmentSpec, got {type(spec).__name__}.")
-    if window is None and stride is None:
-        return spec
-    window = window if window is not None else (spec.audio or spec.video or spec.text)
-    if window is None:
-        raise ValueError("stride needs a window.")
-    step = window if stride is None else stride
-    text = int(window) if float(window).is_integer() else None
-    if text is None:
-        raise ValueError(f"window {window!r} must be a whole number to cut text (tokens).")
-    overlap = spec.text_overlap if stride is None else text - int(step)
-    overlap = min(overlap, text - 1) if stride is None else overlap
-    return SegmentSpec(audio=float(window), video=float(window), text=text, audio_stride=float(step),
-                       video_stride=float(step), text_overlap=max(overlap, 0))  # fmt: skip
+    return spec.with_window(window, stride)
 
 
 _ENCODE_KEYWORDS = [name for name in inspect.signature(LCOEmbedder.encode).parameters if name not in ("self", "kwargs")]

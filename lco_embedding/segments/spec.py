@@ -100,6 +100,48 @@ class SegmentSpec:
         stride = getattr(self, f"{modality}_stride")
         return window if stride is None else stride
 
+    def with_window(self, window: float | None, stride: float | None = None) -> SegmentSpec:
+        """This spec with one ``window`` (and ``stride``) for every modality: seconds for audio and video, and,
+        when they are whole numbers, tokens for text (overlapping by ``window - stride``, or by this spec's overlap
+        when no stride is given); other text windows stay as they are.
+
+        Raises:
+            ValueError: A stride without a window, or bad values.
+        """
+        if window is None and stride is None:
+            return self
+        if window is None:
+            raise ValueError("stride needs a window.")
+        step = window if stride is None else stride
+        for name, value in (("window", window), ("stride", step)):
+            if not _number(value):
+                raise ValueError(f"segment {name} must be a number, got {value!r}.")
+        text, overlap = self.text, self.text_overlap
+        if float(window).is_integer() and float(step).is_integer():
+            text = int(window)
+            overlap = min(overlap, text - 1) if stride is None else text - int(step)
+        return SegmentSpec(audio=float(window), video=float(window), text=text, audio_stride=float(step),
+                           video_stride=float(step), text_overlap=max(overlap, 0))  # fmt: skip
+
+    @classmethod
+    def from_json(cls, value: Any) -> SegmentSpec:
+        """The spec a JSON object gives (the server's item ``"segment"``): ``true`` (the defaults), or an object
+        with any of this class's fields and ``window`` / ``stride`` (:meth:`with_window`).
+
+        Raises:
+            ValueError: Unknown keys or bad values (the message names them).
+        """
+        if value is True:
+            return cls()
+        if not isinstance(value, dict):
+            raise ValueError(f'segment must be true or an object such as {{"window": 30}}, got {value!r}.')
+        fields = set(cls.__dataclass_fields__)
+        unknown = sorted(set(value) - fields - {"window", "stride"})
+        if unknown:
+            raise ValueError(f"segment keys {unknown} are not understood; use window, stride or {', '.join(fields)}.")
+        given = {key: v for key, v in value.items() if key in fields}
+        return cls(**given).with_window(value.get("window"), value.get("stride"))
+
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain values (recorded in a corpus manifest)."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -262,7 +262,7 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
             )
         ticket = Ticket()
         try:
-            vectors, tokens = await _unless_disconnected(request, batcher.embed(items, prompt, ticket), ticket)
+            vectors, tokens, places = await _unless_disconnected(request, batcher.embed(items, prompt, ticket), ticket)
         except ItemError as e:
             return _error(400, str(e), "invalid_request_error", param=_param(e))
         except _Disconnected:
@@ -276,6 +276,7 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
             encoding=body.encoding_format,
             model=settings.served_model_name,
             tokens=tokens,
+            places=places if any(place is not None for _, place in places) else None,
         )
         return Response(content, media_type="application/json")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -30,7 +31,8 @@ import torch
 from lco_embedding.batching import padded_tokens
 from lco_embedding.errors import LCOEmbeddingError, LCOInputError
 from lco_embedding.featurize import Features
-from lco_embedding.serving.inputs import ItemError, resolve_media
+from lco_embedding.segments.split import split_item
+from lco_embedding.serving.inputs import SEGMENT, ItemError, resolve_media
 from lco_embedding.serving.metrics import ServerMetrics
 from lco_embedding.serving.settings import ServerSettings
 
@@ -45,6 +47,11 @@ class QueueFull(RuntimeError):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__(f"the server is busy; retry after {retry_after} s.")
+
+
+def _finite(value: float) -> float | None:
+    """A segment's start or end for JSON: None for an item embedded whole (NaN)."""
+    return None if math.isnan(value) else value
 
 
 @dataclass
@@ -149,19 +156,24 @@ class DynamicBatcher:
             self.metrics.queue_items.set(self._admitted)
 
     # ---------------------------------------------------------------------------------------------- a request
-    async def embed(self, items: list[dict[str, Any]], prompt: str | None, ticket: Ticket) -> tuple[list, int]:
-        """Embed one request's items: ``(raw float32 embeddings in item order, tokens the model saw)``.
+    async def embed(
+        self, items: list[dict[str, Any]], prompt: str | None, ticket: Ticket
+    ) -> tuple[list, int, list[tuple[int, dict[str, Any] | None]]]:
+        """Embed one request's items: ``(raw float32 embeddings, tokens the model saw, what each embedding is)``:
+        one embedding per item in item order, except that an item with a ``"segment"`` spec has one per segment,
+        each described as ``(item index, {"segment", "start", "end"})`` (``(item index, None)`` for the others).
 
         A request of text items only goes to the text thread, which featurizes every text request queued with it
-        in one tokenizer call; a request with media is featurized item by item in the worker threads (media are
-        fetched, decoded and preprocessed there).
+        in one tokenizer call; a request with media (or segments) is featurized item by item in the worker
+        threads (media are fetched, decoded, cut into segments and preprocessed there).
 
         Raises:
             ItemError: An item that cannot be embedded (the one with the lowest index).
         """
         loop = asyncio.get_running_loop()
-        jobs = [_Job(ticket, loop.create_future(), loop) for _ in items]
         if all(len(item) == 1 and "text" in item for item in items):
+            jobs = [_Job(ticket, loop.create_future(), loop) for _ in items]
+            places: list[tuple[int, dict[str, Any] | None]] = [(index, None) for index in range(len(items))]
             with self._texts_ready:
                 self._texts.append(_TextRequest([item["text"] for item in items], prompt, jobs))
                 self._texts_ready.notify()
@@ -173,24 +185,41 @@ class DynamicBatcher:
             for outcome in prepared:
                 if isinstance(outcome, BaseException):
                     raise outcome
-            for job, features in zip(jobs, prepared, strict=True):
-                job.features = features
+            jobs, places = [], []
+            for index, pieces in enumerate(prepared):
+                for place, features in pieces:
+                    jobs.append(_Job(ticket, loop.create_future(), loop, features))
+                    places.append((index, place))
             self._enqueue(jobs)
         results = await asyncio.gather(*(job.future for job in jobs), return_exceptions=True)
-        failures = [(index, r) for index, r in enumerate(results) if isinstance(r, BaseException)]
+        failures = [(place, r) for place, r in zip(places, results, strict=True) if isinstance(r, BaseException)]
         if failures:
-            index, failure = failures[0]
+            (index, place), failure = failures[0]
             if isinstance(failure, LCOInputError | LCOEmbeddingError):  # the item, not the server
-                raise ItemError(failure.reason, index)
+                where = "" if place is None else f"segment {place['segment']}: "
+                raise ItemError(where + failure.reason, index)
             raise failure
-        return results, sum(job.features.length for job in jobs)
+        return results, sum(job.features.length for job in jobs), places
 
-    def _featurize(self, index: int, item: dict[str, Any], prompt: str | None) -> Features:
-        try:
-            features = self.featurizer(index, resolve_media(item, index, self.settings), None, prompt)
-        except LCOInputError as e:
-            raise ItemError(e.reason, index) from e
-        return replace(features, index=next(self._ids))
+    def _featurize(self, index: int, item: dict[str, Any], prompt: str | None) -> list[tuple[Any, Features]]:
+        """An item's features (one, or one per segment with its place), featurized in a worker thread."""
+        item = resolve_media(item, index, self.settings)
+        spec = item.pop(SEGMENT, None)
+        pieces: list[tuple[Any, Any]] = [(None, item)]
+        if spec is not None:
+            pieces = []
+            for segment in split_item(index, item, spec, self.featurizer):
+                place = {"segment": segment.number, "start": _finite(segment.start), "end": _finite(segment.end)}
+                pieces.append((place, segment.item))
+        out = []
+        for place, piece in pieces:
+            try:
+                features = self.featurizer(index, piece, None, prompt)
+            except LCOInputError as e:
+                where = "" if place is None or place["start"] is None else f"segment {place['segment']}: "
+                raise ItemError(where + e.reason, index) from e
+            out.append((place, replace(features, index=next(self._ids))))
+        return out
 
     def _enqueue(self, jobs: list[_Job]) -> None:
         """Queue featurized jobs for the model thread."""

@@ -2,7 +2,10 @@
 
 Accepted: a string, a list of strings, or a list of items, each a string or an object with any of ``text``,
 ``image``, ``audio``, ``video`` (several = one mixed item), and optionally its own media settings (``fps``,
-``max_frames``, ``min_pixels``, ``max_pixels``: :data:`lco_embedding.inputs.ITEM_BUDGETS`). Strings are always
+``max_frames``, ``min_pixels``, ``max_pixels``: :data:`lco_embedding.inputs.ITEM_BUDGETS`), whether its video is
+embedded with its sound track (``use_audio_in_video``: true, false or "auto"), and ``segment`` (true, or an
+object such as ``{"window": 30}``: :meth:`lco_embedding.segments.SegmentSpec.from_json`) to get one embedding per
+segment of a long audio, video or text. Strings are always
 text: the server never reads a path a client names. Media are data URIs (``data:image/png;base64,...``), or
 http(s) URLs when the server fetches URLs (:mod:`.fetch`).
 
@@ -13,12 +16,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from lco_embedding.inputs import ITEM_BUDGETS
+from lco_embedding.inputs import AUDIO_IN_VIDEO, ITEM_BUDGETS
 from lco_embedding.modalities import MEDIA_MODALITIES, MODALITIES
 from lco_embedding.serving.fetch import FetchError, fetch
 from lco_embedding.serving.settings import ServerSettings
 
-__all__ = ["ItemError", "parse_input", "resolve_media"]
+__all__ = ["SEGMENT", "ItemError", "parse_input", "resolve_media"]
+
+SEGMENT = "segment"
+"""The item key asking for one embedding per segment; :func:`parse_input` turns its value into a SegmentSpec."""
+_ITEM_OPTIONS = {*ITEM_BUDGETS, AUDIO_IN_VIDEO}
 
 
 class ItemError(ValueError):
@@ -54,18 +61,20 @@ def _item(entry: Any, index: int, settings: ServerSettings) -> dict[str, Any]:
         return {"text": _text(entry, index, settings)}
     if not isinstance(entry, dict):
         raise ItemError(f"an item must be a string or an object, got {type(entry).__name__}.", index)
-    unknown = sorted(set(entry) - set(MODALITIES) - set(ITEM_BUDGETS))
+    unknown = sorted(set(entry) - set(MODALITIES) - _ITEM_OPTIONS - {SEGMENT})
     if unknown or not set(entry) & set(MODALITIES):
         raise ItemError(
             f"item keys {unknown or '(none)'} are not understood; an item has any of 'text', 'image', 'audio', "
             '\'video\', e.g. {"text": "a caption", "image": "data:image/png;base64,..."}, and may carry its own '
-            f"media settings {', '.join(map(repr, ITEM_BUDGETS))}.",
+            f"media settings {', '.join(map(repr, [*ITEM_BUDGETS, AUDIO_IN_VIDEO]))} and 'segment'.",
             index,
         )
     item: dict[str, Any] = {}
     for key, part in entry.items():
-        if key in ITEM_BUDGETS:
+        if key in _ITEM_OPTIONS:
             item[key] = part  # checked where the item is parsed, as for encode
+        elif key == SEGMENT:
+            item[key] = _segment(part, index)
         elif key == "text":
             if not isinstance(part, str):
                 raise ItemError(f"'text' must be a string, got {type(part).__name__}.", index)
@@ -73,6 +82,15 @@ def _item(entry: Any, index: int, settings: ServerSettings) -> dict[str, Any]:
         else:
             item[key] = _media(key, part, index, settings)
     return item
+
+
+def _segment(value: Any, index: int) -> Any:
+    from lco_embedding.segments import SegmentSpec
+
+    try:
+        return SegmentSpec.from_json(value)
+    except (ValueError, TypeError) as e:
+        raise ItemError(str(e), index) from e
 
 
 def _text(text: str, index: int, settings: ServerSettings) -> str:

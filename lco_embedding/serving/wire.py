@@ -129,9 +129,19 @@ def _float32(vector: Any) -> np.ndarray:
     return np.asarray(vector, dtype=np.float32)
 
 
-def render_embeddings(vectors: list[Any], *, dimensions: int | None, encoding: str, model: str, tokens: int) -> bytes:
+def render_embeddings(
+    vectors: list[Any],
+    *,
+    dimensions: int | None,
+    encoding: str,
+    model: str,
+    tokens: int,
+    places: list[tuple[int, dict[str, Any] | None]] | None = None,
+) -> bytes:
     """The response body for raw float32 ``vectors`` (in item order): each truncated to ``dimensions`` and then
-    L2-normalised (as ``encode(truncate_dim=...)`` does), as floats or base64."""
+    L2-normalised (as ``encode(truncate_dim=...)`` does), as floats or base64. ``places`` says, for each vector,
+    its item's index and, for a segment, ``{"segment", "start", "end"}`` (added to its entry); default: vector i
+    is item i."""
     rows = np.stack([_float32(v) for v in vectors])
     if dimensions is not None:
         rows = rows[:, :dimensions]
@@ -141,6 +151,12 @@ def render_embeddings(vectors: list[Any], *, dimensions: int | None, encoding: s
         embeddings: list[Any] = [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
     else:
         embeddings = list(rows)
-    data = [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(embeddings)]
+    if places is None:
+        data = [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(embeddings)]
+    else:
+        data = [
+            {"object": "embedding", "index": index, "embedding": e, **(place or {})}
+            for (index, place), e in zip(places, embeddings, strict=True)
+        ]
     usage = {"prompt_tokens": tokens, "total_tokens": tokens}
     return dumps({"object": "list", "data": data, "model": model, "usage": usage})

@@ -15,6 +15,7 @@ import numpy as np
 import openai
 import pytest
 
+from lco_embedding import SegmentSpec
 from tests.serving.conftest import API_KEY, NAME, data_uri
 
 TOL = 1e-5
@@ -265,3 +266,47 @@ def test_an_item_may_carry_its_own_media_settings(server, embedder, tmp_path):
     refused = _post(server, {"model": NAME, "input": ["fine", {"text": "words", "fps": 2}]})
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "input[1]"
     assert "'fps' applies to video" in refused.json()["error"]["message"]
+
+
+def test_an_item_with_segment_gets_one_embedding_per_segment(client, server, embedder, tmp_path):
+    """Over the real openai client: a long audio and a long text cut into segments (with their place), beside a
+    plain item; each equals encode_segments."""
+    from lco_embedding.testing import write_wav
+
+    rate = 8000  # under the test server's 1 MiB body limit as a data URI
+    t = np.arange(35 * rate) / rate
+    wav = tmp_path / "talk.wav"
+    write_wav(wav, 0.3 * np.sin(2 * np.pi * (220 + 5 * t) * t), rate)
+    text = " ".join(f"Sentence {i} tells of the {('cat', 'dog')[i % 2]} and its day." for i in range(12))
+    inputs = [
+        "a plain text",
+        {"audio": data_uri(wav, "audio/wav"), "segment": {"window": 10}},
+        {"text": text, "segment": {"text": 40, "text_overlap": 8}},
+    ]
+    response = client.embeddings.create(model=NAME, input=inputs)
+    entries = [(item.index, (item.model_extra or {}).get("segment"), item) for item in response.data]
+    assert [index for index, _, _ in entries][:5] == [0, 1, 1, 1, 1]
+    got = {index: np.array([e.embedding for i, _, e in entries if i == index], np.float32) for index in (0, 1, 2)}
+    audio = embedder.encode_segments(str(wav), window=10)
+    story = embedder.encode_segments(text, SegmentSpec(text=40, text_overlap=8))
+    np.testing.assert_allclose(got[0][0], embedder.encode("a plain text"), atol=TOL, rtol=0)
+    np.testing.assert_allclose(got[1], audio.embeddings, atol=TOL, rtol=0)
+    np.testing.assert_allclose(got[2], story.embeddings, atol=TOL, rtol=0)
+    places = [(e.model_extra["start"], e.model_extra["end"]) for i, _, e in entries if i == 1]
+    assert places == [(0.0, 10.0), (10.0, 20.0), (20.0, 30.0), (30.0, 35.0)]
+    assert "segment" not in (entries[0][2].model_extra or {})
+    refused = _post(server, {"model": NAME, "input": [{"text": "x", "segment": {"frames": 3}}]})
+    assert refused.status_code == 400 and "segment keys ['frames']" in refused.json()["error"]["message"]
+
+
+def test_an_item_may_ask_for_its_videos_sound(server, embedder, tmp_path):
+    from lco_embedding.testing import write_clip_with_sound
+
+    clip = write_clip_with_sound(tmp_path / "clip.mp4", seconds=2.0)
+    body = {"model": NAME, "input": [{"video": data_uri(clip, "video/mp4"), "use_audio_in_video": True}]}
+    response = _post(server, {**body, "encoding_format": "float"})
+    assert response.status_code == 200, response.text
+    got = np.array(response.json()["data"][0]["embedding"])
+    want = embedder.encode({"video": str(clip), "use_audio_in_video": True})
+    np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
+    assert float(got @ embedder.encode(str(clip))) < 0.99
