@@ -162,3 +162,62 @@ def test_without_ray_the_error_names_the_extra(monkeypatch, tiny_omni):
     monkeypatch.setitem(sys.modules, "ray.data", None)
     with pytest.raises(ImportError, match=r"pip install 'lco-embedding\[ray\]'"):
         embed_dataset(object(), tiny_omni)
+
+
+def test_embed_dataset_with_segments_gives_a_row_per_segment(ray_address, tmp_path, media, tiny_omni, embedder):
+    import ray.data
+
+    from lco_embedding import SegmentSpec
+    from lco_embedding.testing import write_wav
+
+    rate = 16000
+    t = np.arange(25 * rate) / rate
+    write_wav(tmp_path / "long.wav", 0.3 * np.sin(2 * np.pi * (180 + 6 * t) * t), rate)
+    text = " ".join(f"Line {i} speaks of the {('sun', 'moon')[i % 2]} tonight." for i in range(10))
+    spec = SegmentSpec(audio=10.0, video=None, text=30, text_overlap=5)
+    rows = [
+        {"id": "audio", "audio": str(tmp_path / "long.wav"), "text": None, "image": None},
+        {"id": "text", "audio": None, "text": text, "image": None},
+        {"id": "image", "audio": None, "text": None, "image": media["png"]},
+        {"id": "missing", "audio": "/no/such/file.wav", "text": None, "image": None},
+    ]
+    ds = ray.data.from_items(rows, override_num_blocks=2)
+    out = embed_dataset(ds, tiny_omni, batch_size=2, segment=spec).take_all()
+    by_id: dict[str, list[dict]] = {}
+    for row in out:
+        by_id.setdefault(row["id"], []).append(row)
+    for row_id, item in (("audio", str(tmp_path / "long.wav")), ("text", text), ("image", {"image": media["png"]})):
+        got = sorted(by_id[row_id], key=lambda row: row["segment"])
+        expected = embedder.encode_segments(item, spec)
+        np.testing.assert_allclose(np.stack([r["embedding"] for r in got]), expected.embeddings, atol=TOL, rtol=0)
+        starts = [np.nan if r["start"] is None else r["start"] for r in got]
+        np.testing.assert_array_equal(starts, expected.start)
+    assert [(r["start"], r["end"]) for r in sorted(by_id["audio"], key=lambda r: r["segment"])] == [
+        (0.0, 10.0), (10.0, 20.0), (20.0, 25.0)
+    ]  # fmt: skip
+    assert len(by_id["missing"]) == 1 and by_id["missing"][0]["embedding"] is None
+    assert "file not found" in by_id["missing"][0]["error"] and by_id["missing"][0]["segment"] is None
+
+
+def test_a_segmented_corpus_on_ray_equals_the_local_one(ray_address, tmp_path, media, tiny_omni):
+    from lco_embedding import SegmentSpec
+    from lco_embedding.distributed import RayOptions
+    from lco_embedding.testing import write_wav
+
+    data = tmp_path / "data"
+    copy_media(media, data, {"b.png": "png", "c.png": "corrupt_png"})
+    t = np.arange(25 * 16000) / 16000
+    write_wav(data / "a.wav", 0.3 * np.sin(2 * np.pi * (180 + 6 * t) * t), 16000)
+    (data / "d.txt").write_text(" ".join(f"Line {i} speaks of the sea." for i in range(12)))
+    spec = SegmentSpec(audio=10.0, text=30, text_overlap=5)
+    encode_corpus([data], tmp_path / "local", model=tiny_omni, shard_size=2, segment=spec)
+    options = RayOptions(address=ray_address, workers=1)
+    encode_corpus([data], tmp_path / "ray", model=tiny_omni, shard_size=2, segment=spec, ray=options)
+    local, on_ray = read_rows(tmp_path / "local"), read_rows(tmp_path / "ray")
+    assert [r["segment"] for r in local if r["id"].endswith("a.wav")] == [0, 1, 2]
+    assert [{k: v for k, v in r.items() if k != "embedding"} for r in on_ray] == [
+        {k: v for k, v in r.items() if k != "embedding"} for r in local
+    ]
+    np.testing.assert_allclose(np.stack([r["embedding"] for r in on_ray]), np.stack([r["embedding"] for r in local]),
+                               atol=TOL, rtol=0)  # fmt: skip
+    assert (tmp_path / "ray" / "errors.jsonl").read_text() == (tmp_path / "local" / "errors.jsonl").read_text()
