@@ -106,6 +106,36 @@ def _command_prefix() -> str:
     return f"{shlex.quote(sys.executable)} -m lco_embedding.cli"
 
 
+def _timed_hit(embedder: Any, medley: Path, prompt: str | None) -> None:
+    """Step 3: where in a longer recording a text is heard (3-s segments, as ``encode --segment audio=3s``)."""
+    import numpy as np
+
+    from lco_embedding.corpus.search import Hit
+
+    click.echo(f"\n3. Where in a recording: {medley.name} (beep, static, metronome, siren; 3 s each), in 3-s segments")
+    segments = embedder.encode_segments(str(medley), window=3.0)
+    query = "a ticking clock"
+    scores = segments.embeddings @ embedder.encode(query, prompt=prompt, show_progress_bar=False)
+    order = np.argsort(-scores, kind="stable")
+    hits = [
+        Hit(
+            rank,
+            float(scores[i]),
+            int(i),
+            medley.name,
+            str(medley),
+            "audio",
+            {},
+            int(i),
+            segments.start[i],
+            segments.end[i],
+        )  # fmt: skip
+        for rank, i in enumerate(order, 1)
+    ]
+    click.echo(f'\ntext -> audio segment: "{query}" (best: {hits[0].span})')
+    print_hits(hits, source_width=0)
+
+
 @click.command(short_help="Embed a sample set and search it across modalities (offline too).")
 @click.option("--model", "-m", help="Checkpoint to use [default: LCO-Embedding-Omni-3B, or a tiny offline one].")
 @click.option("--device", help="cuda, cpu, mps, ... [default: cuda if available, else mps, else cpu]")
@@ -156,6 +186,7 @@ def demo(model: str | None, device: str | None, out: str | None, k: int) -> None
         hits = search_folder(output, vector, k, modalities={modality})[0]
         click.echo(f"\n{title}")
         print_hits(hits, source_width=0)
+    _timed_hit(embedder, samples.medley, prompt)
     if fallback:
         click.echo("\n" + BANNER.format(reason=fallback))
     command, quote = _command_prefix(), shlex.quote

@@ -1,4 +1,5 @@
-"""The demo's sample set, drawn and synthesised by code (about 300 KB): shapes, sounds, short clips, captions.
+"""The demo's sample set, drawn and synthesised by code (about 500 KB): shapes, sounds, short clips, captions, and
+one longer recording of the four sounds in a row (for segments).
 
 Each item is simple enough to describe in a few words, so a real checkpoint has something to match across
 modalities: a red circle, a ticking metronome, a ball moving right. Written once per folder; the files are the same
@@ -41,6 +42,11 @@ class Samples:
     media: Path
     captions: Path
 
+    @property
+    def medley(self) -> Path:
+        """A 12-s recording: the beep, the static, the metronome and the siren, 3 s each, in that order."""
+        return self.folder / "long" / "medley.wav"
+
 
 def _shape(path: Path, shape: str, points: list[tuple[int, int]], colour: tuple[int, int, int]) -> None:
     """Draw one filled shape (``ellipse``, ``rectangle`` or ``polygon`` of ``ImageDraw``) on white."""
@@ -74,6 +80,27 @@ def _sounds(media: Path) -> None:
     write_wav(media / "siren.wav", 0.5 * np.sin(2 * np.pi * np.cumsum(sweep) / RATE), RATE)
 
 
+def _medley(path: Path) -> None:
+    """The four sounds one after another, 3 s each (:attr:`Samples.medley`)."""
+    from lco_embedding.testing import write_wav
+
+    t = np.arange(3 * RATE) / RATE
+    rng = np.random.default_rng(1)
+    clicks = np.zeros_like(t)
+    burst = np.exp(-np.arange(400) / 60) * np.sin(2 * np.pi * 2000 * np.arange(400) / RATE)
+    for start in range(0, t.size - 400, RATE // 4):
+        clicks[start : start + 400] = 0.8 * burst
+    sweep = 700 + 400 * np.sin(2 * np.pi * 0.7 * t)
+    parts = [
+        0.5 * np.sin(2 * np.pi * 880 * t),
+        np.clip(0.3 * rng.standard_normal(t.size), -1, 1),
+        clicks,
+        0.5 * np.sin(2 * np.pi * np.cumsum(sweep) / RATE),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_wav(path, np.concatenate(parts), RATE)
+
+
 def _clips(media: Path) -> None:
     from lco_embedding.testing import write_video
 
@@ -96,14 +123,16 @@ def write_samples(folder: str | Path) -> Samples:
     folder = Path(folder)
     media = folder / "media"
     captions = folder / "captions.jsonl"
+    samples = Samples(folder=folder, media=media, captions=captions)
     if not captions.is_file():
         media.mkdir(parents=True, exist_ok=True)
         _images(media)
         _sounds(media)
         _clips(media)
+        _medley(samples.medley)
         rows = [{"id": key, "text": text} for key, text in CAPTIONS.items()]
         rows.append({"id": "red-circle+caption", "text": "a shape", "image": "media/red_circle.png"})
         temporary = captions.with_suffix(".tmp")
         temporary.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
         temporary.replace(captions)  # written last: its presence means the set is complete
-    return Samples(folder=folder, media=media, captions=captions)
+    return samples

@@ -107,6 +107,9 @@ def test_demo_runs_offline_end_to_end_and_its_commands_run_as_printed(tmp_path):
         assert title in result.stdout
     tables = re.findall(r"^rank\s+score\s+id\s+modality$", result.stdout, re.MULTILINE)
     assert len(tables) == 4
+    timed = result.stdout.split("3. Where in a recording")[1]
+    assert re.search(r"^rank\s+score\s+id\s+modality\s+where$", timed, re.MULTILINE)
+    assert all(span in timed for span in ("0:00-0:03", "0:03-0:06", "0:06-0:09", "0:09-0:12"))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["counts"]["failed"] == 0
     assert manifest["counts"]["embedded"] == 19  # 3 images, 4 sounds, 2 clips, 9 captions, 1 caption + image
