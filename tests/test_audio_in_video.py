@@ -42,7 +42,13 @@ def ffmpeg(tmp_path_factory) -> str:
 
 @pytest.fixture
 def with_ffmpeg(ffmpeg, monkeypatch):
+    import audioread
+
     monkeypatch.setenv("PATH", ffmpeg + os.pathsep + os.environ.get("PATH", ""))
+    audioread.available_backends(flush_cache=True)  # audioread keeps the backends it found first
+    yield
+    monkeypatch.undo()
+    audioread.available_backends(flush_cache=True)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -121,6 +122,7 @@ def test_bad_specs_are_refused(embedder):
             SegmentSpec.parse(bad)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="measures with Linux's /proc/self/status")
 def test_a_two_hour_audio_streams_in_bounded_memory(tiny_omni, tmp_path):
     """Peak resident memory of segmenting and embedding a 2-hour file, measured in its own process from a warm
     start (the peak reset after one window has been embedded)."""
