@@ -199,7 +199,7 @@ def test_embed_dataset_with_segments_gives_a_row_per_segment(ray_address, tmp_pa
     assert "file not found" in by_id["missing"][0]["error"] and by_id["missing"][0]["segment"] is None
 
 
-def test_a_segmented_corpus_on_ray_equals_the_local_one(ray_address, tmp_path, media, tiny_omni):
+def test_a_segmented_corpus_on_ray_equals_encode_segments(ray_address, tmp_path, media, tiny_omni, embedder):
     from lco_embedding import SegmentSpec
     from lco_embedding.distributed import RayOptions
     from lco_embedding.testing import write_wav
@@ -208,16 +208,18 @@ def test_a_segmented_corpus_on_ray_equals_the_local_one(ray_address, tmp_path, m
     copy_media(media, data, {"b.png": "png", "c.png": "corrupt_png"})
     t = np.arange(25 * 16000) / 16000
     write_wav(data / "a.wav", 0.3 * np.sin(2 * np.pi * (180 + 6 * t) * t), 16000)
-    (data / "d.txt").write_text(" ".join(f"Line {i} speaks of the sea." for i in range(12)))
+    story = " ".join(f"Line {i} speaks of the sea." for i in range(12))
+    (data / "d.txt").write_text(story)
     spec = SegmentSpec(audio=10.0, text=30, text_overlap=5)
-    encode_corpus([data], tmp_path / "local", model=tiny_omni, shard_size=2, segment=spec)
     options = RayOptions(address=ray_address, workers=1)
-    encode_corpus([data], tmp_path / "ray", model=tiny_omni, shard_size=2, segment=spec, ray=options)
-    local, on_ray = read_rows(tmp_path / "local"), read_rows(tmp_path / "ray")
-    assert [r["segment"] for r in local if r["id"].endswith("a.wav")] == [0, 1, 2]
-    assert [{k: v for k, v in r.items() if k != "embedding"} for r in on_ray] == [
-        {k: v for k, v in r.items() if k != "embedding"} for r in local
-    ]
-    np.testing.assert_allclose(np.stack([r["embedding"] for r in on_ray]), np.stack([r["embedding"] for r in local]),
-                               atol=TOL, rtol=0)  # fmt: skip
-    assert (tmp_path / "ray" / "errors.jsonl").read_text() == (tmp_path / "local" / "errors.jsonl").read_text()
+    summary = encode_corpus([data], tmp_path / "ray", model=tiny_omni, shard_size=2, segment=spec, ray=options)
+    rows = read_rows(tmp_path / "ray")
+    assert summary.failed == 1 and "c.png" in (tmp_path / "ray" / "errors.jsonl").read_text()
+    items = {"a.wav": str(data / "a.wav"), "b.png": {"image": str(data / "b.png")}, "d.txt": story}
+    for name, item in items.items():
+        got = [row for row in rows if row["id"].endswith(name)]
+        expected = embedder.encode_segments(item, spec)
+        assert [row["segment"] for row in got] == list(range(len(expected)))
+        assert [row["start"] for row in got] == [None if np.isnan(v) else v for v in expected.start]
+        np.testing.assert_allclose(np.stack([r["embedding"] for r in got]), expected.embeddings, atol=TOL, rtol=0)
+    assert [(r["start"], r["end"]) for r in rows if r["id"].endswith("a.wav")] == [(0, 10), (10, 20), (20, 25)]

@@ -219,7 +219,7 @@ _PIECES = st.sampled_from(
 )
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     text=st.lists(_PIECES, min_size=1, max_size=120).map("".join).filter(str.strip),
     window=st.integers(10, 16),
@@ -233,7 +233,7 @@ def test_random_texts_keep_every_invariant(tokenizer, text, window, overlap_shar
         assert len(windows) == 1
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(text=st.lists(_PIECES, min_size=1, max_size=120).map("".join).filter(str.strip))
 def test_random_texts_window_12_overlap_3(bpe, text):
     windows = text_windows(text, bpe, window=12, overlap=3)
