@@ -103,9 +103,15 @@ class Backbone:
             positions = _text_positions(width, batch)
         return positions
 
-    def _batch_positions(self, batch: list[Any], inputs: dict[str, Any], real: torch.Tensor) -> torch.Tensor | None:
-        """:meth:`_position_ids` of a batch whose rows may differ in ``audio_in_video``: the model takes that flag
-        once per call, so rows with and without it are given their positions in one call each."""
+    @property
+    def computes_positions(self) -> bool:
+        """True when the model can be given its rotary positions (:meth:`positions`)."""
+        return self._positions is not None
+
+    def positions(self, batch: list[Any], inputs: dict[str, Any], real: torch.Tensor) -> torch.Tensor | None:
+        """The model's own rotary positions of collated ``inputs`` (padded either side; ``real`` marks the real
+        tokens) of featurized items ``batch``, whose rows may differ in ``audio_in_video``: the model takes that
+        flag once per call, so rows with and without it are given their positions in one call each."""
         flags = [features.audio_in_video for features in batch]
         if len(set(flags)) == 1:
             return self._position_ids(inputs, real, flags[0])
@@ -161,7 +167,7 @@ class Backbone:
         else:
             inputs = collate([features.inputs for features in batch], self.pad_token_id, padding_side="right")
             real = (torch.arange(inputs["input_ids"].shape[1])[None, :] < lengths[:, None]).long()
-            inputs["position_ids"] = self._batch_positions(batch, inputs, real)
+            inputs["position_ids"] = self.positions(batch, inputs, real)
             inputs["attention_mask"] = None
             prefix = self._prefix_of(inputs["input_ids"], lengths) if use_prefix and self.cache_keyword else ()
             if prefix:

@@ -949,7 +949,8 @@ class LCOEmbedder(SentenceTransformerSurface):
             num_workers=num_workers,
             use_audio_in_video=use_audio_in_video,
         )
-        return grouped_segments(inputs, spec, featurizer, embed)
+        # On the CPU, where memory is short and the forward dominates, freed windows go back to the system at once.
+        return grouped_segments(inputs, spec, featurizer, embed, map_large_allocations=self.device.type == "cpu")
 
     def encode_iter(
         self,

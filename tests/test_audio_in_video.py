@@ -190,3 +190,10 @@ def test_a_video_decoded_elsewhere_brings_its_sound(embedder, clips):
         embedder.encode({"video": {"frames": list(frames)}, "use_audio_in_video": True})
     with pytest.raises(LCOInputError, match="takes 'frames'"):
         embedder.encode({"video": {"pictures": list(frames)}})
+
+
+def test_the_sentence_transformers_module_hears_the_sound_too(tiny_omni, clips):
+    model = LCOEmbedder(tiny_omni, device="cpu", use_audio_in_video=True)
+    items = [{"video": clips["mono16k"]}, "a text", {"video": clips["stereo44k"], "use_audio_in_video": False}]
+    got = model.to_sentence_transformer().encode(items, batch_size=3)
+    np.testing.assert_allclose(got, model.encode(items), atol=TOL, rtol=0)

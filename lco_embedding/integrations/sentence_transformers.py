@@ -100,7 +100,12 @@ class LCOModule(InputModule):
                 raise LCOInputError(f"input {describe_item(item)}: {e.reason}") from e
             except TypeError as e:  # a fault, not an input error: never let sentence-transformers retry it
                 raise RuntimeError(f"preparing {type(item).__name__} input failed ({e})") from e
-        return collate([f.inputs for f in features], self.embedder.pad_token_id)
+        batch = collate([f.inputs for f in features], self.embedder.pad_token_id)
+        backbone = self.embedder.backbone
+        if any(f.audio_in_video for f in features) and backbone.computes_positions:
+            # Videos with their sound: the model's positions follow the flag, which its forward takes once per call.
+            batch["position_ids"] = backbone.positions(features, batch, batch["attention_mask"])
+        return batch
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Add ``token_embeddings`` (final hidden states, padding included) and ``sentence_embedding`` (last-token
@@ -108,7 +113,7 @@ class LCOModule(InputModule):
         from lco_embedding.collate import MODEL_INPUT_KEYS
         from lco_embedding.pooling import last_token_pool
 
-        inputs = {key: value for key, value in features.items() if key in MODEL_INPUT_KEYS}
+        inputs = {key: value for key, value in features.items() if key in MODEL_INPUT_KEYS or key == "position_ids"}
         hidden = self.embedder.hidden_states(inputs)
         features["token_embeddings"] = hidden.float()
         features["sentence_embedding"] = last_token_pool(hidden, inputs["attention_mask"]).float()
