@@ -68,3 +68,17 @@ def pytest_configure(config):
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
+
+
+# The longest files first. Under --dist loadfile a file runs on one worker; the Ray tests alone take about three
+# minutes, and started late they leave the other worker idle at the end (measured: 6:16 in collection order,
+# 5:36 with them first). Started first, the other worker works through the rest meanwhile.
+_FIRST = ("tests/test_distributed.py", "tests/training/test_cli.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        path = item.path.as_posix()
+        return next((i for i, name in enumerate(_FIRST) if path.endswith(name)), len(_FIRST))
+
+    items.sort(key=rank)  # stable: the order within and among the other files is kept
