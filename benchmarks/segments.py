@@ -17,12 +17,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import wave
 from pathlib import Path
-
-import numpy as np
-
-RATE = 16000
 
 _RUN = """
 import json, re, sys, time
@@ -58,29 +53,19 @@ print(json.dumps({"way": way, "batch_size": int(batch), "rows": rows, "seconds":
 """
 
 
-def _write(path: Path, minutes: int) -> None:
-    minute = (0.2 * np.sin(2 * np.pi * 220 * np.arange(60 * RATE) / RATE) * 32767).astype("<i2").tobytes()
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(RATE)
-        for _ in range(minutes):
-            f.writeframes(minute)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=int, default=120)
     parser.add_argument("--json", help="Write the results here.")
     args = parser.parse_args()
-    from lco_embedding.testing import build_tiny_checkpoint
+    from lco_embedding.testing import build_tiny_checkpoint, write_long_wav
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         checkpoint = build_tiny_checkpoint(root / "tiny")
         long, warm = root / "long.wav", root / "warm.wav"
-        _write(long, args.minutes)
-        _write(warm, 1)
+        write_long_wav(long, minutes=args.minutes)
+        write_long_wav(warm, minutes=1)
         results = []
         ways = (("segments", 8), ("segments-heap", 8), ("segments", 32), ("decode-whole-then-cut", 8))
         for way, batch in ways:

@@ -38,6 +38,7 @@ __all__ = [
     "synthetic_image",
     "write_audio_only_mp4",
     "write_clip_with_sound",
+    "write_long_wav",
     "write_mp4",
     "write_noise_jpegs",
     "write_video",
@@ -482,14 +483,25 @@ def write_audio_only_mp4(path: str | Path, *, seconds: float = 1.3, rate: int = 
 
     with av.open(str(path), "w") as container:
         stream = container.add_stream("aac", rate=rate)
-        for i in range(max(1, round(seconds * rate / 1024))):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = rate, i * 1024
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        _encode_audio(container, stream, np.zeros((1, max(1, round(seconds * rate / 1024)) * 1024), np.float32), rate)
     return Path(path)
+
+
+def _encode_audio(container: Any, stream: Any, sound: np.ndarray, rate: int) -> None:
+    """Encode ``(channels, samples)`` float samples into ``stream`` of ``container``, 1024 at a time."""
+    import av
+
+    layout = "mono" if sound.shape[0] == 1 else "stereo"
+    for i, start in enumerate(range(0, sound.shape[1], 1024)):
+        chunk = np.zeros((sound.shape[0], 1024), np.float32)
+        piece = sound[:, start : start + 1024]
+        chunk[:, : piece.shape[1]] = piece
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+        frame.sample_rate, frame.pts = rate, i * 1024
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
 
 
 def write_clip_with_sound(
@@ -531,16 +543,19 @@ def write_clip_with_sound(
                 container.mux(packet)
         for packet in video.encode():
             container.mux(packet)
-        for i, start in enumerate(range(0, samples, 1024)):
-            chunk = np.zeros((channels, 1024), np.float32)
-            piece = sound[:, start : start + 1024]
-            chunk[:, : piece.shape[1]] = piece
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-            frame.sample_rate, frame.pts = rate, i * 1024
-            for packet in audio.encode(frame):
-                container.mux(packet)
-        for packet in audio.encode():
-            container.mux(packet)
+        _encode_audio(container, audio, sound, rate)
+    return Path(path)
+
+
+def write_long_wav(path: str | Path, *, minutes: int, rate: int = 16000) -> Path:
+    """Write ``minutes`` of a 220 Hz tone as 16-bit mono WAV, a minute at a time (never the whole in memory)."""
+    minute = (0.2 * np.sin(2 * np.pi * 220 * np.arange(60 * rate) / rate) * 32767).astype("<i2").tobytes()
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        for _ in range(minutes):
+            f.writeframes(minute)
     return Path(path)
 
 

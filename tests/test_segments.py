@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lco_embedding import LCOInputError, SegmentSpec
-from lco_embedding.testing import write_clip_with_sound, write_wav
+from lco_embedding.testing import write_clip_with_sound, write_long_wav, write_wav
 
 TOL = 1e-5
 RATE = 16000
@@ -147,17 +147,8 @@ def test_hours_of_audio_stream_in_bounded_memory(tiny_omni, tmp_path, minutes):
     length (the pipeline holds about two batches of windows): measured 202 MB for 2 h, 192 MB for 1 h; a pipeline
     holding the whole file would add its waveform alone (230 MB an hour). Slow (20-30 s each); covered fast by
     tests/test_audio_stream.py (a 2-hour file decoded in windows in bounded memory) and the laziness test above."""
-    import wave
-
-    path, warm = tmp_path / "long.wav", tmp_path / "one_minute.wav"
-    minute = (0.2 * np.sin(2 * np.pi * 220 * np.arange(60 * RATE) / RATE) * 32767).astype("<i2").tobytes()
-    for target, count in ((path, minutes), (warm, 1)):
-        with wave.open(str(target), "wb") as f:
-            f.setnchannels(1)
-            f.setsampwidth(2)
-            f.setframerate(RATE)
-            for _ in range(count):
-                f.writeframes(minute)
+    path = write_long_wav(tmp_path / "long.wav", minutes=minutes)
+    warm = write_long_wav(tmp_path / "one_minute.wav", minutes=1)
     script = textwrap.dedent(
         f"""
         import json, re

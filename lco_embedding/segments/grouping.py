@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -13,19 +13,9 @@ from lco_embedding.memory import large_allocations_mapped
 from lco_embedding.outcomes import Outcome
 from lco_embedding.segments.result import SourceSegments
 from lco_embedding.segments.spec import SegmentSpec
-from lco_embedding.segments.split import split_item
+from lco_embedding.segments.split import Segment, split_item
 
 __all__ = ["grouped_segments"]
-
-
-class _Place(NamedTuple):
-    source: int
-    number: int
-    start: float
-    end: float
-    tokens: int | None
-    modality: str
-    last: bool
 
 
 def grouped_segments(
@@ -45,13 +35,13 @@ def grouped_segments(
     price of page faults on each (measured on 2 h of audio, tiny model: peak growth 298 -> 202 MB, 230 -> 3 MB kept
     afterwards, host time 6.7 -> 12.8 s). Worth it where memory is short and the forward pass dominates (CPU).
     """
-    places: deque[_Place] = deque()
+    places: deque[Segment] = deque()
 
     def pieces() -> Iterator[Any]:
         for index, item in enumerate(items):
             for segment in split_item(index, item, spec, featurizer):
                 places.append(
-                    _Place(
+                    Segment(
                         segment.source,
                         segment.number,
                         segment.start,
@@ -64,7 +54,7 @@ def grouped_segments(
                 yield segment.item
 
     rows: list[np.ndarray] = []
-    kept: list[_Place] = []
+    kept: list[Segment] = []
     error = None
     with large_allocations_mapped(map_large_allocations):
         for outcome in embed(pieces()):
@@ -80,12 +70,12 @@ def grouped_segments(
                 rows, kept, error = [], [], None
 
 
-def _span(place: _Place) -> str:
+def _span(place: Segment) -> str:
     unit = "characters" if place.modality == "text" else "s"
     return f"{place.start:g}-{place.end:g} {unit}"
 
 
-def _source(last: _Place, rows: list[np.ndarray], kept: list[_Place], error: Any) -> SourceSegments:
+def _source(last: Segment, rows: list[np.ndarray], kept: list[Segment], error: Any) -> SourceSegments:
     def column(values: list[Any], dtype: Any) -> np.ndarray:
         return np.asarray(values, dtype=dtype)
 
