@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -32,25 +33,15 @@ def grouped_segments(
 
     ``map_large_allocations``: while the stream runs, give arrays of 1 MiB or more their own mappings
     (:func:`~lco_embedding.memory.large_allocations_mapped`), so the resident size stays at what is alive, at the
-    price of page faults on each (measured on 2 h of audio, tiny model: peak growth 298 -> 202 MB, 230 -> 3 MB kept
-    afterwards, host time 6.7 -> 12.8 s). Worth it where memory is short and the forward pass dominates (CPU).
+    price of page faults on each (measured on 2 h of audio, tiny model: peak growth 350 -> 202 MB, 311 -> 3 MB kept
+    afterwards, host time 6.5 -> 11.1 s). Worth it where memory is short and the forward pass dominates (CPU).
     """
     places: deque[Segment] = deque()
 
     def pieces() -> Iterator[Any]:
         for index, item in enumerate(items):
             for segment in split_item(index, item, spec, featurizer):
-                places.append(
-                    Segment(
-                        segment.source,
-                        segment.number,
-                        segment.start,
-                        segment.end,
-                        segment.tokens,
-                        segment.modality,
-                        segment.last,
-                    )  # fmt: skip
-                )
+                places.append(replace(segment, item=None))  # its place; the item may be megabytes
                 yield segment.item
 
     rows: list[np.ndarray] = []
