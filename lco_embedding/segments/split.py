@@ -10,6 +10,7 @@ segment spanning the whole item (``start`` and ``end`` NaN).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -111,7 +112,7 @@ def _audio_pieces(value: Any, spec: SegmentSpec, featurizer: Any) -> Iterator[tu
     window, stride = float(spec.audio or 0), float(spec.stride("audio") or 0)
     rate = featurizer.audio_options.sampling_rate
     if not _is_file(value):  # in memory already: cut the whole waveform
-        waveform = preprocess_audio(value, featurizer.audio_options.__class__(sampling_rate=rate, max_seconds=None))
+        waveform = preprocess_audio(value, dataclasses.replace(featurizer.audio_options, max_seconds=None))
         duration = len(waveform) / rate
         start = 0.0
         while True:
