@@ -11,7 +11,8 @@ developed by ...": 79 tokens): for short texts more than half of each row. A bat
 share that prefix, so its keys and values are computed once, kept (:data:`PREFIXES_KEPT`, most recently used) and
 broadcast over the batch, and the forward runs only the rows' own tokens. Causal attention makes this exact: the
 prefix's states never depend on what follows them. It stops before the first media token (media positions and
-features are per item) and leaves every row at least its last token.
+features are per item) and leaves every row at least its last token. Long batches run whole: attention from a
+cached prefix needs an explicit mask, whose size grows with the square of the row (:data:`PREFIX_MASK_ELEMENTS`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ MIN_PREFIX = 8
 """The fewest shared leading tokens worth running once and keeping (see the module's docstring)."""
 PREFIXES_KEPT = 8
 """Prefixes whose keys and values are kept between batches (the least recently used is dropped first)."""
+PREFIX_MASK_ELEMENTS = 2**23
+"""The largest batch (rows x own tokens x all tokens) run from a shared prefix. With the prefix's cache, attention
+needs an explicit mask of that size (the causal kernels cannot offset the diagonal); above it the batch runs whole,
+through the causal kernel with no mask: a row of 7,600 tokens would otherwise build a 230 MB mask."""
 
 
 @dataclass
@@ -169,7 +174,9 @@ class Backbone:
             real = (torch.arange(inputs["input_ids"].shape[1])[None, :] < lengths[:, None]).long()
             inputs["position_ids"] = self.positions(batch, inputs, real)
             inputs["attention_mask"] = None
-            prefix = self._prefix_of(inputs["input_ids"], lengths) if use_prefix and self.cache_keyword else ()
+            batch_size, width = inputs["input_ids"].shape
+            use_prefix = use_prefix and self.cache_keyword and batch_size * width * width <= PREFIX_MASK_ELEMENTS
+            prefix = self._prefix_of(inputs["input_ids"], lengths) if use_prefix else ()
             if prefix:
                 shared = len(prefix)
                 inputs["input_ids"] = inputs["input_ids"][:, shared:]

@@ -43,6 +43,7 @@ from lco_embedding.postprocess import Precision, check_encode_arguments, finish,
 from lco_embedding.preprocessing import AudioOptions, ImageOptions, VideoOptions
 from lco_embedding.preprocessing.image import MAX_IMAGE_PIXELS
 from lco_embedding.preprocessing.sources import MAX_URL_BYTES, URL_TIMEOUT
+from lco_embedding.preprocessing.video import VIDEO_MAX_TOKENS
 from lco_embedding.prompts import MixedSuffixRule
 from lco_embedding.quantization import Quantization, check_quantization, stored_dtype
 from lco_embedding.segments import Segments, SegmentSpec, SourceSegments
@@ -98,7 +99,12 @@ class LCOEmbedder(SentenceTransformerSurface):
             ``"<|IMAGE|>"``, ...) are tokenized as ordinary text, so every string embeds and none can close the
             turn; ``"parse"``: they are parsed as special tokens, as in the reference pipeline.
         max_image_pixels: Images larger than this (width x height, before resizing) are refused before decoding
-            (default 64,000,000).
+            (default 64,000,000); so are video frames.
+        max_item_pixels: The most pixels an item's own ``min_pixels`` / ``max_pixels`` may ask for (an image, or
+            each frame of a video); default: the model's ``max_pixels`` for images and ``video_max_pixels`` for
+            frames. Never above ``max_image_pixels``.
+        max_video_tokens: The most visual tokens one video item may become (default 115,200, qwen-omni-utils'
+            total budget, which the model's own settings never reach); a video above it is refused before decoding.
         url_timeout: Seconds a whole URL download may take (default 20).
         max_url_bytes: Largest URL download in bytes (default 256 MiB).
         preprocessing: ``"reference"`` (default): images resized by qwen-omni-utils with Pillow, exactly as the
@@ -153,6 +159,8 @@ class LCOEmbedder(SentenceTransformerSurface):
         preprocessing: Preprocessing = "reference",
         use_audio_in_video: AudioInVideo = False,
         max_image_pixels: int = MAX_IMAGE_PIXELS,
+        max_item_pixels: int | None = None,
+        max_video_tokens: int = VIDEO_MAX_TOKENS,
         url_timeout: float = URL_TIMEOUT,
         max_url_bytes: int = MAX_URL_BYTES,
         max_tokens_per_batch: int | None = None,
@@ -295,8 +303,14 @@ class LCOEmbedder(SentenceTransformerSurface):
         return self._settings
 
     def settings(self) -> dict[str, Any]:
-        """The settings that decide the embeddings (saved by :meth:`save_pretrained`, recorded by corpus jobs)."""
-        return self._settings.saved()
+        """Everything that decides the embeddings: the input settings saved with a checkpoint
+        (:attr:`embedder_settings` ``.saved()``, also in corpus manifests), the weights' ``dtype`` and their
+        ``quantization`` (None: not quantized)."""
+        return {
+            **self._settings.saved(),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "quantization": self.quantization,
+        }
 
     @property
     def max_length(self) -> int | None:
@@ -396,6 +410,7 @@ class LCOEmbedder(SentenceTransformerSurface):
             special_tokens=self.special_tokens,
             preprocessing=self._settings.preprocessing,
             use_audio_in_video=use_audio_in_video,
+            item_limits=self._settings.item_limits(),
             processor_device=self.device if self.device.type == "cuda" and self.worker_type == "thread" else None,
         )
 
@@ -878,8 +893,10 @@ class LCOEmbedder(SentenceTransformerSurface):
             ``segment`` number, ``start`` / ``end`` (seconds, or character offsets for text) and ``tokens``.
 
         Raises:
-            LCOInputError: A source cannot be read or cut, with ``on_error="raise"``.
-            ValueError: Bad arguments (a text window longer than ``max_length``, ...).
+            LCOInputError: A source cannot be read or cut, or would be cut in windows longer than the model sees
+                (text windows above ``max_length``, audio windows above ``max_audio_seconds``), with
+                ``on_error="raise"``.
+            ValueError: Bad arguments.
 
         Example:
             >>> segments = model.encode_segments("lecture.mp4")  # doctest: +SKIP
@@ -933,11 +950,6 @@ class LCOEmbedder(SentenceTransformerSurface):
         Items are read lazily; what streams through the model is segments, planned by tokens like any items."""
         spec = _segment_spec(segment, window, stride)
         featurizer = self.featurizer(use_audio_in_video)
-        if spec.text is not None and featurizer.max_length is not None and spec.text > featurizer.max_length:
-            raise ValueError(
-                f"text windows of {spec.text} tokens are longer than max_length ({featurizer.max_length}), which "
-                "would cut them: use a smaller window or a larger max_length."
-            )
         embed = partial(
             self.encode_outcomes,
             prompt_name=prompt_name,

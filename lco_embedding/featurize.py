@@ -11,6 +11,7 @@ A Featurizer holds no model and is picklable, so it runs in threads or in worker
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import logging
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 import torch
 
+from lco_embedding.budgets import ItemLimits
 from lco_embedding.errors import LCOInputError
 from lco_embedding.features import Features
 from lco_embedding.inputs import (
@@ -32,7 +34,7 @@ from lco_embedding.inputs import (
 )
 from lco_embedding.modalities import MEDIA_MODALITIES, MODALITY_TABLE
 from lco_embedding.preprocessing import AudioOptions, ImageOptions, VideoOptions
-from lco_embedding.preprocessing.image import load_image
+from lco_embedding.preprocessing.fast_image import FastImageLoader
 from lco_embedding.preprocessing.soundtrack import preprocess_video_with_sound
 from lco_embedding.prompts import MixedSuffixRule
 from lco_embedding.special_tokens import SPECIAL_TOKEN_POLICIES, SpecialTokenGuard, SpecialTokenPolicy
@@ -63,13 +65,15 @@ class Featurizer:
         special_tokens: ``"text"`` (default): special-token strings in user text are ordinary text
             (:mod:`.special_tokens`); ``"parse"``: they are parsed as special tokens, as in the reference pipeline.
         preprocessing: ``"reference"`` (default): images resized with Pillow by qwen-omni-utils' rule, as in the
-            reference pipeline; ``"fast"``: decoded images go to the processor, which resizes them in torch to the
-            same size budget (on ``processor_device`` when given), skipping the Pillow resize.
+            reference pipeline; ``"fast"``: decoded images resized once in torch (on ``processor_device`` when
+            given) to the size the reference ends at, the checkpoint processor's own limits included
+            (:mod:`lco_embedding.preprocessing.fast_image`).
         processor_device: Where the processor's image and video transforms run in fast mode (a CUDA device), or
             None for the CPU.
         use_audio_in_video: Embed videos with their sound tracks, interleaved with the frames as Qwen2.5-Omni
             does (True: every video needs one; ``"auto"``: where every video of the item has one); an item's own
             ``use_audio_in_video`` wins.
+        item_limits: The ceilings of items' own media budgets (default: the options' own pixel and frame budgets).
     """
 
     def __init__(
@@ -87,12 +91,13 @@ class Featurizer:
         preprocessing: Literal["reference", "fast"] = "reference",
         processor_device: Any = None,
         use_audio_in_video: AudioInVideo = False,
+        item_limits: ItemLimits | None = None,
     ) -> None:
         if special_tokens not in SPECIAL_TOKEN_POLICIES:
             raise ValueError(f"special_tokens must be 'text' or 'parse', got {special_tokens!r}.")
         if preprocessing not in ("reference", "fast"):
             raise ValueError(f"preprocessing must be 'reference' or 'fast', got {preprocessing!r}.")
-        self.processor = processor
+        self.processor = _with_lean_audio_features(processor)
         self.modalities = tuple(modalities)
         self.model_type = model_type
         self.image_options = image_options
@@ -102,8 +107,13 @@ class Featurizer:
         self.max_length = max_length
         self.special_tokens: SpecialTokenPolicy = special_tokens
         self.preprocessing = preprocessing
+        self.fast_loaders = _fast_loaders(processor, processor_device) if preprocessing == "fast" else {}
         self.processor_device = processor_device
         self.use_audio_in_video: AudioInVideo = check_audio_in_video(use_audio_in_video)
+        self.item_limits = item_limits or ItemLimits(
+            pixels={"image": image_options.max_pixels, "video": video_options.max_pixels},
+            max_frames=video_options.max_frames,
+        )
         self.guard = SpecialTokenGuard(processor.tokenizer)
         self.text_batcher = TextBatcher(self)
 
@@ -264,14 +274,15 @@ class Featurizer:
     def _load(self, modality: str, value: Any, budgets: dict[str, Any] | None = None) -> Any:
         spec = MODALITY_TABLE[modality]
         assert spec.loader is not None
-        loader = _FAST_LOADERS.get(modality) if self.preprocessing == "fast" else None
-        return (loader or _loader(spec.loader))(value, self.options_for(modality, budgets))
+        loader = self.fast_loaders.get(modality) or _loader(spec.loader)
+        return loader(value, self.options_for(modality, budgets))
 
     def options_for(self, modality: str, budgets: dict[str, Any] | None = None) -> Any:
         """The preprocessor options of ``modality``, with an item's own budgets (``ITEM_BUDGETS``) applied.
 
         Raises:
-            LCOInputError: The budgets contradict each other or the model's settings (e.g. min above max).
+            LCOInputError: The budgets pass the ceilings (:attr:`item_limits`), or contradict each other or the
+                model's settings (e.g. min above max).
         """
         spec = MODALITY_TABLE[modality]
         assert spec.options is not None
@@ -279,6 +290,7 @@ class Featurizer:
         changes = {name: v for name, v in (budgets or {}).items() if modality in ITEM_BUDGETS[name][1]}
         if not changes:
             return options
+        self.item_limits.check(modality, changes)
         try:
             return dataclasses.replace(options, **changes)
         except ValueError as e:
@@ -298,20 +310,26 @@ class Featurizer:
             self.preprocessing,
             str(self.processor_device),
             self.use_audio_in_video,
+            repr(self.item_limits),
         )
 
     def truncate(self, text: str) -> str:
-        """Cut user text to ``max_length`` tokens."""
-        if self.max_length is None:
-            return text
-        tokenizer = self.processor.tokenizer
-        if self.special_tokens == "text":  # counted as the guard will tokenize it
-            ids = self.guard.plain_ids([text])[0]
-        else:
-            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= self.max_length:
-            return text
-        return tokenizer.decode(ids[: self.max_length])
+        """Cut user text to ``max_length`` tokens (:meth:`TextBatcher.truncated`)."""
+        return self.text_batcher.truncated([text])[0]
+
+
+def _with_lean_audio_features(processor: Any) -> Any:
+    """``processor``, or a shallow copy of it whose Whisper feature extractor computes long audio in chunks (the
+    same features in a fraction of the memory: :mod:`lco_embedding.preprocessing.audio_features`)."""
+    from lco_embedding.preprocessing.audio_features import lean_feature_extractor
+
+    extractor = getattr(processor, "feature_extractor", None)
+    lean = lean_feature_extractor(extractor) if extractor is not None else None
+    if lean is extractor:
+        return processor
+    copied = copy.copy(processor)
+    copied.feature_extractor = lean
+    return copied
 
 
 def _loader(name: str) -> Callable[[Any, Any], Any]:
@@ -320,8 +338,14 @@ def _loader(name: str) -> Callable[[Any, Any], Any]:
     return getattr(importlib.import_module(module), function)
 
 
-_FAST_LOADERS: dict[str, Callable[[Any, Any], Any]] = {"image": load_image}
-"""Loaders of ``preprocessing="fast"``: images decoded to RGB, not resized (the processor resizes them in torch)."""
+def _fast_loaders(processor: Any, device: Any) -> dict[str, Callable[[Any, Any], Any]]:
+    """Loaders of ``preprocessing="fast"`` by modality: images decoded and resized once in torch to the reference's
+    final size (:mod:`lco_embedding.preprocessing.fast_image`), where the checkpoint's image processor allows."""
+    image_processor = getattr(processor, "image_processor", None)
+    if not FastImageLoader.supports(image_processor):
+        logger.info("preprocessing='fast' resizes images as the reference does: no torch resize in this processor")
+        return {}
+    return {"image": FastImageLoader(image_processor, device)}
 
 
 def _audio_settings(featurizer: Featurizer, audio: list[Any], options: Any) -> dict[str, Any]:
@@ -340,11 +364,10 @@ def _video_settings(featurizer: Featurizer, videos: list[Any], options: Any) -> 
 
 
 def _image_settings(featurizer: Featurizer, images: list[Any], options: Any) -> dict[str, Any] | None:
-    if featurizer.preprocessing != "fast":
+    if "image" not in featurizer.fast_loaders:
         return None
-    # Full-size images: the processor resizes them in torch, to the same budget as the reference path (the
-    # item's own, when it carries one).
-    settings: dict[str, Any] = {"size": {"shortest_edge": options.min_pixels, "longest_edge": options.max_pixels}}
+    # Images already at their final size (the fast loader's): the processor only rescales and patchifies them.
+    settings: dict[str, Any] = dict(FastImageLoader.PROCESSOR_SETTINGS)
     if featurizer.processor_device is not None:
         settings["device"] = featurizer.processor_device
     return settings

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL.Image import Image as PILImage
 
+from lco_embedding.budgets import ITEM_BUDGETS, parse_budgets
 from lco_embedding.errors import LCOInputError
 from lco_embedding.files import local_file
 from lco_embedding.modalities import (
@@ -49,6 +50,7 @@ __all__ = [
     "local_media_path",
     "looks_like_file",
     "parse_item",
+    "sniff_modality",
     "split_inputs",
     "build_messages",
     "describe_item",
@@ -58,15 +60,6 @@ _EXTENSIONS: dict[Modality, tuple[str, ...]] = {
     name: spec.extensions for name, spec in MODALITY_TABLE.items() if spec.extensions
 }
 _MEDIA_EXTENSIONS = ", ".join(ext for extensions in _EXTENSIONS.values() for ext in extensions)
-ITEM_BUDGETS: dict[str, tuple[type, tuple[Modality, ...]]] = {
-    "fps": (float, ("video",)),
-    "max_frames": (int, ("video",)),
-    "min_pixels": (int, ("image", "video")),
-    "max_pixels": (int, ("image", "video")),
-}
-"""Keys a dict item may carry beside its modalities, overriding the model's media settings for that item only:
-name -> (type, the modalities it applies to)."""
-
 AudioInVideo: TypeAlias = bool | Literal["auto"]
 """Whether a video is embedded with its sound track: True (it must have one), False, or ``"auto"`` (when it has)."""
 AUDIO_IN_VIDEO = "use_audio_in_video"
@@ -165,6 +158,11 @@ def _string_modality(text: str) -> Modality:
     modality = _extension_modality(candidate)
     if modality is None or (any(c.isspace() for c in candidate) and not text.startswith("file://")):
         return "text"
+    if os.path.isdir(candidate):
+        raise LCOInputError(
+            f"{text!r} is a folder, not {_article(modality)} file: pass the files in it one by one (lco-embed encode "
+            f"and encode_corpus take folders), or {{'text': {text!r}}} (or modality='text') to embed the string."
+        )
     raise LCOInputError(
         f"{text!r} looks like a path to {_article(modality)} file, but no such file exists. Fix the path, or pass "
         f"{{'text': {text!r}}} (or modality='text') to embed the string as text."
@@ -193,8 +191,32 @@ def _article(word: str) -> str:
     return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
+_MAGIC = [(name, re.compile(spec.magic, re.DOTALL)) for name, spec in MODALITY_TABLE.items() if spec.magic]
+
+
+def sniff_modality(head: bytes) -> Modality | None:
+    """The media modality a file's first bytes say it holds (its container's signature: PNG, JPEG, WAV, MP3,
+    FLAC, Ogg, MP4 and its audio brands, Matroska/WebM, AVI, ...), or None when they say nothing known.
+
+    Example:
+        >>> sniff_modality(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+        'audio'
+    """
+    for modality, pattern in _MAGIC:
+        if pattern.match(head):
+            return modality
+    return None
+
+
+def _bytes_modality(data: bytes | bytearray) -> Modality:
+    """Bytes given bare: the modality their signature names, else an image (whose decoder then says what it
+    cannot read, and how to name another modality)."""
+    return sniff_modality(bytes(data[:32])) or "image"
+
+
 def _file_object_modality(item: io.IOBase) -> Modality:
-    """A binary file object is media: named by its file's extension, or an image when it has no name (as bytes)."""
+    """A binary file object is media: named by its file's extension, or by its first bytes when it has no name (an
+    image when they say nothing known, as for bytes)."""
     if isinstance(item, io.TextIOBase):
         raise LCOInputError(
             f"{describe_item(item)} is open in text mode; open media files in binary mode ('rb'), or pass text "
@@ -202,7 +224,7 @@ def _file_object_modality(item: io.IOBase) -> Modality:
         )
     name = getattr(item, "name", None)
     if not isinstance(name, str):
-        return "image"
+        return _bytes_modality(_peek(item))
     modality = _extension_modality(name)
     if modality is None:
         raise LCOInputError(
@@ -210,6 +232,19 @@ def _file_object_modality(item: io.IOBase) -> Modality:
             "{'video': f} to say what it is."
         )
     return modality
+
+
+def _peek(item: io.IOBase) -> bytes:
+    """The first bytes of a seekable binary file object, its position kept (nothing for an unseekable one)."""
+    try:
+        if not item.seekable():
+            return b""
+        position = item.tell()
+        head = item.read(32)
+        item.seek(position)
+    except (OSError, ValueError):
+        return b""
+    return head if isinstance(head, bytes) else b""
 
 
 def describe_item(item: Any, width: int = 120) -> str:
@@ -304,7 +339,9 @@ def infer_modality(item: Any) -> ItemKind:
         return modality
     if isinstance(item, io.IOBase):
         return _file_object_modality(item)
-    if isinstance(item, PILImage | bytes | bytearray):
+    if isinstance(item, bytes | bytearray):
+        return _bytes_modality(item)
+    if isinstance(item, PILImage):
         return "image"
     if isinstance(item, np.ndarray | torch.Tensor):
         if item.ndim in (1, 2) and not (isinstance(item, np.ndarray) and item.ndim == 2 and item.dtype == np.uint8):
@@ -437,7 +474,7 @@ def parse_item(item: Any, modality: Modality | None = None) -> ParsedItem:
                 parts.append(_text_part(value) if key == "text" else Part(key, value))
     kind = "mixed" if len(parts) > 1 else parts[0].modality
     present = {part.modality for part in parts}
-    return ParsedItem(kind, parts, budgets=_budgets(item, present), audio_in_video=_audio_in_video(item, present))
+    return ParsedItem(kind, parts, budgets=parse_budgets(item, present), audio_in_video=_audio_in_video(item, present))
 
 
 def check_audio_in_video(value: Any, name: str = AUDIO_IN_VIDEO) -> AudioInVideo:
@@ -460,26 +497,6 @@ def _audio_in_video(item: dict[str, Any], present: set[Modality]) -> AudioInVide
             f"{AUDIO_IN_VIDEO!r} applies to a video and this item has none; leave it out or add the video."
         )
     return value
-
-
-def _budgets(item: dict[str, Any], present: set[Modality]) -> dict[str, Any]:
-    """The per-item media settings of a dict item, checked (type, sign, and that they apply to its media)."""
-    budgets: dict[str, Any] = {}
-    for name, (kind, modalities) in ITEM_BUDGETS.items():
-        if name not in item:
-            continue
-        value = item[name]
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number or (kind is int and not float(value).is_integer()) or value <= 0:
-            what = "a positive integer" if kind is int else "a positive number"
-            raise LCOInputError(f"{name!r} must be {what}, got {value!r}.")
-        if not present & set(modalities):
-            raise LCOInputError(
-                f"{name!r} applies to {' and '.join(modalities)} and this item has none; leave it out or add the "
-                f"{modalities[0]}."
-            )
-        budgets[name] = kind(value)
-    return budgets
 
 
 def split_inputs(inputs: Any) -> tuple[Iterable[Any], bool]:

@@ -48,6 +48,8 @@ class ModalitySpec:
         value_keys: The processor outputs holding its values, cast to the model's dtype on the device.
         loader: ``"module:function"`` of its preprocessor (imported when first used), or None for text.
         options: The :class:`~lco_embedding.featurize.Featurizer` attribute holding the preprocessor's options.
+        magic: A regular expression over a file's first bytes that says it holds this modality (bytes given bare
+            are sniffed with it, in table order, so the more specific ``ftyp`` brands come before video's).
     """
 
     name: Modality
@@ -57,6 +59,7 @@ class ModalitySpec:
     value_keys: tuple[str, ...] = ()
     loader: str | None = None
     options: str | None = None
+    magic: bytes = b""
 
     @property
     def is_media(self) -> bool:
@@ -76,6 +79,7 @@ MODALITY_TABLE: dict[Modality, ModalitySpec] = {
             ("pixel_values",),
             "lco_embedding.preprocessing.image:preprocess_image",
             "image_options",
+            rb"\x89PNG|\xff\xd8\xff|GIF8[79]a|BM|RIFF....WEBP|II\*\x00|MM\x00\*|....ftyp(avif|avis|heic|heix|mif1)",
         ),
         ModalitySpec(
             "audio",
@@ -85,6 +89,7 @@ MODALITY_TABLE: dict[Modality, ModalitySpec] = {
             ("input_features",),
             "lco_embedding.preprocessing.audio:preprocess_audio",
             "audio_options",
+            rb"RIFF....WAVE|ID3|\xff[\xe2-\xff]|fLaC|OggS|FORM....AIF[FC]|....ftyp(M4A |M4B )|#!AMR",
         ),
         ModalitySpec(
             "video",
@@ -94,6 +99,7 @@ MODALITY_TABLE: dict[Modality, ModalitySpec] = {
             ("pixel_values_videos",),
             "lco_embedding.preprocessing.video:preprocess_video",
             "video_options",
+            rb"....ftyp|\x1a\x45\xdf\xa3|RIFF....AVI |\x00\x00\x01[\xba\xb3]|FLV\x01|\x30\x26\xb2\x75",
         ),
     )
 }

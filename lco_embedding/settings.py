@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
+from lco_embedding.budgets import ItemLimits
 from lco_embedding.preprocessing.audio import AudioOptions
 from lco_embedding.preprocessing.image import MAX_IMAGE_PIXELS, ImageOptions
 from lco_embedding.preprocessing.sources import MAX_URL_BYTES, URL_TIMEOUT, ReadLimits
-from lco_embedding.preprocessing.video import VideoOptions
+from lco_embedding.preprocessing.video import VIDEO_MAX_TOKENS, VideoOptions
 from lco_embedding.prompts import MixedSuffixRule
 from lco_embedding.special_tokens import SPECIAL_TOKEN_POLICIES, SpecialTokenPolicy
 
@@ -30,7 +31,7 @@ Preprocessing = Literal["reference", "fast"]
 class EmbedderSettings:
     """Every option of :class:`~lco_embedding.LCOEmbedder` about inputs (see the constructor's docstring).
 
-    The first eleven decide the embeddings (:meth:`saved`); the last three only bound reading.
+    The first eleven decide the embeddings (:meth:`saved`); the last five only bound reading.
     """
 
     min_pixels: int = 4 * 28 * 28
@@ -45,6 +46,8 @@ class EmbedderSettings:
     preprocessing: Preprocessing = "reference"
     use_audio_in_video: bool | Literal["auto"] = False
     max_image_pixels: int = MAX_IMAGE_PIXELS
+    max_item_pixels: int | None = None
+    max_video_tokens: int = VIDEO_MAX_TOKENS
     url_timeout: float = URL_TIMEOUT
     max_url_bytes: int = MAX_URL_BYTES
 
@@ -74,6 +77,13 @@ class EmbedderSettings:
             raise ValueError(f"preprocessing must be 'reference' or 'fast', got {self.preprocessing!r}.")
         if not (isinstance(self.use_audio_in_video, bool) or self.use_audio_in_video == "auto"):
             raise ValueError(f"use_audio_in_video must be True, False or 'auto', got {self.use_audio_in_video!r}.")
+        if self.max_item_pixels is not None and not (
+            isinstance(self.max_item_pixels, int) and 0 < self.max_item_pixels <= self.max_image_pixels
+        ):
+            raise ValueError(
+                f"max_item_pixels must be a positive integer at most max_image_pixels ({self.max_image_pixels:,}) or "
+                f"None, got {self.max_item_pixels!r}."
+            )
         self.image_options()  # the preprocessors validate their own bounds
         self.video_options()
         self.audio_options()
@@ -118,7 +128,22 @@ class EmbedderSettings:
             max_frames=self.video_max_frames,
             max_pixels=self.video_max_pixels,
             patch_size=patch_size,
+            max_tokens=self.max_video_tokens,
+            max_frame_pixels=self.max_image_pixels,
             limits=self.limits(),
+        )
+
+    def item_limits(self) -> ItemLimits:
+        """The ceilings of items' own media budgets: ``max_item_pixels`` (default: the model's ``max_pixels`` for
+        images and ``video_max_pixels`` for frames, never above ``max_image_pixels``) and ``video_max_frames``."""
+        cap = self.max_image_pixels
+
+        def ceiling(own: int) -> int:
+            return min(self.max_item_pixels or own, cap)
+
+        return ItemLimits(
+            pixels={"image": ceiling(self.max_pixels), "video": ceiling(self.video_max_pixels)},
+            max_frames=self.video_max_frames,
         )
 
     def audio_options(self, sampling_rate: int = 16000) -> AudioOptions:

@@ -37,6 +37,7 @@ __all__ = [
     "simulate_oom",
     "synthetic_image",
     "write_audio_only_mp4",
+    "write_clip_with_silent_track",
     "write_clip_with_sound",
     "write_long_wav",
     "write_mp4",
@@ -547,9 +548,31 @@ def write_clip_with_sound(
     return Path(path)
 
 
-def write_long_wav(path: str | Path, *, minutes: int, rate: int = 16000) -> Path:
-    """Write ``minutes`` of a 220 Hz tone as 16-bit mono WAV, a minute at a time (never the whole in memory)."""
-    minute = (0.2 * np.sin(2 * np.pi * 220 * np.arange(60 * rate) / rate) * 32767).astype("<i2").tobytes()
+def write_clip_with_silent_track(path: str | Path, *, seconds: float = 2.0, fps: int = 4) -> Path:
+    """Write a video whose sound track exists (an AAC stream in the container) but holds no packets, as some
+    screen recorders and muted exports leave it. Give a ``.mkv`` path: MP4 muxers drop a stream without packets."""
+    import av
+
+    rng = np.random.default_rng(7)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=fps)
+        video.height, video.width, video.pix_fmt = 48, 64, "yuv420p"
+        audio = container.add_stream("aac", rate=16000, layout="mono")  # never given a sample
+        first = synthetic_image(48, 64, rng)
+        for i in range(round(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(np.roll(first, 4 * i, axis=1), format="rgb24")
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in [*video.encode(), *audio.encode(None)]:
+            container.mux(packet)
+    return Path(path)
+
+
+def write_long_wav(path: str | Path, *, minutes: int, rate: int = 16000, silent: bool = False) -> Path:
+    """Write ``minutes`` of a 220 Hz tone (or of silence) as 16-bit mono WAV, a minute at a time (never the whole in
+    memory)."""
+    amplitude = 0.0 if silent else 0.2
+    minute = (amplitude * np.sin(2 * np.pi * 220 * np.arange(60 * rate) / rate) * 32767).astype("<i2").tobytes()
     with wave.open(str(path), "wb") as f:
         f.setnchannels(1)
         f.setsampwidth(2)

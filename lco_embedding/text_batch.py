@@ -6,7 +6,8 @@ processor for every item: about 0.7 ms each, most of it the processor's keyword 
 holds the user's content (the tokenizer splits at special tokens first, so the runs between them are tokenized
 independently), and the segment is ``"user\\n" + prompt + text + suffix``. :class:`TextBatcher` renders the template
 once per (prompt, suffix), keeps head and tail as ids, and tokenizes the segments of a whole window in one call of
-the fast tokenizer. User text is cut to ``max_length`` tokens first, as the per-item path cuts it, also in one call.
+the fast tokenizer. User text is cut to ``max_length`` tokens first, also in one call, tokenizing only as much of a
+long text as the cut needs (:meth:`TextBatcher.truncated`, which the per-item path uses too).
 
 Exactness is checked, not assumed: on first use for each (prompt, suffix) the batched tokens of a probe text are
 compared with the per-item path's; a checkpoint whose template does not have this shape (or whose processor adds
@@ -30,12 +31,14 @@ from lco_embedding.features import Features
 if TYPE_CHECKING:
     from lco_embedding.inputs import ParsedItem
 
-__all__ = ["TextBatcher"]
+__all__ = ["PREFIX_MARGIN", "TextBatcher"]
 
 logger = logging.getLogger(__name__)
 
 _PROBE = "a probe text, to check the batched tokens against the processor"
 _EXTRA_KEYS_OF_ZEROS = {"mm_token_type_ids", "token_type_ids"}
+PREFIX_MARGIN = 64
+"""Tokens tokenized past ``max_length`` when only a prefix of a long text is tokenized (see ``truncated``)."""
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,15 @@ class TextBatcher:
     def __init__(self, featurizer: Any) -> None:
         self.featurizer = featurizer
         self._templates: dict[tuple[str, str], _Template | None] = {}
+        self._longest_token: int | None = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"featurizer": self.featurizer, "_templates": dict(self._templates)}
+        return {
+            "featurizer": self.featurizer,
+            "_templates": dict(self._templates),
+            "_longest_token": self._longest_token,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -84,7 +92,7 @@ class TextBatcher:
         template = self._template(prompt or "", suffix)
         if template is None:
             return None
-        texts = self._truncated([item.parts[0].value for _, item in indexed])
+        texts = self.truncated([item.parts[0].value for _, item in indexed])
         ids = self._encode([template.before + text + template.after for text in texts])
         features = []
         for (index, _), tokens in zip(indexed, ids, strict=True):
@@ -102,16 +110,40 @@ class TextBatcher:
             return featurizer.guard.plain_ids(texts)
         return featurizer.guard.parsing_ids(texts)
 
-    def _truncated(self, texts: list[str]) -> list[str]:
-        """The per-item path's cut (tokenize, keep ``max_length`` tokens, decode), counted in one call."""
+    def truncated(self, texts: list[str]) -> list[str]:
+        """``texts`` cut to ``max_length`` tokens as the reference cuts them (tokenize, keep ``max_length`` tokens,
+        decode), in one tokenizer call; the per-item path cuts with this too.
+
+        Only a prefix of a long text is tokenized, so memory follows ``max_length``, not the text: enough characters
+        for ``max_length + PREFIX_MARGIN`` tokens however the tokenizer normalizes them (:meth:`prefix_chars`); the
+        tokens past ``max_length`` are the margin that keeps the cut exactly where tokenizing the whole text puts it.
+        A prefix that still holds fewer tokens (a normalizer that collapses runs of characters) is doubled until it
+        holds enough, or is the whole text.
+        """
         max_length = self.featurizer.max_length
         if max_length is None:
             return texts
+        wanted = max_length + PREFIX_MARGIN
+        limit = self.prefix_chars(wanted)
+        heads = [text[:limit] for text in texts]
         decode = self.featurizer.processor.tokenizer.decode
-        return [
-            text if len(ids) <= max_length else decode(ids[:max_length])
-            for text, ids in zip(texts, self._encode(texts), strict=True)
-        ]
+        cut = []
+        for text, head, ids in zip(texts, heads, self._encode(heads), strict=True):
+            size = len(head)
+            while len(ids) < wanted and size < len(text):
+                size *= 2
+                ids = self._encode([text[:size]])[0]
+            cut.append(text if len(ids) <= max_length else decode(ids[:max_length]))
+        return cut
+
+    def prefix_chars(self, tokens: int) -> int:
+        """Characters that surely make at least ``tokens`` tokens: a token spans at most as many characters as the
+        longest vocabulary entry has (bytes, for byte-level vocabularies), and Unicode normalization (NFC/NFKC) joins
+        at most four characters into one."""
+        if self._longest_token is None:
+            vocabulary = self.featurizer.processor.tokenizer.get_vocab()
+            self._longest_token = max(map(len, vocabulary), default=1)
+        return tokens * 4 * self._longest_token
 
     def _template(self, prompt: str, suffix: str) -> _Template | None:
         key = (prompt, suffix)

@@ -43,7 +43,7 @@ def test_an_items_budget_equals_the_models_setting_for_that_item_only(embedder, 
     [
         ({"image": "x.jpg", "max_pixels": 0}, "'max_pixels' must be a positive integer, got 0"),
         ({"image": "x.jpg", "max_pixels": 100.5}, "'max_pixels' must be a positive integer"),
-        ({"video": "x.mp4", "fps": "2"}, "'fps' must be a positive number, got '2'"),
+        ({"video": "x.mp4", "fps": "2"}, "'fps' must be a positive finite number, got '2'"),
         ({"video": "x.mp4", "max_frames": True}, "'max_frames' must be a positive integer"),
         ({"text": "words", "fps": 2}, "'fps' applies to video and this item has none"),
         ({"audio": "x.wav", "max_pixels": 1000}, "'max_pixels' applies to image and video and this item has none"),

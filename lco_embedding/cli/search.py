@@ -21,6 +21,9 @@ def query_item(words: tuple[str, ...] | list[str], image: str | None, audio: str
     text = " ".join(words).strip()
     if text:
         item["text"] = text
+    elif words and not (image or audio or video):
+        raise click.UsageError("the query is empty: give a text with at least one non-blank character (or --image, "
+                               "--audio or --video).")  # fmt: skip
     for modality, path in (("image", image), ("audio", audio), ("video", video)):
         if path:
             item[modality] = path
@@ -55,9 +58,9 @@ def load_folder_model(manifest: dict[str, Any], model: str | None, device: str |
         quantization=spec.get("quantization"),  # queries embedded like the rows
         **manifest["settings"],
     )
-    if embedder.settings() != manifest["settings"]:
+    if embedder.embedder_settings.saved() != manifest["settings"]:
         raise click.ClickException(
-            f"the model's preprocessing settings {embedder.settings()} differ from the folder's "
+            f"the model's preprocessing settings {embedder.embedder_settings.saved()} differ from the folder's "
             f"{manifest['settings']}: the query would not be embedded like the rows."
         )
     if embedder.get_embedding_dimension() != manifest["dimension"]:

@@ -45,5 +45,5 @@ def describe_embedder(embedder: LCOEmbedder, prompt_name: str | None, prompt: st
             "suffixes": {**SUFFIXES, "mixed": MIXED_SUFFIX},
             "mixed_rule": embedder.mixed_suffix,
         },
-        "settings": embedder.settings(),
+        "settings": embedder.embedder_settings.saved(),
     }

@@ -54,7 +54,7 @@ class LCOModule(InputModule):
 
     def get_config_dict(self) -> dict[str, Any]:
         """The embedder's preprocessing settings."""
-        return self.embedder.settings()
+        return self.embedder.embedder_settings.saved()
 
     def get_sentence_embedding_dimension(self) -> int:
         """The embedding size (the model's hidden size)."""

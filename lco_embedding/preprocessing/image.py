@@ -18,6 +18,7 @@ what nearly every file holds, come out exactly as in the reference.
 from __future__ import annotations
 
 import io
+import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -144,11 +145,17 @@ def _open(source: Any, limits: ReadLimits) -> Image.Image:
             ) from e
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise LCOInputError(
-                f"cannot decode the image ({type(e).__name__}: {e}); the data is corrupt or not an image."
+                f"cannot decode the image ({type(e).__name__}: {_reason(e)}); the data is corrupt or not an image. If "
+                "it is audio or video, say so: {'audio': data} or {'video': data}."
             ) from e
     raise LCOInputError(
         f"an image must be a path, URL, data URI, bytes, PIL image or array, got {type(source).__name__}."
     )
+
+
+def _reason(error: BaseException) -> str:
+    """Pillow's message without the repr of the in-memory file it was given (``<_io.BytesIO object at 0x...>``)."""
+    return re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(error))
 
 
 def _check_size(image: Image.Image, max_image_pixels: int) -> int:

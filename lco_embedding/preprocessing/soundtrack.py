@@ -23,11 +23,11 @@ __all__ = ["preprocess_video_with_sound", "read_soundtrack"]
 
 
 def read_soundtrack(path: str, options: AudioOptions | None = None) -> np.ndarray | None:
-    """The first audio stream of the video at ``path`` as float32 mono at ``options.sampling_rate``, or None when
-    the file has no audio stream.
+    """The first audio stream of the video at ``path`` as float32 mono at ``options.sampling_rate``: None when the
+    file has no audio stream, an empty array when its audio stream holds no samples.
 
     Raises:
-        LCOInputError: The file cannot be decoded, or its audio stream holds no samples.
+        LCOInputError: The file cannot be decoded.
     """
     import av
     import librosa
@@ -45,7 +45,7 @@ def read_soundtrack(path: str, options: AudioOptions | None = None) -> np.ndarra
             f"cannot decode the video's sound track ({type(e).__name__}: {e}); the file is corrupt."
         ) from e
     if pcm.size == 0:
-        raise LCOInputError("the video's sound track holds no samples.")
+        return np.zeros(0, np.float32)
     waveform = (pcm.astype(np.float64) / 32768.0).astype(np.float32)  # librosa's buf_to_float
     if channels > 1:
         waveform = librosa.to_mono(waveform.reshape(-1, channels).T)
@@ -86,12 +86,13 @@ def preprocess_video_with_sound(
     with local_copy(source, limits=video_options.limits, suffix=".mp4") as path:
         frames = preprocess_video(path, video_options)
         sound = read_soundtrack(path, audio_options)
-    if sound is None and required:
+    if (sound is None or sound.size == 0) and required:
+        what = "no sound track" if sound is None else "a sound track that holds no samples"
         raise LCOInputError(
-            "the video has no sound track (use_audio_in_video=True needs one): embed it without "
-            "(use_audio_in_video=False), or with use_audio_in_video='auto' to use the sound only where there is one."
+            f"the video has {what} (use_audio_in_video=True needs sound): embed it without "
+            "(use_audio_in_video=False), or with use_audio_in_video='auto' to use the sound only where there is some."
         )
-    return frames, sound
+    return frames, (None if sound is None or sound.size == 0 else sound)
 
 
 def _decode_pcm16(container: Any, stream: Any, seconds: float | None) -> np.ndarray:

@@ -6,6 +6,10 @@ with bicubic antialiasing so that ``frames x pixels`` stays within the model's b
 decord where it is installed and PyAV otherwise. A list of frames (or a 4-D array) is used as given — padded to
 an even count by repeating the last frame, and subsampled evenly to ``max_frames`` if longer.
 
+Memory is bounded before anything is decoded: the stored frame size (``max_frame_pixels``) and the visual tokens the
+sampled, resized frames will be (``max_tokens``) are checked from the stream's header, and frames are resized a chunk
+at a time as they are decoded, so only a chunk is ever held at the stored size.
+
 Does not read the sound track: :mod:`lco_embedding.preprocessing.soundtrack` does (``use_audio_in_video``).
 """
 
@@ -21,10 +25,26 @@ import numpy as np
 import torch
 
 from lco_embedding.errors import LCOInputError
-from lco_embedding.preprocessing.image import load_image
+from lco_embedding.preprocessing.image import MAX_IMAGE_PIXELS, load_image
 from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, local_copy
 
-__all__ = ["VideoOptions", "VideoWindow", "decoded_video", "preprocess_video", "read_video_frames", "video_windows"]
+__all__ = [
+    "VIDEO_MAX_TOKENS",
+    "VideoOptions",
+    "VideoWindow",
+    "decoded_video",
+    "frame_size",
+    "preprocess_video",
+    "read_video_frames",
+    "video_windows",
+]
+
+
+VIDEO_MAX_TOKENS = 115_200
+"""Default ``max_video_tokens``: the most visual tokens one video item may become (qwen-omni-utils' total video
+budget, 90 % of a 128k-token sequence; the model's own settings never reach it)."""
+DECODE_CHUNK_PIXELS = 32 * 2**20
+"""Decoded pixels held at once while a video's sampled frames are resized (about 96 MB of RGB)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +59,9 @@ class VideoOptions:
         max_pixels: Largest pixel count per frame after resizing (768 tokens); the reference also caps the
             total over all frames at 90% of a 128k-token budget.
         patch_size: The vision encoder's patch size.
+        max_tokens: The most visual tokens the video may become (frames / 2 x tokens per frame); a video whose
+            sampled and resized frames would be more is refused before any frame is decoded.
+        max_frame_pixels: Frames larger than this (width x height, as stored) are refused before decoding.
         limits: How long and how large a URL download may be.
     """
 
@@ -48,17 +71,21 @@ class VideoOptions:
     min_pixels: int = 128 * 28 * 28
     max_pixels: int = 768 * 28 * 28
     patch_size: int = 14
+    max_tokens: int = VIDEO_MAX_TOKENS
+    max_frame_pixels: int = MAX_IMAGE_PIXELS
     limits: ReadLimits = field(default_factory=ReadLimits)
 
     def __post_init__(self) -> None:
-        if self.fps <= 0:
-            raise ValueError(f"video fps must be positive, got {self.fps}.")
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"video fps must be a positive finite number, got {self.fps}.")
         if self.max_frames < 2:
             raise ValueError(f"video max_frames must be at least 2, got {self.max_frames}.")
         if not 0 < self.min_pixels <= self.max_pixels:
             raise ValueError(
                 f"video pixels need 0 < min_pixels <= max_pixels, got {self.min_pixels} and {self.max_pixels}."
             )
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise ValueError(f"max_video_tokens must be a positive integer, got {self.max_tokens!r}.")
 
 
 def _frame_indices(total: int, video_fps: float, options: VideoOptions) -> list[int]:
@@ -74,12 +101,83 @@ def _frame_indices(total: int, video_fps: float, options: VideoOptions) -> list[
     return torch.linspace(0, total - 1, nframes).round().long().tolist()
 
 
-def _read_decord(path: str, options: VideoOptions) -> torch.Tensor:
+def frame_size(nframes: int, height: int, width: int, options: VideoOptions) -> tuple[int, int]:
+    """The ``(height, width)`` that ``nframes`` frames of ``height x width`` are resized to, by qwen-omni-utils'
+    ``fetch_video`` arithmetic (the per-frame budget shrinks as frames are added), checked against the budgets
+    before any frame is decoded.
+
+    Raises:
+        LCOInputError: A stored frame above ``max_frame_pixels``, a frame that cannot be resized (aspect ratio
+            above 200:1), or more than ``max_tokens`` visual tokens in all.
+    """
+    from qwen_omni_utils.v2_5 import vision_process as qv
+
+    if height * width > options.max_frame_pixels:
+        raise LCOInputError(
+            f"the video's frames are {width}x{height} = {height * width:,} pixels, above the limit of "
+            f"{options.max_frame_pixels:,} (max_image_pixels): refused before decoding. Downscale it first."
+        )
+    factor = options.patch_size * qv.SPATIAL_MERGE_SIZE
+    total_pixels = qv.MODEL_SEQ_LEN * factor * factor * 0.9
+    frame_cap = qv.VIDEO_MAX_TOKEN_NUM * factor * factor
+    budget = max(min(frame_cap, total_pixels / nframes * qv.FRAME_FACTOR), int(options.min_pixels * 1.05))
+    try:
+        size = qv.smart_resize(
+            height, width, factor=factor, min_pixels=options.min_pixels, max_pixels=min(options.max_pixels, budget)
+        )
+    except ValueError as e:
+        raise LCOInputError(f"cannot resize video frames of size {width}x{height}: {e}.") from e
+    tokens = math.ceil(nframes / qv.FRAME_FACTOR) * (size[0] // factor) * (size[1] // factor)
+    if tokens > options.max_tokens:
+        raise LCOInputError(
+            f"the video would be {tokens:,} visual tokens ({nframes} frames of {size[1]}x{size[0]}), above the "
+            f"limit of {options.max_tokens:,} (max_video_tokens): lower its fps, max_frames or pixel budget, or "
+            "raise max_video_tokens."
+        )
+    return size
+
+
+def _resized(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(T, C, H, W)`` uint8 frames resized as qwen-omni-utils' fetch_video resizes them (bicubic, antialiased;
+    frame by frame, so resizing a video in chunks gives the same frames)."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.functional import resize
+
+    return resize(frames, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
+
+
+class _Frames:
+    """The sampled frames of a video, resized to their planned size as chunks of them are decoded, so that only a
+    chunk is ever held at the stored size (``size=None``: kept as stored)."""
+
+    def __init__(self, count: int, height: int, width: int, options: VideoOptions, resize: bool) -> None:
+        self.size = frame_size(count, height, width, options) if resize else None
+        self.out = torch.empty((count, 3, *(self.size or (height, width))), dtype=torch.uint8)
+        self.chunk = max(1, DECODE_CHUNK_PIXELS // (height * width))
+        self.stored = (height, width)
+
+    def put(self, slots: list[int], frames: np.ndarray) -> None:
+        """Place decoded ``(n, H, W, 3)`` frames at output positions ``slots``."""
+        chunk = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        if tuple(chunk.shape[-2:]) != self.stored:
+            raise LCOInputError(
+                f"the video's frames change size ({self.stored[1]}x{self.stored[0]} declared, "
+                f"{chunk.shape[-1]}x{chunk.shape[-2]} decoded); re-encode it at one size."
+            )
+        self.out[slots] = _resized(chunk, self.size) if self.size is not None else chunk
+
+
+def _read_decord(path: str, options: VideoOptions, *, resize: bool = False) -> torch.Tensor:
     import decord
 
     reader = decord.VideoReader(path)
     indices = _frame_indices(len(reader), reader.get_avg_fps(), options)
-    return torch.from_numpy(reader.get_batch(indices).asnumpy()).permute(0, 3, 1, 2)
+    height, width = _geometry(path)
+    frames = _Frames(len(indices), height, width, options, resize)
+    for start in range(0, len(indices), frames.chunk):
+        wanted = indices[start : start + frames.chunk]
+        frames.put(list(range(start, start + len(wanted))), reader.get_batch(wanted).asnumpy())
+    return frames.out
 
 
 def _stream_info(path: str) -> tuple[float, int]:
@@ -96,28 +194,58 @@ def _stream_info(path: str) -> tuple[float, int]:
     return fps, total
 
 
-def _read_pyav(path: str, options: VideoOptions) -> torch.Tensor:
+def _geometry(path: str) -> tuple[int, int]:
+    """The stored ``(height, width)`` of a video file's frames, from its stream header (nothing decoded)."""
+    import av
+
+    with av.open(path) as container:
+        _require_video_stream(container)
+        context = container.streams.video[0].codec_context
+        height, width = int(context.height or 0), int(context.width or 0)
+    if height < 1 or width < 1:
+        raise LCOInputError("the video stream declares no frame size; the file is corrupt.")
+    return height, width
+
+
+def _read_pyav(path: str, options: VideoOptions, *, resize: bool = False) -> torch.Tensor:
     """Sampled frames through PyAV: the frames are counted first (:func:`_stream_info`), then only the sampled
-    ones are kept while decoding, so memory holds the sample, not the video."""
+    ones are kept while decoding (resized a chunk at a time), so memory holds the sample, not the video."""
     import av
 
     fps, total = _stream_info(path)
+    height, width = _geometry(path)
+    indices = _frame_indices(total, fps, options)
+    frames = _Frames(len(indices), height, width, options, resize)
+    slots: dict[int, list[int]] = {}
+    for slot, number in enumerate(indices):
+        slots.setdefault(number, []).append(slot)
+    pending: list[tuple[list[int], np.ndarray]] = []
+    filled: list[int] = []
+
+    def flush() -> None:
+        places = [slot for chosen, _ in pending for slot in chosen]
+        stack = np.stack([frame for chosen, frame in pending for _ in chosen])
+        frames.put(places, stack)
+        filled.extend(places)
+        pending.clear()
+
     with av.open(path) as container:
-        stream = container.streams.video[0]
-        wanted = set(_frame_indices(total, fps, options))
-        final = max(wanted)
-        kept: dict[int, np.ndarray] = {}
-        for number, frame in enumerate(container.decode(stream)):
-            if number in wanted:
-                kept[number] = frame.to_ndarray(format="rgb24")
-            if number >= final:
+        for number, frame in enumerate(container.decode(container.streams.video[0])):
+            if number in slots:
+                pending.append((slots[number], frame.to_ndarray(format="rgb24")))
+                if len(pending) >= frames.chunk:
+                    flush()
+            if number >= indices[-1]:
                 break
-    if not kept:
+    if pending:
+        flush()
+    if not filled:
         raise LCOInputError("the video has no decodable frames.")
     # A container that over-reports its frames: the last decoded frame stands in for missing ones.
-    last = kept[max(kept)]
-    indices = _frame_indices(total, fps, options)
-    return torch.from_numpy(np.stack([kept.get(i, last) for i in indices])).permute(0, 3, 1, 2)
+    missing = sorted(set(range(len(indices))) - set(filled))
+    if missing:
+        frames.out[missing] = frames.out[max(filled)]
+    return frames.out
 
 
 @dataclass(frozen=True)
@@ -265,11 +393,13 @@ def _decode_problem(path: str) -> LCOInputError | None:
     return None
 
 
-def read_video_frames(path: str, options: VideoOptions = VideoOptions()) -> torch.Tensor:
-    """Decode the sampled frames of a video file as a ``(T, C, H, W)`` uint8 tensor.
+def read_video_frames(path: str, options: VideoOptions = VideoOptions(), *, resize: bool = False) -> torch.Tensor:
+    """Decode the sampled frames of a video file as a ``(T, C, H, W)`` uint8 tensor: as stored, or with ``resize``
+    at the size the model's budget gives them (:func:`frame_size`, resized a chunk at a time as they are decoded).
 
     Raises:
-        LCOInputError: If the file cannot be decoded, has no video stream, or has fewer than two frames.
+        LCOInputError: If the file cannot be decoded, has no video stream, fewer than two frames, or frames above
+            the budgets (checked before decoding).
     """
     import av
 
@@ -280,7 +410,8 @@ def read_video_frames(path: str, options: VideoOptions = VideoOptions()) -> torc
 
         errors += (decord.DECORDError,)
     try:
-        return _read_decord(path, options) if use_decord else _read_pyav(path, options)
+        read = _read_decord if use_decord else _read_pyav
+        return read(path, options, resize=resize)
     except LCOInputError:
         raise
     except errors as e:
@@ -292,46 +423,29 @@ def read_video_frames(path: str, options: VideoOptions = VideoOptions()) -> torc
 
 
 def _frames_from_list(frames: Any, options: VideoOptions) -> torch.Tensor:
+    """Frames given as a list or array: subsampled evenly to ``max_frames`` (before decoding any), padded to an
+    even count with the last, checked against the budgets on the first frame's size, resized a chunk at a time."""
     if isinstance(frames, np.ndarray):
         frames = list(frames)  # (T, H, W, C)
     elif isinstance(frames, torch.Tensor):
         frames = list(frames)  # (T, C, H, W)
     if len(frames) == 0:
         raise LCOInputError("the video has no frames.")
-    images = [np.asarray(load_image(frame)) for frame in frames]
-    sizes = {image.shape for image in images}
-    if len(sizes) > 1:
-        raise LCOInputError(f"all frames of a video must have one size, got {sorted(sizes)}.")
-    if len(images) > options.max_frames:
-        keep = torch.linspace(0, len(images) - 1, options.max_frames // 2 * 2).round().long().tolist()
-        images = [images[i] for i in keep]
-    if len(images) % 2:
-        images.append(images[-1])
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-
-
-def _resize(video: torch.Tensor, options: VideoOptions) -> torch.Tensor:
-    """Resize frames as qwen-omni-utils' fetch_video does (same budget arithmetic, same interpolation)."""
-    from qwen_omni_utils.v2_5 import vision_process as qv
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms.functional import resize
-
-    factor = options.patch_size * qv.SPATIAL_MERGE_SIZE
-    nframes, _, height, width = video.shape
-    total_pixels = qv.MODEL_SEQ_LEN * factor * factor * 0.9
-    frame_cap = qv.VIDEO_MAX_TOKEN_NUM * factor * factor
-    budget = max(min(frame_cap, total_pixels / nframes * qv.FRAME_FACTOR), int(options.min_pixels * 1.05))
-    try:
-        new_height, new_width = qv.smart_resize(
-            height,
-            width,
-            factor=factor,
-            min_pixels=options.min_pixels,
-            max_pixels=min(options.max_pixels, budget),
-        )
-    except ValueError as e:
-        raise LCOInputError(f"cannot resize video frames of size {width}x{height}: {e}.") from e
-    return resize(video, [new_height, new_width], interpolation=InterpolationMode.BICUBIC, antialias=True).float()
+    if len(frames) > options.max_frames:
+        keep = torch.linspace(0, len(frames) - 1, options.max_frames // 2 * 2).round().long().tolist()
+        frames = [frames[i] for i in keep]
+    if len(frames) % 2:
+        frames = [*frames, frames[-1]]
+    first = np.asarray(load_image(frames[0]))
+    out = _Frames(len(frames), first.shape[0], first.shape[1], options, resize=True)
+    for start in range(0, len(frames), out.chunk):
+        images = [first if i == 0 else np.asarray(load_image(frames[i])) for i in range(start, start + out.chunk)
+                  if i < len(frames)]  # fmt: skip
+        sizes = {image.shape for image in images} | {first.shape}
+        if len(sizes) > 1:
+            raise LCOInputError(f"all frames of a video must have one size, got {sorted(sizes)}.")
+        out.put(list(range(start, start + len(images))), np.stack(images))
+    return out.out
 
 
 def decoded_video(source: dict[str, Any]) -> tuple[Any, Any]:
@@ -368,11 +482,11 @@ def preprocess_video(source: Any, options: VideoOptions = VideoOptions()) -> tor
         video = _frames_from_list(source, options)
     elif isinstance(source, bytes | bytearray) or is_reference(source) or is_file_object(source):
         with local_copy(source, limits=options.limits, suffix=".mp4") as path:
-            video = read_video_frames(path, options)
+            video = read_video_frames(path, options, resize=True)
     else:
         raise LCOInputError(
             f"a video must be a path, URL, bytes, a list of frames or a 4-D array, got {type(source).__name__}."
         )
     if video.shape[0] == 0 or math.prod(video.shape) == 0:
         raise LCOInputError("the video has no frames.")
-    return _resize(video, options)
+    return video.float()

@@ -7,12 +7,16 @@ not cut: its items are embedded whole, as one segment each.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["SegmentSpec"]
+__all__ = ["MAX_WINDOW_SECONDS", "MAX_WINDOW_TOKENS", "SegmentSpec"]
+
+MAX_WINDOW_SECONDS = 86_400.0
+"""The longest media window or stride a spec takes (a day): longer ones are a typo, and would size buffers by it."""
+MAX_WINDOW_TOKENS = 1_000_000
+"""The longest text window a spec takes."""
 
 _PART = re.compile(r"^\s*(audio|video|text)\s*=\s*([0-9.]+)\s*(s|sec|seconds|tok|tokens)?\s*$")
 
@@ -41,8 +45,11 @@ class SegmentSpec:
     def __post_init__(self) -> None:
         for name in ("audio", "video", "audio_stride", "video_stride"):
             value = getattr(self, name)
-            if value is not None and not (_number(value) and value > 0 and math.isfinite(value)):
-                raise ValueError(f"segment {name} must be a positive number of seconds or None, got {value!r}.")
+            if value is not None and not (_number(value) and 0 < value <= MAX_WINDOW_SECONDS):
+                raise ValueError(
+                    f"segment {name} must be a positive number of seconds (at most {MAX_WINDOW_SECONDS:,.0f}) or None, "
+                    f"got {value!r}."
+                )
         for name in ("audio", "video"):
             window, stride = getattr(self, name), getattr(self, f"{name}_stride")
             if stride is not None and (window is None or stride > window):
@@ -52,8 +59,11 @@ class SegmentSpec:
                 )
         if self.text is not None and not (isinstance(self.text, int) and not isinstance(self.text, bool)):
             raise ValueError(f"segment text must be a positive number of tokens or None, got {self.text!r}.")
-        if self.text is not None and self.text < 1:
-            raise ValueError(f"segment text must be a positive number of tokens or None, got {self.text!r}.")
+        if self.text is not None and not 1 <= self.text <= MAX_WINDOW_TOKENS:
+            raise ValueError(
+                f"segment text must be a positive number of tokens (at most {MAX_WINDOW_TOKENS:,}) or None, got "
+                f"{self.text!r}."
+            )
         overlap = self.text_overlap
         if not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 0:
             raise ValueError(f"segment text_overlap must be a non-negative number of tokens, got {overlap!r}.")
@@ -68,6 +78,7 @@ class SegmentSpec:
             ValueError: A malformed entry (the message shows the form).
         """
         values: dict[str, Any] = {"audio": None, "video": None, "text": None}
+        given: dict[str, str] = {}
         for part in filter(str.strip, text.split(",")):
             match = _PART.match(part)
             if match is None:
@@ -76,6 +87,12 @@ class SegmentSpec:
                     f"(seconds for audio and video, tokens for text); {part.strip()!r} is not one."
                 )
             modality, size, unit = match.groups()
+            if modality in given:
+                raise ValueError(
+                    f"--segment names {modality} twice ({given[modality]!r} and {part.strip()!r}); give each modality "
+                    "once."
+                )
+            given[modality] = part.strip()
             seconds = modality != "text"
             if unit and seconds != unit.startswith("s"):
                 raise ValueError(f"--segment {modality} is sized in {'seconds' if seconds else 'tokens'}: {part!r}.")
@@ -142,6 +159,29 @@ class SegmentSpec:
         given = {key: v for key, v in value.items() if key in fields}
         return cls(**given).with_window(value.get("window"), value.get("stride"))
 
+    def limit_problem(
+        self, modality: str, *, max_length: int | None, max_audio_seconds: float | None, with_sound: bool = False
+    ) -> str | None:
+        """Why windows of this spec would be cut before the model sees them whole, for an item of ``modality``
+        (text windows above ``max_length`` tokens; audio windows, and video windows with their sound, above
+        ``max_audio_seconds``), or None when they are not: such segments would claim a span the model never saw.
+        """
+        window = self.window(modality)
+        if window is None:
+            return None
+        if modality == "text" and max_length is not None and window > max_length:
+            return (
+                f"text windows of {_shown(window)} tokens are longer than max_length ({max_length}), which would cut "
+                "them: use a smaller window or a larger max_length."
+            )
+        heard = modality == "audio" or (modality == "video" and with_sound)
+        if heard and max_audio_seconds is not None and window > max_audio_seconds:
+            return (
+                f"{modality} windows of {_shown(window)} s are longer than max_audio_seconds ({max_audio_seconds:g}), "
+                "which would cut their sound: use a smaller window or a larger max_audio_seconds."
+            )
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain values (recorded in a corpus manifest)."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -153,6 +193,10 @@ class SegmentSpec:
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _shown(value: float) -> str:
+    return f"{value:g}" if abs(value) < 1e9 else f"{float(value):.3g}"
 
 
 def _tokens(size: str, part: str) -> int:

@@ -4,8 +4,10 @@ place in the source (seconds for audio and video, character offsets for text).
 Long media is decoded once and streamed (:func:`~lco_embedding.preprocessing.stream.audio_windows`,
 :func:`~lco_embedding.preprocessing.video.video_windows`): a two-hour recording is never one array. Text is cut into
 windows of the checkpoint's tokenizer (:func:`~lco_embedding.segments.text.text_windows`). Items that are not a
-single audio, video or text (images, mixed items, conversations), or whose modality the spec does not cut, are one
-segment spanning the whole item (``start`` and ``end`` NaN).
+single audio, video or text (images, mixed items, conversations), videos given as frames, or whose modality the spec
+does not cut, are one segment spanning the whole item (``start`` and ``end`` NaN). A spec whose windows the model
+would cut (text windows above ``max_length``, audio windows above ``max_audio_seconds``) is the item's error, for
+the items it would cut only.
 """
 
 from __future__ import annotations
@@ -91,6 +93,17 @@ def _pieces(
     if item.kind not in ("text", "audio", "video") or len(item.parts) != 1 or spec.window(item.kind) is None:
         return None
     value = item.parts[0].value
+    if item.kind == "video" and not _is_file(value):  # frames in memory: embedded whole
+        return None
+    wanted = featurizer.use_audio_in_video if item.audio_in_video is None else item.audio_in_video
+    problem = spec.limit_problem(
+        item.kind,
+        max_length=featurizer.max_length,
+        max_audio_seconds=featurizer.audio_options.max_seconds,
+        with_sound=wanted is not False,
+    )
+    if problem is not None:
+        raise LCOInputError(problem)
     if item.kind == "text":
         return _text_pieces(value, spec, featurizer)
     if item.kind == "audio":
@@ -130,8 +143,6 @@ def _audio_pieces(value: Any, spec: SegmentSpec, featurizer: Any) -> Iterator[tu
 def _video_pieces(
     item: ParsedItem, value: Any, spec: SegmentSpec, featurizer: Any
 ) -> Iterator[tuple[float, float, int | None, Any]]:
-    if not _is_file(value):
-        raise LCOInputError("only a video file (path, URL or bytes) can be cut into segments, not a list of frames.")
     window, stride = float(spec.video or 0), float(spec.stride("video") or 0)
     wanted = featurizer.use_audio_in_video if item.audio_in_video is None else item.audio_in_video
     budgets = {name: v for name, v in item.budgets.items() if name in _CARRIED_BUDGETS}
