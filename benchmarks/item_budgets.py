@@ -79,9 +79,61 @@ def _cases(folder: Path, media: dict[str, str]) -> dict[str, tuple[str, object]]
             "encode_segments of a frame-list video",
             lambda m: m.encode_segments({"video": [np.zeros((32, 32, 3), np.uint8)] * 4}),
         ),
+        "server-image-1e9": (
+            "server: 64x64 PNG item, min_pixels = max_pixels = 10**9",
+            lambda m: _serve(m, {"image": _data_uri(media["png64"], "image/png"), **huge}),
+        ),
+        "server-text-window": (
+            'server: {"text": "word " * 500, "segment": {"text": 1000000}}',
+            lambda m: _serve(m, {"text": "word " * 500, "segment": {"text": 1_000_000}}),
+        ),
         "wav-bytes": ("WAV bytes given bare to encode", lambda m: m.encode(wav_bytes)),
         "wav-bytes-segments": ("WAV bytes given bare to encode_segments", lambda m: m.encode_segments(wav_bytes)),
     }
+
+
+def _data_uri(path: str, mime: str) -> str:
+    import base64
+
+    return f"data:{mime};base64,{base64.b64encode(Path(path).read_bytes()).decode()}"
+
+
+_SERVERS: dict[int, str] = {}
+
+
+def _serve(model, item: dict) -> str:
+    """POST one request with ``item`` to a server of ``model`` in this process (started before the measurement
+    by a first request, so its start-up is not counted); returns the answer's status and message."""
+    import httpx
+
+    from tests.serving.conftest import NAME
+
+    url = _SERVERS[id(model)]
+    response = httpx.post(f"{url}/v1/embeddings", json={"model": NAME, "input": [item]}, timeout=600)
+    message = response.json().get("error", {}).get("message", "")
+    return f"HTTP {response.status_code} {message}".strip()
+
+
+def _start_server(model) -> None:
+    """Serve ``model`` on a loopback port in a thread (the test suite's server), and warm it with one request."""
+    import socket
+
+    import httpx
+    import uvicorn
+
+    from lco_embedding.serving import ServerSettings, create_app
+    from tests.serving.conftest import NAME
+
+    app = create_app(model, ServerSettings(served_model_name=NAME))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    while not server.started:
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    _SERVERS[id(model)] = url
+    httpx.post(f"{url}/v1/embeddings", json={"model": NAME, "input": ["warm"]}, timeout=600)
 
 
 def _run_case(name: str) -> dict:
@@ -100,6 +152,8 @@ def _run_case(name: str) -> dict:
     model = LCOEmbedder(str(checkpoint), device="cpu")
     model.encode(["warm", {"image": media["png"]}, {"audio": media["wav"]}, {"video": media["mp4"]}])
     description, case = _cases(folder, media)[name]
+    if name.startswith("server-"):
+        _start_server(model)
     stopped: list[str] = []
 
     def watch() -> None:
@@ -116,7 +170,7 @@ def _run_case(name: str) -> dict:
     try:
         result = case(model)
         shape = getattr(result, "shape", None) or getattr(getattr(result, "embeddings", None), "shape", None)
-        behaviour = f"embedded, shape {tuple(shape)}" if shape is not None else "embedded"
+        behaviour = f"embedded, shape {tuple(shape)}" if shape is not None else str(result)
     except Exception as e:  # the behaviour is what is measured
         behaviour = f"{type(e).__name__}: {e}"
     seconds = time.monotonic() - began

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from lco_embedding.errors import LCOInputError
-from lco_embedding.types import Modality
+from lco_embedding.modalities import Modality
 
-__all__ = ["ITEM_BUDGETS", "MAX_ITEM_FPS", "ItemLimits", "parse_budgets"]
+__all__ = ["AUDIO_IN_VIDEO", "ITEM_BUDGETS", "MAX_ITEM_FPS", "ItemLimits", "parse_budgets"]
 
 ITEM_BUDGETS: dict[str, tuple[type, tuple[Modality, ...]]] = {
     "fps": (float, ("video",)),
@@ -29,6 +29,9 @@ ITEM_BUDGETS: dict[str, tuple[type, tuple[Modality, ...]]] = {
 name -> (type, the modalities it applies to)."""
 
 _PER = {"video": "video frame"}
+
+AUDIO_IN_VIDEO = "use_audio_in_video"
+"""The key of a dict item that says whether its videos are embedded with their sound tracks."""
 
 MAX_ITEM_FPS = 60.0
 """The highest ``fps`` an item may ask for (frames sampled per second of its video)."""

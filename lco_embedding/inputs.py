@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL.Image import Image as PILImage
 
-from lco_embedding.budgets import ITEM_BUDGETS, parse_budgets
+from lco_embedding.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS, parse_budgets
 from lco_embedding.errors import LCOInputError
 from lco_embedding.files import local_file
 from lco_embedding.modalities import (
@@ -62,8 +62,6 @@ _EXTENSIONS: dict[Modality, tuple[str, ...]] = {
 _MEDIA_EXTENSIONS = ", ".join(ext for extensions in _EXTENSIONS.values() for ext in extensions)
 AudioInVideo: TypeAlias = bool | Literal["auto"]
 """Whether a video is embedded with its sound track: True (it must have one), False, or ``"auto"`` (when it has)."""
-AUDIO_IN_VIDEO = "use_audio_in_video"
-"""The key of a dict item that says, for its videos, what :data:`AudioInVideo` says."""
 _ITEM_KEYS = {*ITEM_BUDGETS, AUDIO_IN_VIDEO}
 
 # Mixed dicts put media first, then text (image-before-text as in the authors' training; mteb 2.x's order).

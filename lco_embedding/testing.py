@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import wave
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "build_tiny_checkpoint",
     "make_test_media",
+    "peak_memory_growth",
     "simulate_oom",
     "synthetic_image",
     "write_audio_only_mp4",
@@ -638,6 +639,32 @@ def make_test_media(folder: str | Path, *, seed: int = 0) -> dict[str, Path]:
         out[name] = folder / f"{name}.mp4"
         write_mp4(out[name], seconds=seconds, fps=8, width=64, height=48, rng=rng)
     return out
+
+
+def peak_memory_growth(function: Callable[[], Any]) -> tuple[Any, int]:
+    """Run ``function`` and return what it returned (or the exception it raised) and how far this process's peak
+    resident memory rose above what it held before, in bytes. The high-water mark is reset first (Linux'
+    ``/proc/self/clear_refs``), so earlier peaks do not hide this one.
+
+    Example:
+        >>> outcome, grown = peak_memory_growth(lambda: bytearray(50 * 2**20))  # doctest: +SKIP
+        >>> grown > 40 * 2**20  # doctest: +SKIP
+        True
+    """
+
+    def status(field: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"/proc/self/status has no {field}")
+
+    Path("/proc/self/clear_refs").write_text("5")
+    before = status("VmRSS")
+    try:
+        outcome: Any = function()
+    except Exception as e:  # the caller asserts on it
+        outcome = e
+    return outcome, status("VmHWM") - before
 
 
 @contextmanager

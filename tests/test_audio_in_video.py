@@ -18,7 +18,7 @@ import torch
 from lco_embedding import LCOEmbedder, LCOInputError
 from lco_embedding.preprocessing.soundtrack import read_soundtrack
 from lco_embedding.reference import media_content, mixed_content
-from lco_embedding.testing import write_clip_with_sound
+from lco_embedding.testing import write_clip_with_silent_track, write_clip_with_sound
 
 TOL = 1e-5
 
@@ -145,6 +145,16 @@ def test_a_video_without_sound(embedder, media):
     with pytest.raises(LCOInputError, match="given as frames has no sound track"):
         embedder.encode({"video": frame_list, "use_audio_in_video": True})
     assert embedder.encode({"video": frame_list, "use_audio_in_video": "auto"}).shape == frames.shape
+
+
+def test_a_sound_track_without_samples_is_no_sound_for_auto_and_an_error_for_true(embedder, tmp_path):
+    clip = str(write_clip_with_silent_track(tmp_path / "muted.mkv"))  # the track exists; it has no packets
+    frames_only = embedder.encode({"video": clip})
+    np.testing.assert_allclose(
+        embedder.encode({"video": clip, "use_audio_in_video": "auto"}), frames_only, atol=TOL, rtol=0
+    )
+    with pytest.raises(LCOInputError, match="a sound track that holds no samples .*use_audio_in_video='auto'"):
+        embedder.encode({"video": clip, "use_audio_in_video": True})
 
 
 def test_auto_uses_the_sound_where_every_video_of_the_item_has_one(embedder, clips, media):

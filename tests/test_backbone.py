@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from lco_embedding import LCOEmbedder
-from lco_embedding.backbone import MIN_PREFIX, PREFIXES_KEPT
+from lco_embedding.backbone import MIN_PREFIX, PREFIX_MASK_ELEMENTS, PREFIXES_KEPT
 from lco_embedding.collate import collate
 from lco_embedding.pooling import last_token_pool
+from lco_embedding.testing import peak_memory_growth
 
 TOL = 1e-5
 
@@ -80,6 +81,20 @@ def test_a_kept_prefix_is_reused_and_a_lone_row_makes_none(fresh):
         hook.remove()
     assert calls.count(True) == 1  # the prefix was run once
     np.testing.assert_allclose(lone, plain_forward(fresh, ["one text"]), atol=TOL, rtol=0)
+
+
+def test_a_long_row_runs_whole_even_with_a_kept_prefix(tiny_omni):
+    """A cached prefix needs an explicit attention mask (rows x own tokens x all tokens); a long row runs whole."""
+    model = LCOEmbedder(tiny_omni, device="cpu", max_length=None)
+    batch_forward(model, TEXTS)  # keeps the template's prefix
+    long = model.featurizer()(0, "word " * 4000, None, None)
+    assert long.length**2 > PREFIX_MASK_ELEMENTS
+    assert model.backbone.prepare([model.featurizer()(0, "one text", None, None)]).prefix  # small: it is used
+    assert not model.backbone.prepare([long]).prefix
+    outcome, grown = peak_memory_growth(lambda: model.backbone.forward([long]))
+    assert grown < long.length**2, grown  # the float mask of 4,000 x 4,000 it once built was 64 MB
+    np.testing.assert_allclose(torch.nn.functional.normalize(outcome, dim=-1).numpy(),
+                               plain_forward(model, ["word " * 4000]), atol=TOL, rtol=0)  # fmt: skip
 
 
 def test_every_row_keeps_at_least_its_last_token(fresh):

@@ -68,6 +68,17 @@ def test_skip_mode_reports_and_embeds_the_rest_unchanged(embedder, media, tmp_pa
     assert not report.ok and embedder.encode("ok").shape == (64,) and embedder.last_report.ok
 
 
+def test_wav_bytes_given_bare_are_audio_and_unknown_bytes_say_how_to_name_them(embedder, media):
+    from pathlib import Path
+
+    data = Path(media["wav"]).read_bytes()
+    np.testing.assert_allclose(embedder.encode(data), embedder.encode({"audio": data}), atol=1e-6, rtol=0)
+    segments = embedder.encode_segments(data)
+    assert segments.modality == ["audio"] and segments.end[0] == pytest.approx(1.0)
+    with pytest.raises(LCOInputError, match=r"cannot identify image file\); .* \{'audio': data\} or \{'video': data\}"):
+        embedder.encode(b"neither an image nor a sound")
+
+
 def test_modality_the_checkpoint_cannot_embed(tiny_vl, media):
     model = LCOEmbedder(tiny_vl, device="cpu")
     with pytest.raises(LCOInputError, match="no audio encoder") as info:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from lco_embedding.errors import LCOInputError
-from lco_embedding.inputs import build_messages, infer_modality, parse_item, split_inputs
+from lco_embedding.inputs import build_messages, infer_modality, parse_item, sniff_modality, split_inputs
 from lco_embedding.prompts import MIXED_SUFFIX, SUFFIXES, suffix_for
 
 
@@ -30,6 +33,33 @@ def test_missing_media_path_is_refused_with_the_fix():
         infer_modality("ct.jpg")
     assert parse_item("ct.jpg", modality="text").parts[0].value == "ct.jpg"
     assert parse_item({"text": "ct.jpg"}).kind == "text"
+
+
+def test_a_folder_named_like_a_media_file_is_said_to_be_a_folder(tmp_path):
+    folder = tmp_path / "photos.png"
+    folder.mkdir()
+    with pytest.raises(LCOInputError, match=r"photos\.png' is a folder, not an image file: pass the files in it"):
+        infer_modality(str(folder))
+
+
+def test_bare_bytes_and_unnamed_file_objects_are_sniffed_by_their_container(media, tmp_path):
+    import soundfile as sf
+
+    from lco_embedding.testing import write_clip_with_silent_track
+
+    sf.write(tmp_path / "tone.ogg", np.zeros(1600, np.float32), 16000, format="OGG", subtype="VORBIS")
+    files = {name: Path(media[name]) for name in ("png", "jpg", "wav", "flac", "mp4")}
+    files["ogg"] = tmp_path / "tone.ogg"
+    files["mkv"] = write_clip_with_silent_track(tmp_path / "clip.mkv")
+    expected = {"png": "image", "jpg": "image", "wav": "audio", "flac": "audio", "ogg": "audio", "mp4": "video",
+                "mkv": "video"}  # fmt: skip
+    for name, path in files.items():
+        data = path.read_bytes()
+        assert infer_modality(data) == expected[name] == sniff_modality(data[:32]), name
+        unnamed = io.BytesIO(data)
+        unnamed.seek(0)
+        assert infer_modality(unnamed) == expected[name] and unnamed.tell() == 0, name
+    assert infer_modality(b"no known signature") == "image"  # the image decoder then says how to name others
 
 
 def test_non_string_forms():

@@ -282,6 +282,70 @@ def test_fast_preprocessing_gives_the_reference_sizes_and_stays_within_0_999_cos
     assert cosine.max() < 1 - 1e-7  # the modes do differ: the check is not comparing a mode with itself
 
 
+def _with_processor_limits(tiny_omni: str, folder: Path, low: int, high: int) -> str:
+    """A copy of the checkpoint whose image processor resizes into ``[low, high]`` pixels (its own limits)."""
+    import json
+    import shutil
+
+    shutil.copytree(tiny_omni, folder)
+    config = json.loads((folder / "processor_config.json").read_text())
+    config["image_processor"]["size"] = {"shortest_edge": low, "longest_edge": high}
+    (folder / "processor_config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+def _photos(folder: Path, count: int) -> list[str]:
+    """``count`` JPEG photos of three sizes: below, near and above the embedder's pixel budget."""
+    from lco_embedding.testing import synthetic_image
+
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(11)
+    sizes = [(200, 300), (480, 640), (1200, 1600)]
+    paths = []
+    for index in range(count):
+        path = folder / f"{index}.jpg"
+        Image.fromarray(synthetic_image(*sizes[index % 3], rng)).save(path, quality=90)
+        paths.append(str(path))
+    return paths
+
+
+LIMITS = {
+    "below": (56 * 56, 64 * 28 * 28),  # the checkpoint's processor caps images under the embedder's max_pixels
+    "equal": (4 * 28 * 28, 1280 * 28 * 28),
+    "above": (56 * 56, 16384 * 28 * 28),
+}
+
+
+def _fast_matches_the_reference(checkpoint: str, photos: list[str]) -> np.ndarray:
+    from lco_embedding import LCOEmbedder
+
+    fast = LCOEmbedder(checkpoint, device="cpu", preprocessing="fast")
+    reference = LCOEmbedder(checkpoint, device="cpu")
+    for index, photo in enumerate(photos[:6]):
+        got = fast.featurizer()(index, {"image": photo}, None, None)
+        want = reference.featurizer()(index, {"image": photo}, None, None)
+        assert torch.equal(got.inputs["image_grid_thw"], want.inputs["image_grid_thw"]), photo
+        assert got.length == want.length and torch.equal(got.inputs["input_ids"], want.inputs["input_ids"])
+    items = [{"image": photo} for photo in photos]
+    return (fast.encode(items, batch_size=8) * reference.encode(items, batch_size=8)).sum(axis=1)
+
+
+@pytest.mark.parametrize("limits", list(LIMITS))
+def test_fast_preprocessing_ends_at_the_references_grid_whatever_the_processors_own_limits(tiny_omni, tmp_path, limits):
+    checkpoint = _with_processor_limits(tiny_omni, tmp_path / "ckpt", *LIMITS[limits])
+    cosine = _fast_matches_the_reference(checkpoint, _photos(tmp_path / "photos", 9))
+    assert cosine.min() >= 0.999, cosine
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("limits", list(LIMITS))
+def test_fast_preprocessing_on_120_photos_of_three_sizes(tiny_omni, tmp_path, limits):
+    """The acceptance's run (the fast test above checks the same on 9 photos)."""
+    checkpoint = _with_processor_limits(tiny_omni, tmp_path / "ckpt", *LIMITS[limits])
+    cosine = _fast_matches_the_reference(checkpoint, _photos(tmp_path / "photos", 120))
+    assert cosine.min() >= 0.999, cosine
+
+
 def test_fast_preprocessing_is_a_saved_setting_and_checked(fast_and_reference, tiny_omni):
     from lco_embedding import LCOEmbedder
 
@@ -289,3 +353,28 @@ def test_fast_preprocessing_is_a_saved_setting_and_checked(fast_and_reference, t
     assert fast.settings()["preprocessing"] == "fast"
     with pytest.raises(ValueError, match="preprocessing must be 'reference' or 'fast'"):
         LCOEmbedder(tiny_omni, device="cpu", preprocessing="pillow")
+
+
+def test_long_audios_features_computed_in_chunks_equal_the_extractors(embedder):
+    from lco_embedding.preprocessing.audio_features import CHUNK_FRAMES, lean_feature_extractor
+
+    extractor = embedder.processor.feature_extractor
+    lean = lean_feature_extractor(extractor)
+    assert type(lean) is not type(extractor) and lean_feature_extractor(lean) is lean
+    rng = np.random.default_rng(3)
+    for seconds in (1.0, CHUNK_FRAMES / 100 + 0.013, 45.5):  # one chunk, just over one, several
+        samples = (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32)
+        settings = {"sampling_rate": 16000, "max_length": len(samples) + 480, "padding": "max_length"}
+        want = extractor(samples, return_attention_mask=True, return_tensors="pt", **settings)
+        got = lean(samples, return_attention_mask=True, return_tensors="pt", **settings)
+        assert torch.equal(got["input_features"], want["input_features"]), seconds
+        assert torch.equal(got["attention_mask"], want["attention_mask"])
+
+
+def test_an_hour_of_audio_beside_other_items_stays_within_300_mb(embedder, media, tmp_path):
+    from lco_embedding.testing import peak_memory_growth, write_long_wav
+
+    hour = str(write_long_wav(tmp_path / "hour.wav", minutes=60, silent=True))  # 115 MB; 300 s are embedded
+    items = [{"audio": hour}, "a text", {"image": media["png"]}]
+    outcome, grown = peak_memory_growth(lambda: embedder.encode(items))
+    assert outcome.shape == (3, embedder.dimension) and grown < 300 * 2**20, grown  # was +719 MB

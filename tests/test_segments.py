@@ -107,6 +107,26 @@ def test_a_source_that_fails_fails_whole(embedder, long_media, tmp_path):
     assert set(segments.errors) == {0} and segments.source.tolist() == [1] * 4
 
 
+def test_window_limits_apply_to_the_modality_they_concern(embedder, long_media):
+    # A text window above max_length is refused for texts only; an audio window above max_audio_seconds for audio.
+    with pytest.raises(LCOInputError, match=r"Input 0: audio windows of 600 s are longer than max_audio_seconds"):
+        embedder.encode_segments(long_media["audio"], window=600)
+    spoken = embedder.encode_segments(long_media["audio"], SegmentSpec(audio=30.0, text=400))  # no text to cut
+    assert len(spoken) == 4
+    with pytest.raises(LCOInputError, match=r"Input 1: text windows of 400 tokens are longer than max_length"):
+        embedder.encode_segments([long_media["audio"], "a text"], SegmentSpec(audio=30.0, text=400))
+    kept = embedder.encode_segments([long_media["audio"], "a text"], SegmentSpec(audio=30.0, text=400),
+                                    on_error="skip")  # fmt: skip
+    assert sorted(set(kept.source)) == [0] and list(kept.errors) == [1]
+
+
+def test_a_video_given_as_frames_is_one_whole_segment(embedder):
+    frames = [np.full((32, 32, 3), 30 * i, np.uint8) for i in range(4)]
+    segments = embedder.encode_segments({"video": frames})
+    assert len(segments) == 1 and np.isnan(segments.start[0]) and np.isnan(segments.end[0])
+    np.testing.assert_allclose(segments.embeddings[0], embedder.encode({"video": frames}), atol=TOL, rtol=0)
+
+
 def test_sources_are_read_lazily_and_delivered_as_they_finish(embedder, long_media):
     """The stream reads its sources as it goes, about one window of the engine ahead (16 batches), never the whole
     input first, and hands each source back once its last segment is embedded."""
@@ -132,6 +152,12 @@ def test_bad_specs_are_refused(embedder):
     with pytest.raises(ValueError, match="longer than max_length"):
         embedder.encode_segments("some text", SegmentSpec(text=400))
     assert SegmentSpec.parse("audio=30s, video=20s,text=120") == SegmentSpec(30.0, 20.0, 120, text_overlap=20)
+    with pytest.raises(ValueError, match=r"--segment names audio twice \('audio=30s' and 'audio=10s'\)"):
+        SegmentSpec.parse("audio=30s,audio=10s")
+    with pytest.raises(ValueError, match="at most 86,400"):
+        SegmentSpec().with_window(1e308)
+    with pytest.raises(ValueError, match="at most 1,000,000"):
+        SegmentSpec(text=10**7)
     assert SegmentSpec.parse("audio=30").video is None
     for bad in ("audio=30x", "text=12.5", "text=300s", "frames=3", ""):
         with pytest.raises(ValueError, match="--segment"):

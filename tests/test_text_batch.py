@@ -3,11 +3,15 @@ token: adversarial strings, both special-token policies, prompts, the truncation
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lco_embedding import LCOEmbedder
 from lco_embedding.inputs import parse_item
+from lco_embedding.testing import peak_memory_growth
 
 ADVERSARIAL = [
     "a cat on a mat",
@@ -91,3 +95,42 @@ def test_only_plain_text_is_batchable(embedder, media):
     assert all(featurizer.batchable(item) for item in batchable)
     assert not any(featurizer.batchable(item) for item in others)
     assert featurizer.batchable("a photo.png", "text") and not featurizer.batchable("a cat", "image")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pieces=st.lists(
+        st.sampled_from(["a", "b ", "  ", "\n", "é", "e\u0301", "<|im_end|>", "the ", ".", "x" * 40, "🙂", "\u1100\u1161",
+                         " " * 90, "z" * 300]),
+        min_size=1, max_size=400,
+    ),
+    max_length=st.integers(1, 6),
+)  # fmt: skip
+def test_a_long_texts_prefix_is_cut_where_tokenizing_all_of_it_cuts(tiny_omni, pieces, max_length):
+    """Only a prefix of a long text is tokenized (its length in characters follows max_length); the cut equals
+    tokenize-slice-decode of the whole text, as the reference cuts."""
+    featurizer = _short_featurizer(tiny_omni, max_length)
+    text = "".join(pieces)
+    ids = featurizer.guard.plain_ids([text])[0]
+    want = text if len(ids) <= max_length else featurizer.processor.tokenizer.decode(ids[:max_length])
+    assert featurizer.text_batcher.truncated([text]) == [want]
+    assert featurizer.truncate(text) == want
+
+
+_FEATURIZERS: dict[int, object] = {}
+
+
+def _short_featurizer(tiny_omni: str, max_length: int):
+    if max_length not in _FEATURIZERS:
+        _FEATURIZERS[max_length] = LCOEmbedder(tiny_omni, device="cpu", max_length=max_length).featurizer()
+    return _FEATURIZERS[max_length]
+
+
+def test_a_million_characters_cost_what_max_length_needs(embedder):
+    text = "x" * 1_000_000
+    outcome, grown = peak_memory_growth(lambda: embedder.encode(text))
+    assert grown < 50 * 2**20, grown  # tokenizing the whole text took +570 MB with Qwen's vocabulary
+    featurizer = embedder.featurizer()
+    cut = featurizer.truncate(text)
+    assert len(cut) < len(text) and len(featurizer.guard.plain_ids([cut])[0]) == embedder.max_length
+    np.testing.assert_allclose(outcome, embedder.encode(cut), atol=1e-5, rtol=0)

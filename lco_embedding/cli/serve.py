@@ -37,6 +37,12 @@ __all__ = ["serve"]
     help="Items held at once; beyond it requests get 429 with Retry-After.",
 )
 @click.option(
+    "--max-queue-tokens",
+    type=click.IntRange(min=1),
+    help="Tokens of featurized items waiting for the model (after items' own media settings); a request that "
+    "would pass it while others wait gets 429 [default: 32 forward passes' budget].",
+)
+@click.option(
     "--max-items-per-request",
     type=click.IntRange(min=1),
     default=256,
@@ -106,6 +112,7 @@ def serve(
     max_tokens: int | None,
     max_batch_items: int,
     max_queue_items: int,
+    max_queue_tokens: int | None,
     max_items_per_request: int,
     max_item_bytes: int,
     max_body_bytes: int,
@@ -140,6 +147,7 @@ def serve(
             max_tokens_per_batch=max_tokens,
             max_batch_items=max_batch_items,
             max_queue_items=max_queue_items,
+            max_queue_tokens=max_queue_tokens,
             featurize_workers=featurize_workers,
             max_items_per_request=max_items_per_request,
             max_item_bytes=max_item_bytes,

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from lco_embedding.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS
 from lco_embedding.files import file_problem, local_file
 from lco_embedding.modalities import MODALITIES, MODALITY_TABLE
 
@@ -619,7 +620,34 @@ def row_item(
     modality = next(iter(content)) if len(content) == 1 else "mixed"
     if problems:
         return None, modality, " ".join(problems)
+    for key in ITEM_SETTINGS:  # the row's own media settings, as a dict item carries them
+        value = _setting_value(row.get(key))
+        if value is not None:
+            content[key] = value
     return content, modality, None
+
+
+ITEM_SETTINGS = (*ITEM_BUDGETS, AUDIO_IN_VIDEO)
+"""Columns that hold a row's own media settings (``fps``, ``max_frames``, ``min_pixels``, ``max_pixels``,
+``use_audio_in_video``): applied to the row's item, checked as ``encode`` checks a dict item's."""
+
+
+def _setting_value(value: Any) -> Any:
+    """A setting cell: None when empty; a CSV's text as the number or boolean it spells (the embedder checks it)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    words = {"true": True, "false": False, "auto": "auto"}
+    if text.lower() in words:
+        return words[text.lower()]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return value
 
 
 def _media_value(value: Any, folder: str | None, modality: str) -> tuple[Any, str | None]:

@@ -196,7 +196,7 @@ def _number(value: Any) -> bool:
 
 
 def _shown(value: float) -> str:
-    return f"{value:g}" if abs(value) < 1e9 else f"{float(value):.3g}"
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) < 1e12 else f"{float(value):.3g}"
 
 
 def _tokens(size: str, part: str) -> int:

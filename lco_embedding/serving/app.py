@@ -257,14 +257,14 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
         try:
             batcher.admit(len(items))
         except QueueFull as e:
-            return _error(
-                429, str(e), "rate_limit_error", code="queue_full", headers={"Retry-After": str(e.retry_after)}
-            )
+            return _busy(e)
         ticket = Ticket()
         try:
             vectors, tokens, places = await _unless_disconnected(request, batcher.embed(items, prompt, ticket), ticket)
         except ItemError as e:
             return _error(400, str(e), "invalid_request_error", param=_param(e))
+        except QueueFull as e:
+            return _busy(e)
         except _Disconnected:
             return Response(status_code=499)
         finally:
@@ -281,6 +281,13 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
         return Response(content, media_type="application/json")
 
     return app
+
+
+def _busy(error: QueueFull) -> Any:
+    """The 429 of a full queue, with its Retry-After."""
+    return _error(
+        429, str(error), "rate_limit_error", code="queue_full", headers={"Retry-After": str(error.retry_after)}
+    )
 
 
 def _param(error: ItemError) -> str:

@@ -169,6 +169,7 @@ class DynamicBatcher:
 
         Raises:
             ItemError: An item that cannot be embedded (the one with the lowest index).
+            QueueFull: The request's tokens would pass ``max_queue_tokens`` while others wait.
         """
         loop = asyncio.get_running_loop()
         if all(len(item) == 1 and "text" in item for item in items):
@@ -198,7 +199,7 @@ class DynamicBatcher:
             if isinstance(failure, LCOInputError | LCOEmbeddingError):  # the item, not the server
                 where = "" if place is None else f"segment {place['segment']}: "
                 raise ItemError(where + failure.reason, index)
-            raise failure
+            raise next((f for _, f in failures if isinstance(f, QueueFull)), failure)
         return results, sum(job.features.length for job in jobs), places
 
     def _featurize(self, index: int, item: dict[str, Any], prompt: str | None) -> list[tuple[Any, Features]]:
@@ -221,16 +222,30 @@ class DynamicBatcher:
             out.append((place, replace(features, index=next(self._ids))))
         return out
 
+    @property
+    def max_queue_tokens(self) -> int:
+        """Tokens that may wait for the model (:attr:`ServerSettings.max_queue_tokens`, else 32 batch budgets)."""
+        return self.settings.max_queue_tokens or 32 * self.engine.max_tokens
+
     def _enqueue(self, jobs: list[_Job]) -> None:
-        """Queue featurized jobs for the model thread."""
+        """Queue one request's featurized jobs for the model thread; when they would take the tokens waiting past
+        :attr:`max_queue_tokens` while others wait, they are answered with :class:`QueueFull` instead (alone they
+        always enter: a request larger than the limit runs when the queue is empty)."""
         now = time.monotonic()
+        tokens = sum(job.features.length for job in jobs)
         with self._condition:
-            for job in jobs:
-                job.enqueued = now
-            self._pending.extend(jobs)
-            self._pending_tokens += sum(job.features.length for job in jobs)
-            self.metrics.pending_items.set(len(self._pending))
-            self._condition.notify()
+            full = bool(self._pending) and self._pending_tokens + tokens > self.max_queue_tokens
+            if not full:
+                for job in jobs:
+                    job.enqueued = now
+                self._pending.extend(jobs)
+                self._pending_tokens += tokens
+                self.metrics.pending_items.set(len(self._pending))
+                self._condition.notify()
+            rate = max(self._items_per_second, 1.0)
+        if full:
+            busy = QueueFull(retry_after=max(1, round(len(self._pending) / rate)))
+            _deliver([(job, busy) for job in jobs])
 
     def _text_loop(self) -> None:
         """The text thread: take every text request queued, featurize them together (per prompt), queue them."""

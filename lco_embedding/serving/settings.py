@@ -18,6 +18,9 @@ class ServerSettings:
         max_tokens_per_batch: Token budget of one forward pass (default: the model's).
         max_batch_items: Most items in one forward pass.
         max_queue_items: Items admitted and not yet answered; beyond it requests get 429 with Retry-After.
+        max_queue_tokens: Tokens of featurized items waiting for the model (counted after each item's own media
+            settings); a request that would pass it while others wait gets 429 with Retry-After. Default: 32 forward
+            passes' budget.
         featurize_workers: Threads that load and preprocess items while the model runs.
         max_items_per_request: Most items in one request's ``input``.
         max_item_bytes: Largest item: text in UTF-8 bytes, media after base64 decoding or download.
@@ -34,6 +37,7 @@ class ServerSettings:
     max_tokens_per_batch: int | None = None
     max_batch_items: int = 64
     max_queue_items: int = 1024
+    max_queue_tokens: int | None = None
     featurize_workers: int = 4
     max_items_per_request: int = 256
     max_item_bytes: int = 20 * 2**20
@@ -46,6 +50,8 @@ class ServerSettings:
         for name in ("max_batch_items", "max_queue_items", "max_items_per_request", "max_item_bytes", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.max_queue_tokens is not None and self.max_queue_tokens < 1:
+            raise ValueError(f"max_queue_tokens must be a positive integer or None, got {self.max_queue_tokens}.")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be 0 or more, got {self.max_wait_ms}.")
         if self.featurize_workers < 1:

@@ -107,6 +107,8 @@ def test_tables_and_stdin_in_one_run(tmp_path, media, tiny_omni, embedder):
                 {"id": "j1", "text": "a cat on a mat", "lang": "en", "stars": 4},
                 {"id": "j2", "text": "a caption", "image": "img/cat.png", "lang": "fr", "stars": 5},
                 {"id": "j3", "audio": "snd/meow.wav", "source": "field recording"},
+                {"id": "j4", "image": "img/cat.png", "max_pixels": 8 * 28 * 28},  # its own budget
+                {"id": "j5", "image": "img/cat.png", "min_pixels": 10**9, "max_pixels": 10**9},  # past the ceiling
             )
         )
         + "\n"
@@ -125,6 +127,7 @@ def test_tables_and_stdin_in_one_run(tmp_path, media, tiny_omni, embedder):
         {"text": "a cat on a mat"},
         {"text": "a caption", "image": cat},
         {"audio": wav},
+        {"image": cat, "max_pixels": 8 * 28 * 28},
         {"text": "first csv row"},
         {"image": cat},
         {"text": "parquet text"},
@@ -136,14 +139,18 @@ def test_tables_and_stdin_in_one_run(tmp_path, media, tiny_omni, embedder):
         np.stack([r["embedding"] for r in rows]), embedder.encode(items, show_progress_bar=False), atol=TOL, rtol=0
     )
     parquet = str(data / "rows.parquet")
-    ids = ["j1", "j2", "j3", "c1", "c2", f"{parquet}:1", f"{parquet}:2", "stdin:1", "stdin:2"]
+    ids = ["j1", "j2", "j3", "j4", "c1", "c2", f"{parquet}:1", f"{parquet}:2", "stdin:1", "stdin:2"]
     assert [r["id"] for r in rows] == ids
-    assert [r["modality"] for r in rows] == ["text", "mixed", "audio", "text", "image", "text", "image", "text", "text"]
-    assert [r["lang"] for r in rows] == ["en", "fr"] + [None] * 7
+    modalities = ["text", "mixed", "audio", "image", "text", "image", "text", "image", "text", "text"]
+    assert [r["modality"] for r in rows] == modalities
+    assert [r["lang"] for r in rows] == ["en", "fr"] + [None] * 8
     assert [r["stars"] for r in rows][:3] == [4, 5, None]
     assert [r["input_source"] for r in rows][:3] == [None, None, "field recording"]  # "source" is an output column
-    assert [r["note"] for r in rows] == [None] * 3 + ["x", "y"] + [None] * 4
-    assert [r["rank"] for r in rows] == [None] * 5 + [1, 2, None, None]
+    assert [r["note"] for r in rows] == [None] * 4 + ["x", "y"] + [None] * 4
+    assert [r["rank"] for r in rows] == [None] * 6 + [1, 2, None, None]
+    assert [r["max_pixels"] for r in rows][3] == 8 * 28 * 28  # kept as a column too
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert [e["id"] for e in errors] == ["j5"] and "is above the 1,003,520 pixels per image" in errors[0]["error"]
     assert pq.read_schema(out / "part-00000.parquet").field("stars").type == pa.int64()
 
 
@@ -212,6 +219,8 @@ def test_bad_inputs_fail_before_anything_is_written(tmp_path, tiny_omni):
     assert result.returncode == 1 and "no column named text, image, audio or video" in result.stderr
     result = run_cli("encode", "--out", out, check=False)
     assert result.returncode == 2 and "Missing argument 'INPUT...'" in result.stderr
+    result = run_cli("encode", tmp_path / "x.csv", "--out", out, "--segment", "audio=30s,audio=10s", check=False)
+    assert result.returncode == 2 and "names audio twice ('audio=30s' and 'audio=10s')" in result.stderr
     table = tmp_path / "dup.jsonl"
     table.write_text('{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n\n{"id": "a", "text": "z"}\n')
     result = run_cli("encode", table, "--out", out, "--model", tiny_omni, check=False)

@@ -61,5 +61,7 @@ def test_search_errors_say_what_to_do(encoded, tmp_path):
     assert result.returncode == 1 and "not an output folder of lco-embed encode" in result.stderr
     result = run_cli("search", out, check=False)
     assert result.returncode == 2 and "give a QUERY text, or --image, --audio or --video" in result.stderr
+    result = run_cli("search", out, "  ", check=False)
+    assert result.returncode == 2 and "the query is empty: give a text with at least one non-blank" in result.stderr
     result = run_cli("search", out, "--image", root / "media" / "tone.wav", check=False)
     assert result.returncode == 1 and "cannot embed the query" in result.stderr

@@ -310,3 +310,59 @@ def test_an_item_may_ask_for_its_videos_sound(server, embedder, tmp_path):
     want = embedder.encode({"video": str(clip), "use_audio_in_video": True})
     np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
     assert float(got @ embedder.encode(str(clip))) < 0.99
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("image", "'min_pixels' of 1,000,000,000 is above the 1,003,520 pixels per image"),
+        ("video", "'min_pixels' of 1,000,000,000 is above the 602,112 pixels per video frame"),
+        ({"text": "word " * 500, "segment": {"text": 1_000_000}}, "text windows of 1,000,000 tokens are longer than"),
+        ({"text": "x", "segment": {"window": 1e308}}, "segment audio must be a positive number of seconds (at most"),
+        ({"video": "clip", "fps": 1e300}, "'fps' must be at most 60 frames per second"),  # JSON has no inf
+    ],
+)
+def test_budgets_and_segments_past_the_limits_are_a_400_naming_the_item(server, media, entry, message):
+    """What once grew the server by 13.3 GB (a billion pixels asked for a 64x64 image) or claimed a span the model
+    never saw (a text window past max_length) is refused at once, naming the item."""
+    from lco_embedding.testing import peak_memory_growth
+
+    if entry in ("image", "video"):
+        path, mime = (media["png"], "image/png") if entry == "image" else (media["mp4"], "video/mp4")
+        entry = {entry: data_uri(path, mime), "min_pixels": 10**9, "max_pixels": 10**9}
+    elif "video" in entry:
+        entry = {**entry, "video": data_uri(media["mp4"], "video/mp4")}
+    body = json.dumps({"model": NAME, "input": ["fine", entry]})
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    response, grown = peak_memory_growth(
+        lambda: httpx.post(f"{server}/v1/embeddings", content=body, headers=headers, timeout=60)
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "input[1]" and error["message"].startswith("input[1]: ") and message in error["message"]
+    assert grown < 100 * 2**20, grown  # the server runs in this process
+
+
+def test_a_request_past_the_queued_tokens_gets_429_while_others_wait(tiny_omni, media):
+    """Admission counts an item's tokens after its own media settings: a request whose featurized items would take
+    the queue past max_queue_tokens while others wait is answered 429 with Retry-After; alone it runs."""
+    from tests.serving.conftest import Gate, running_server
+
+    gate = Gate()
+    image = {"image": data_uri(media["png"], "image/png")}
+    with running_server(tiny_omni, gate, max_wait_ms=0, max_queue_tokens=150) as server:
+        assert _post(server, {"model": NAME, "input": [image, image]}, key=None).status_code == 200  # alone: runs
+        gate.close()
+        results: list[httpx.Response] = []
+        first = threading.Thread(target=lambda: results.append(_post(server, {"model": NAME, "input": "x"}, key=None)))
+        first.start()
+        assert gate.entered.wait(120)  # the first request is in the model
+        second = threading.Thread(target=lambda: results.append(_post(server, {"model": NAME, "input": "y"}, key=None)))
+        second.start()
+        _wait_for(server, "lco_pending_items", 1)  # the second waits for the model
+        refused = _post(server, {"model": NAME, "input": [image, image]}, key=None)
+        gate.open()
+        first.join()
+        second.join()
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1, refused.text
+    assert [r.status_code for r in results] == [200, 200]
