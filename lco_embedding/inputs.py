@@ -197,7 +197,7 @@ def sniff_modality(head: bytes) -> Modality | None:
     FLAC, Ogg, MP4 and its audio brands, Matroska/WebM, AVI, ...), or None when they say nothing known.
 
     Example:
-        >>> sniff_modality(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+        >>> sniff_modality(b"RIFF" + bytes(4) + b"WAVEfmt ")
         'audio'
     """
     for modality, pattern in _MAGIC:
