@@ -22,7 +22,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lco_embedding import LCOEmbedder  # noqa: E402
+from lco_embedding import EncodeReport, LCOEmbedder  # noqa: E402
 from lco_embedding.corpus.job import encode_corpus  # noqa: E402
 from lco_embedding.testing import build_tiny_checkpoint, make_test_media, write_audio_only_mp4  # noqa: E402
 from tests.test_preprocessing import _png_declaring  # noqa: E402
@@ -79,9 +79,10 @@ def main() -> None:
         rows = []
         for name, item in _cases(folder, media, server):
             began = time.monotonic()
-            model.encode([item], on_error="skip", show_progress_bar=False)
+            report = EncodeReport()
+            model.encode([item], on_error="skip", show_progress_bar=False, report=report)
             seconds = time.monotonic() - began
-            error = model.last_report.errors.get(0)
+            error = report.errors.get(0)
             rows.append((name, "embedded" if error is None else "LCOInputError: " + error[:110], seconds))
         table = folder / "rows.jsonl"
         table.write_text('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n')

@@ -71,11 +71,11 @@ def processor_limits(folder: Path, checkpoint: Path) -> None:
         reference = LCOEmbedder(str(copy), device="cpu")
         fast = LCOEmbedder(str(copy), device="cpu", preprocessing="fast")
         grids = all(
-            reference.featurizer()(0, p, None, None).inputs["image_grid_thw"].tolist()
-            == fast.featurizer()(0, p, None, None).inputs["image_grid_thw"].tolist()
+            reference.pipeline().featurizer(0, p, None, None).inputs["image_grid_thw"].tolist()
+            == fast.pipeline().featurizer(0, p, None, None).inputs["image_grid_thw"].tolist()
             for p in photos
         )
-        tokens = [model.featurizer()(0, photos[1], None, None).length for model in (reference, fast)]
+        tokens = [model.pipeline().featurizer(0, photos[1], None, None).length for model in (reference, fast)]
         timed = []
         for model in (reference, fast):
             began = time.perf_counter()

@@ -137,7 +137,7 @@ def _featurize(workload: str, checkpoint: str, items_file: str) -> dict:
     if featurize is not None:
         features = featurize(items)
     else:
-        featurizer = model.featurizer()
+        featurizer = model.pipeline().featurizer
         features = [featurizer(i, item, None, None) for i, item in enumerate(items)]
     seconds = time.perf_counter() - began
     tokens = sum(f.length for f in features)

@@ -67,9 +67,9 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-from lco_embedding.loading import resolve_attn, resolve_device, resolve_dtype
+from lco_embedding.inputs.prompts import suffix_for
+from lco_embedding.model.loading import resolve_attn, resolve_device, resolve_dtype
 from lco_embedding.preprocessing import VideoOptions, preprocess_video
-from lco_embedding.prompts import suffix_for
 
 __all__ = ["load_st", "load_st_prerendered", "st_inputs", "st_item", "render_text"]
 
@@ -80,7 +80,7 @@ IMAGE_PIXELS = {"min_pixels": 4 * 28 * 28, "max_pixels": 1280 * 28 * 28}
 """The SDK's default image pixel bounds (``LCOEmbedder(min_pixels=..., max_pixels=...)``)."""
 
 SAMPLING_RATE = 16000
-_AUDIO_TAIL = 480  # zeros after the longest clip so its last STFT frame is exact (lco_embedding.featurize.AUDIO_TAIL)
+_AUDIO_TAIL = 480  # zeros after the longest clip so its last STFT frame is exact (featurize.AUDIO_TAIL)
 _FORWARD = {"method": "forward", "method_output_name": "last_hidden_state"}
 
 

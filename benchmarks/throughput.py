@@ -43,6 +43,7 @@ from models import PRESETS, build  # noqa: E402
 from workloads import build_workloads  # noqa: E402
 
 from lco_embedding import LCOEmbedder  # noqa: E402
+from lco_embedding.core.errors import EncodeReport  # noqa: E402
 from lco_embedding.reference import ReferencePipeline  # noqa: E402
 
 CARD_BATCH = {"text": 8, "images": 8, "mixed": 8, "audio": 4, "video": 4}
@@ -163,8 +164,9 @@ def main() -> None:
     for name in args.workloads.split(","):
         workload = workloads[name]
         row: dict[str, dict] = {}
-        lco_out, seconds, peak = _timed(lambda w=workload: lco.encode(w.items), device)
-        tokens = lco.last_stats.tokens
+        report = EncodeReport()
+        lco_out, seconds, peak = _timed(lambda w=workload, r=report: lco.encode(w.items, report=r), device)
+        tokens = report.stats.tokens
         row["lco"] = {"seconds": seconds, "peak_bytes": peak}
         if reference is not None:
             ref_out, seconds, peak = _timed(
@@ -201,8 +203,8 @@ def main() -> None:
         "machine": _machine(device),
         "model": preset,
         "dtype": dtype_name,
-        "max_tokens_per_batch": lco.last_stats.max_tokens_per_batch,
-        "num_workers": lco.num_workers,
+        "max_tokens_per_batch": report.stats.max_tokens_per_batch,
+        "num_workers": lco.pipeline().workers(),
         "results": results,
         "total_seconds": time.perf_counter() - began,
     }
@@ -217,9 +219,8 @@ def _diff(a: np.ndarray, b: np.ndarray) -> float:
 
 def _mfu(model: LCOEmbedder, tokens: int, seconds: float) -> dict:
     """Fraction of the GPU's dense bf16 matmul peak reached, counting 2 x parameters x tokens FLOPs."""
-    language_model = (
-        model.backbone.inner.language_model if hasattr(model.backbone.inner, "language_model") else model.backbone.inner
-    )
+    inner = model.parts.backbone.inner
+    language_model = inner.language_model if hasattr(inner, "language_model") else inner
     params = sum(p.numel() for n, p in language_model.named_parameters() if "embed_tokens" not in n)
     name = torch.cuda.get_device_name()
     peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)

@@ -26,7 +26,7 @@ from models import build  # noqa: E402
 from workloads import build_workloads  # noqa: E402
 
 from lco_embedding import LCOEmbedder  # noqa: E402
-from lco_embedding.featurize import featurize_in_worker, install_worker_featurizer  # noqa: E402
+from lco_embedding.pipeline.featurize import featurize_in_worker, install_worker_featurizer  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     checkpoint = str(build("cpu-7b-scaled", args.folder))
     model = LCOEmbedder(checkpoint, device="cpu", max_length=None)
     workloads = build_workloads(Path(args.folder) / "media-quick", model.processor.tokenizer, "quick")
-    featurizer = model.featurizer()
+    featurizer = model.pipeline().featurizer
     threads = ThreadPoolExecutor(args.workers)
     processes = ProcessPoolExecutor(
         args.workers,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from lco_embedding.errors import CheckpointNotFoundError, EncodeReport, LCOEmbeddingError, LCOInputError
-from lco_embedding.outcomes import Outcome
+from lco_embedding.core.errors import CheckpointNotFoundError, EncodeReport, LCOEmbeddingError, LCOInputError
+from lco_embedding.core.outcomes import Outcome
 
 if TYPE_CHECKING:
     from lco_embedding.embedder import LCOEmbedder

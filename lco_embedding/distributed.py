@@ -21,12 +21,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lco_embedding.core.modalities import MODALITIES
+from lco_embedding.core.outcomes import check_on_error
+from lco_embedding.core.require import require
+from lco_embedding.corpus.description import model_name
 from lco_embedding.corpus.records import Record, row_item
-from lco_embedding.integrations import require
-from lco_embedding.modalities import MODALITIES
 from lco_embedding.segments.spec import SegmentSpec
 
-__all__ = ["EmbedBatch", "RayJob", "RayOptions", "embed_dataset"]
+__all__ = ["EmbedBatch", "RayJob", "RayOptions", "RayRunner", "embed_dataset"]
 
 
 # ------------------------------------------------------------------------------------------- reading items
@@ -70,7 +72,7 @@ class EmbedBatch:
         read: Turns a batch into ``(item, error)`` pairs (:class:`ColumnItems` or :class:`PickledItems`).
         output_column, error_column: Names of the columns added.
         on_error: ``"skip"``: bad rows get an error and no embedding; ``"raise"``: the task fails.
-        encode_kwargs: Passed to ``encode_outcomes`` (prompt, normalize_embeddings, max_tokens_per_batch, ...).
+        encode_kwargs: The pipeline's options (``encode``'s keywords: prompt, normalize_embeddings, ...).
         segment: Cut each row's long media or text into segments (:class:`~lco_embedding.segments.SegmentSpec`):
             a row becomes one row per segment, with ``segment``, ``start`` and ``end`` columns (a failed row stays
             one row, with its error).
@@ -97,26 +99,24 @@ class EmbedBatch:
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
 
-        from lco_embedding.errors import LCOInputError
+        from lco_embedding.core.errors import EncodeReport, LCOInputError
+        from lco_embedding.core.outcomes import Outcome, apply_on_error
 
         prepared = self.read(batch)
         errors = [error for _, error in prepared]
-        if self.on_error == "raise" and any(errors):
-            first = next(i for i, error in enumerate(errors) if error)
-            raise LCOInputError(errors[first], first)
+        unread = [Outcome(i, None, LCOInputError(error, i)) for i, error in enumerate(errors) if error]
+        list(apply_on_error(unread, self.on_error))  # rows that could not be read: raised, or kept with their error
         wanted = [i for i, error in enumerate(errors) if error is None]
         dimension = self.encode_kwargs.get("truncate_dim") or self.embedder.get_embedding_dimension()
         if self.segment is not None:
             return self._segments(batch, prepared, errors, wanted, dimension)
         values = np.zeros((len(prepared), dimension), dtype=np.float32)
-        for outcome in self.embedder.encode_outcomes([prepared[i][0] for i in wanted], **self.encode_kwargs):
-            row = wanted[outcome.index]
-            if outcome.error is None:
-                values[row] = outcome.embedding
-            elif self.on_error == "raise":
-                raise outcome.error
-            else:
-                errors[row] = outcome.error.reason
+        report = EncodeReport()
+        pipeline = self.embedder.pipeline(**self.encode_kwargs)
+        for outcome in apply_on_error(pipeline.outcomes([prepared[i][0] for i in wanted]), self.on_error, report):
+            values[wanted[outcome.index]] = outcome.embedding
+        for index, reason in report.errors.items():
+            errors[wanted[index]] = reason
         failed = np.array([error is not None for error in errors], dtype=bool)
         column = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), dimension, mask=pa.array(failed))
         return batch.append_column(self.output_column, column).append_column(
@@ -134,11 +134,14 @@ class EmbedBatch:
         """The batch with a row per segment of each row (a failed row once, with its error)."""
         import pyarrow as pa
 
+        from lco_embedding.core.outcomes import Outcome, apply_on_error
+
         found: dict[int, Any] = {}
         items = [prepared[i][0] for i in wanted]
-        for part in self.embedder.segment_outcomes(items, self.segment, **self.encode_kwargs):
-            if part.error is not None and self.on_error == "raise":
-                raise part.error
+        pipeline = self.embedder.pipeline(segment=self.segment, **self.encode_kwargs)
+        for part in pipeline.segment_outcomes(items):
+            if part.error is not None:  # raised, or kept as the row's error
+                list(apply_on_error([Outcome(part.index, None, part.error)], self.on_error))
             found[wanted[part.index]] = part
         take: list[int] = []
         vectors: list[np.ndarray] = []
@@ -270,8 +273,7 @@ def embed_dataset(
             f"model must be a hub id or folder (each Ray actor loads it), got {type(model).__name__}; pass "
             "model.model_name_or_path for a loaded LCOEmbedder."
         )
-    if on_error not in ("skip", "raise"):
-        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}.")
+    check_on_error(on_error)
     if "forward_batch_size" in encode_kwargs:  # batch_size is taken: rows per actor call
         encode_kwargs["batch_size"] = encode_kwargs.pop("forward_batch_size")
     names = list(ds.schema().names)
@@ -325,6 +327,35 @@ class RayOptions:
     batch_size: int = 256
     chunk_rows: int = 100_000
     ray_init_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RayRunner:
+    """Runs a corpus job's embedding on Ray actors: ``encode_corpus(..., runner=RayRunner(RayOptions(...)))``, what
+    ``lco-embed encode --ray`` passes (a :class:`lco_embedding.corpus.job.Runner`)."""
+
+    options: RayOptions = field(default_factory=RayOptions)
+
+    def start(
+        self,
+        model: Any,
+        *,
+        revision: str | None,
+        device: str | None,
+        dtype: str | None,
+        embedder_kwargs: dict[str, Any] | None,
+    ) -> RayJob:
+        """The job's Ray side; ``model`` must be a name (each actor loads it).
+
+        Raises:
+            TypeError: ``model`` is a loaded embedder.
+        """
+        if not isinstance(model, str):
+            raise TypeError("with Ray, model must be a hub id or folder: each Ray actor loads it.")
+        kwargs = {"revision": revision, "dtype": dtype, **(embedder_kwargs or {})}
+        if device is not None:
+            kwargs["device"] = device
+        return RayJob(model_name(model), kwargs, self.options)
 
 
 class RayJob:

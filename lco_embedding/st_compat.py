@@ -1,70 +1,159 @@
 """The sentence-transformers surface of :class:`~lco_embedding.LCOEmbedder`: the attributes and methods that
 ``SentenceTransformer`` users reach for, with the same names and behaviour.
 
-``max_seq_length``, ``tokenizer``, ``similarity_fn_name`` / ``similarity`` / ``similarity_pairwise``,
-``get_embedding_dimension`` and the deprecated ``get_sentence_embedding_dimension``, ``encode_query`` /
-``encode_document``, ``.to()`` / ``.half()`` / ``.bfloat16()`` / ``.float()``, and the check that ``encode`` got no
-keyword it does not know (sentence-transformers 6 raises ``ValueError`` for those; so do we, naming the closest
-valid one). ``tests/test_sentence_transformers.py`` checks each against ``SentenceTransformer`` itself.
+``encode`` with sentence-transformers' keywords, defaults and typed return shapes (its overloads; the embedder's
+``_encode`` does the work), ``max_seq_length``, ``tokenizer``, ``similarity_fn_name`` / ``similarity`` /
+``similarity_pairwise``, ``get_embedding_dimension`` and the deprecated ``get_sentence_embedding_dimension``,
+``encode_query`` / ``encode_document``, ``.to()`` / ``.half()`` / ``.bfloat16()`` / ``.float()``.
+``tests/test_sentence_transformers.py`` checks each against ``SentenceTransformer`` itself.
 
 Does not hold state of its own: everything lives on the embedder (``max_length``, ``processor``, ``model``).
 """
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from lco_embedding.types import SingleInput
+    from lco_embedding.core.types import SingleInput
+    from lco_embedding.pipeline.postprocess import Precision
 
-__all__ = ["SentenceTransformerSurface", "check_unknown_keywords"]
+__all__ = ["SentenceTransformerSurface"]
 
 SimilarityName = Literal["cosine", "dot", "euclidean", "manhattan"]
 SIMILARITY_FN_NAMES: tuple[str, ...] = ("cosine", "dot", "euclidean", "manhattan")
 
 
-def check_unknown_keywords(method: str, given: dict[str, Any], valid: Iterable[str]) -> None:
-    """Raise ``ValueError`` for keywords ``method`` does not take, naming the closest valid one (as
-    sentence-transformers 6 raises for keywords a model does not use), so a typo never passes silently.
-
-    Example:
-        >>> check_unknown_keywords("encode", {"normalise_embeddings": False}, ["normalize_embeddings"])
-        Traceback (most recent call last):
-        ...
-        ValueError: encode() got an unknown keyword argument 'normalise_embeddings' (did you mean \
-'normalize_embeddings'?). Valid keyword arguments: normalize_embeddings.
-    """
-    if not given:
-        return
-    valid = sorted(valid)
-    parts = []
-    for name in sorted(given):
-        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    noun = "an unknown keyword argument" if len(parts) == 1 else "unknown keyword arguments"
-    raise ValueError(f"{method}() got {noun} {', '.join(parts)}. Valid keyword arguments: {', '.join(valid)}.")
-
-
 class SentenceTransformerSurface:
     """Mixed into :class:`~lco_embedding.LCOEmbedder`; expects ``model``, ``processor``, ``max_length``,
-    ``truncate_dim``, ``prompts``, ``_dimension`` and ``encode``."""
+    ``truncate_dim``, ``prompts``, ``dimension`` and ``_encode``."""
 
     model: torch.nn.Module
     processor: Any
     max_length: int | None
     truncate_dim: int | None
     prompts: dict[str, str]
-    _dimension: int
+    dimension: int
     _similarity_fn_name: SimilarityName = "cosine"
 
-    def encode(self, inputs: Any, **kwargs: Any) -> Any:  # pragma: no cover - provided by LCOEmbedder
+    def _encode(self, inputs: Any, **keywords: Any) -> Any:  # pragma: no cover - provided by LCOEmbedder
         raise NotImplementedError
+
+    @overload
+    def encode(self, inputs: SingleInput, prompt_name: str | None = ..., prompt: str | None = ...,
+               batch_size: int = ..., show_progress_bar: bool | None = ...,
+               output_value: Literal["sentence_embedding"] = ..., precision: Precision = ...,
+               convert_to_numpy: Literal[True] = ..., convert_to_tensor: Literal[False] = ...,
+               device: str | None = ..., normalize_embeddings: bool = ..., truncate_dim: int | None = ...,
+               **kwargs: Any) -> np.ndarray: ...  # fmt: skip
+    @overload
+    def encode(self, inputs: SingleInput | Iterable[SingleInput], prompt_name: str | None = ...,
+               prompt: str | None = ..., batch_size: int = ..., show_progress_bar: bool | None = ...,
+               output_value: Literal["sentence_embedding"] = ..., precision: Precision = ...,
+               convert_to_numpy: bool = ..., convert_to_tensor: Literal[True] = ..., device: str | None = ...,
+               normalize_embeddings: bool = ..., truncate_dim: int | None = ...,
+               **kwargs: Any) -> torch.Tensor: ...  # fmt: skip
+    @overload
+    def encode(self, inputs: Iterable[SingleInput], prompt_name: str | None = ..., prompt: str | None = ...,
+               batch_size: int = ..., show_progress_bar: bool | None = ...,
+               output_value: Literal["sentence_embedding"] = ..., precision: Precision = ...,
+               convert_to_numpy: Literal[False] = ..., convert_to_tensor: Literal[False] = ...,
+               device: str | None = ..., normalize_embeddings: bool = ..., truncate_dim: int | None = ...,
+               **kwargs: Any) -> list[torch.Tensor]: ...  # fmt: skip
+    @overload
+    def encode(self, inputs: Iterable[SingleInput], prompt_name: str | None = ..., prompt: str | None = ...,
+               batch_size: int = ..., show_progress_bar: bool | None = ...,
+               output_value: Literal["sentence_embedding"] = ..., precision: Precision = ...,
+               convert_to_numpy: Literal[True] = ..., convert_to_tensor: Literal[False] = ...,
+               device: str | None = ..., normalize_embeddings: bool = ..., truncate_dim: int | None = ...,
+               **kwargs: Any) -> np.ndarray: ...  # fmt: skip
+
+    def encode(
+        self,
+        inputs: Any,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        output_value: Literal["sentence_embedding", "token_embeddings"] | None = "sentence_embedding",
+        precision: Precision = "float32",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | torch.device | None = None,
+        normalize_embeddings: bool = True,
+        truncate_dim: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Embed one input or a list of inputs of any modality.
+
+        Keyword names, defaults and return shapes follow ``SentenceTransformer.encode`` (6.x), except
+        ``normalize_embeddings``, which defaults to True: cosine is the model's similarity, and the checkpoints'
+        own sentence-transformers configuration ends in a Normalize module.
+
+        Args:
+            inputs: One item, or a list, tuple, generator or any iterable of items (read lazily); see
+                ``docs/inputs.md``. A batch may mix modalities.
+            prompt_name: Name of a prompt in ``prompts`` to put in front of the content.
+            prompt: A task instruction put in front of the content (overrides ``prompt_name``).
+            batch_size: Most items per forward pass (default 32); batches are also capped by
+                ``max_tokens_per_batch`` and grouped by length.
+            show_progress_bar: Default: shown when the embedder logs at INFO or lower.
+            output_value: ``"sentence_embedding"`` (default); ``"token_embeddings"``: a list of ``[tokens, d]``
+                tensors, each item's final hidden states over its real tokens (template and prompt included, no
+                padding, not normalised); ``None``: a list of dicts, one per item, with ``sentence_embedding``,
+                ``token_embeddings``, ``input_ids`` and ``attention_mask``, as sentence-transformers returns them.
+            precision: ``"float32"``, or ``"int8"``/``"uint8"``/``"binary"``/``"ubinary"`` quantized with
+                sentence-transformers' ``quantize_embeddings``.
+            convert_to_numpy: Return a numpy array (default) rather than a list of tensors.
+            convert_to_tensor: Return one torch tensor (wins over ``convert_to_numpy``).
+            device: Move the model to this device first.
+            normalize_embeddings: L2-normalise the embeddings (default True).
+            truncate_dim: Keep the first ``truncate_dim`` dimensions (before normalisation).
+            **kwargs: The other fields of :class:`~lco_embedding.pipeline.options.EncodeOptions`: ``modality``
+                (force the modality of bare items), ``on_error`` (``"raise"``, default: the first item's
+                :class:`LCOInputError` or :class:`LCOEmbeddingError`; ``"skip"``: failed items are left out and
+                logged), ``output_layers`` (``"all"`` or hidden-state indices: ``[n, len(layers), d]``),
+                ``max_tokens_per_batch``, ``num_workers``, ``use_audio_in_video``, ``segment`` (a
+                :class:`~lco_embedding.segments.SegmentSpec`: returns ``Segments``); and ``report`` (an
+                :class:`~lco_embedding.EncodeReport` filled with the input position of every returned row,
+                the skipped items' reasons and the engine's counters). An unknown keyword raises ``ValueError``
+                naming the closest valid one, so a typo such as ``normalise_embeddings`` never passes silently.
+
+        Returns:
+            ``[n, d]`` for a list (``[d]`` for a single input) as numpy array, tensor, or list of tensors; see
+            ``output_value`` for token embeddings and dicts.
+
+        Raises:
+            LCOInputError: A bad item (message names its index), with ``on_error="raise"``.
+            LCOEmbeddingError: An item the model cannot embed, with ``on_error="raise"``.
+            ValueError: Bad arguments, or an unknown keyword argument.
+
+        Example:
+            >>> model.encode("a cat on a mat").shape
+            (64,)
+            >>> model.encode(["a cat", {"image": cat_png}], convert_to_tensor=True).shape
+            torch.Size([2, 64])
+        """
+        return self._encode(
+            inputs,
+            prompt_name=prompt_name,
+            prompt=prompt,
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            output_value=output_value,
+            precision=precision,
+            convert_to_numpy=convert_to_numpy,
+            convert_to_tensor=convert_to_tensor,
+            device=device,
+            normalize_embeddings=normalize_embeddings,
+            truncate_dim=truncate_dim,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------------------------------- attributes
     @property
@@ -112,7 +201,7 @@ class SentenceTransformerSurface:
 
     def get_embedding_dimension(self) -> int:
         """The size of the embeddings ``encode`` returns (``truncate_dim`` if set)."""
-        return min(self.truncate_dim, self._dimension) if self.truncate_dim else self._dimension
+        return min(self.truncate_dim, self.dimension) if self.truncate_dim else self.dimension
 
     def get_sentence_embedding_dimension(self) -> int:
         """Deprecated (as in sentence-transformers 6): use :meth:`get_embedding_dimension`."""

@@ -690,9 +690,9 @@ def simulate_oom(model: LCOEmbedder, max_padded_tokens: int) -> Iterator[list[tu
                 f"simulated out of memory: {cost} padded tokens > {max_padded_tokens} (lco_embedding.testing)"
             )
 
-    previous = model.forward_fault
-    model.forward_fault = fault
+    previous = model.parts.fault
+    model.parts.fault = fault
     try:
         yield refused
     finally:
-        model.forward_fault = previous
+        model.parts.fault = previous

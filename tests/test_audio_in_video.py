@@ -106,7 +106,7 @@ def test_sound_tracks_in_a_batch_with_other_modalities_equal_the_reference(
 
 
 def test_one_forward_pass_mixes_items_with_and_without_sound(embedder, clips, media):
-    featurize = embedder.featurizer()
+    featurize = embedder.pipeline().featurizer
     items = [
         {"video": clips["mono16k"], "use_audio_in_video": True},
         {"video": clips["stereo44k"]},
@@ -117,8 +117,8 @@ def test_one_forward_pass_mixes_items_with_and_without_sound(embedder, clips, me
     batch = [featurize(i, item, None, None) for i, item in enumerate(items)]
     assert [features.audio_in_video for features in batch] == [True, False, False, False, True]
     with torch.inference_mode():
-        together = embedder.backbone.forward(batch)
-        alone = torch.cat([embedder.backbone.forward([features]) for features in batch])
+        together = embedder.parts.backbone.forward(batch)
+        alone = torch.cat([embedder.parts.backbone.forward([features]) for features in batch])
     torch.testing.assert_close(together, alone, atol=TOL, rtol=0)
     np.testing.assert_allclose(
         embedder.encode(items, batch_size=8, max_tokens_per_batch=100_000),
@@ -183,7 +183,7 @@ def test_the_setting_is_saved_with_the_checkpoint(tiny_omni, clips, tmp_path):
     assert model.settings()["use_audio_in_video"] is True
     model.save_pretrained(tmp_path / "saved")
     again = LCOEmbedder(str(tmp_path / "saved"), device="cpu")
-    assert again.use_audio_in_video is True
+    assert again.embedder_settings.use_audio_in_video is True
     np.testing.assert_allclose(again.encode(clips["mono16k"]), model.encode(clips["mono16k"]), atol=TOL, rtol=0)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lco_embedding.errors import LCOInputError
+from lco_embedding.core.errors import LCOInputError
 from lco_embedding.preprocessing.stream import AudioWindow, audio_duration, audio_windows
 from lco_embedding.testing import write_video, write_wav
 

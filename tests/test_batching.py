@@ -1,4 +1,4 @@
-"""Token-budget batch planning (lco_embedding.batching): every item once, within the limits, at least cost."""
+"""Token-budget batch planning (lco_embedding.pipeline.batching): every item once, within the limits, at least cost."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lco_embedding.batching import padded_tokens, plan_batches
+from lco_embedding.pipeline.batching import padded_tokens, plan_batches
 
 
 @settings(max_examples=200, deadline=None)

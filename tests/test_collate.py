@@ -1,20 +1,20 @@
-"""Padding per-item processor outputs into one batch (lco_embedding.collate)."""
+"""Padding per-item processor outputs into one batch (lco_embedding.pipeline.collate)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lco_embedding.collate import collate
-from lco_embedding.inputs import parse_item
+from lco_embedding.inputs.parse import parse_item
+from lco_embedding.pipeline.collate import collate
 
 
 def test_collate_pads_like_one_processor_call(embedder, media):
     """Per-item processor outputs, collated, equal the processor run on the whole batch (left padding)."""
-    featurizer = embedder.featurizer()
+    featurizer = embedder.pipeline().featurizer
     items = ["a short text", {"image": media["png"]}, {"text": "caption", "image": media["jpg"]}]
     features = [featurizer(i, item, None, None) for i, item in enumerate(items)]
-    batch = collate([f.inputs for f in features], embedder.pad_token_id)
+    batch = collate([f.inputs for f in features], embedder.parts.backbone.pad_token_id)
     texts, images = [], []
     for item in items:
         text, loaded = featurizer.render(parse_item(item), None)
@@ -37,12 +37,12 @@ def test_collate_pads_like_one_processor_call(embedder, media):
 
 def test_right_padding_keeps_each_row_s_tokens_first(embedder):
     """padding_side="right" (the backbone's, run without a mask): the same rows, real tokens first."""
-    featurizer = embedder.featurizer()
+    featurizer = embedder.pipeline().featurizer
     features = [featurizer(i, text, None, None) for i, text in enumerate(["a short text", "a longer text " * 5])]
-    left = collate([f.inputs for f in features], embedder.pad_token_id)
-    right = collate([f.inputs for f in features], embedder.pad_token_id, padding_side="right")
+    left = collate([f.inputs for f in features], embedder.parts.backbone.pad_token_id)
+    right = collate([f.inputs for f in features], embedder.parts.backbone.pad_token_id, padding_side="right")
     for row, f in enumerate(features):
         n = f.length
         assert torch.equal(right["input_ids"][row, :n], left["input_ids"][row, -n:])
-        assert (right["input_ids"][row, n:] == embedder.pad_token_id).all()
+        assert (right["input_ids"][row, n:] == embedder.parts.backbone.pad_token_id).all()
         assert right["attention_mask"][row].tolist() == [1] * n + [0] * (right["input_ids"].shape[1] - n)

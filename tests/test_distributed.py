@@ -201,7 +201,7 @@ def test_embed_dataset_with_segments_gives_a_row_per_segment(ray_address, tmp_pa
 
 def test_a_segmented_corpus_on_ray_equals_encode_segments(ray_address, tmp_path, media, tiny_omni, embedder):
     from lco_embedding import SegmentSpec
-    from lco_embedding.distributed import RayOptions
+    from lco_embedding.distributed import RayOptions, RayRunner
     from lco_embedding.testing import write_wav
 
     data = tmp_path / "data"
@@ -212,7 +212,9 @@ def test_a_segmented_corpus_on_ray_equals_encode_segments(ray_address, tmp_path,
     (data / "d.txt").write_text(story)
     spec = SegmentSpec(audio=10.0, text=30, text_overlap=5)
     options = RayOptions(address=ray_address, workers=1)
-    summary = encode_corpus([data], tmp_path / "ray", model=tiny_omni, shard_size=2, segment=spec, ray=options)
+    summary = encode_corpus(
+        [data], tmp_path / "ray", model=tiny_omni, shard_size=2, segment=spec, runner=RayRunner(options)
+    )
     rows = read_rows(tmp_path / "ray")
     assert summary.failed == 1 and "c.png" in (tmp_path / "ray" / "errors.jsonl").read_text()
     items = {"a.wav": str(data / "a.wav"), "b.png": {"image": str(data / "b.png")}, "d.txt": story}

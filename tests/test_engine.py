@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lco_embedding import LCOEmbedder, LCOEmbeddingError, LCOInputError
-from lco_embedding.batching import padded_tokens
+from lco_embedding import EncodeReport, LCOEmbedder, LCOEmbeddingError, LCOInputError
+from lco_embedding.pipeline.batching import padded_tokens
 from lco_embedding.reference import text_content
 from lco_embedding.testing import simulate_oom
 
@@ -56,11 +56,16 @@ def test_any_order_budget_and_batch_size_gives_the_one_by_one_result(
     embedder, corpus, one_by_one, order, count, max_tokens, batch_size, num_workers
 ):
     chosen = list(order[:count])
+    report = EncodeReport()
     out = embedder.encode(
-        [corpus[i] for i in chosen], batch_size=batch_size, max_tokens_per_batch=max_tokens, num_workers=num_workers
+        [corpus[i] for i in chosen],
+        batch_size=batch_size,
+        max_tokens_per_batch=max_tokens,
+        num_workers=num_workers,
+        report=report,
     )
     np.testing.assert_allclose(out, one_by_one[chosen], atol=TOL, rtol=0)
-    stats = embedder.last_stats
+    stats = report.stats
     assert stats.batches >= -(-count // batch_size)
     assert stats.tokens <= stats.padded_tokens
 
@@ -71,7 +76,7 @@ def test_batches_are_planned_by_length_under_the_budget(embedder, corpus, one_by
     def record(batch) -> None:
         seen.append([features.length for features in batch])
 
-    embedder.forward_fault = record
+    embedder.parts.fault = record
     try:
         out = embedder.encode(corpus, max_tokens_per_batch=600, batch_size=4)
         assert sum(len(b) for b in seen) == len(corpus)
@@ -82,16 +87,17 @@ def test_batches_are_planned_by_length_under_the_budget(embedder, corpus, one_by
         seen.clear()
         embedder.encode(corpus, max_tokens_per_batch=5000, batch_size=4)  # one window holds the whole corpus
     finally:
-        embedder.forward_fault = None
+        embedder.parts.fault = None
     np.testing.assert_allclose(out, one_by_one, atol=TOL, rtol=0)
     # Longest first within a window, so an out-of-memory error shows on the first batch.
     assert [b[0] for b in seen] == sorted((b[0] for b in seen), reverse=True)
 
 
 def test_default_workers_and_budget_on_cpu(embedder):
-    assert embedder.num_workers == 0  # the forward already uses every core
-    embedder.encode(["x"])
-    assert embedder.last_stats.max_tokens_per_batch == 8192
+    assert embedder.pipeline().workers() == 0  # the forward already uses every core
+    report = EncodeReport()
+    embedder.encode(["x"], report=report)
+    assert report.stats.max_tokens_per_batch == 8192
 
 
 def test_a_generator_is_read_lazily(embedder):
@@ -123,11 +129,12 @@ def test_encode_takes_any_iterable_and_encode_iter_matches_encode(embedder, corp
 
 def test_encode_iter_skips_and_reports_bad_items(embedder, corpus, one_by_one):
     items = [corpus[0], {"image": "/no/such/file.png"}, corpus[1]]
-    out = list(embedder.encode_iter(items, on_error="skip"))
+    report = EncodeReport()
+    out = list(embedder.encode_iter(items, on_error="skip", report=report))
     assert [i for i, _ in out] == [0, 2]
     np.testing.assert_allclose(out[1][1], one_by_one[1], atol=TOL, rtol=0)
-    assert list(embedder.last_report.errors) == [1]
-    assert embedder.last_report.kept == []  # positions come with the pairs; a list would grow with the stream
+    assert list(report.errors) == [1]
+    assert report.kept == []  # positions come with the pairs; a list would grow with the stream
     with pytest.raises(LCOInputError, match="Input 1"):
         list(embedder.encode_iter(items))
     with pytest.raises(ValueError, match="int8"):
@@ -137,27 +144,29 @@ def test_encode_iter_skips_and_reports_bad_items(embedder, corpus, one_by_one):
 
 
 def test_oom_splits_the_batch_lowers_the_budget_and_loses_nothing(embedder, corpus, one_by_one, caplog):
+    report = EncodeReport()
     with simulate_oom(embedder, max_padded_tokens=700) as refused:
-        out = embedder.encode(corpus, max_tokens_per_batch=5000, batch_size=12)
+        out = embedder.encode(corpus, max_tokens_per_batch=5000, batch_size=12, report=report)
     np.testing.assert_allclose(out, one_by_one, atol=TOL, rtol=0)
-    stats = embedder.last_stats
+    stats = report.stats
     assert refused and stats.oom_splits >= 1
     assert stats.max_tokens_per_batch <= 700 // 2 + 1 or stats.max_tokens_per_batch < 5000
     assert "Out of memory" in caplog.text
-    assert embedder.last_report.kept == list(range(len(corpus)))
+    assert report.kept == list(range(len(corpus)))
 
 
 def test_an_item_that_does_not_fit_alone_is_named(embedder, corpus, one_by_one):
-    lengths = [embedder.featurizer()(i, item, None, None).length for i, item in enumerate(corpus)]
+    lengths = [embedder.pipeline().featurizer(i, item, None, None).length for i, item in enumerate(corpus)]
     longest = int(np.argmax(lengths))
     limit = sorted(lengths)[-2]  # everything but the longest item fits alone
     with simulate_oom(embedder, max_padded_tokens=limit):
         with pytest.raises(LCOEmbeddingError, match=f"Input {longest}: does not fit in memory") as info:
             embedder.encode(corpus)
         assert info.value.index == longest
-        out = embedder.encode(corpus, on_error="skip")
+        report = EncodeReport()
+        out = embedder.encode(corpus, on_error="skip", report=report)
     kept = [i for i in range(len(corpus)) if i != longest]
-    assert embedder.last_report.kept == kept and list(embedder.last_report.errors) == [longest]
+    assert report.kept == kept and list(report.errors) == [longest]
     np.testing.assert_allclose(out, one_by_one[kept], atol=TOL, rtol=0)
 
 
@@ -168,7 +177,7 @@ def test_a_fault_of_the_forward_pass_raises_even_when_skipping(embedder, corpus,
         calls.append(len(batch))
         raise RuntimeError("a bug in the forward pass")
 
-    monkeypatch.setattr(embedder, "forward_fault", broken)
+    monkeypatch.setattr(embedder.parts, "fault", broken)
     with pytest.raises(RuntimeError, match="a bug in the forward pass"):
         embedder.encode(corpus, on_error="skip")
     assert calls == calls[:1]  # not retried item by item: it is not an item's fault
@@ -176,14 +185,14 @@ def test_a_fault_of_the_forward_pass_raises_even_when_skipping(embedder, corpus,
 
 def test_featurize_runs_in_background_threads(embedder, corpus):
     names: set[str] = set()
-    featurizer_call = type(embedder.featurizer()).__call__
+    featurizer_call = type(embedder.pipeline().featurizer).__call__
 
     def spy(self, *args, **kwargs):
         names.add(threading.current_thread().name)
         return featurizer_call(self, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(type(embedder.featurizer()), "__call__", spy)
+        patch.setattr(type(embedder.pipeline().featurizer), "__call__", spy)
         embedder.encode(corpus[:4], num_workers=2)
         assert names and all(name.startswith("lco-featurize") for name in names)
         names.clear()
@@ -194,11 +203,11 @@ def test_featurize_runs_in_background_threads(embedder, corpus):
 def test_process_workers_give_the_same_result(tiny_omni, corpus, one_by_one):
     with LCOEmbedder(tiny_omni, device="cpu", num_workers=1, worker_type="process") as model:
         out = model.encode(corpus)
-        pool = model.workers._pool
+        pool = model.parts.workers._pool
         assert pool is not None
         model.encode(corpus[:2])
-        assert model.workers._pool is pool  # kept between calls
-    assert model.workers._pool is None
+        assert model.parts.workers._pool is pool  # kept between calls
+    assert model.parts.workers._pool is None
     np.testing.assert_allclose(out, one_by_one, atol=TOL, rtol=0)
 
 
@@ -208,7 +217,7 @@ def test_hot_path_has_no_vocabulary_head_cache_or_extra_hidden_states(embedder, 
     head_calls = []
     handle = embedder.model.lm_head.register_forward_hook(lambda *args: head_calls.append(1))
     calls = []
-    hook = embedder.backbone.inner.register_forward_hook(
+    hook = embedder.parts.backbone.inner.register_forward_hook(
         lambda module, args, kwargs, out: calls.append((kwargs, out)), with_kwargs=True
     )
     try:
@@ -217,7 +226,7 @@ def test_hot_path_has_no_vocabulary_head_cache_or_extra_hidden_states(embedder, 
         handle.remove()
         hook.remove()
     assert not head_calls and calls
-    keyword = embedder.backbone.cache_keyword
+    keyword = embedder.parts.backbone.cache_keyword
     prefix_runs = 0
     for kwargs, out in calls:
         assert getattr(out, "hidden_states", None) is None
@@ -226,7 +235,7 @@ def test_hot_path_has_no_vocabulary_head_cache_or_extra_hidden_states(embedder, 
             assert kwargs["input_ids"].shape[0] == 1  # a prefix, run once
         else:
             assert kwargs.get(keyword) is not None or out.cache is None  # no cache built for the rows
-    assert prefix_runs <= len(embedder.backbone._prefixes)  # (none when an earlier test left the prefix kept)
+    assert prefix_runs <= len(embedder.parts.backbone._prefixes)  # (none when an earlier test left the prefix kept)
     assert any(kwargs.get(keyword) is not None for kwargs, _ in calls)
 
 
@@ -255,15 +264,16 @@ def test_peak_memory_of_a_forward_is_below_the_reference_forward(tmp_path):
             peak = max(peak, current)
         return peak
 
-    ours = peak_bytes(lambda: model.encode(texts))
+    report = EncodeReport()
+    ours = peak_bytes(lambda: model.encode(texts, report=report))
     theirs = peak_bytes(lambda: reference.embed([text_content(t) for t in texts]))
-    logits = model.last_stats.tokens * 8192 * 4
+    logits = report.stats.tokens * 8192 * 4
     assert theirs > logits  # the measurement sees the reference's logits ...
     assert ours < 0.5 * theirs, (ours, theirs)  # ... and ours has nothing of the kind
 
 
 def test_forward_costs_learn_the_fixed_cost_of_a_pass():
-    from lco_embedding.engine import ForwardCosts
+    from lco_embedding.pipeline.engine import ForwardCosts
 
     costs = ForwardCosts()
     costs.add(10_000, 99.0)  # the first pass (warm-up) is left out
@@ -278,15 +288,15 @@ def test_forward_costs_learn_the_fixed_cost_of_a_pass():
 
 
 def test_the_engine_plans_with_the_measured_overhead_and_times_its_passes(embedder, corpus):
-    from lco_embedding.engine import Engine, ForwardCosts
+    from lco_embedding.pipeline.engine import Engine, ForwardCosts
 
     costs = ForwardCosts()
     for tokens in range(100, 2100, 100):
         costs.add(tokens, 0.01 + 1e-5 * tokens)  # 10 ms per pass = 1,000 tokens' worth
-    template = embedder.forward_engine()
+    template = embedder.pipeline().engine()
     engine = Engine(template.featurize, template.forward, max_tokens=5000, batch_size=8, batch_overhead=32, costs=costs)
     assert engine.batch_overhead == engine.stats.batch_overhead == pytest.approx(1000, abs=1)
-    features = [embedder.featurizer()(i, item, None, None) for i, item in enumerate(corpus[:4])]
+    features = [embedder.pipeline().featurizer(i, item, None, None) for i, item in enumerate(corpus[:4])]
     recorded = len(costs)
-    results = engine.execute(features)
-    assert sorted(results) == [0, 1, 2, 3] and len(costs) == recorded + 1
+    outcomes = engine.execute(features)
+    assert [o.index for o in outcomes] == [0, 1, 2, 3] and all(o.ok for o in outcomes) and len(costs) == recorded + 1

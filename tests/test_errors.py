@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lco_embedding import LCOEmbedder, LCOEmbeddingError, LCOInputError
+from lco_embedding import EncodeReport, LCOEmbedder, LCOEmbeddingError, LCOInputError
 
 
 def _bad_items(media, tmp_path):
@@ -58,14 +58,15 @@ def test_bad_item_raises_naming_its_index(embedder, media, tmp_path, case):
 def test_skip_mode_reports_and_embeds_the_rest_unchanged(embedder, media, tmp_path):
     bad = _bad_items(media, tmp_path)
     inputs = ["a cat", bad["corrupt image"][0], media["png"], bad["empty text"][0], {"audio": media["wav"]}]
-    out = embedder.encode(inputs, on_error="skip", batch_size=2)
-    report = embedder.last_report
+    report = EncodeReport()
+    out = embedder.encode(inputs, on_error="skip", batch_size=2, report=report)
     assert report.kept == [0, 2, 4]
     assert set(report.errors) == {1, 3}
     assert "cannot decode the image" in report.errors[1] and "empty text" in report.errors[3]
     clean = embedder.encode(["a cat", media["png"], {"audio": media["wav"]}], batch_size=2)
     np.testing.assert_allclose(out, clean, atol=1e-5, rtol=0)
-    assert not report.ok and embedder.encode("ok").shape == (64,) and embedder.last_report.ok
+    again = EncodeReport()
+    assert not report.ok and embedder.encode("ok", report=again).shape == (64,) and again.ok
 
 
 def test_wav_bytes_given_bare_are_audio_and_unknown_bytes_say_how_to_name_them(embedder, media):
@@ -93,8 +94,9 @@ def test_nan_embeddings_never_leave_encode(tiny_omni):
     with pytest.raises(LCOEmbeddingError, match="NaN or infinite") as info:
         model.encode(["a", "b"])
     assert info.value.index in (0, 1)
-    assert model.encode(["a", "b"], on_error="skip").shape[0] == 0
-    assert set(model.last_report.errors) == {0, 1}
+    report = EncodeReport()
+    assert model.encode(["a", "b"], on_error="skip", report=report).shape[0] == 0
+    assert set(report.errors) == {0, 1}
 
 
 def test_decompression_bomb_guard_stays_on(embedder, media, monkeypatch):
@@ -107,8 +109,9 @@ def test_huge_image_is_downscaled_to_the_pixel_budget(embedder):
     from lco_embedding.preprocessing import preprocess_image
 
     big = Image.new("RGB", (4000, 3000), (10, 200, 30))
-    resized = preprocess_image(big, embedder.image_options)
-    assert resized.width * resized.height <= embedder.image_options.max_pixels
+    options = embedder.pipeline().featurizer.image_options
+    resized = preprocess_image(big, options)
+    assert resized.width * resized.height <= options.max_pixels
     assert resized.width % 28 == 0 and resized.height % 28 == 0
     assert embedder.encode(big).shape == (64,)
 
@@ -147,7 +150,8 @@ def test_input_errors_cross_worker_processes_with_their_index(tiny_omni, media):
     error = pickle.loads(pickle.dumps(LCOInputError("file not found: 'x.png'.", 3)))
     assert error.index == 3 and error.reason == "file not found: 'x.png'." and str(error) == "Input 3: " + error.reason
     with LCOEmbedder(tiny_omni, device="cpu", num_workers=1, worker_type="process") as model:
-        model.encode(["fine", "/no/such.png", media["png"]], on_error="skip")
-        assert model.last_report.errors == {1: "'/no/such.png' looks like a path to an image file, but no such "
+        report = EncodeReport()
+        model.encode(["fine", "/no/such.png", media["png"]], on_error="skip", report=report)
+        assert report.errors == {1: "'/no/such.png' looks like a path to an image file, but no such "
                                             "file exists. Fix the path, or pass {'text': '/no/such.png'} (or "
                                             "modality='text') to embed the string as text."}  # fmt: skip

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lco_embedding import LCOEmbedder
+from lco_embedding import EncodeReport, LCOEmbedder
 from lco_embedding.testing import build_tiny_checkpoint
 
 pytestmark = [
@@ -60,13 +60,14 @@ def test_a_real_cuda_out_of_memory_is_recovered(checkpoint):
     torch.cuda.empty_cache()
     free, _ = torch.cuda.mem_get_info()
     ballast = torch.empty(max(free - (48 << 20), 0), dtype=torch.uint8, device="cuda")  # leave ~48 MiB free
+    report = EncodeReport()
     try:
-        out = model.encode(texts, max_tokens_per_batch=1 << 20, batch_size=48)
+        out = model.encode(texts, max_tokens_per_batch=1 << 20, batch_size=48, report=report)
     finally:
         del ballast
         torch.cuda.empty_cache()
-    assert model.last_stats.oom_splits >= 1
-    assert model.last_report.kept == list(range(len(texts)))
+    assert report.stats.oom_splits >= 1
+    assert report.kept == list(range(len(texts)))
     np.testing.assert_allclose(out, expected, atol=1e-4, rtol=0)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from lco_embedding import CheckpointNotFoundError, LCOEmbedder
-from lco_embedding.hub import locate_checkpoint, looks_like_path
+from lco_embedding.model.hub import locate_checkpoint, looks_like_path
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

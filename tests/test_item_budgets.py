@@ -33,10 +33,10 @@ def test_an_items_budget_equals_the_models_setting_for_that_item_only(embedder, 
     np.testing.assert_allclose(got[:3], want, atol=TOL, rtol=0)
     np.testing.assert_allclose(got[3], embedder.encode({"image": photo}), atol=TOL, rtol=0)  # others untouched
     assert not np.allclose(got[0], got[3], atol=1e-3)
-    featurize = embedder.featurizer()
+    featurize = embedder.pipeline().featurizer
     assert featurize(0, image, None, None).length < featurize(0, {"image": photo}, None, None).length
-    assert featurize(0, video, None, None).length == small_budget.featurizer()(0, {"video": media["mp4"]}, None,
-                                                                               None).length  # fmt: skip
+    small = small_budget.pipeline().featurizer
+    assert featurize(0, video, None, None).length == small(0, {"video": media["mp4"]}, None, None).length
 
 
 @pytest.mark.parametrize(

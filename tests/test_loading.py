@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lco_embedding import LCOEmbedder
-from lco_embedding.loading import resolve_attn, resolve_device, resolve_dtype
+from lco_embedding.model.loading import resolve_attn, resolve_device, resolve_dtype
 
 
 def _thinker_key(key: str) -> str:

@@ -1,4 +1,4 @@
-"""The modality table (lco_embedding.modalities): one row per modality, read by inputs, prompts, featurize,
+"""The modality table (lco_embedding.core.modalities): one row per modality, read by inputs, prompts, featurize,
 records and the backbone."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ import inspect
 
 import pytest
 
-from lco_embedding.backbone import FLOAT_INPUTS
+from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES, MODALITY_TABLE
 from lco_embedding.corpus.records import file_modality
-from lco_embedding.featurize import _loader
-from lco_embedding.inputs import infer_modality
-from lco_embedding.modalities import MEDIA_MODALITIES, MODALITIES, MODALITY_TABLE
-from lco_embedding.prompts import SUFFIXES
+from lco_embedding.inputs.parse import infer_modality
+from lco_embedding.inputs.prompts import SUFFIXES
+from lco_embedding.pipeline.backbone import FLOAT_INPUTS
+from lco_embedding.pipeline.featurize import _loader
 
 
 def test_one_row_per_modality_in_order():
@@ -22,15 +22,17 @@ def test_one_row_per_modality_in_order():
 
 
 @pytest.mark.parametrize("modality", MEDIA_MODALITIES)
-def test_media_rows_name_a_loader_options_and_processor_outputs(modality, tiny_omni):
+def test_media_rows_name_a_loader_options_and_processor_outputs(modality, tiny_omni, embedder):
     from transformers import AutoProcessor
 
-    from lco_embedding.featurize import Featurizer
+    from lco_embedding.pipeline.settings import EmbedderSettings
 
     spec = MODALITY_TABLE[modality]
     loader = _loader(spec.loader)
     assert callable(loader) and len(inspect.signature(loader).parameters) == 2  # (source, options)
-    assert spec.options in inspect.signature(Featurizer).parameters
+    assert isinstance(
+        getattr(embedder.pipeline().featurizer, spec.options), type(getattr(EmbedderSettings(), spec.options)())
+    )
     processor = AutoProcessor.from_pretrained(tiny_omni)
     assert spec.processor_keyword in inspect.signature(processor.__call__).parameters
     assert set(spec.value_keys) <= set(FLOAT_INPUTS)

@@ -1,4 +1,4 @@
-"""Last-token pooling (lco_embedding.pooling): the last real token of each row, for either padding side."""
+"""Last-token pooling (lco_embedding.pipeline.pooling): the last real token of each row, for either padding side."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lco_embedding.pooling import last_token_indices, last_token_pool, rows_at
+from lco_embedding.pipeline.pooling import last_token_indices, last_token_pool, rows_at
 
 
 @settings(max_examples=100, deadline=None)

@@ -272,8 +272,8 @@ def test_fast_preprocessing_gives_the_reference_sizes_and_stays_within_0_999_cos
     fast, reference = fast_and_reference
     items = [{"image": str(path)} for path in write_noise_jpegs(tmp_path)]
     for index, item in enumerate(items):
-        got = fast.featurizer()(index, item, None, None)
-        want = reference.featurizer()(index, item, None, None)
+        got = fast.pipeline().featurizer(index, item, None, None)
+        want = reference.pipeline().featurizer(index, item, None, None)
         assert got.length == want.length
         assert torch.equal(got.inputs["image_grid_thw"], want.inputs["image_grid_thw"])
         assert torch.equal(got.inputs["input_ids"], want.inputs["input_ids"])
@@ -322,8 +322,8 @@ def _fast_matches_the_reference(checkpoint: str, photos: list[str]) -> np.ndarra
     fast = LCOEmbedder(checkpoint, device="cpu", preprocessing="fast")
     reference = LCOEmbedder(checkpoint, device="cpu")
     for index, photo in enumerate(photos[:6]):
-        got = fast.featurizer()(index, {"image": photo}, None, None)
-        want = reference.featurizer()(index, {"image": photo}, None, None)
+        got = fast.pipeline().featurizer(index, {"image": photo}, None, None)
+        want = reference.pipeline().featurizer(index, {"image": photo}, None, None)
         assert torch.equal(got.inputs["image_grid_thw"], want.inputs["image_grid_thw"]), photo
         assert got.length == want.length and torch.equal(got.inputs["input_ids"], want.inputs["input_ids"])
     items = [{"image": photo} for photo in photos]

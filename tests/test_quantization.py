@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lco_embedding import LCOEmbedder
-from lco_embedding.quantization import (
+from lco_embedding.model.quantization import (
     QUANTIZATIONS,
     check_quantization,
     cpu_has_native_bf16,

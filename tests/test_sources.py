@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lco_embedding import LCOInputError
-from lco_embedding.files import file_problem, file_url_path, local_file
+from lco_embedding.core.files import file_problem, file_url_path, local_file
 from lco_embedding.preprocessing.sources import fetch_url, read_bytes
 
 GENEROUS = 60  # seconds: a bound that only a hang can break (the servers below would trickle forever)
@@ -107,17 +107,19 @@ def test_bodies_above_the_cap_are_refused_or_cut_off(hostile):
 
 
 def test_encode_and_its_table_items_stop_at_the_deadline(hostile, tiny_omni, media):
-    from lco_embedding import LCOEmbedder
+    from lco_embedding import EncodeReport, LCOEmbedder
 
     model = LCOEmbedder(tiny_omni, device="cpu", url_timeout=1.0, max_url_bytes=2**20)
     began = time.monotonic()
+    report = EncodeReport()
     out = model.encode(
         [{"image": hostile.url("trickle-body")}, {"image": hostile.url("ok")}, {"image": hostile.url("huge-chunked")}],
         on_error="skip",
+        report=report,
     )
     assert time.monotonic() - began < GENEROUS
-    assert out.shape == (1, 64) and model.last_report.kept == [1]
-    assert "within 1 s" in model.last_report.errors[0] and "larger than" in model.last_report.errors[2]
+    assert out.shape == (1, 64) and report.kept == [1]
+    assert "within 1 s" in report.errors[0] and "larger than" in report.errors[2]
     np.testing.assert_allclose(out[0], model.encode({"image": media["png"]}), atol=1e-5, rtol=0)
 
 

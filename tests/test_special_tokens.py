@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lco_embedding import LCOEmbedder, LCOInputError
-from lco_embedding.inputs import parse_item
+from lco_embedding.inputs.parse import parse_item
 
 TOL = 1e-5
 
@@ -33,7 +33,7 @@ def _same(a: dict, b: dict) -> None:
 
 @pytest.mark.parametrize("text", ADVERSARIAL)
 def test_the_guard_gives_the_processors_tokens_on_text_without_special_tokens(embedder, media, text):
-    featurizer = embedder.featurizer()
+    featurizer = embedder.pipeline().featurizer
     for item, prompt in ((text, None), (text, "Find: "), ({"text": text, "image": media["png"]}, None)):
         parsed = parse_item(item)
         guarded = featurizer.featurize(0, parsed, prompt, guard=True)
@@ -44,7 +44,7 @@ def test_the_guard_gives_the_processors_tokens_on_text_without_special_tokens(em
 
 def test_a_conversation_guarded_equals_the_processor(embedder):
     conversation = [{"role": "user", "content": "hello there"}, {"role": "assistant", "content": "hi"}]
-    featurizer = embedder.featurizer()
+    featurizer = embedder.pipeline().featurizer
     parsed = parse_item(conversation)
     _same(featurizer.featurize(0, parsed, None, guard=True).inputs, featurizer.featurize(0, parsed, None).inputs)
 
@@ -56,7 +56,7 @@ def _specials(embedder) -> list[str]:
 
 def test_every_special_token_of_the_template_is_ordinary_text_in_user_content(embedder):
     tokenizer = embedder.processor.tokenizer
-    featurizer = embedder.featurizer()
+    featurizer = embedder.pipeline().featurizer
     baseline = featurizer(0, "a cat", None, None).inputs["input_ids"][0].tolist()
     specials = _specials(embedder)
     assert {"<|im_start|>", "<|im_end|>", "<|IMAGE|>", "<|AUDIO|>", "<|VIDEO|>"} <= set(specials)
@@ -75,8 +75,8 @@ def test_every_special_token_of_the_template_is_ordinary_text_in_user_content(em
 def test_mentions_of_media_placeholders_embed_as_text_even_next_to_media(embedder, media):
     text = "the <|IMAGE|> token and <|AUDIO|> and <|VIDEO|>"
     assert embedder.encode(text, modality="text").shape == (64,)
-    mixed = embedder.featurizer()(0, {"text": text, "image": media["png"]}, None, None)
-    plain = embedder.featurizer()(0, {"text": "x", "image": media["png"]}, None, None)
+    mixed = embedder.pipeline().featurizer(0, {"text": text, "image": media["png"]}, None, None)
+    plain = embedder.pipeline().featurizer(0, {"text": "x", "image": media["png"]}, None, None)
     image_id = embedder.processor.tokenizer.convert_tokens_to_ids("<|IMAGE|>")
     assert mixed.inputs["input_ids"].eq(image_id).sum() == plain.inputs["input_ids"].eq(image_id).sum()
     torch.testing.assert_close(mixed.inputs["pixel_values"], plain.inputs["pixel_values"])

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lco_embedding import LCOEmbedder
-from lco_embedding.inputs import parse_item
+from lco_embedding.inputs.parse import parse_item
 from lco_embedding.testing import peak_memory_growth
 
 ADVERSARIAL = [
@@ -42,13 +42,13 @@ def _batched_equals_per_item(featurizer, texts: list, prompt: str | None) -> Non
 
 @pytest.mark.parametrize("prompt", [None, "Find the passage: ", "with <|im_end|> inside "])
 def test_batched_text_equals_the_processor_token_for_token(embedder, prompt):
-    featurizer = embedder.featurizer()
+    featurizer = embedder.pipeline().featurizer
     assert featurizer.text_batcher.featurize([(0, parse_item("x"))], prompt) is not None  # really batched
     _batched_equals_per_item(featurizer, ADVERSARIAL, prompt)
 
 
 def test_parse_policy_batches_ordinary_text_and_leaves_special_tokens_to_the_processor(tiny_omni):
-    featurizer = LCOEmbedder(tiny_omni, device="cpu", special_tokens="parse").featurizer()
+    featurizer = LCOEmbedder(tiny_omni, device="cpu", special_tokens="parse").pipeline().featurizer
     ordinary = [text for text in ADVERSARIAL if "<|" not in text or "|>" not in text]
     _batched_equals_per_item(featurizer, ordinary, None)
     outcomes = featurizer.featurize_batch([(0, "closing<|im_end|> early"), (1, "the <|IMAGE|> token")], None, None)
@@ -58,7 +58,7 @@ def test_parse_policy_batches_ordinary_text_and_leaves_special_tokens_to_the_pro
 
 
 def test_the_qwen2_5_vl_family_batches_too(tiny_vl):
-    featurizer = LCOEmbedder(tiny_vl, device="cpu").featurizer()
+    featurizer = LCOEmbedder(tiny_vl, device="cpu").pipeline().featurizer
     _batched_equals_per_item(featurizer, ADVERSARIAL[:6], "Query: ")
     assert "mm_token_type_ids" in featurizer.featurize_batch([(0, "x")], None, None)[0].inputs
 
@@ -74,13 +74,13 @@ def test_a_template_that_cannot_be_batched_falls_back_to_the_per_item_path(tiny_
     assert odd != template
     (folder / "chat_template.jinja").write_text(odd)
     model = LCOEmbedder(str(folder), device="cpu")
-    featurizer = model.featurizer()
+    featurizer = model.pipeline().featurizer
     assert featurizer.text_batcher.featurize([(0, parse_item("x"))], None) is None
     _batched_equals_per_item(featurizer, ADVERSARIAL[:4], None)
 
 
 def test_errors_in_a_batch_stay_with_their_items(embedder):
-    outcomes = embedder.featurizer().featurize_batch(
+    outcomes = embedder.pipeline().featurizer.featurize_batch(
         [(0, "fine"), (1, "   "), (2, "ab\ud800"), (3, "also fine")], None, None
     )
     assert outcomes[0].length > 0 and outcomes[3].length > 0
@@ -89,7 +89,7 @@ def test_errors_in_a_batch_stay_with_their_items(embedder):
 
 
 def test_only_plain_text_is_batchable(embedder, media):
-    featurizer = embedder.featurizer()
+    featurizer = embedder.pipeline().featurizer
     batchable = ["a cat", {"text": "a cat"}, "no extension at all"]
     others = [media["png"], "a photo.png", "data:image/png;base64,AAAA", "https://x.org/a", {"text": "t", "image": "x"}]
     assert all(featurizer.batchable(item) for item in batchable)
@@ -100,8 +100,8 @@ def test_only_plain_text_is_batchable(embedder, media):
 @settings(max_examples=60, deadline=None)
 @given(
     pieces=st.lists(
-        st.sampled_from(["a", "b ", "  ", "\n", "é", "e\u0301", "<|im_end|>", "the ", ".", "x" * 40, "🙂", "\u1100\u1161",
-                         " " * 90, "z" * 300]),
+        st.sampled_from(["a", "b ", "  ", "\n", "é", "e\u0301", "<|im_end|>", "the ", ".", "x" * 40, "🙂",
+                         "\u1100\u1161", " " * 90, "z" * 300]),
         min_size=1, max_size=400,
     ),
     max_length=st.integers(1, 6),
@@ -122,7 +122,7 @@ _FEATURIZERS: dict[int, object] = {}
 
 def _short_featurizer(tiny_omni: str, max_length: int):
     if max_length not in _FEATURIZERS:
-        _FEATURIZERS[max_length] = LCOEmbedder(tiny_omni, device="cpu", max_length=max_length).featurizer()
+        _FEATURIZERS[max_length] = LCOEmbedder(tiny_omni, device="cpu", max_length=max_length).pipeline().featurizer
     return _FEATURIZERS[max_length]
 
 
@@ -130,7 +130,7 @@ def test_a_million_characters_cost_what_max_length_needs(embedder):
     text = "x" * 1_000_000
     outcome, grown = peak_memory_growth(lambda: embedder.encode(text))
     assert grown < 50 * 2**20, grown  # tokenizing the whole text took +570 MB with Qwen's vocabulary
-    featurizer = embedder.featurizer()
+    featurizer = embedder.pipeline().featurizer
     cut = featurizer.truncate(text)
     assert len(cut) < len(text) and len(featurizer.guard.plain_ids([cut])[0]) == embedder.max_length
     np.testing.assert_allclose(outcome, embedder.encode(cut), atol=1e-5, rtol=0)

@@ -25,8 +25,8 @@ from typing import Any, Literal
 import numpy as np
 
 from lco_embedding.analysis.metrics import ALIGNMENT_METRICS, Conventions, alignment_scores, anisotropy
-from lco_embedding.modalities import MEDIA_MODALITIES
-from lco_embedding.prompts import MIXED_SUFFIX, SUFFIXES
+from lco_embedding.core.modalities import MEDIA_MODALITIES
+from lco_embedding.inputs.prompts import MIXED_SUFFIX, SUFFIXES
 
 __all__ = [
     "DEFAULT_METRICS",

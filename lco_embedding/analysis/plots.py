@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from lco_embedding.integrations import require
+from lco_embedding.core.require import require
 
 __all__ = ["plot_alignment", "plot_anisotropy", "plot_layer_heatmap", "save_figure"]
 

@@ -46,7 +46,7 @@ def analyze(
     (or "audio" / "video"; paths relative to the file). Pairs of several modalities are analysed per modality.
     Compare a base model with its LCO-Embedding refinement with --compare.
     """
-    from lco_embedding.integrations import require
+    from lco_embedding.core.require import require
 
     require("matplotlib", "analysis")
     require("pandas", "analysis")

@@ -55,7 +55,7 @@ def _working_directory(path: Path):
 
 def _absolute(name: str) -> str:
     """A model given as a path, made absolute (the demo changes folder); hub ids are kept as they are."""
-    from lco_embedding.hub import looks_like_path
+    from lco_embedding.model.hub import looks_like_path
 
     expanded = os.path.expanduser(name)
     return os.path.abspath(expanded) if os.path.exists(expanded) or looks_like_path(name) else name
@@ -66,9 +66,9 @@ def _model(model: str | None, device: str | None) -> tuple[Any, str | None]:
 
     The banner is printed as soon as the fallback is decided, before the tiny checkpoint is built and loaded.
     """
+    from lco_embedding.core.errors import CheckpointNotFoundError
     from lco_embedding.corpus.job import DEFAULT_MODEL
-    from lco_embedding.errors import CheckpointNotFoundError
-    from lco_embedding.hub import locate_checkpoint
+    from lco_embedding.model.hub import locate_checkpoint
 
     if model is not None:
         return load_embedder(model, device=device), None

@@ -136,6 +136,11 @@ def encode(
             tqdm.write("(more failures: see errors.jsonl)", file=sys.stderr)
 
     ray = _ray_options(ray_address, ray_workers, ray_gpus_per_worker)
+    runner = None
+    if ray is not None:
+        from lco_embedding.distributed import RayRunner
+
+        runner = RayRunner(ray)
     segment = None
     if segment_text is not None:
         from lco_embedding.segments import SegmentSpec
@@ -166,8 +171,9 @@ def encode(
             allow_duplicate_ids=allow_duplicate_ids,
             show_progress_bar=not is_quiet(),
             on_failure=report,
-            ray=ray,
+            runner=runner,
             segment=segment,
+            events=(click.get_current_context().obj or {}).get("job_events"),
         )
     except KeyboardInterrupt:
         click.echo("\nInterrupted. Every committed shard is kept: re-run the same command to continue.", err=True)

@@ -19,10 +19,10 @@ def info(model: str, revision: str | None, device: str | None, dtype: str, as_js
 
     Reads the checkpoint's config.json only (no weights are loaded or downloaded).
     """
-    from lco_embedding.environment import devices, versions
-    from lco_embedding.errors import CheckpointNotFoundError
-    from lco_embedding.loading import describe_checkpoint, resolve_device, resolve_dtype
-    from lco_embedding.quantization import cpu_has_native_bf16
+    from lco_embedding.core.environment import devices, versions
+    from lco_embedding.core.errors import CheckpointNotFoundError
+    from lco_embedding.model.loading import describe_checkpoint, resolve_device, resolve_dtype
+    from lco_embedding.model.quantization import cpu_has_native_bf16
 
     resolved_device = resolve_device(device)
     report = {

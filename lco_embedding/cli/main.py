@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from lco_embedding import __version__
@@ -48,6 +50,11 @@ def _register() -> None:
 _register()
 
 
-def main() -> None:
-    """Entry point of the ``lco-embed`` console script."""
-    cli(prog_name="lco-embed")
+def main(args: list[str] | None = None, *, hooks: dict[str, Any] | None = None) -> None:
+    """Entry point of the ``lco-embed`` console script (``args``: the command line, default ``sys.argv[1:]``).
+
+    ``hooks`` reach the commands through click's context object: ``{"job_events": callback}`` is passed to the
+    corpus job of ``lco-embed encode`` (:data:`lco_embedding.corpus.job.JobEvents`), e.g. by tests that stop a run at
+    a known point.
+    """
+    cli(args=args, prog_name="lco-embed", obj=dict(hooks or {}))

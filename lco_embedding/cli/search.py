@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from lco_embedding.cli.common import format_table, is_quiet, load_embedder, shorten
-from lco_embedding.errors import LCOInputError
+from lco_embedding.core.errors import LCOInputError
 
 __all__ = ["index", "load_folder_model", "print_hits", "query_item", "query_prompt", "search"]
 

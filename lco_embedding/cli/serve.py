@@ -132,7 +132,7 @@ def serve(
     held, requests get 429 with Retry-After. Media come as data URIs; URLs only with --allow-url, and never to
     internal addresses unless --allowed-host names them.
     """
-    from lco_embedding.integrations import require
+    from lco_embedding.core.require import require
 
     require("uvicorn", "server")
     import uvicorn
@@ -198,9 +198,9 @@ def _worker_spec(
     for one process)."""
     from dataclasses import asdict
 
-    from lco_embedding.errors import CheckpointNotFoundError
-    from lco_embedding.hub import locate_checkpoint
-    from lco_embedding.quantization import check_quantization
+    from lco_embedding.core.errors import CheckpointNotFoundError
+    from lco_embedding.model.hub import locate_checkpoint
+    from lco_embedding.model.quantization import check_quantization
     from lco_embedding.serving.processes import WorkerSpec
 
     meta = click.get_current_context().find_root().meta

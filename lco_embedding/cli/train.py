@@ -83,7 +83,7 @@ def train(data: str, model: str, revision: str | None, device: str | None, dtype
     Runs on several GPUs with torchrun: torchrun --nproc-per-node 8 -m lco_embedding.cli train ...
     See docs/training.md for the authors' recipe.
     """
-    from lco_embedding.integrations import require
+    from lco_embedding.core.require import require
 
     require("peft", "train")
     from lco_embedding.training import LoraSettings, TrainingConfig
@@ -142,7 +142,7 @@ def merge(adapter: str, out: str, base: str | None, device: str | None, dtype: s
     """Merge ADAPTER (from `lco-embed train`) into its base checkpoint and write a full checkpoint to --out, with
     the processor, tokenizer, chat template, settings and sentence-transformers files: LCOEmbedder(OUT),
     `lco-embed encode --model OUT` and SentenceTransformer(OUT, trust_remote_code=True) load it."""
-    from lco_embedding.integrations import require
+    from lco_embedding.core.require import require
 
     require("peft", "train")
     from lco_embedding.training import merge_adapter

@@ -26,7 +26,8 @@ def describe_embedder(embedder: LCOEmbedder, prompt_name: str | None, prompt: st
 
     Made where the model is loaded: in this process, or on a Ray worker for ``lco-embed encode --ray``.
     """
-    from lco_embedding.prompts import MIXED_SUFFIX, SUFFIXES
+    from lco_embedding.inputs.prompts import MIXED_SUFFIX, SUFFIXES
+    from lco_embedding.pipeline.options import resolve_prompt
 
     return {
         "model": {
@@ -40,10 +41,10 @@ def describe_embedder(embedder: LCOEmbedder, prompt_name: str | None, prompt: st
         },
         "dimension": embedder.get_embedding_dimension(),
         "prompts": {
-            "instruction": embedder.resolve_prompt(prompt_name, prompt),
+            "instruction": resolve_prompt(embedder, prompt_name, prompt),
             "named": dict(embedder.prompts),
             "suffixes": {**SUFFIXES, "mixed": MIXED_SUFFIX},
-            "mixed_rule": embedder.mixed_suffix,
+            "mixed_rule": embedder.embedder_settings.mixed_suffix,
         },
         "settings": embedder.embedder_settings.saved(),
     }

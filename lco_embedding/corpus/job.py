@@ -1,9 +1,9 @@
 """Embed a corpus into an output folder, resumably and exactly once: the job behind ``lco-embed encode``.
 
 :func:`encode_corpus` plans the inputs (:mod:`.records`), opens or resumes the output folder (:mod:`.store`),
-streams the records through :meth:`LCOEmbedder.encode_outcomes` and commits a shard every ``shard_size`` input
-positions. A resumed run refuses a folder made with another model, other options or changed inputs; the
-comparison happens before the model is loaded where it can.
+streams the records through a :class:`Runner` (this process's embedder, or Ray actors, which the caller injects) and
+commits a shard every ``shard_size`` input positions. A resumed run refuses a folder made with another model, other
+options or changed inputs; the comparison happens before the model is loaded where it can.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from lco_embedding.core.errors import LCOError
 from lco_embedding.corpus.description import describe_embedder, model_name
 from lco_embedding.corpus.precision import PRECISIONS, Precision, arrow_type, calibrate, to_arrow
 from lco_embedding.corpus.records import (
@@ -35,13 +35,16 @@ from lco_embedding.corpus.store import FORMAT, FORMAT_VERSION, OutputFolder, now
 from lco_embedding.segments.spec import SegmentSpec
 
 if TYPE_CHECKING:
-    from lco_embedding.distributed import RayJob, RayOptions
     from lco_embedding.embedder import LCOEmbedder
 
 __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_SHARD_SIZE",
+    "JobEvents",
+    "LocalRunner",
     "OutputMismatchError",
+    "Runner",
+    "RunnerJob",
     "RunSummary",
     "describe_embedder",
     "encode_corpus",
@@ -52,14 +55,72 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "LCO-Embedding/LCO-Embedding-Omni-3B"
 DEFAULT_SHARD_SIZE = 10_000
 """Input positions per shard: the most work a kill can lose."""
-STOP_AT_ENV = "LCO_EMBEDDING_TEST_STOP_AT"
-"""Testing hook: ``start`` (before the model loads), ``commit:N`` (right after this run's N-th shard commit) or
-``record:N`` (after this run's N-th record, before any commit it completes) makes the job stop itself with
-``SIGSTOP`` there, so a test can ``kill -9`` it in a known state instead of after a delay (POSIX only)."""
+JobEvents = Callable[[str, int], None]
+"""Called at each point of a run: ``("start", 0)`` before the model loads, ``("record", n)`` after this run's n-th
+record (before any commit it completes), ``("commit", n)`` right after its n-th shard commit. For progress
+reporting, or for tests that stop the job at a known point."""
 
 
-class OutputMismatchError(ValueError):
+class OutputMismatchError(LCOError, ValueError):
     """The output folder holds a run made with another model, other options or other inputs."""
+
+
+class RunnerJob(Protocol):
+    """One run's embedding side, as :func:`encode_corpus` drives it."""
+
+    def describe(self, prompt_name: str | None, prompt: str | None) -> dict[str, Any]:
+        """What the run's output depends on (model, dimension, prompts, settings), for the manifest."""
+        ...
+
+    def outcomes(self, records: Iterable[Record], **encode_kwargs: Any) -> Iterator[tuple[Record, Any, str | None]]:
+        """``(record, embedding, None)`` or ``(record, None, reason)`` for every record, in order (with
+        ``segment=`` among the keywords, the embedding is the record's
+        :class:`~lco_embedding.segments.SourceSegments`)."""
+        ...
+
+
+class Runner(Protocol):
+    """Where a corpus job's records are embedded: this process (:class:`LocalRunner`, the default), or Ray actors
+    (:class:`lco_embedding.distributed.RayRunner`)."""
+
+    def start(
+        self,
+        model: LCOEmbedder | str,
+        *,
+        revision: str | None,
+        device: str | None,
+        dtype: str | None,
+        embedder_kwargs: dict[str, Any] | None,
+    ) -> RunnerJob:
+        """Load what embeds the records (after the output folder was checked)."""
+        ...
+
+
+class LocalRunner:
+    """Embeds a corpus job's records in this process, with one :class:`~lco_embedding.LCOEmbedder`."""
+
+    def start(
+        self,
+        model: LCOEmbedder | str,
+        *,
+        revision: str | None,
+        device: str | None,
+        dtype: str | None,
+        embedder_kwargs: dict[str, Any] | None,
+    ) -> RunnerJob:
+        """The model itself, or the one loaded from its name."""
+        return _LocalJob(_load(model, revision, device, dtype, embedder_kwargs))
+
+
+@dataclass
+class _LocalJob:
+    embedder: LCOEmbedder
+
+    def describe(self, prompt_name: str | None, prompt: str | None) -> dict[str, Any]:
+        return describe_embedder(self.embedder, prompt_name, prompt)
+
+    def outcomes(self, records: Iterable[Record], **encode_kwargs: Any) -> Iterator[tuple[Record, Any, str | None]]:
+        return _outcomes(self.embedder, records, **encode_kwargs)
 
 
 @dataclass
@@ -123,8 +184,9 @@ def encode_corpus(
     show_progress_bar: bool | None = None,
     stdin: IO[str] | None = None,
     on_failure: Callable[[dict[str, Any]], None] | None = None,
-    ray: RayOptions | None = None,
+    runner: Runner | None = None,
     segment: SegmentSpec | None = None,
+    events: JobEvents | None = None,
 ) -> RunSummary:
     """Embed files, folders, tables and stdin lines into Parquet shards in ``out``; resume where a run stopped.
 
@@ -147,13 +209,14 @@ def encode_corpus(
         show_progress_bar: Default: shown when this module logs at INFO or lower.
         stdin: Where ``"-"`` reads from (default ``sys.stdin``).
         on_failure: Called with each failed item's ``errors.jsonl`` entry as it happens.
-        ray: Run the embedding on Ray actors (:class:`lco_embedding.distributed.RayOptions`); the output is the
-            same. ``model`` must then be a name (each actor loads it); ``device`` defaults to ``cuda`` on
-            workers with GPUs.
+        runner: Where the records are embedded: this process (default, :class:`LocalRunner`), or Ray actors
+            (``lco_embedding.distributed.RayRunner(RayOptions(...))``: the output is the same; ``model`` must then
+            be a name, each actor loads it, and ``device`` defaults to ``cuda`` on workers with GPUs).
         segment: Cut long audio, video and text into segments (:class:`~lco_embedding.segments.SegmentSpec`):
             one row per segment, with ``segment``, ``start`` and ``end`` columns (seconds for audio and video,
             character offsets for text, null for items embedded whole); a record's segments are committed
             together, in its shard, or not at all.
+        events: Called at each point of the run (:data:`JobEvents`).
 
     Returns:
         A :class:`RunSummary`.
@@ -169,7 +232,7 @@ def encode_corpus(
         raise ValueError(f"shard_size must be a positive integer, got {shard_size}.")
     if show_progress_bar is None:
         show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
-    stop_at = _StopPoint.from_environment()
+    stop_at: JobEvents = events or (lambda event, count: None)
     specs = plan_inputs([str(i) for i in inputs])
     repeats, examples = duplicate_ids(specs)
     if repeats and not allow_duplicate_ids:
@@ -217,14 +280,10 @@ def encode_corpus(
                 "is not an lco-embed output folder. Give an empty or new folder for --out."
             )
         stop_at("start", 0)
-        if ray is None:
-            embedder = _load(model, revision, device, dtype, embedder_kwargs)
-            description = describe_embedder(embedder, prompt_name, prompt)
-            produce: _Producer = partial(_outcomes, embedder)
-        else:
-            job = _ray_job(model, revision, device, dtype, embedder_kwargs, ray)
-            description = job.describe(prompt_name, prompt)
-            produce = job.outcomes
+        job = (runner or LocalRunner()).start(
+            model, revision=revision, device=device, dtype=dtype, embedder_kwargs=embedder_kwargs
+        )
+        description = job.describe(prompt_name, prompt)
         manifest = _new_manifest(description, specs, options)
         if folder.exists():
             _check_same(folder, {key: manifest[key] for key in _RUN_KEY})
@@ -235,7 +294,7 @@ def encode_corpus(
         if manifest["status"] == "complete":
             return _summary(folder, manifest, manifest["counts"]["done"], 0.0, already_complete=True)
         summary = _run(
-            produce,
+            job.outcomes,
             folder,
             manifest,
             specs,
@@ -301,24 +360,6 @@ def _input_key(spec: InputSpec) -> dict[str, Any]:
     return entry
 
 
-def _ray_job(
-    model: LCOEmbedder | str,
-    revision: str | None,
-    device: str | None,
-    dtype: str | None,
-    embedder_kwargs: dict[str, Any] | None,
-    options: RayOptions,
-) -> RayJob:
-    from lco_embedding.distributed import RayJob
-
-    if not isinstance(model, str):
-        raise TypeError("with ray=..., model must be a hub id or folder: each Ray actor loads it.")
-    kwargs = {"revision": revision, "dtype": dtype, **(embedder_kwargs or {})}
-    if device is not None:
-        kwargs["device"] = device
-    return RayJob(model_name(model), kwargs, options)
-
-
 def _load(
     model: LCOEmbedder | str,
     revision: str | None,
@@ -334,7 +375,7 @@ def _load(
 
 
 def _new_manifest(description: dict[str, Any], specs: list[InputSpec], options: dict[str, Any]) -> dict[str, Any]:
-    from lco_embedding.environment import versions
+    from lco_embedding.core.environment import versions
 
     total = None if any(spec.items is None for spec in specs) else sum(spec.items or 0 for spec in specs)
     columns = {output_name(name): kind for name, kind in extra_columns(specs).items()}
@@ -396,11 +437,6 @@ def _check_same(folder: OutputFolder, wanted: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- the run
-_Producer = Callable[..., Iterator[tuple[Record, Any, "str | None"]]]
-"""``(records, **encode_kwargs) -> (record, embedding, reason)`` for every record, in order: :func:`_outcomes` in
-this process, or :meth:`lco_embedding.distributed.RayJob.outcomes` on Ray actors. With ``segment=`` among the
-keyword arguments the embedding is the record's :class:`~lco_embedding.segments.SourceSegments`."""
-
 SEGMENT_COLUMNS = {"segment": "int64", "start": "double", "end": "double"}
 """The columns of a segmented run: each row's number within its record, and where it starts and ends."""
 
@@ -424,10 +460,9 @@ def _outcomes(
                 fed += 1
                 yield record.item
 
-    if segment is None:
-        stream: Iterator[Any] = embedder.encode_outcomes(feed(), **encode_kwargs)
-    else:  # one outcome per record: its segments, or its error
-        stream = embedder.segment_outcomes(feed(), segment, **encode_kwargs)
+    pipeline = embedder.pipeline(segment=segment, **encode_kwargs)
+    # One outcome per fed record: its embedding, or its segments (a SourceSegments), or its error.
+    stream: Iterator[Any] = pipeline.outcomes(feed()) if segment is None else pipeline.segment_outcomes(feed())
     for outcome in stream:
         while True:
             record, number = in_flight.popleft()
@@ -448,30 +483,6 @@ def _outcomes(
         if number is not None:
             raise RuntimeError(f"no outcome came for item {number} ({record.id}).")
         yield record, None, record.error
-
-
-@dataclass(frozen=True)
-class _StopPoint:
-    """Where :data:`STOP_AT_ENV` asks the job to stop itself; calling it at each point of the run checks it."""
-
-    event: str | None = None
-    count: int = 0
-
-    @classmethod
-    def from_environment(cls) -> _StopPoint:
-        wanted = os.environ.get(STOP_AT_ENV, "")
-        if not wanted:
-            return cls()
-        event, _, number = wanted.partition(":")
-        if event not in ("start", "commit", "record") or (event != "start" and not number.isdigit()):
-            raise ValueError(f"{STOP_AT_ENV} must be start, commit:N or record:N, got {wanted!r}.")
-        return cls(event, int(number or 0))
-
-    def __call__(self, event: str, count: int) -> None:
-        if event == self.event and count == self.count:
-            import signal
-
-            os.kill(os.getpid(), signal.SIGSTOP)
 
 
 class _Shard:
@@ -549,7 +560,7 @@ def _extra_array(values: list[Any], kind: str) -> Any:
 
 
 def _run(
-    produce: _Producer,
+    produce: Callable[..., Iterator[tuple[Record, Any, str | None]]],
     folder: OutputFolder,
     manifest: dict[str, Any],
     specs: list[InputSpec],
@@ -559,7 +570,7 @@ def _run(
     show_progress_bar: bool,
     stdin: IO[str] | None,
     on_failure: Callable[[dict[str, Any]], None] | None,
-    stop_at: _StopPoint,
+    stop_at: JobEvents,
 ) -> RunSummary:
     from tqdm.auto import tqdm
 

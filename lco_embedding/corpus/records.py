@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from lco_embedding.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS
-from lco_embedding.files import file_problem, local_file
-from lco_embedding.modalities import MODALITIES, MODALITY_TABLE
+from lco_embedding.core.files import file_problem, local_file
+from lco_embedding.core.modalities import MODALITIES, MODALITY_TABLE
+from lco_embedding.inputs.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS
 
 __all__ = [
     "TEXT_EXTENSIONS",

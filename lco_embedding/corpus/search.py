@@ -147,7 +147,7 @@ def index_is_current(folder: OutputFolder) -> bool:
 
 
 def _approximate(folder: OutputFolder, queries: np.ndarray, k: int) -> list[list[tuple]]:
-    from lco_embedding.integrations import require
+    from lco_embedding.core.require import require
 
     require("usearch", "index")
     from usearch.index import Index
@@ -244,7 +244,7 @@ def build_index(
     Returns:
         The index file.
     """
-    from lco_embedding.integrations import require
+    from lco_embedding.core.require import require
 
     require("usearch", "index")
     from usearch.index import Index

@@ -13,24 +13,14 @@
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
 from typing import Any
 
-__all__ = ["require", "resolve_embedder"]
-
-
-def require(module: str, extra: str) -> ModuleType:
-    """Import ``module``, or raise an ImportError that names the pip extra providing it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ImportError(f"{module} is not installed; install it with: pip install 'lco-embedding[{extra}]'") from e
+__all__ = ["resolve_embedder"]
 
 
 def resolve_embedder(model: Any, embedder_kwargs: dict[str, Any] | None = None) -> Any:
     """An :class:`~lco_embedding.LCOEmbedder`: ``model`` itself, or one loaded from the name or path ``model``."""
-    from lco_embedding import LCOEmbedder  # the package's name, resolved when first used
+    from lco_embedding.embedder import LCOEmbedder
 
     if isinstance(model, LCOEmbedder):
         if embedder_kwargs:

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from lco_embedding.integrations import require
+from lco_embedding.core.require import require
 
 haystack = require("haystack", "haystack")
 component, Document = haystack.component, haystack.Document

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from lco_embedding.integrations import require, resolve_embedder
+from lco_embedding.core.require import require
+from lco_embedding.integrations import resolve_embedder
 
 Embeddings = require("langchain_core.embeddings", "langchain").Embeddings
 

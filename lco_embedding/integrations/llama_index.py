@@ -16,7 +16,8 @@ import asyncio
 import io
 from typing import Any
 
-from lco_embedding.integrations import require, resolve_embedder
+from lco_embedding.core.require import require
+from lco_embedding.integrations import resolve_embedder
 
 _core = require("llama_index.core.embeddings", "llama-index")
 _bridge = require("llama_index.core.bridge.pydantic", "llama-index")

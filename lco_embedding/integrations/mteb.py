@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from lco_embedding.integrations import require, resolve_embedder
+from lco_embedding.core.require import require
+from lco_embedding.integrations import resolve_embedder
 
 _mteb = require("mteb", "mteb")
 AbsEncoder = require("mteb.models.abs_encoder", "mteb").AbsEncoder

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lco_embedding.errors import LCOInputError
+from lco_embedding.core.errors import LCOInputError
 from lco_embedding.preprocessing.image import ImageOptions, load_image
 
 __all__ = ["FastImageLoader"]

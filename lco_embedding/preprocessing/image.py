@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from lco_embedding.errors import LCOInputError
+from lco_embedding.core.errors import LCOInputError
 from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, read_bytes
 
 __all__ = ["MAX_IMAGE_PIXELS", "ImageOptions", "load_image", "preprocess_image", "array_to_image", "to_rgb"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lco_embedding.errors import LCOInputError
+from lco_embedding.core.errors import LCOInputError
 from lco_embedding.preprocessing.audio import DECODE_MARGIN, AudioOptions, preprocess_audio
 from lco_embedding.preprocessing.sources import is_file_object, is_reference, local_copy
 from lco_embedding.preprocessing.video import VideoOptions, decoded_video, preprocess_video

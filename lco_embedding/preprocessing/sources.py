@@ -1,7 +1,7 @@
 """Read the bytes behind a media reference: local path, ``file://`` path, http(s) URL or base64 data URI — every read
 bounded.
 
-Local paths: regular files only (:mod:`lco_embedding.files`: a FIFO, socket, device, folder or dangling link is a
+Local paths: regular files only (:mod:`lco_embedding.core.files`: a FIFO, socket, device, folder or dangling link is a
 clear per-item error, never a block). URLs: one deadline for the whole download (connecting, the headers and the
 body: a server that trickles one byte at a time is cut off at the deadline, not only when a single read stalls)
 and a size cap (a ``Content-Length`` above it is refused before the body is read; a longer body is cut at the
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from lco_embedding.errors import LCOInputError
-from lco_embedding.files import file_problem, local_file
+from lco_embedding.core.errors import LCOInputError
+from lco_embedding.core.files import file_problem, local_file
 
 __all__ = [
     "MAX_URL_BYTES",

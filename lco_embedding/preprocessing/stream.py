@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from lco_embedding.errors import LCOInputError
+from lco_embedding.core.errors import LCOInputError
 from lco_embedding.preprocessing.sources import local_path
 
 __all__ = ["AudioWindow", "audio_duration", "audio_windows"]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lco_embedding.errors import LCOInputError
+from lco_embedding.core.errors import LCOInputError
 from lco_embedding.preprocessing.image import MAX_IMAGE_PIXELS, load_image
 from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, local_copy
 

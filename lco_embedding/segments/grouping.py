@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from lco_embedding.memory import large_allocations_mapped
-from lco_embedding.outcomes import Outcome
+from lco_embedding.core.memory import large_allocations_mapped
+from lco_embedding.core.outcomes import Outcome
 from lco_embedding.segments.result import SourceSegments
 from lco_embedding.segments.spec import SegmentSpec
 from lco_embedding.segments.split import Segment, split_item
@@ -32,7 +32,7 @@ def grouped_segments(
     source's :class:`SourceSegments` in input order as its last segment is done.
 
     ``map_large_allocations``: while the stream runs, give arrays of 1 MiB or more their own mappings
-    (:func:`~lco_embedding.memory.large_allocations_mapped`), so the resident size stays at what is alive, at the
+    (:func:`~lco_embedding.core.memory.large_allocations_mapped`), so the resident size stays at what is alive, at the
     price of page faults on each (measured on 2 h of audio, tiny model: peak growth 350 -> 202 MB, 311 -> 3 MB kept
     afterwards, host time 6.5 -> 11.1 s). Worth it where memory is short and the forward pass dominates (CPU).
     """

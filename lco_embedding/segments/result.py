@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lco_embedding.errors import ItemError
+from lco_embedding.core.errors import ItemError
 
 __all__ = ["Segments", "SourceSegments"]
 

@@ -19,8 +19,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from lco_embedding.errors import LCOInputError
-from lco_embedding.inputs import ParsedItem, parse_item
+from lco_embedding.core.errors import LCOInputError
+from lco_embedding.inputs.parse import ParsedItem, parse_item
 from lco_embedding.preprocessing.audio import preprocess_audio
 from lco_embedding.preprocessing.sources import is_file_object, is_reference, local_copy
 from lco_embedding.preprocessing.stream import audio_windows
@@ -62,7 +62,7 @@ class Segment:
 def split_item(index: int, item: Any, spec: SegmentSpec, featurizer: Any) -> Iterator[Segment]:
     """The segments of ``item`` (found at ``index``) under ``spec``, read as they are consumed.
 
-    ``featurizer`` (a :class:`~lco_embedding.featurize.Featurizer`) gives the tokenizer, the media settings and the
+    ``featurizer`` (a :class:`~.pipeline.featurize.Featurizer`) gives the tokenizer, the media settings and the
     ``use_audio_in_video`` default. A source that cannot be read or cut yields one final segment whose ``item`` is
     its :class:`LCOInputError` (raised when it is featurized, so the pipeline reports it as that item's error).
     """

@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from lco_embedding.integrations import require
+from lco_embedding.core.require import require
+from lco_embedding.pipeline.options import resolve_prompt
 from lco_embedding.serving.batcher import DynamicBatcher, QueueFull, Ticket
-from lco_embedding.serving.inputs import ItemError, parse_input
+from lco_embedding.serving.inputs import RequestItemError, parse_input
 from lco_embedding.serving.metrics import ServerMetrics
 from lco_embedding.serving.settings import ServerSettings
 from lco_embedding.serving.wire import REQUEST_SCHEMA, EmbeddingRequest, RequestError, parse_request, render_embeddings
@@ -249,9 +250,9 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
                 param="prompt_name",
             )
         try:
-            prompt = embedder.resolve_prompt(body.prompt_name, None)
+            prompt = resolve_prompt(embedder, body.prompt_name, None)
             items = parse_input(body.input, settings)
-        except ItemError as e:
+        except RequestItemError as e:
             return _error(400, str(e), "invalid_request_error", param=_param(e))
         batcher = state["batcher"]
         try:
@@ -261,7 +262,7 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
         ticket = Ticket()
         try:
             vectors, tokens, places = await _unless_disconnected(request, batcher.embed(items, prompt, ticket), ticket)
-        except ItemError as e:
+        except RequestItemError as e:
             return _error(400, str(e), "invalid_request_error", param=_param(e))
         except QueueFull as e:
             return _busy(e)
@@ -290,7 +291,7 @@ def _busy(error: QueueFull) -> Any:
     )
 
 
-def _param(error: ItemError) -> str:
+def _param(error: RequestItemError) -> str:
     return "input" if error.index is None else f"input[{error.index}]"
 
 

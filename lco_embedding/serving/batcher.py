@@ -26,13 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-import torch
-
-from lco_embedding.batching import padded_tokens
-from lco_embedding.errors import LCOEmbeddingError, LCOInputError
-from lco_embedding.featurize import Features
+from lco_embedding.core.errors import LCOEmbeddingError, LCOError, LCOInputError
+from lco_embedding.pipeline.batching import padded_tokens
+from lco_embedding.pipeline.featurize import Features
 from lco_embedding.segments.split import split_item
-from lco_embedding.serving.inputs import SEGMENT, ItemError, resolve_media
+from lco_embedding.serving.inputs import SEGMENT, RequestItemError, resolve_media
 from lco_embedding.serving.metrics import ServerMetrics
 from lco_embedding.serving.settings import ServerSettings
 
@@ -41,7 +39,7 @@ __all__ = ["DynamicBatcher", "QueueFull", "Ticket"]
 logger = logging.getLogger(__name__)
 
 
-class QueueFull(RuntimeError):
+class QueueFull(LCOError, RuntimeError):
     """The server holds as many items as it may; the client should retry after ``retry_after`` seconds."""
 
     def __init__(self, retry_after: int) -> None:
@@ -111,10 +109,11 @@ class DynamicBatcher:
 
     def __init__(self, embedder: Any, settings: ServerSettings, metrics: ServerMetrics) -> None:
         self.embedder, self.settings, self.metrics = embedder, settings, metrics
-        self.engine = embedder.forward_engine(
-            max_tokens_per_batch=settings.max_tokens_per_batch, batch_size=settings.max_batch_items, on_error="skip"
+        self.pipeline = embedder.pipeline(
+            max_tokens_per_batch=settings.max_tokens_per_batch, batch_size=settings.max_batch_items
         )
-        self.featurizer = embedder.featurizer()
+        self.engine = self.pipeline.engine()
+        self.featurizer = self.pipeline.featurizer  # requests bring their own prompts
         self.pool = ThreadPoolExecutor(settings.featurize_workers, thread_name_prefix="lco-serve-featurize")
         self._pending: deque[_Job] = deque()
         self._pending_tokens = 0
@@ -168,7 +167,7 @@ class DynamicBatcher:
         threads (media are fetched, decoded, cut into segments and preprocessed there).
 
         Raises:
-            ItemError: An item that cannot be embedded (the one with the lowest index).
+            RequestItemError: An item that cannot be embedded (the one with the lowest index).
             QueueFull: The request's tokens would pass ``max_queue_tokens`` while others wait.
         """
         loop = asyncio.get_running_loop()
@@ -198,7 +197,7 @@ class DynamicBatcher:
             (index, place), failure = failures[0]
             if isinstance(failure, LCOInputError | LCOEmbeddingError):  # the item, not the server
                 where = "" if place is None else f"segment {place['segment']}: "
-                raise ItemError(where + failure.reason, index)
+                raise RequestItemError(where + failure.reason, index)
             raise next((f for _, f in failures if isinstance(f, QueueFull)), failure)
         return results, sum(job.features.length for job in jobs), places
 
@@ -218,7 +217,7 @@ class DynamicBatcher:
                 features = self.featurizer(index, piece, None, prompt)
             except LCOInputError as e:
                 where = "" if place is None or place["start"] is None else f"segment {place['segment']}: "
-                raise ItemError(where + e.reason, index) from e
+                raise RequestItemError(where + e.reason, index) from e
             out.append((place, replace(features, index=next(self._ids))))
         return out
 
@@ -279,7 +278,7 @@ class DynamicBatcher:
             position += len(request.jobs)
             bad = next((i for i, o in enumerate(mine) if isinstance(o, LCOInputError)), None)
             if bad is not None:  # the request is answered with its first bad item; none of its items reaches the model
-                error = ItemError(mine[bad].reason, bad)
+                error = RequestItemError(mine[bad].reason, bad)
                 refused.extend((job, error) for job in request.jobs)
                 continue
             for job, features in zip(request.jobs, mine, strict=True):
@@ -343,7 +342,7 @@ class DynamicBatcher:
     def _run(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()
         try:
-            results = self.engine.execute([job.features for job in jobs])
+            outcomes = self.pipeline.execute([job.features for job in jobs], self.engine)
         except Exception as e:  # a fault of the server, not of an item: every request of the batch gets a 500
             logger.exception("A forward pass failed")
             _deliver([(job, e) for job in jobs])
@@ -351,13 +350,13 @@ class DynamicBatcher:
         self.metrics.observe_batch(len(jobs), padded_tokens([job.features.length for job in jobs]))
         seconds = time.perf_counter() - started
         self._items_per_second = 0.8 * self._items_per_second + 0.2 * len(jobs) / max(seconds, 1e-6)
-        answers = []
-        for job in jobs:
-            result = results.get(job.features.index)
-            if not isinstance(result, torch.Tensor | LCOInputError | LCOEmbeddingError):
-                result = RuntimeError(f"the engine gave no result for item {job.features.index}")
-            answers.append((job, result))
-        _deliver(answers)
+        # One outcome per job, in batch order: its row, or its item's error.
+        _deliver(
+            [
+                (job, outcome.embedding if outcome.ok else outcome.error)
+                for job, outcome in zip(jobs, outcomes, strict=True)
+            ]
+        )
 
     def close(self) -> None:
         """Stop the model thread (queued items are not answered) and the featurize workers."""

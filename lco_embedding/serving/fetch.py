@@ -15,12 +15,13 @@ import ipaddress
 import socket
 from urllib.parse import urlparse
 
+from lco_embedding.core.errors import LCOError
 from lco_embedding.serving.settings import ServerSettings
 
 __all__ = ["FetchError", "check_url", "fetch"]
 
 
-class FetchError(ValueError):
+class FetchError(LCOError, ValueError):
     """A URL the server will not or could not fetch; the message says why."""
 
 
@@ -71,7 +72,7 @@ def fetch(url: str, settings: ServerSettings) -> bytes:
     Raises:
         FetchError: Refused by :func:`check_url`, a redirect, an HTTP error, too large, or too slow.
     """
-    from lco_embedding.errors import LCOInputError
+    from lco_embedding.core.errors import LCOInputError
     from lco_embedding.preprocessing.sources import fetch_url
 
     check_url(url, settings)

@@ -2,7 +2,7 @@
 
 Accepted: a string, a list of strings, or a list of items, each a string or an object with any of ``text``,
 ``image``, ``audio``, ``video`` (several = one mixed item), and optionally its own media settings (``fps``,
-``max_frames``, ``min_pixels``, ``max_pixels``: :data:`lco_embedding.inputs.ITEM_BUDGETS`), whether its video is
+``max_frames``, ``min_pixels``, ``max_pixels``: :data:`lco_embedding.inputs.parse.ITEM_BUDGETS`), whether its video is
 embedded with its sound track (``use_audio_in_video``: true, false or "auto"), and ``segment`` (true, or an
 object such as ``{"window": 30}``: :meth:`lco_embedding.segments.SegmentSpec.from_json`) to get one embedding per
 segment of a long audio, video or text. Strings are always
@@ -16,19 +16,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from lco_embedding.inputs import AUDIO_IN_VIDEO, ITEM_BUDGETS
-from lco_embedding.modalities import MEDIA_MODALITIES, MODALITIES
+from lco_embedding.core.errors import LCOError
+from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES
+from lco_embedding.inputs.parse import AUDIO_IN_VIDEO, ITEM_BUDGETS
 from lco_embedding.serving.fetch import FetchError, fetch
 from lco_embedding.serving.settings import ServerSettings
 
-__all__ = ["SEGMENT", "ItemError", "parse_input", "resolve_media"]
+__all__ = ["SEGMENT", "RequestItemError", "parse_input", "resolve_media"]
 
 SEGMENT = "segment"
 """The item key asking for one embedding per segment; :func:`parse_input` turns its value into a SegmentSpec."""
 _ITEM_OPTIONS = {*ITEM_BUDGETS, AUDIO_IN_VIDEO}
 
 
-class ItemError(ValueError):
+class RequestItemError(LCOError, ValueError):
     """An item of a request cannot be embedded: 400, naming the item's index."""
 
     def __init__(self, reason: str, index: int | None = None) -> None:
@@ -40,17 +41,17 @@ def parse_input(value: Any, settings: ServerSettings) -> list[dict[str, Any]]:
     """Check ``input`` and return one ``encode`` item per entry (media still as data URIs or URLs).
 
     Raises:
-        ItemError: The input or one of its entries is malformed, too large, or names something not accepted.
+        RequestItemError: The input or one of its entries is malformed, too large, or names something not accepted.
     """
     entries = [value] if isinstance(value, str) else value
     if not isinstance(entries, list):
-        raise ItemError(f"input must be a string or a list, got {type(value).__name__}.")
+        raise RequestItemError(f"input must be a string or a list, got {type(value).__name__}.")
     if not entries:
-        raise ItemError("input is empty; give at least one string or item.")
+        raise RequestItemError("input is empty; give at least one string or item.")
     if all(isinstance(e, int) for e in entries) or all(isinstance(e, list) for e in entries):
-        raise ItemError("token arrays are not supported; send the text itself.")
+        raise RequestItemError("token arrays are not supported; send the text itself.")
     if len(entries) > settings.max_items_per_request:
-        raise ItemError(
+        raise RequestItemError(
             f"input has {len(entries)} items; this server takes at most {settings.max_items_per_request} per request."
         )
     return [_item(entry, index, settings) for index, entry in enumerate(entries)]
@@ -60,10 +61,10 @@ def _item(entry: Any, index: int, settings: ServerSettings) -> dict[str, Any]:
     if isinstance(entry, str):
         return {"text": _text(entry, index, settings)}
     if not isinstance(entry, dict):
-        raise ItemError(f"an item must be a string or an object, got {type(entry).__name__}.", index)
+        raise RequestItemError(f"an item must be a string or an object, got {type(entry).__name__}.", index)
     unknown = sorted(set(entry) - set(MODALITIES) - _ITEM_OPTIONS - {SEGMENT})
     if unknown or not set(entry) & set(MODALITIES):
-        raise ItemError(
+        raise RequestItemError(
             f"item keys {unknown or '(none)'} are not understood; an item has any of 'text', 'image', 'audio', "
             '\'video\', e.g. {"text": "a caption", "image": "data:image/png;base64,..."}, and may carry its own '
             f"media settings {', '.join(map(repr, [*ITEM_BUDGETS, AUDIO_IN_VIDEO]))} and 'segment'.",
@@ -77,7 +78,7 @@ def _item(entry: Any, index: int, settings: ServerSettings) -> dict[str, Any]:
             item[key] = _segment(part, index)
         elif key == "text":
             if not isinstance(part, str):
-                raise ItemError(f"'text' must be a string, got {type(part).__name__}.", index)
+                raise RequestItemError(f"'text' must be a string, got {type(part).__name__}.", index)
             item["text"] = _text(part, index, settings)
         else:
             item[key] = _media(key, part, index, settings)
@@ -90,38 +91,40 @@ def _segment(value: Any, index: int) -> Any:
     try:
         return SegmentSpec.from_json(value)
     except (ValueError, TypeError) as e:
-        raise ItemError(str(e), index) from e
+        raise RequestItemError(str(e), index) from e
 
 
 def _text(text: str, index: int, settings: ServerSettings) -> str:
     if not text.strip():
-        raise ItemError("empty text; give at least one non-blank character.", index)
+        raise RequestItemError("empty text; give at least one non-blank character.", index)
     if len(text.encode("utf-8")) > settings.max_item_bytes:
-        raise ItemError(f"the text is larger than this server's limit of {settings.max_item_bytes:,} bytes.", index)
+        raise RequestItemError(
+            f"the text is larger than this server's limit of {settings.max_item_bytes:,} bytes.", index
+        )
     return text
 
 
 def _media(modality: str, value: Any, index: int, settings: ServerSettings) -> str:
     if not isinstance(value, str):
-        raise ItemError(f"'{modality}' must be a data URI or URL string, got {type(value).__name__}.", index)
+        raise RequestItemError(f"'{modality}' must be a data URI or URL string, got {type(value).__name__}.", index)
     if value.startswith("data:"):
         header, _, payload = value.partition(",")
         if not header.endswith(";base64"):
-            raise ItemError(f"a data URI must look like 'data:{modality}/...;base64,<data>'.", index)
+            raise RequestItemError(f"a data URI must look like 'data:{modality}/...;base64,<data>'.", index)
         if len(payload) * 3 // 4 > settings.max_item_bytes:
-            raise ItemError(
+            raise RequestItemError(
                 f"the {modality} is larger than this server's limit of {settings.max_item_bytes:,} bytes.", index
             )
         return value
     if value.startswith(("http://", "https://")):
         if not settings.allow_url:
-            raise ItemError(
+            raise RequestItemError(
                 f"remote URLs are not fetched by this server; send the {modality} as a data URI, or start the server "
                 "with --allow-url.",
                 index,
             )
         return value
-    raise ItemError(
+    raise RequestItemError(
         f"'{modality}' must be a data URI (data:{modality}/...;base64,...)"
         + (" or an http(s) URL" if settings.allow_url else "")
         + "; the server does not read files on its own disk.",
@@ -133,7 +136,7 @@ def resolve_media(item: dict[str, Any], index: int, settings: ServerSettings) ->
     """Download the URLs of an item (in a worker thread, not on the event loop); data URIs stay as they are.
 
     Raises:
-        ItemError: A URL that is refused or cannot be fetched.
+        RequestItemError: A URL that is refused or cannot be fetched.
     """
     resolved = dict(item)
     for modality in MEDIA_MODALITIES:
@@ -142,5 +145,5 @@ def resolve_media(item: dict[str, Any], index: int, settings: ServerSettings) ->
             try:
                 resolved[modality] = fetch(value, settings)
             except FetchError as e:
-                raise ItemError(str(e), index) from e
+                raise RequestItemError(str(e), index) from e
     return resolved

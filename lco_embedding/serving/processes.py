@@ -61,7 +61,7 @@ def build_app(spec: WorkerSpec) -> Any:
     from lco_embedding.serving.app import create_app
 
     if spec.verbosity is not None:
-        from lco_embedding.cli.common import configure_logging
+        from lco_embedding.core.logs import configure_logging
 
         configure_logging(*spec.verbosity)
     if spec.torch_threads is not None:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from lco_embedding.core.errors import LCOError
+
 __all__ = ["REQUEST_SCHEMA", "EmbeddingRequest", "RequestError", "dumps", "parse_request", "render_embeddings"]
 
 try:  # optional: the server's extra installs it
@@ -25,7 +27,7 @@ except ImportError:  # pragma: no cover - exercised where orjson is absent
     orjson = None
 
 
-class RequestError(ValueError):
+class RequestError(LCOError, ValueError):
     """The body is not an embeddings request: 400, naming the field (``param``)."""
 
     def __init__(self, message: str, param: str | None = None) -> None:

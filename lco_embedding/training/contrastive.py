@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from lco_embedding.featurize import Features
+from lco_embedding.pipeline.featurize import Features
 from lco_embedding.training.loss import info_nce_loss
 
 __all__ = ["RandomState", "contrastive_backward"]

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES
 from lco_embedding.corpus.records import row_item
-from lco_embedding.modalities import MEDIA_MODALITIES, MODALITIES
 
 __all__ = ["ContrastiveExample", "GenerativeExample", "read_contrastive_data", "read_generative_data"]
 

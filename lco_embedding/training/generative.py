@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from lco_embedding.collate import collate
-from lco_embedding.featurize import Featurizer
-from lco_embedding.inputs import parse_item
+from lco_embedding.core.modalities import MODALITY_TABLE
+from lco_embedding.inputs.parse import parse_item
+from lco_embedding.pipeline.collate import collate
+from lco_embedding.pipeline.featurize import Featurizer
 from lco_embedding.training.data import GenerativeExample
 
 __all__ = ["GenerativeFeatures", "featurize_generative", "generative_loss"]
@@ -47,15 +48,8 @@ def featurize_generative(featurizer: Featurizer, example: GenerativeExample) -> 
     (modality, value), *_ = example.media.items()
     conversation = [{"role": "user", "content": [{"type": modality, modality: value}]}]
     prompt, media = featurizer.render(parse_item(conversation), None)
-    inputs = dict(
-        featurizer.processor(
-            text=[prompt],
-            images=media["image"] or None,
-            audio=media["audio"] or None,
-            videos=media["video"] or None,
-            return_tensors="pt",
-        )
-    )
+    given = {MODALITY_TABLE[name].processor_keyword: values or None for name, values in media.items()}
+    inputs = dict(featurizer.processor(text=[prompt], return_tensors="pt", **given))
     target = tokenizer(text + "<|im_end|>", add_special_tokens=False, return_tensors="pt")["input_ids"]
     prompt_tokens = int(inputs["input_ids"].shape[1])
     for key, fill in _TEXT_KEYS_EXTENDED.items():
@@ -81,17 +75,19 @@ def target_tokens(batch: Sequence[GenerativeFeatures]) -> int:
     return sum(int(f.inputs["input_ids"].shape[1]) - max(f.prompt_tokens, 1) for f in batch)
 
 
-def generative_loss(embedder, batch: Sequence[GenerativeFeatures], *, normalizer: int | None = None) -> torch.Tensor:
+def generative_loss(pipeline, batch: Sequence[GenerativeFeatures], *, normalizer: int | None = None) -> torch.Tensor:
     """Summed next-token cross-entropy of ``batch`` divided by ``normalizer`` (default: its target tokens).
 
     Args:
-        embedder: The :class:`~lco_embedding.LCOEmbedder` whose model is trained.
+        pipeline: The trained model's :class:`~lco_embedding.pipeline.pipeline.Pipeline` (its backbone's language
+            model head predicts the tokens).
         batch: Featurized examples.
         normalizer: Target tokens of the global batch, so that summing over mini-batches and processes gives
             the global per-token mean.
     """
-    inputs = embedder.move_inputs(collate([f.inputs for f in batch], embedder.pad_token_id))
-    logits = embedder.model(**inputs, use_cache=False, return_dict=True).logits
+    backbone = pipeline.parts.backbone
+    inputs = backbone.move(collate([f.inputs for f in batch], backbone.pad_token_id))
+    logits = backbone.model(**inputs, use_cache=False, return_dict=True).logits
     labels = _labels(batch, inputs["input_ids"])
     loss = F.cross_entropy(
         logits[:, :-1].flatten(0, 1).float(),

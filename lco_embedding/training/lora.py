@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
+from lco_embedding.core.require import require
 from lco_embedding.embedder import LCOEmbedder
-from lco_embedding.integrations import require
-from lco_embedding.loading import read_optional_json
+from lco_embedding.model.loading import read_optional_json
 
 __all__ = [
     "ADAPTER_INFO_FILE",

@@ -31,10 +31,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from lco_embedding.collate import collate
+from lco_embedding.core.errors import LCOInputError
 from lco_embedding.embedder import LCOEmbedder
-from lco_embedding.errors import LCOInputError
-from lco_embedding.featurize import Features, Featurizer
+from lco_embedding.pipeline.features import Features
 from lco_embedding.training.contrastive import RandomState, contrastive_backward
 from lco_embedding.training.data import (
     ContrastiveExample,
@@ -201,8 +200,8 @@ class _Run:
     ) -> None:
         self.embedder, self.examples, self.output_dir, self.config = embedder, examples, output_dir, config
         self.rank, self.world, self.source = rank, world, source
-        self.featurizer: Featurizer = embedder.featurizer()
-        self.featurizer.max_length = config.max_length
+        # The model's pipeline with the training run's own text length (the model's settings stay as they are).
+        self.pipeline = embedder.pipeline(settings=embedder.embedder_settings.replace(max_length=config.max_length))
         self.per_epoch = _batches_per_epoch(len(examples), config.batch_size, world)
         self.total = config.max_steps or int(math.ceil(config.epochs * self.per_epoch))
         self.order = batch_order(len(examples), config.batch_size, config.seed, world)
@@ -216,7 +215,7 @@ class _Run:
     # ------------------------------------------------------------------------------------------------ featurize
     def _features(self, index: int, item: Any, line: int) -> Features:
         try:
-            return self.featurizer(index, item, None, None)
+            return self.pipeline.featurize(index, item)
         except LCOInputError as e:
             raise ValueError(f"{self.source}, line {line}: {e}") from e
 
@@ -227,7 +226,7 @@ class _Run:
 
     # ---------------------------------------------------------------------------------------------------- steps
     def _encode(self, features: Sequence[Features]) -> torch.Tensor:
-        return self.embedder.embed_batch(collate([f.inputs for f in features], self.embedder.pad_token_id))
+        return self.pipeline.embed(list(features), grad=True)  # no graph under the caller's torch.no_grad()
 
     def contrastive_step(self, share: list[ContrastiveExample], global_batch: int) -> float:
         queries = [self._features(i, ex.anchor, ex.line) for i, ex in enumerate(share)]
@@ -247,7 +246,7 @@ class _Run:
         featurized = []
         for example in share:
             try:
-                featurized.append(featurize_generative(self.featurizer, example))
+                featurized.append(featurize_generative(self.pipeline.featurizer, example))
             except LCOInputError as e:
                 raise ValueError(f"{self.source}, line {example.line}: {e}") from e
         tokens = torch.tensor(float(target_tokens(featurized)), device=self.embedder.device)
@@ -256,7 +255,7 @@ class _Run:
         size = self.config.mini_batch_size or len(featurized)
         total = 0.0
         for start in range(0, len(featurized), size):
-            loss = generative_loss(self.embedder, featurized[start : start + size], normalizer=max(int(tokens), 1))
+            loss = generative_loss(self.pipeline, featurized[start : start + size], normalizer=max(int(tokens), 1))
             loss.backward()
             total += float(loss.detach())
         return total

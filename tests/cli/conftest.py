@@ -54,11 +54,16 @@ def committed_shards(out: Path) -> int:
 
 
 def kill_at(args: list, stop_at: str, timeout: float = 300) -> None:
-    """Run ``lco-embed ARGS`` until it reaches ``stop_at`` (``start``, ``commit:N``, ``record:N``: the job's testing
-    hook, where it stops itself), then ``kill -9`` it there. The state it dies in does not depend on timing."""
-    from lco_embedding.corpus.job import STOP_AT_ENV
-
-    process = start_cli(*args, env={STOP_AT_ENV: stop_at})
+    """Run ``lco-embed ARGS`` until it reaches ``stop_at`` (``start``, ``commit:N``, ``record:N``: where the job's
+    events hook stops it, tests/cli/stop_at.py), then ``kill -9`` it there. The state it dies in does not depend on
+    timing."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.cli.stop_at", stop_at, *map(str, args)],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + timeout
     try:
         while True:

@@ -48,7 +48,7 @@ def running_server(checkpoint: str, gate: Gate | None = None, **settings) -> Ite
     import uvicorn
 
     embedder = LCOEmbedder(checkpoint, device="cpu")
-    embedder.forward_fault = gate
+    embedder.parts.fault = gate
     app = create_app(embedder, ServerSettings(served_model_name=NAME, **settings))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

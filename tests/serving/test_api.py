@@ -37,7 +37,7 @@ def test_the_openai_client_gets_the_embeddings_of_encode(client, embedder):
     got = np.array([item.embedding for item in response.data], dtype=np.float32)
     np.testing.assert_allclose(got, embedder.encode(texts, show_progress_bar=False), atol=TOL, rtol=0)
     assert [item.index for item in response.data] == [0, 1, 2] and response.model == NAME
-    lengths = [embedder.featurizer()(i, {"text": t}, None, None).length for i, t in enumerate(texts)]
+    lengths = [embedder.pipeline().featurizer(i, {"text": t}, None, None).length for i, t in enumerate(texts)]
     assert response.usage.prompt_tokens == sum(lengths) == response.usage.total_tokens
     single = client.embeddings.create(model=NAME, input="a cat on a mat", encoding_format="float")
     np.testing.assert_allclose(single.data[0].embedding, got[0], atol=TOL, rtol=0)

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from lco_embedding import LCOEmbedder
-from lco_embedding.collate import collate
 from lco_embedding.training import (
     GenerativeExample,
     LoraSettings,
@@ -40,7 +39,8 @@ def _lora_embedder(checkpoint: str, dropout: float = 0.0) -> LCOEmbedder:
 
 
 def _encoder(embedder: LCOEmbedder):
-    return lambda features: embedder.embed_batch(collate([f.inputs for f in features], embedder.pad_token_id))
+    pipeline = embedder.pipeline()
+    return lambda features: pipeline.embed(list(features), grad=True)
 
 
 def _assert_same_grads(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
@@ -59,7 +59,7 @@ def _grads(embedder: LCOEmbedder) -> dict[str, torch.Tensor]:
 
 def _batch(embedder: LCOEmbedder, media: dict[str, str]):
     """5 anchors, their positives, and 3 hard negatives; images and audio among them."""
-    featurize = embedder.featurizer()
+    featurize = embedder.pipeline().featurizer
     anchors = ["a cat on a mat", {"image": media["png"]}, "the lazy dog", "a quick brown fox", {"audio": media["wav"]}]
     positives = ["a mat with a cat", "a gradient picture", {"image": media["jpg"], "text": "dog"}, "fox", "a tone"]
     negatives = ["the fog", "a dog on a mat", {"image": media["gray_png"]}]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lco_embedding.errors import CheckpointNotFoundError
+from lco_embedding.core.errors import CheckpointNotFoundError
 
 __all__ = ["LocatedCheckpoint", "PROBE_TIMEOUT", "locate_checkpoint", "looks_like_path"]
 

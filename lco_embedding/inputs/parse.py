@@ -23,18 +23,18 @@ import numpy as np
 import torch
 from PIL.Image import Image as PILImage
 
-from lco_embedding.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS, parse_budgets
-from lco_embedding.errors import LCOInputError
-from lco_embedding.files import local_file
-from lco_embedding.modalities import (
+from lco_embedding.core.errors import LCOInputError
+from lco_embedding.core.files import local_file
+from lco_embedding.core.modalities import (
     AUDIO_EXTENSIONS,
     IMAGE_EXTENSIONS,
     MEDIA_MODALITIES,
     MODALITY_TABLE,
     VIDEO_EXTENSIONS,
 )
-from lco_embedding.prompts import MixedSuffixRule, suffix_for
-from lco_embedding.types import MODALITIES, ItemKind, Message, Modality
+from lco_embedding.core.types import MODALITIES, ItemKind, Message, Modality
+from lco_embedding.inputs.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS, parse_budgets
+from lco_embedding.inputs.prompts import MixedSuffixRule, suffix_for
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -176,7 +176,7 @@ def looks_like_file(text: str) -> bool:
 def local_media_path(text: str) -> str | None:
     """The path of an existing file (or FIFO, socket, link: reading it says what is wrong) that ``text`` names,
     or None. Whatever characters the path holds, spaces included; ``file://`` URLs are decoded, and trailing
-    whitespace is dropped only when the path with it does not exist (:func:`lco_embedding.files.local_file`). Only
+    whitespace is dropped only when the path with it does not exist (:func:`lco_embedding.core.files.local_file`). Only
     strings ending in an extension (``.png``, ``.m4v``, ...) are looked up, so ordinary text costs no file-system
     call."""
     if len(text) > 4096 or "\x00" in text or not looks_like_file(text):
@@ -309,7 +309,7 @@ def infer_modality(item: Any) -> ItemKind:
     """Return what an input item is, without loading anything.
 
     Args:
-        item: One input (see :data:`lco_embedding.types.SingleInput`).
+        item: One input (see :data:`lco_embedding.core.types.SingleInput`).
 
     Returns:
         ``"text"``, ``"image"``, ``"audio"``, ``"video"``, ``"mixed"`` (a dict with several modalities),
@@ -528,7 +528,7 @@ def build_messages(
     """Build the chat messages of the reference pipeline for one parsed item.
 
     The content is: the task instruction (``prompt``) if any, the item's parts in order (user text passed
-    through ``truncate``), then the suffix from :mod:`lco_embedding.prompts`. Media parts carry their
+    through ``truncate``), then the suffix from :mod:`lco_embedding.inputs.prompts`. Media parts carry their
     :class:`Part` (only their type matters to the chat template). A conversation is returned as given.
 
     Example:

@@ -1,11 +1,18 @@
-"""The exceptions raised for bad inputs, for items the model cannot embed and for checkpoints that cannot be found,
-and the report of items skipped with ``on_error="skip"``."""
+"""The exceptions the package raises, all :class:`LCOError` (each keeps the built-in base its callers catch:
+``ValueError`` for bad inputs, ``RuntimeError`` for the model, ``FileNotFoundError`` for checkpoints), and the report
+of items skipped with ``on_error="skip"``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CheckpointNotFoundError", "EncodeReport", "ItemError", "LCOEmbeddingError", "LCOInputError"]
+__all__ = ["CheckpointNotFoundError", "EncodeReport", "ItemError", "LCOEmbeddingError", "LCOError", "LCOInputError"]
+
+
+class LCOError(Exception):
+    """Every error lco-embedding raises on purpose: ``except LCOError`` catches the package's own failures (bad
+    inputs, items the model cannot embed, checkpoints not found, refused output folders, server request errors),
+    never a bug's."""
 
 
 class _ItemError:
@@ -30,7 +37,7 @@ class _ItemError:
         return error
 
 
-class LCOInputError(_ItemError, ValueError):
+class LCOInputError(_ItemError, LCOError, ValueError):
     """An input item cannot be embedded: it cannot be read, decoded or validated.
 
     The message names the item's position in the call (``index``), what is wrong and what is accepted.
@@ -46,7 +53,7 @@ class LCOInputError(_ItemError, ValueError):
         super().__init__(self._set(reason, index))
 
 
-class LCOEmbeddingError(_ItemError, RuntimeError):
+class LCOEmbeddingError(_ItemError, LCOError, RuntimeError):
     """The model could not embed a valid item: it does not fit in memory even alone, or its output holds NaN or
     infinite values.
 
@@ -63,7 +70,7 @@ ItemError = LCOInputError | LCOEmbeddingError
 """An item's own error: what ``on_error="skip"`` skips and reports."""
 
 
-class CheckpointNotFoundError(FileNotFoundError):
+class CheckpointNotFoundError(LCOError, FileNotFoundError):
     """A checkpoint's files cannot be found: no such local folder, a folder without ``config.json``, or a hub id
     that is neither reachable nor in the local cache.
 

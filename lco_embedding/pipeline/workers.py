@@ -11,7 +11,7 @@ import multiprocessing
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Literal
 
-from lco_embedding.featurize import Featurizer, install_worker_featurizer
+from lco_embedding.pipeline.featurize import Featurizer, install_worker_featurizer
 
 __all__ = ["WorkerType", "FeaturizeWorkers"]
 

@@ -1,6 +1,6 @@
 """The forward stage: featurized items -> one padded batch -> the model's backbone -> last-token pooled rows.
 
-:class:`Backbone` owns what touches the model: :func:`~lco_embedding.collate.collate`, the copy to the device
+:class:`Backbone` owns what touches the model: :func:`~lco_embedding.pipeline.collate.collate`, the copy to the device
 (floating media tensors in the model's dtype; on CUDA from pinned host memory, without blocking), the backbone's
 forward (no vocabulary head, no hidden states of other layers unless asked), pooling on the device, and one
 device-to-host copy of the pooled rows per batch. On CUDA the next batch can be prepared
@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from lco_embedding.collate import collate
-from lco_embedding.modalities import MODALITY_TABLE
-from lco_embedding.pooling import last_token_pool, rows_at
+from lco_embedding.core.modalities import MODALITY_TABLE
+from lco_embedding.pipeline.collate import collate
+from lco_embedding.pipeline.pooling import last_token_pool, rows_at
 
 __all__ = ["FLOAT_INPUTS", "Backbone", "Prepared"]
 
@@ -156,6 +156,31 @@ class Backbone:
             for key, value in inputs.items()
         }
 
+    def collate(self, batch: list[Any]) -> dict[str, Any]:
+        """Featurized items as one batch on the CPU, as :meth:`prepare` runs them without a shared prefix: padded on
+        the right with the model's own positions (``position_ids``), and ``attention_mask`` marking the real tokens
+        (left padding with its mask for a model that cannot be given positions). What a sentence-transformers
+        module's ``preprocess`` returns; :meth:`states` runs it."""
+        lengths = torch.tensor([features.length for features in batch])
+        if self._positions is None:
+            return collate([features.inputs for features in batch], self.pad_token_id)
+        inputs = collate([features.inputs for features in batch], self.pad_token_id, padding_side="right")
+        real = (torch.arange(inputs["input_ids"].shape[1])[None, :] < lengths[:, None]).long()
+        inputs["position_ids"] = self.positions(batch, inputs, real)
+        inputs["attention_mask"] = real
+        return inputs
+
+    def states(self, collated: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(hidden states [n, seq, d], pooled rows [n, d])`` in float32 of a :meth:`collate` batch already on the
+        device: the same forward as :meth:`run` (no mask where positions are given), gradients kept unless the
+        caller turned them off."""
+        inputs = dict(collated)
+        real = inputs["attention_mask"]
+        if "position_ids" in inputs:
+            inputs["attention_mask"] = None  # causal attention: the padding after a row is never seen
+        hidden = self.hidden_states(inputs)
+        return hidden.float(), last_token_pool(hidden, real).float()
+
     def prepare(self, batch: list[Any], use_prefix: bool = True) -> Prepared:
         """Collate featurized items and start their copy to the device (on CUDA: from pinned memory, on a side
         stream, so it overlaps the batch before it).
@@ -167,12 +192,9 @@ class Backbone:
         """
         lengths = torch.tensor([features.length for features in batch])
         prefix: tuple[int, ...] = ()
-        if self._positions is None:  # a model that cannot be given its positions: left padding and a mask
-            inputs = collate([features.inputs for features in batch], self.pad_token_id)
-        else:
-            inputs = collate([features.inputs for features in batch], self.pad_token_id, padding_side="right")
-            real = (torch.arange(inputs["input_ids"].shape[1])[None, :] < lengths[:, None]).long()
-            inputs["position_ids"] = self.positions(batch, inputs, real)
+        inputs = self.collate(batch)
+        if self._positions is not None:
+            real = inputs["attention_mask"]
             inputs["attention_mask"] = None
             batch_size, width = inputs["input_ids"].shape
             use_prefix = use_prefix and self.cache_keyword and batch_size * width * width <= PREFIX_MASK_ELEMENTS
@@ -218,11 +240,29 @@ class Backbone:
         """Pooled last-token states of collated inputs already on the device: ``[batch, d]`` (or per layer)."""
         return last_token_pool(self.hidden_states(inputs, layers), inputs["attention_mask"])
 
-    @torch.inference_mode()
     def run(
-        self, prepared: Prepared, layers: list[int] | None = None, tokens: bool = False
+        self,
+        prepared: Prepared,
+        layers: list[int] | None = None,
+        tokens: bool = False,
+        *,
+        grad: bool = False,
+        on_device: bool = False,
     ) -> torch.Tensor | list[dict[str, torch.Tensor]]:
-        """Forward a prepared batch; one copy back: float32 rows on the CPU (or each item's real-token states)."""
+        """Forward a prepared batch; one copy back: float32 rows on the CPU (or each item's real-token states).
+
+        ``grad`` keeps the graph where the caller's grad mode records one (a trainer's forward; otherwise it runs
+        under ``torch.inference_mode()``);
+        ``on_device`` returns the pooled rows where the model is, in its dtype, without the copy back.
+        """
+        if grad:  # the caller's grad mode stands (a trainer's torch.no_grad() pass records nothing)
+            return self._run(prepared, layers, tokens, on_device)
+        with torch.inference_mode():
+            return self._run(prepared, layers, tokens, on_device)
+
+    def _run(
+        self, prepared: Prepared, layers: list[int] | None, tokens: bool, on_device: bool
+    ) -> torch.Tensor | list[dict[str, torch.Tensor]]:
         if prepared.ready is not None:
             torch.cuda.current_stream(self.device).wait_event(prepared.ready)
         inputs, lengths = dict(prepared.inputs), prepared.lengths
@@ -233,7 +273,8 @@ class Backbone:
             inputs["cache"] = self._prefix_cache(prepared.prefix, len(lengths))
         if not tokens:
             last = torch.full_like(lengths, width - 1) if left else lengths - 1 - len(prepared.prefix)
-            return rows_at(self.hidden_states(inputs, layers), last).float().cpu()
+            rows = rows_at(self.hidden_states(inputs, layers), last)
+            return rows if on_device else rows.float().cpu()
         hidden = self.hidden_states(inputs).float().cpu()
         ids = inputs["input_ids"].cpu()
         spans = [slice(width - n, width) if left else slice(0, n) for n in lengths.tolist()]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal, TypeAlias
 
-from lco_embedding.modalities import MODALITY_TABLE
-from lco_embedding.types import Modality
+from lco_embedding.core.modalities import MODALITY_TABLE
+from lco_embedding.core.types import Modality
 
 __all__ = ["SUFFIXES", "MIXED_SUFFIX", "DOMINANCE", "MixedSuffixRule", "suffix_for"]
 

@@ -1,6 +1,6 @@
 """Featurize many text items at once: the chat template rendered once per prompt, the window tokenized in one call.
 
-The per-item path (:meth:`lco_embedding.featurize.Featurizer.featurize`) renders the chat template and runs the
+The per-item path (:meth:`lco_embedding.pipeline.featurize.Featurizer.featurize`) renders the chat template and runs the
 processor for every item: about 0.7 ms each, most of it the processor's keyword handling. A text item's tokens are
 ``head + tokens(segment) + tail``, where head and tail are the template's tokens around the one run of text that
 holds the user's content (the tokenizer splits at special tokens first, so the runs between them are tokenized
@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from lco_embedding.features import Features
+from lco_embedding.pipeline.features import Features
 
 if TYPE_CHECKING:
-    from lco_embedding.inputs import ParsedItem
+    from lco_embedding.inputs.parse import ParsedItem
 
 __all__ = ["PREFIX_MARGIN", "TextBatcher"]
 
@@ -56,7 +56,7 @@ class TextBatcher:
     """Builds text items' features many at a time (see the module).
 
     Args:
-        featurizer: The :class:`~lco_embedding.featurize.Featurizer` whose per-item path it reproduces (it owns
+        featurizer: The :class:`~lco_embedding.pipeline.featurize.Featurizer` whose per-item path it reproduces (it owns
             this batcher; typed loosely so that neither module imports the other).
     """
 
@@ -85,7 +85,7 @@ class TextBatcher:
     def featurize(self, indexed: list[tuple[int, ParsedItem]], prompt: str | None) -> list[Features] | None:
         """Features of text items (``accepts`` true for each), in order; None when this checkpoint's template
         cannot be batched (then use the per-item path)."""
-        from lco_embedding.prompts import suffix_for
+        from lco_embedding.inputs.prompts import suffix_for
 
         featurizer = self.featurizer
         suffix = suffix_for(["text"], featurizer.mixed_suffix)
@@ -156,7 +156,7 @@ class TextBatcher:
 
     def _build(self, prompt: str, suffix: str) -> _Template | None:
         """Render the template around a marker, split it, and check the result against the per-item path."""
-        from lco_embedding.inputs import parse_item
+        from lco_embedding.inputs.parse import parse_item
 
         featurizer = self.featurizer
         guard = featurizer.guard
@@ -191,7 +191,7 @@ class TextBatcher:
         return self._checked(template, prompt)
 
     def _checked(self, template: _Template, prompt: str) -> _Template | None:
-        from lco_embedding.inputs import parse_item
+        from lco_embedding.inputs.parse import parse_item
 
         expected = self.featurizer.featurize(0, parse_item(_PROBE), prompt or None).inputs
         extra = tuple(sorted(set(expected) - {"input_ids", "attention_mask"}))

@@ -35,7 +35,7 @@ MODEL_INPUT_KEYS = frozenset(_LEFT_PADDED | _TIME_PADDED | _CONCATENATED)
 
 def collate(items: Sequence[dict[str, Any]], pad_token_id: int, *, padding_side: str = "left") -> dict[str, Any]:
     """Merge single-item processor outputs into one batch (``padding_side="right"`` pads the token rows after the
-    real tokens instead, for a forward pass without a padding mask: see :mod:`lco_embedding.backbone`).
+    real tokens instead, for a forward pass without a padding mask: see :mod:`lco_embedding.pipeline.backbone`).
 
     Example:
         >>> a = {"input_ids": torch.tensor([[5, 6, 7]]), "attention_mask": torch.ones(1, 3, dtype=torch.long)}

@@ -2,8 +2,9 @@
 imports.
 
 A row (:class:`ModalitySpec`) names the modality's file extensions and MIME type (input parsing, corpus records),
-its prompt suffix (:mod:`lco_embedding.prompts`), its preprocessor and options (:mod:`lco_embedding.featurize`), the
-processor keyword it is passed under and the processor outputs that hold its values (:mod:`lco_embedding.backbone`
+its prompt suffix (:mod:`lco_embedding.inputs.prompts`), its preprocessor and options
+(:mod:`lco_embedding.pipeline.featurize`), the processor keyword it is passed under and the processor outputs that hold
+its values (:mod:`lco_embedding.pipeline.backbone`
 casts those to the model's dtype). Code that treats modalities differently reads this table instead of switching
 on their names. Shared with the command line, which must start without importing torch: loaders are named, not
 imported.
@@ -47,7 +48,7 @@ class ModalitySpec:
         processor_keyword: The keyword the checkpoint's processor takes it under (None for text).
         value_keys: The processor outputs holding its values, cast to the model's dtype on the device.
         loader: ``"module:function"`` of its preprocessor (imported when first used), or None for text.
-        options: The :class:`~lco_embedding.featurize.Featurizer` attribute holding the preprocessor's options.
+        options: The :class:`~lco_embedding.pipeline.featurize.Featurizer` attribute holding the preprocessor's options.
         magic: A regular expression over a file's first bytes that says it holds this modality (bytes given bare
             are sniffed with it, in table order, so the more specific ``ftyp`` brands come before video's).
     """

@@ -1,15 +1,17 @@
 """The throughput engine: featurize ahead in background workers, plan batches by tokens, recover from out-of-memory.
 
 :meth:`Engine.run` reads items lazily from any iterable and hands them to workers (threads or processes) that
-turn them into :class:`~lco_embedding.featurize.Features`; a bounded look-ahead keeps about one window of items in
+turn them into :class:`~.featurize.Features`; a bounded look-ahead keeps about one window of items in
 flight, so memory stays flat however long the stream is. Featurized items are gathered into a *window* (until it
 holds ``2 * max_tokens`` tokens or ``16 * batch_size`` items); the window is cut into batches of similar length
-under the token budget (:func:`~lco_embedding.batching.plan_batches`) and run while the workers already featurize
-the next window. Results come out in input order, one outcome per item: its embedding or its
-:class:`~lco_embedding.errors.LCOInputError`.
+under the token budget (:func:`~.batching.plan_batches`) and run while the workers already featurize
+the next window. Results come out in input order, one :class:`~lco_embedding.core.outcomes.Outcome` per item: its
+raw embedding, or its :class:`~lco_embedding.core.errors.LCOInputError` (what a caller does with failures is its
+``on_error``, applied by :func:`~lco_embedding.core.outcomes.apply_on_error`; the engine never raises an item's
+error).
 
 On out-of-memory a batch is split in two and retried, and the budget is halved for the rest of the call; an item
-that does not fit alone, or whose output is not finite, gets an :class:`~lco_embedding.errors.LCOEmbeddingError`
+that does not fit alone, or whose output is not finite, gets an :class:`~lco_embedding.core.errors.LCOEmbeddingError`
 naming it. Any other failure of the forward pass propagates (it is not an item's fault). No item is lost,
 duplicated or reordered. ``fault``, a callable
 run before every forward, lets tests inject an out-of-memory error without a GPU
@@ -30,16 +32,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from lco_embedding.batching import padded_tokens, plan_batches
-from lco_embedding.errors import LCOEmbeddingError, LCOInputError
-from lco_embedding.featurize import Features
+from lco_embedding.core.errors import LCOEmbeddingError, LCOInputError
+from lco_embedding.core.outcomes import Outcome
+from lco_embedding.pipeline.batching import padded_tokens, plan_batches
+from lco_embedding.pipeline.features import Features
 
-__all__ = ["Engine", "EngineStats", "ForwardCosts", "Outcome", "is_out_of_memory"]
+__all__ = ["Engine", "EngineStats", "ForwardCosts", "is_out_of_memory"]
 
 logger = logging.getLogger(__name__)
-
-Outcome = tuple[int, "torch.Tensor | LCOInputError | LCOEmbeddingError"]
-"""``(input position, embedding or the item's error)``; the embedder turns them into :class:`lco_embedding.Outcome`."""
 
 WINDOW_BUDGETS = 2
 """A window closes once it holds this many batch budgets of tokens ..."""
@@ -127,11 +127,10 @@ class Engine:
             per-item outputs: tensors, or dicts of tensors).
         max_tokens: Token budget of one batch (padded tokens).
         batch_size: Most items in one batch.
-        batch_overhead: Fixed cost of one forward pass in tokens (see :func:`~lco_embedding.batching.plan_batches`)
+        batch_overhead: Fixed cost of one forward pass in tokens (see :func:`~.batching.plan_batches`)
             until ``costs`` has measured it.
         executor: Where ``featurize`` runs; ``None`` runs it inline on the calling thread.
         lookahead: Items submitted ahead of the consumer at the start (grows to one window).
-        on_error: ``"raise"`` raises the first bad item's error; ``"skip"`` yields it as the item's outcome.
         fault: Called with each batch before its forward; raising there acts like a failure of the forward.
         progress: Called with the number of items finished after each batch.
         costs: Where forward passes are timed; the planner then charges the measured fixed cost of a pass.
@@ -150,7 +149,6 @@ class Engine:
         batch_overhead: int = 0,
         executor: Executor | None = None,
         lookahead: int = 8,
-        on_error: str = "raise",
         fault: Callable[[list[Features]], None] | None = None,
         progress: Callable[[int], None] | None = None,
         costs: ForwardCosts | None = None,
@@ -165,7 +163,6 @@ class Engine:
         self.batch_size = batch_size
         self.executor = executor
         self.lookahead = max(1, lookahead)
-        self.on_error = on_error
         self.fault = fault
         self.progress = progress
         self.costs = costs
@@ -175,7 +172,7 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------ the stream
     def run(self, items: Iterable[Any]) -> Iterator[Outcome]:
-        """Yield ``(index, embedding or error)`` for every item, in input order."""
+        """Yield every item's :class:`Outcome` (raw row or error), in input order."""
         iterator = enumerate(items)
         # Jobs in input order: a media item each (in the workers), or a run of text items (batched, inline).
         pending: deque[tuple[list[int], Any]] = deque()
@@ -218,8 +215,6 @@ class Engine:
                 queued -= len(indices)
                 for outcome in self._resolve(indices, job):
                     if isinstance(outcome, LCOInputError):
-                        if self.on_error == "raise":
-                            raise outcome
                         failed.append((outcome.index, outcome))  # type: ignore[arg-type]
                     else:
                         window.append(outcome)
@@ -270,13 +265,13 @@ class Engine:
 
     def plan(self, window: Sequence[Features]) -> list[list[Features]]:
         """Cut a window into batches of least padding under the token budget
-        (:func:`~lco_embedding.batching.plan_batches`)."""
+        (:func:`~lco_embedding.pipeline.batching.plan_batches`)."""
         lengths = [(position, features.length) for position, features in enumerate(window)]
         plan = plan_batches(lengths, self.max_tokens, self.batch_size, self.batch_overhead)
         return [[window[position] for position in keys] for keys in plan]
 
     def _flush(self, window: list[Features], failed: list[tuple[int, LCOInputError]]) -> Iterator[Outcome]:
-        results: dict[int, torch.Tensor | LCOInputError] = dict(failed)
+        results: dict[int, Any] = dict(failed)
         for batch in self.plan(window):
             self._execute(batch, results)
             if self.progress is not None:
@@ -284,20 +279,19 @@ class Engine:
         if self.progress is not None and failed:
             self.progress(len(failed))
         for index in sorted(results):
-            yield index, results[index]
+            yield _outcome(index, results[index])
 
     # --------------------------------------------------------------------------------------------- one batch
-    def execute(self, batch: list[Features]) -> dict[int, torch.Tensor | LCOInputError]:
-        """Run one batch of featurized items (for callers that gather items themselves, like the server).
+    def execute(self, batch: list[Features]) -> list[Outcome]:
+        """Run one batch of featurized items (for callers that gather items themselves, like the server): each
+        item's :class:`Outcome`, in batch order (``index`` is its ``Features.index``).
 
         A batch over the token budget, or one that runs out of memory, is split; an item that does not fit alone,
-        or whose output is not finite, gets an ``LCOEmbeddingError``; any other failure propagates. Returns every
-        item's embedding or error, by ``Features.index``; with ``on_error="raise"`` the first error is raised
-        instead.
+        or whose output is not finite, gets an ``LCOEmbeddingError``; any other failure propagates.
         """
-        results: dict[int, torch.Tensor | LCOInputError] = {}
+        results: dict[int, Any] = {}
         self._execute(batch, results)
-        return results
+        return [_outcome(features.index, results[features.index]) for features in batch]
 
     def _execute(self, batch: list[Features], results: dict[int, torch.Tensor | LCOInputError]) -> None:
         """Run one batch; split it when it exceeds the (possibly lowered) budget or runs out of memory."""
@@ -376,9 +370,8 @@ class Engine:
                 continue
             results[features.index] = embedding
 
-    def _fail(self, index: int, error: LCOEmbeddingError, results: dict[int, Any]) -> None:
-        if self.on_error == "raise":
-            raise error
+    @staticmethod
+    def _fail(index: int, error: LCOEmbeddingError, results: dict[int, Any]) -> None:
         results[index] = error
 
 
@@ -386,6 +379,12 @@ def _is_finite(output: torch.Tensor | dict[str, torch.Tensor]) -> bool:
     """True when an item's output (a tensor, or a dict of them) holds no NaN or infinite value."""
     tensors = output.values() if isinstance(output, dict) else (output,)
     return all(not t.is_floating_point() or bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _outcome(index: int, result: Any) -> Outcome:
+    if isinstance(result, LCOInputError | LCOEmbeddingError):
+        return Outcome(index, None, result)
+    return Outcome(index, result, None)
 
 
 def _item_error(index: int, error: LCOInputError) -> LCOInputError:

@@ -16,30 +16,29 @@ import dataclasses
 import importlib
 import logging
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from lco_embedding.budgets import ItemLimits
-from lco_embedding.errors import LCOInputError
-from lco_embedding.features import Features
-from lco_embedding.inputs import (
+from lco_embedding.core.errors import LCOInputError
+from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITY_TABLE
+from lco_embedding.core.types import Modality
+from lco_embedding.inputs.budgets import ItemLimits
+from lco_embedding.inputs.parse import (
     ITEM_BUDGETS,
     AudioInVideo,
     ParsedItem,
     build_messages,
-    check_audio_in_video,
     looks_like_file,
     parse_item,
 )
-from lco_embedding.modalities import MEDIA_MODALITIES, MODALITY_TABLE
-from lco_embedding.preprocessing import AudioOptions, ImageOptions, VideoOptions
+from lco_embedding.inputs.prompts import MixedSuffixRule
+from lco_embedding.inputs.special_tokens import SpecialTokenGuard, SpecialTokenPolicy
+from lco_embedding.pipeline.features import Features
+from lco_embedding.pipeline.settings import EmbedderSettings, Geometry
+from lco_embedding.pipeline.text_batch import TextBatcher
 from lco_embedding.preprocessing.fast_image import FastImageLoader
 from lco_embedding.preprocessing.soundtrack import preprocess_video_with_sound
-from lco_embedding.prompts import MixedSuffixRule
-from lco_embedding.special_tokens import SPECIAL_TOKEN_POLICIES, SpecialTokenGuard, SpecialTokenPolicy
-from lco_embedding.text_batch import TextBatcher
-from lco_embedding.types import Modality
 
 __all__ = ["AUDIO_TAIL", "Features", "Featurizer", "featurize_in_worker", "install_worker_featurizer"]
 
@@ -55,67 +54,65 @@ class Featurizer:
 
     Args:
         processor: The checkpoint's processor.
+        settings: What decides the embeddings (:class:`~lco_embedding.pipeline.settings.EmbedderSettings`): media
+            budgets, text truncation, the suffix rule, special tokens, preprocessing, sound tracks, and the
+            ceilings of items' own budgets.
         modalities: Modalities the checkpoint can embed; other media raise :class:`LCOInputError`.
         model_type: The checkpoint's ``model_type``, for error messages.
-        image_options: Image resizing options.
-        audio_options: Audio loading options.
-        video_options: Video sampling and resizing options.
-        mixed_suffix: Suffix rule for mixed inputs (see :mod:`.prompts`).
-        max_length: User text is cut to this many tokens; ``None`` keeps all of it.
-        special_tokens: ``"text"`` (default): special-token strings in user text are ordinary text
-            (:mod:`.special_tokens`); ``"parse"``: they are parsed as special tokens, as in the reference pipeline.
-        preprocessing: ``"reference"`` (default): images resized with Pillow by qwen-omni-utils' rule, as in the
-            reference pipeline; ``"fast"``: decoded images resized once in torch (on ``processor_device`` when
-            given) to the size the reference ends at, the checkpoint processor's own limits included
-            (:mod:`lco_embedding.preprocessing.fast_image`).
-        processor_device: Where the processor's image and video transforms run in fast mode (a CUDA device), or
-            None for the CPU.
-        use_audio_in_video: Embed videos with their sound tracks, interleaved with the frames as Qwen2.5-Omni
-            does (True: every video needs one; ``"auto"``: where every video of the item has one); an item's own
-            ``use_audio_in_video`` wins.
-        item_limits: The ceilings of items' own media budgets (default: the options' own pixel and frame budgets).
+        patch_size: The vision encoder's patch size (image and frame sizes are multiples of twice it).
+        sampling_rate: The feature extractor's audio rate.
+        processor_device: Where images are resized in fast mode (a CUDA device), or None for the CPU.
     """
 
     def __init__(
         self,
         processor: Any,
+        settings: EmbedderSettings,
         *,
         modalities: tuple[Modality, ...] | list[Modality],
         model_type: str,
-        image_options: ImageOptions,
-        audio_options: AudioOptions,
-        video_options: VideoOptions,
-        mixed_suffix: MixedSuffixRule = "reference",
-        max_length: int | None = 300,
-        special_tokens: SpecialTokenPolicy = "text",
-        preprocessing: Literal["reference", "fast"] = "reference",
+        patch_size: int = 14,
+        sampling_rate: int = 16000,
         processor_device: Any = None,
-        use_audio_in_video: AudioInVideo = False,
-        item_limits: ItemLimits | None = None,
     ) -> None:
-        if special_tokens not in SPECIAL_TOKEN_POLICIES:
-            raise ValueError(f"special_tokens must be 'text' or 'parse', got {special_tokens!r}.")
-        if preprocessing not in ("reference", "fast"):
-            raise ValueError(f"preprocessing must be 'reference' or 'fast', got {preprocessing!r}.")
         self.processor = _with_lean_audio_features(processor)
+        self.settings = settings
         self.modalities = tuple(modalities)
         self.model_type = model_type
-        self.image_options = image_options
-        self.audio_options = audio_options
-        self.video_options = video_options
-        self.mixed_suffix: MixedSuffixRule = mixed_suffix
-        self.max_length = max_length
-        self.special_tokens: SpecialTokenPolicy = special_tokens
-        self.preprocessing = preprocessing
-        self.fast_loaders = _fast_loaders(processor, processor_device) if preprocessing == "fast" else {}
         self.processor_device = processor_device
-        self.use_audio_in_video: AudioInVideo = check_audio_in_video(use_audio_in_video)
-        self.item_limits = item_limits or ItemLimits(
-            pixels={"image": image_options.max_pixels, "video": video_options.max_pixels},
-            max_frames=video_options.max_frames,
-        )
+        geometry = Geometry(patch_size=patch_size, sampling_rate=sampling_rate)
+        self.image_options = settings.image_options(geometry)
+        self.audio_options = settings.audio_options(geometry)
+        self.video_options = settings.video_options(geometry)
+        self.item_limits: ItemLimits = settings.item_limits()
+        self.fast_loaders = _fast_loaders(processor, processor_device) if settings.preprocessing == "fast" else {}
         self.guard = SpecialTokenGuard(processor.tokenizer)
         self.text_batcher = TextBatcher(self)
+
+    @property
+    def max_length(self) -> int | None:
+        """User text is cut to this many tokens (None: not cut)."""
+        return self.settings.max_length
+
+    @property
+    def mixed_suffix(self) -> MixedSuffixRule:
+        """The suffix rule of mixed items."""
+        return self.settings.mixed_suffix
+
+    @property
+    def special_tokens(self) -> SpecialTokenPolicy:
+        """How special-token strings in user text are tokenized."""
+        return self.settings.special_tokens
+
+    @property
+    def preprocessing(self) -> str:
+        """``"reference"`` or ``"fast"``."""
+        return self.settings.preprocessing
+
+    @property
+    def use_audio_in_video(self) -> AudioInVideo:
+        """Whether videos are embedded with their sound tracks (an item's own key wins)."""
+        return self.settings.use_audio_in_video
 
     def __call__(self, index: int, item: Any, modality: Modality | None, prompt: str | None) -> Features:
         """Featurize the raw input ``item`` found at position ``index``.
@@ -297,21 +294,8 @@ class Featurizer:
             raise LCOInputError(f"the item's {modality} settings {changes} do not work with the model's: {e}") from e
 
     def config_key(self) -> tuple[Any, ...]:
-        """The options that decide the output, for telling whether a worker pool's copy is still current."""
-        return (
-            id(self.processor),
-            self.modalities,
-            repr(self.image_options),
-            repr(self.audio_options),
-            repr(self.video_options),
-            self.mixed_suffix,
-            self.max_length,
-            self.special_tokens,
-            self.preprocessing,
-            str(self.processor_device),
-            self.use_audio_in_video,
-            repr(self.item_limits),
-        )
+        """What decides the output, for telling whether a worker pool's copy is still current."""
+        return (id(self.processor), self.settings, self.modalities, str(self.processor_device))
 
     def truncate(self, text: str) -> str:
         """Cut user text to ``max_length`` tokens (:meth:`TextBatcher.truncated`)."""

@@ -95,7 +95,7 @@ def default_max_tokens(device: torch.device, hidden_size: int, intermediate_size
 
 def default_batch_overhead(device: torch.device) -> int:
     """Fixed cost of one forward pass in tokens, for :func:`plan_batches`: 32 on CPU, 512 on GPUs; the starting value
-    until :class:`~lco_embedding.engine.ForwardCosts` has timed enough passes to measure it.
+    until :class:`~lco_embedding.pipeline.engine.ForwardCosts` has timed enough passes to measure it.
 
     On a CPU a token costs about the same in a batch of one as in a batch of thirty, so padding is pure waste; a GPU
     runs a batch of short items in nearly the time of one, so merging them is worth some padding.

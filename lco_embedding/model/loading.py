@@ -23,11 +23,11 @@ from typing import Any
 
 import torch
 
-from lco_embedding.errors import CheckpointNotFoundError
-from lco_embedding.hub import LocatedCheckpoint, locate_checkpoint
-from lco_embedding.memory import large_allocations_mapped
-from lco_embedding.quantization import default_dtype, stored_dtype
-from lco_embedding.types import Modality
+from lco_embedding.core.errors import CheckpointNotFoundError
+from lco_embedding.core.memory import large_allocations_mapped
+from lco_embedding.core.types import Modality
+from lco_embedding.model.hub import LocatedCheckpoint, locate_checkpoint
+from lco_embedding.model.quantization import default_dtype, stored_dtype
 
 __all__ = [
     "SUPPORTED_MODEL_TYPES",
@@ -113,7 +113,7 @@ def resolve_dtype(
     dtype: str | torch.dtype | None, device: torch.device, stored: torch.dtype | None = None
 ) -> torch.dtype:
     """The given dtype; else (``None`` or ``"auto"``) bfloat16 on CUDA, on a CPU the checkpoint's ``stored`` dtype
-    when that is bfloat16 and the CPU computes it natively, and float32 otherwise (:mod:`lco_embedding.quantization`).
+    when that is bfloat16 and the CPU computes it natively, and float32 otherwise (:mod:`.quantization`).
     """
     if dtype is None or dtype == "auto":
         return default_dtype(device, stored)
@@ -258,7 +258,7 @@ def load_model(
     processor_kwargs: dict[str, Any] | None = None,
     quantization: str | None = None,
 ) -> LoadedModel:
-    """Load a supported checkpoint (located by :func:`~lco_embedding.hub.locate_checkpoint`) and its processor.
+    """Load a supported checkpoint (located by :func:`~lco_embedding.model.hub.locate_checkpoint`) and its processor.
 
     Args:
         checkpoint: Where the checkpoint's files are, and the hub arguments to read them with.
@@ -268,7 +268,7 @@ def load_model(
         model_kwargs: Extra keyword arguments for ``from_pretrained`` of the model.
         processor_kwargs: Extra keyword arguments for ``from_pretrained`` of the processor.
         quantization: Quantize the language model's linear layers as they load
-            (:mod:`lco_embedding.quantization`).
+            (:mod:`lco_embedding.model.quantization`).
 
     Raises:
         ValueError: If ``config.json``'s ``model_type`` is not supported (the message lists the supported ones).
@@ -288,7 +288,7 @@ def load_model(
         **(model_kwargs or {}),
     }
     if quantization is not None:
-        from lco_embedding.quantization import quantization_config
+        from lco_embedding.model.quantization import quantization_config
 
         kwargs["quantization_config"] = quantization_config(quantization, device, dtype)
         if quantization == "nf4":  # bitsandbytes places the weights itself; its models refuse .to()

@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from lco_embedding.errors import LCOInputError
-from lco_embedding.modalities import Modality
+from lco_embedding.core.errors import LCOInputError
+from lco_embedding.core.modalities import Modality
 
 __all__ = ["AUDIO_IN_VIDEO", "ITEM_BUDGETS", "MAX_ITEM_FPS", "ItemLimits", "parse_budgets"]
 

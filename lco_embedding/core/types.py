@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL.Image import Image as PILImage
 
-from lco_embedding.modalities import MEDIA_MODALITIES, MODALITIES, Modality
+from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES, Modality
 
 __all__ = [
     "MEDIA_MODALITIES",
