@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lco_embedding.analysis.metrics import ALIGNMENT_METRICS, Conventions, alignment_scores, anisotropy
-from lco_embedding.core.modalities import MEDIA_MODALITIES
+from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITY_TABLE, TEXT
 from lco_embedding.inputs.prompts import MIXED_SUFFIX, SUFFIXES
 
 __all__ = [
@@ -96,7 +96,7 @@ def authors_item(item: Any) -> Any:
     if not isinstance(item, dict) or len(item) != 1:
         return item
     ((modality, value),) = item.items()
-    if modality == "text" and isinstance(value, str):
+    if MODALITY_TABLE.get(modality) is TEXT and isinstance(value, str):
         content = [{"type": "text", "text": value + SUFFIXES["text"]}]
     elif modality in MEDIA_MODALITIES:
         content = [{"type": modality, modality: value}, {"type": "text", "text": MIXED_SUFFIX}]

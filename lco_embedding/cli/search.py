@@ -9,6 +9,7 @@ import click
 
 from lco_embedding.cli.common import format_table, is_quiet, load_embedder, shorten
 from lco_embedding.core.errors import LCOInputError
+from lco_embedding.core.modalities import spec_of
 
 __all__ = ["index", "load_folder_model", "print_hits", "query_item", "query_prompt", "search"]
 
@@ -29,7 +30,7 @@ def query_item(words: tuple[str, ...] | list[str], image: str | None, audio: str
             item[modality] = path
     if not item:
         raise click.UsageError("give a QUERY text, or --image, --audio or --video (or a text and one of them).")
-    if sum(1 for key in item if key != "text") > 1:
+    if sum(1 for key in item if spec_of(key).is_media) > 1:
         raise click.UsageError("give only one of --image, --audio and --video.")
     return item
 

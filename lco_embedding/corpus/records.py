@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from lco_embedding.core.files import file_problem, local_file
-from lco_embedding.core.modalities import MODALITIES, MODALITY_TABLE
+from lco_embedding.core.modalities import MODALITIES, MODALITY_TABLE, TEXT, is_text
 from lco_embedding.inputs.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS
 
 __all__ = [
@@ -463,12 +463,12 @@ def _records_of(spec: InputSpec, first: int, skip: int, stdin: IO[str]) -> Itera
 
 
 def _file_record(position: int, display: str, path: str) -> Record:
-    modality = file_modality(path) or "text"
+    modality = file_modality(path) or TEXT.name
     record = Record(position, display, os.path.abspath(path), modality)
     problem = file_problem(path)  # a FIFO would block, a dangling link or a folder has nothing to read
     if problem is not None:
         record.error = problem
-    elif modality == "text":
+    elif is_text(modality):
         try:
             with open(path, encoding="utf-8") as f:
                 record.item = {"text": f.read()}
@@ -608,8 +608,8 @@ def row_item(
         value = row.get(columns.get(modality, "") if columns is not None else modality)
         if value is None or (isinstance(value, str) and value == ""):
             continue
-        if modality == "text":
-            content["text"] = value
+        if is_text(modality):
+            content[modality] = value
             continue
         value, problem = _media_value(value, folder, modality)
         if problem:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from lco_embedding.core.modalities import MODALITY_TABLE
 from lco_embedding.corpus.store import INDEX_FILE, OutputFolder
 
 __all__ = ["Hit", "build_index", "index_is_current", "search_folder"]
@@ -75,7 +76,8 @@ class Hit:
         empty for a row that is a whole item."""
         if self.start is None or self.end is None:
             return ""
-        if self.modality == "text":
+        row = MODALITY_TABLE.get(self.modality)  # type: ignore[call-overload]
+        if row is not None and row.window_unit == "tokens":  # windows of a text: character offsets
             return f"chars {self.start:.0f}-{self.end:.0f}"
         return f"{_clock(self.start)}-{_clock(self.end)}"
 

@@ -15,20 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from lco_embedding.core.errors import LCOInputError
-from lco_embedding.core.modalities import Modality
+from lco_embedding.core.modalities import MODALITY_TABLE, Modality, spec_of
 
 __all__ = ["AUDIO_IN_VIDEO", "ITEM_BUDGETS", "MAX_ITEM_FPS", "ItemLimits", "parse_budgets"]
 
+_KINDS: dict[str, type] = {"fps": float, "max_frames": int, "min_pixels": int, "max_pixels": int}
 ITEM_BUDGETS: dict[str, tuple[type, tuple[Modality, ...]]] = {
-    "fps": (float, ("video",)),
-    "max_frames": (int, ("video",)),
-    "min_pixels": (int, ("image", "video")),
-    "max_pixels": (int, ("image", "video")),
+    name: (kind, tuple(spec.name for spec in MODALITY_TABLE.values() if name in spec.budgets))
+    for name, kind in _KINDS.items()
 }
 """Keys a dict item may carry beside its modalities, overriding the model's media settings for that item only:
-name -> (type, the modalities it applies to)."""
-
-_PER = {"video": "video frame"}
+name -> (type, the modalities it applies to: the rows of the modality table that list it)."""
 
 AUDIO_IN_VIDEO = "use_audio_in_video"
 """The key of a dict item that says whether its videos are embedded with their sound tracks."""
@@ -90,7 +87,7 @@ class ItemLimits:
             if name == "max_frames":
                 ceiling, unit, setting = self.max_frames, "video frames", "video_max_frames"
             elif name in ("min_pixels", "max_pixels") and modality in self.pixels:
-                unit = "pixels per " + _PER.get(modality, modality)
+                unit = f"pixels per {modality} frame" if spec_of(modality).frames else f"pixels per {modality}"
                 ceiling, setting = self.pixels[modality], "max_item_pixels"
             else:
                 continue

@@ -29,8 +29,12 @@ from lco_embedding.core.modalities import (
     AUDIO_EXTENSIONS,
     IMAGE_EXTENSIONS,
     MEDIA_MODALITIES,
+    MIXED_ORDER,
     MODALITY_TABLE,
+    SOUND,
+    TEXT,
     VIDEO_EXTENSIONS,
+    spec_of,
 )
 from lco_embedding.core.types import MODALITIES, ItemKind, Message, Modality
 from lco_embedding.inputs.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS, parse_budgets
@@ -65,7 +69,6 @@ AudioInVideo: TypeAlias = bool | Literal["auto"]
 _ITEM_KEYS = {*ITEM_BUDGETS, AUDIO_IN_VIDEO}
 
 # Mixed dicts put media first, then text (image-before-text as in the authors' training; mteb 2.x's order).
-_MIXED_ORDER: tuple[Modality, ...] = ("video", "audio", "image", "text")
 _ACCEPTED = (
     "a string (text, or a path/URL/data URI of an image, audio or video file), a PIL image, an array or "
     "tensor, bytes, a dict with any of 'text'/'image'/'audio'/'video', {'array': ..., 'sampling_rate': ...}, "
@@ -80,6 +83,11 @@ class Part:
 
     modality: Modality
     value: Any
+
+    @property
+    def is_media(self) -> bool:
+        """True for an image, audio or video part."""
+        return spec_of(self.modality).is_media
 
 
 @dataclass
@@ -110,7 +118,12 @@ class ParsedItem:
     @property
     def media(self) -> list[Part]:
         """The non-text parts, in the order the chat template will see them."""
-        return [part for part in self.parts if part.modality != "text"]
+        return [part for part in self.parts if part.is_media]
+
+    @property
+    def single_text(self) -> bool:
+        """True for an item that is one text and nothing else."""
+        return self.kind != "conversation" and len(self.parts) == 1 and not self.parts[0].is_media
 
 
 def _is_url(text: str) -> bool:
@@ -131,17 +144,13 @@ _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}$")
 def _string_modality(text: str) -> Modality:
     """Decide whether a string is text or a reference to a media file (see docs/inputs.md)."""
     if text.startswith("data:"):
-        mime = text[5:].split(";", 1)[0].split(",", 1)[0]
-        kind = mime.split("/", 1)[0]
-        if kind in MEDIA_MODALITIES:
-            return kind  # type: ignore[return-value]
-        return "text"
+        return _data_uri_modality(text) or TEXT.name
     if _is_url(text):
         try:
             url_path = urlparse(text).path
         except ValueError:
-            return "text"
-        return _extension_modality(url_path) or "text"
+            return TEXT.name
+        return _extension_modality(url_path) or TEXT.name
     path = local_media_path(text)
     if path is not None:
         modality = _extension_modality(path)
@@ -155,7 +164,7 @@ def _string_modality(text: str) -> Modality:
     candidate = local_file(text).rstrip()
     modality = _extension_modality(candidate)
     if modality is None or (any(c.isspace() for c in candidate) and not text.startswith("file://")):
-        return "text"
+        return TEXT.name
     if os.path.isdir(candidate):
         raise LCOInputError(
             f"{text!r} is a folder, not {_article(modality)} file: pass the files in it one by one (lco-embed encode "
@@ -209,7 +218,7 @@ def sniff_modality(head: bytes) -> Modality | None:
 def _bytes_modality(data: bytes | bytearray) -> Modality:
     """Bytes given bare: the modality their signature names, else an image (whose decoder then says what it
     cannot read, and how to name another modality)."""
-    return sniff_modality(bytes(data[:32])) or "image"
+    return sniff_modality(bytes(data[:32])) or _FRAME_MODALITIES[0]
 
 
 def _file_object_modality(item: io.IOBase) -> Modality:
@@ -277,13 +286,15 @@ def describe_item(item: Any, width: int = 120) -> str:
 
 
 def _is_frame(value: Any) -> bool:
+    """True for a value a video's frame can be: an image (the row whose items can be frames), in any form."""
     if isinstance(value, PILImage):
         return True
     if isinstance(value, np.ndarray | torch.Tensor):
-        return value.ndim in (2, 3)
+        return _array_modality(value) in _FRAME_MODALITIES
     if isinstance(value, str | PurePath):
         text = str(value)
-        return text.startswith("data:image/") or _extension_modality(text) == "image"
+        named = _data_uri_modality(text) if text.startswith("data:") else _extension_modality(text)
+        return named in _FRAME_MODALITIES
     return False
 
 
@@ -340,18 +351,15 @@ def infer_modality(item: Any) -> ItemKind:
     if isinstance(item, bytes | bytearray):
         return _bytes_modality(item)
     if isinstance(item, PILImage):
-        return "image"
+        return _FRAME_MODALITIES[0]
     if isinstance(item, np.ndarray | torch.Tensor):
-        if item.ndim in (1, 2) and not (isinstance(item, np.ndarray) and item.ndim == 2 and item.dtype == np.uint8):
-            return "audio"
-        if item.ndim in (2, 3):
-            return "image"
-        if item.ndim == 4:
-            return "video"
-        raise LCOInputError(
-            f"an array of {item.ndim} dimensions is not an input: use 1-D (audio at 16 kHz), 3-D (an HWC image "
-            "array or CHW tensor) or 4-D (video frames)."
-        )
+        found = _array_modality(item)
+        if found is None:
+            raise LCOInputError(
+                f"an array of {item.ndim} dimensions is not an input: use 1-D (audio at 16 kHz), 3-D (an HWC image "
+                "array or CHW tensor) or 4-D (video frames)."
+            )
+        return found
     if isinstance(item, dict):
         if "role" in item and "content" in item:
             return "conversation"
@@ -362,7 +370,7 @@ def infer_modality(item: Any) -> ItemKind:
                 raise LCOInputError(
                     "a dict with 'array' needs 'sampling_rate' too: {'array': waveform, 'sampling_rate': 22050}."
                 )
-            return "audio"
+            return SOUND.name  # a waveform with its rate
         keys = set(item) - _ITEM_KEYS
         unknown = keys - set(MODALITIES)
         if unknown or not keys:
@@ -378,8 +386,30 @@ def infer_modality(item: Any) -> ItemKind:
     if _is_conversation(item):
         return "conversation"
     if _is_frame_list(item):
-        return "video"
+        return _FRAMED_MODALITIES[0]
     raise LCOInputError(f"unsupported input of type {type(item).__name__}; accepted: {_ACCEPTED}.")
+
+
+_FRAME_MODALITIES: tuple[Modality, ...] = tuple(name for name, spec in MODALITY_TABLE.items() if spec.frame)
+"""The modalities whose items can be a video's frames (images)."""
+_FRAMED_MODALITIES: tuple[Modality, ...] = tuple(name for name, spec in MODALITY_TABLE.items() if spec.frames)
+"""The modalities a list of frames is (video)."""
+
+
+def _array_modality(array: np.ndarray | torch.Tensor) -> Modality | None:
+    """The modality of a bare array by its number of dimensions (the table's ``array_ndims``); where two rows take
+    that many, a 2-D uint8 numpy array belongs to the one with ``uint8_planes`` (a grayscale image), any other to
+    the first (audio channels)."""
+    rows = [spec for spec in MODALITY_TABLE.values() if array.ndim in spec.array_ndims]
+    planes = isinstance(array, np.ndarray) and array.dtype == np.uint8
+    rows.sort(key=lambda spec: spec.uint8_planes != planes) if len(rows) > 1 else None
+    return rows[0].name if rows else None
+
+
+def _data_uri_modality(text: str) -> Modality | None:
+    """The media modality a data URI's MIME type names (``data:audio/wav;...``), or None."""
+    kind = text[5:].split(";", 1)[0].split(",", 1)[0].split("/", 1)[0]
+    return kind if kind in MEDIA_MODALITIES else None  # type: ignore[return-value]
 
 
 def _text_part(value: Any) -> Part:
@@ -394,12 +424,12 @@ def _text_part(value: Any) -> Part:
             f"the text holds a lone surrogate ({value[e.start]!r} at character {e.start}), which is not valid "
             "Unicode: decode the source bytes with errors='replace' (or 'surrogatepass' and re-encode) first."
         ) from None
-    return Part("text", value)
+    return Part(TEXT.name, value)
 
 
 def _values(modality: Modality, value: Any) -> list[Any]:
     """Split a dict value into the list of items it holds (a frame list is one video)."""
-    if modality == "video" and _is_frame_list(value):
+    if spec_of(modality).frames and _is_frame_list(value):
         return [value]
     if isinstance(value, list | tuple):
         if not value:
@@ -412,8 +442,8 @@ def _parts_from_content(content: Iterable[dict[str, Any]]) -> list[Part]:
     parts = []
     for piece in content:
         kind = piece.get("type")
-        if kind == "text":
-            parts.append(_text_part(piece.get("text")))
+        if MODALITY_TABLE.get(kind) is TEXT:
+            parts.append(_text_part(piece.get(kind)))
         elif kind in MEDIA_MODALITIES:
             if kind not in piece:
                 raise LCOInputError(f"content part {piece!r} has no {kind!r} key with the {kind} itself.")
@@ -443,15 +473,15 @@ def parse_item(item: Any, modality: Modality | None = None) -> ParsedItem:
     if modality is not None:
         if modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES} or None, got {modality!r}.")
-        if not isinstance(item, dict | list | tuple) or (modality == "video" and _is_frame_list(item)):
-            return ParsedItem(modality, [_text_part(item) if modality == "text" else Part(modality, item)])
+        if not isinstance(item, dict | list | tuple) or (spec_of(modality).frames and _is_frame_list(item)):
+            return ParsedItem(modality, [_part(modality, item)])
     kind = infer_modality(item)
-    if kind == "text" and isinstance(item, str):
-        return ParsedItem("text", [_text_part(item)])
+    if isinstance(item, str) and kind not in MEDIA_MODALITIES:
+        return ParsedItem(kind, [_text_part(item)])
     if kind in MEDIA_MODALITIES and not isinstance(item, dict):
         return ParsedItem(kind, [Part(kind, local_file(item) if isinstance(item, str) else item)])
-    if kind == "audio" and "array" in item:
-        return ParsedItem("audio", [Part("audio", item)])
+    if "array" in item:  # a waveform with its rate (infer_modality checked the form)
+        return ParsedItem(kind, [Part(kind, item)])
     if kind == "parts":
         parts = _parts_from_content([item] if isinstance(item, dict) else item)
         return ParsedItem("parts", parts)
@@ -462,17 +492,21 @@ def parse_item(item: Any, modality: Modality | None = None) -> ParsedItem:
             content = message["content"]
             if isinstance(content, str):
                 continue
-            media.extend(p for p in _parts_from_content(content) if p.modality != "text")
+            media.extend(p for p in _parts_from_content(content) if p.is_media)
         return ParsedItem("conversation", media, conversation=messages)
     # A dict of modalities: media first (video, audio, image), then text.
     parts = []
-    for key in _MIXED_ORDER:
+    for key in MIXED_ORDER:
         if key in item:
-            for value in _values(key, item[key]):
-                parts.append(_text_part(value) if key == "text" else Part(key, value))
+            parts.extend(_part(key, value) for value in _values(key, item[key]))
     kind = "mixed" if len(parts) > 1 else parts[0].modality
     present = {part.modality for part in parts}
     return ParsedItem(kind, parts, budgets=parse_budgets(item, present), audio_in_video=_audio_in_video(item, present))
+
+
+def _part(modality: Modality, value: Any) -> Part:
+    """A part of ``modality``: text checked as text, media kept to be loaded."""
+    return Part(modality, value) if spec_of(modality).is_media else _text_part(value)
 
 
 def check_audio_in_video(value: Any, name: str = AUDIO_IN_VIDEO) -> AudioInVideo:
@@ -490,7 +524,7 @@ def _audio_in_video(item: dict[str, Any], present: set[Modality]) -> AudioInVide
     if AUDIO_IN_VIDEO not in item:
         return None
     value = check_audio_in_video(item[AUDIO_IN_VIDEO])
-    if "video" not in present:
+    if not any(spec_of(modality).sound == "track" for modality in present):
         raise LCOInputError(
             f"{AUDIO_IN_VIDEO!r} applies to a video and this item has none; leave it out or add the video."
         )
@@ -540,7 +574,7 @@ def build_messages(
     content: list[dict[str, Any]] = []
     text = prompt or ""
     for part in item.parts:
-        if part.modality == "text":
+        if not part.is_media:
             text += truncate(part.value)
             continue
         if text:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal, TypeAlias
 
-from lco_embedding.core.modalities import MODALITY_TABLE
-from lco_embedding.core.types import Modality
+from lco_embedding.core.modalities import DOMINANCE, MODALITY_TABLE, Modality
 
 __all__ = ["SUFFIXES", "MIXED_SUFFIX", "DOMINANCE", "MixedSuffixRule", "suffix_for"]
 
@@ -22,8 +21,6 @@ SUFFIXES: dict[Modality, str] = {name: spec.suffix for name, spec in MODALITY_TA
 MIXED_SUFFIX = "\nSummarize the above in one word:"
 """Suffix of the authors' contrastive training for inputs combining modalities."""
 
-DOMINANCE: tuple[Modality, ...] = ("image", "video", "audio", "text")
-"""Order in which ``mixed_suffix="dominant"`` picks the modality whose suffix a mixed input gets."""
 
 MixedSuffixRule: TypeAlias = Literal["reference", "dominant"]
 

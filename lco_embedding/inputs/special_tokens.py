@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 import torch
 
+from lco_embedding.core.modalities import MODALITY_TABLE, TEXT
+
 __all__ = ["SpecialTokenPolicy", "SpecialTokenGuard", "SPECIAL_TOKEN_POLICIES"]
 
 SpecialTokenPolicy = Literal["text", "parse"]
@@ -91,7 +93,7 @@ class SpecialTokenGuard:
                 continue
             parts = []
             for part in content or []:
-                if isinstance(part, dict) and part.get("type") == "text":
+                if isinstance(part, dict) and MODALITY_TABLE.get(part.get("type")) is TEXT:
                     texts.append(part["text"])
                     parts.append({**part, "text": self.marker})
                 else:

@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from lco_embedding.core.modalities import MIXED_ORDER, MODALITY_TABLE, SOUND, TEXT
 from lco_embedding.core.require import require
+from lco_embedding.inputs.budgets import AUDIO_IN_VIDEO
 from lco_embedding.integrations import resolve_embedder
 
 _mteb = require("mteb", "mteb")
@@ -32,7 +34,8 @@ ModelMeta = require("mteb.models", "mteb").ModelMeta
 
 __all__ = ["LCOMtebEncoder", "load", "model_meta"]
 
-_COLUMNS = ("video", "audio", "image", "text")
+_COLUMNS = MIXED_ORDER
+"""mteb's columns are named by modality; a row's item lists them in the mixed-item order."""
 
 
 class LCOMtebEncoder(AbsEncoder):
@@ -84,12 +87,13 @@ class LCOMtebEncoder(AbsEncoder):
     ) -> np.ndarray:
         """Embed every row of mteb's DataLoader, in order: ``[rows, d]``."""
         features = getattr(getattr(inputs, "dataset", None), "features", {}) or {}
-        if "video" in features:
+        present = [MODALITY_TABLE[name] for name in _COLUMNS if name in features]
+        if any(spec.frames for spec in present):  # mteb decodes videos (and their sound) with its own collator
             collators = require("mteb.models.modality_collators", "mteb")
             inputs.collate_fn = collators.VideoCollator(
                 target_sampling_rate=16000, num_frames=self.video_frames, max_samples=4_800_000
             )
-        elif "audio" in features:
+        elif any(spec.sound == "item" for spec in present):
             collators = require("mteb.models.modality_collators", "mteb")
             inputs.collate_fn = collators.AudioCollator(target_sampling_rate=16000, max_samples=4_800_000)
         prompt = self._prompt(task_metadata, prompt_type)
@@ -120,15 +124,17 @@ def _rows(batch: dict[str, Any], audio_in_video: bool = False) -> list[Any]:
             value = values[i]
             if value is None:
                 continue
-            if name == "image" and hasattr(value, "convert"):
+            spec = MODALITY_TABLE[name]
+            if spec.frame and hasattr(value, "convert"):
                 value = value.convert("RGB")  # mteb's mock images are RGBA
-            elif name == "video":
+            elif spec.frames:
                 value = [frame.permute(1, 2, 0).cpu().numpy() for frame in value]  # (T, C, H, W) -> HWC frames
             item[name] = value
-        if audio_in_video and "video" in item and "audio" in item:
-            item["video"] = {"frames": item["video"], "audio": item.pop("audio")}
-            item["use_audio_in_video"] = True
-        rows.append(item["text"] if list(item) == ["text"] else item)
+        track = next((name for name in item if MODALITY_TABLE[name].sound == "track"), None)
+        if audio_in_video and track is not None and SOUND.name in item:  # the row's sound is its video's track
+            item[track] = {"frames": item[track], "audio": item.pop(SOUND.name)}
+            item[AUDIO_IN_VIDEO] = True
+        rows.append(item[TEXT.name] if list(item) == [TEXT.name] else item)
     return rows
 
 

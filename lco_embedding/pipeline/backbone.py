@@ -33,8 +33,8 @@ FLOAT_INPUTS = tuple(key for spec in MODALITY_TABLE.values() for key in spec.val
 """Processor outputs that hold media values (the modality table's): cast to the model's dtype."""
 
 
-_PER_MEDIA_KEYS = ("image_grid_thw", "video_grid_thw", "feature_attention_mask", "video_second_per_grid")
-"""Processor outputs with one row per image, video or audio of an item (what its rotary positions depend on)."""
+_PER_MEDIA_KEYS = tuple(key for spec in MODALITY_TABLE.values() for key in spec.per_media_keys)
+"""Processor outputs with one row per medium of an item (the modality table's: what its rotary positions depend on)."""
 
 MIN_PREFIX = 8
 """The fewest shared leading tokens worth running once and keeping (see the module's docstring)."""
@@ -126,7 +126,7 @@ class Backbone:
             group = {"input_ids": inputs["input_ids"][rows]}
             for key in _PER_MEDIA_KEYS:
                 parts = [batch[i].inputs[key] for i in rows if batch[i].inputs.get(key) is not None]
-                if parts and key == "feature_attention_mask":  # rows' masks differ in width; only sums matter
+                if len({tuple(part.shape[1:]) for part in parts}) > 1:  # masks of other widths: only sums matter
                     width = max(part.shape[1] for part in parts)
                     parts = [torch.nn.functional.pad(part, (0, width - part.shape[1])) for part in parts]
                 if parts:
@@ -345,11 +345,13 @@ def _text_positions(width: int, batch: int, device: Any = None) -> torch.Tensor:
 
 
 def _media_token_ids(config: Any) -> set[int]:
-    """Every token id the config names for media (image, video, audio placeholders and their boundaries)."""
+    """Every token id the config names for media (image, video, audio placeholders and their boundaries: the words
+    of the modality table's ``token_words``)."""
+    words = {word for spec in MODALITY_TABLE.values() for word in spec.token_words}
     found = set()
     for source in (config, getattr(config, "get_text_config", lambda: None)()):
         for name, value in (vars(source) if source is not None else {}).items():
             if isinstance(value, int) and name.endswith(("_token_id", "_token_index")):
-                if any(word in name for word in ("image", "video", "audio", "vision")):
+                if any(word in name for word in words):
                     found.add(value)
     return found

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import torch
 
 from lco_embedding.core.errors import LCOInputError
-from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITY_TABLE
+from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITY_TABLE, SOUND, TEXT, resolve, spec_of
 from lco_embedding.core.types import Modality
 from lco_embedding.inputs.budgets import ItemLimits
 from lco_embedding.inputs.parse import (
@@ -128,13 +127,13 @@ class Featurizer:
     def batchable(self, item: Any, modality: Modality | None = None) -> bool:
         """True when ``item`` is surely plain text (cheap: no file-system call), so :meth:`featurize_batch` can take
         it with others; anything else goes through :meth:`__call__` one by one."""
-        if modality not in (None, "text"):
+        if modality is not None and spec_of(modality).is_media:
             return False
         if isinstance(item, dict):
-            item = item.get("text") if len(item) == 1 else None
+            item = item.get(TEXT.name) if len(item) == 1 else None
         if not isinstance(item, str):
             return False
-        return modality == "text" or not (
+        return modality is not None or not (  # a string forced to be text, or one that cannot name a file
             item.startswith(("data:", "http://", "https://", "file://")) or looks_like_file(item)
         )
 
@@ -190,7 +189,7 @@ class Featurizer:
             assert spec.processor_keyword is not None
             kwargs[spec.processor_keyword] = values or None
             options = self.options_for(modality, item.budgets) if values else None
-            settings = _PROCESSOR_SETTINGS[modality](self, values, options) if values else None
+            settings = resolve(spec.processor_settings)(self, modality, values, options) if values else None
             if settings:
                 kwargs[f"{spec.processor_keyword}_kwargs"] = settings
         if sound_of is not None:  # each audio slot: a standalone audio (None) or the sound of video i
@@ -212,7 +211,7 @@ class Featurizer:
         return Features(index=index, inputs=inputs, length=length, audio_in_video=sound_of is not None)
 
     def _mentions_special_tokens(self, item: ParsedItem, prompt: str | None) -> bool:
-        texts = [part.value for part in item.parts if part.modality == "text"]
+        texts = [part.value for part in item.parts if not part.is_media]
         for message in item.conversation or []:
             content = message.get("content")
             texts += [content] if isinstance(content, str) else [p.get("text", "") for p in content or []]
@@ -237,41 +236,40 @@ class Featurizer:
         """
         media: dict[str, list[Any]] = {modality: [] for modality in MEDIA_MODALITIES}
         wanted = self.use_audio_in_video if item.audio_in_video is None else item.audio_in_video
-        with_sound = wanted is not False and any(part.modality == "video" for part in item.media)
-        sounds: list[tuple[str, Any]] = []  # ("audio", waveform) or ("video", its sound track), in order
+        with_sound = wanted is not False and any(spec_of(part.modality).sound == "track" for part in item.media)
+        sounds: list[tuple[int | None, Any]] = []  # (None, a sound) or (i, the track of video i), in order
         for part in item.media:
             if part.modality not in self.modalities:
                 raise LCOInputError(
                     f"this checkpoint ({self.model_type}) has no {part.modality} encoder; it embeds "
                     f"{', '.join(self.modalities)}. Use an LCO-Embedding-Omni checkpoint for {part.modality}."
                 )
-            if part.modality == "video" and with_sound:
+            spec, values = spec_of(part.modality), media[part.modality]
+            if spec.sound == "track" and with_sound:
                 frames, sound = preprocess_video_with_sound(
                     part.value,
-                    self.options_for("video", item.budgets),
-                    self.audio_options,
+                    self.options_for(part.modality, item.budgets),
+                    getattr(self, SOUND.options or ""),
                     required=wanted is True,
                 )
-                media["video"].append(frames)
-                sounds.append(("video", sound))
+                values.append(frames)
+                sounds.append((len(values) - 1, sound))
                 continue
-            media[part.modality].append(self._load(part.modality, part.value, item.budgets))
-            if part.modality == "audio":
-                sounds.append(("audio", media["audio"][-1]))
+            values.append(self._load(part.modality, part.value, item.budgets))
+            if spec.sound == "item":
+                sounds.append((None, values[-1]))
         if item.kind == "conversation" and prompt:
             logger.warning("A prompt is not applied to conversation inputs: they are used as given.")
         messages = build_messages(item, prompt=prompt, mixed_suffix=self.mixed_suffix, truncate=self.truncate)
         if not with_sound or any(sound is None for _, sound in sounds):  # "auto", and a video without sound
             return messages, media, None
-        videos = iter(range(len(media["video"])))
-        sound_of = [next(videos) if kind == "video" else None for kind, _ in sounds]
-        media["audio"] = [sound for _, sound in sounds]
-        return messages, media, sound_of
+        media[SOUND.name] = [sound for _, sound in sounds]
+        return messages, media, [track for track, _ in sounds]
 
     def _load(self, modality: str, value: Any, budgets: dict[str, Any] | None = None) -> Any:
-        spec = MODALITY_TABLE[modality]
+        spec = spec_of(modality)
         assert spec.loader is not None
-        loader = self.fast_loaders.get(modality) or _loader(spec.loader)
+        loader = self.fast_loaders.get(modality) or resolve(spec.loader)
         return loader(value, self.options_for(modality, budgets))
 
     def options_for(self, modality: str, budgets: dict[str, Any] | None = None) -> Any:
@@ -281,7 +279,7 @@ class Featurizer:
             LCOInputError: The budgets pass the ceilings (:attr:`item_limits`), or contradict each other or the
                 model's settings (e.g. min above max).
         """
-        spec = MODALITY_TABLE[modality]
+        spec = spec_of(modality)
         assert spec.options is not None
         options = getattr(self, spec.options)
         changes = {name: v for name, v in (budgets or {}).items() if modality in ITEM_BUDGETS[name][1]}
@@ -316,29 +314,31 @@ def _with_lean_audio_features(processor: Any) -> Any:
     return copied
 
 
-def _loader(name: str) -> Callable[[Any, Any], Any]:
-    """The preprocessor a modality table row names (``"module:function"``)."""
-    module, function = name.split(":")
-    return getattr(importlib.import_module(module), function)
-
-
 def _fast_loaders(processor: Any, device: Any) -> dict[str, Callable[[Any, Any], Any]]:
-    """Loaders of ``preprocessing="fast"`` by modality: images decoded and resized once in torch to the reference's
-    final size (:mod:`lco_embedding.preprocessing.fast_image`), where the checkpoint's image processor allows."""
-    image_processor = getattr(processor, "image_processor", None)
-    if not FastImageLoader.supports(image_processor):
-        logger.info("preprocessing='fast' resizes images as the reference does: no torch resize in this processor")
-        return {}
-    return {"image": FastImageLoader(image_processor, device)}
+    """Loaders of ``preprocessing="fast"`` by modality (the table's ``fast_loader``), where the processor's part allows:
+    images decoded and resized once in torch to the reference's final size
+    (:mod:`lco_embedding.preprocessing.fast_image`)."""
+    loaders = {}
+    for name, spec in MODALITY_TABLE.items():
+        if spec.fast_loader is None:
+            continue
+        loader, part = resolve(spec.fast_loader), getattr(processor, spec.processor_part or "", None)
+        if loader.supports(part):
+            loaders[name] = loader(part, device)
+        else:
+            logger.info("preprocessing='fast' reads %s as the reference does: no torch resize in this processor", name)
+    return loaders
 
 
-def _audio_settings(featurizer: Featurizer, audio: list[Any], options: Any) -> dict[str, Any]:
+def audio_settings(featurizer: Featurizer, modality: str, audio: list[Any], options: Any) -> dict[str, Any]:
+    """The feature extractor's settings of an item's audio (the table's ``processor_settings``)."""
     # Pad to this item's longest audio, not to the feature extractor's 300 s: the real frames are identical, and
     # the audio encoder only reads the frames its feature_attention_mask marks.
     return {"max_length": max(len(a) for a in audio) + AUDIO_TAIL}
 
 
-def _video_settings(featurizer: Featurizer, videos: list[Any], options: Any) -> dict[str, Any]:
+def video_settings(featurizer: Featurizer, modality: str, videos: list[Any], options: Any) -> dict[str, Any]:
+    """The video processor's settings of an item's videos."""
     # Frames arrive already sized to the per-frame budget (qwen-omni-utils' rule, as in the reference); False is
     # the processor's behaviour when the setting is absent, said explicitly to silence its warning.
     settings: dict[str, Any] = {"cap_pixels_per_frame": False}
@@ -347,23 +347,16 @@ def _video_settings(featurizer: Featurizer, videos: list[Any], options: Any) -> 
     return settings
 
 
-def _image_settings(featurizer: Featurizer, images: list[Any], options: Any) -> dict[str, Any] | None:
-    if "image" not in featurizer.fast_loaders:
+def image_settings(featurizer: Featurizer, modality: str, images: list[Any], options: Any) -> dict[str, Any] | None:
+    """The image processor's settings of an item's images: none for the reference loader's; for the fast loader's
+    (already at their final size), no resize, on the processor's device."""
+    if modality not in featurizer.fast_loaders:
         return None
-    # Images already at their final size (the fast loader's): the processor only rescales and patchifies them.
     settings: dict[str, Any] = dict(FastImageLoader.PROCESSOR_SETTINGS)
     if featurizer.processor_device is not None:
         settings["device"] = featurizer.processor_device
     return settings
 
-
-_PROCESSOR_SETTINGS: dict[str, Callable[[Featurizer, list[Any], Any], dict[str, Any] | None]] = {
-    "image": _image_settings,
-    "audio": _audio_settings,
-    "video": _video_settings,
-}
-"""Media modality -> the processor settings (``images_kwargs`` / ``audio_kwargs`` / ``videos_kwargs``) for an
-item's media of that modality, given the options they were loaded with."""
 
 _worker_featurizer: Featurizer | None = None
 

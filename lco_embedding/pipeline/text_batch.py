@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from lco_embedding.core.modalities import MODALITY_TABLE, TEXT
 from lco_embedding.pipeline.features import Features
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class TextBatcher:
     @staticmethod
     def accepts(item: ParsedItem) -> bool:
         """True for an item this batcher builds: one text part, nothing else."""
-        return item.kind == "text" and len(item.parts) == 1
+        return item.single_text
 
     def featurize(self, indexed: list[tuple[int, ParsedItem]], prompt: str | None) -> list[Features] | None:
         """Features of text items (``accepts`` true for each), in order; None when this checkpoint's template
@@ -88,7 +89,7 @@ class TextBatcher:
         from lco_embedding.inputs.prompts import suffix_for
 
         featurizer = self.featurizer
-        suffix = suffix_for(["text"], featurizer.mixed_suffix)
+        suffix = suffix_for([TEXT.name], featurizer.mixed_suffix)
         template = self._template(prompt or "", suffix)
         if template is None:
             return None
@@ -163,7 +164,7 @@ class TextBatcher:
         sentinel = "\ue000"  # a private-use character: in no template, and one segment of its own run
         messages, _ = featurizer.prepare(parse_item(sentinel), None)
         content = messages[0]["content"] if messages and isinstance(messages[0].get("content"), list) else None
-        if not content or content[-1].get("type") != "text":
+        if not content or MODALITY_TABLE.get(content[-1].get("type")) is not TEXT:
             return None
         masked, texts = guard.mask(messages)
         rendered = featurizer.processor.apply_chat_template(masked, tokenize=False, add_generation_prompt=True)

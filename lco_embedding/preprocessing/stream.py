@@ -31,6 +31,7 @@ import numpy as np
 
 from lco_embedding.core.errors import LCOInputError
 from lco_embedding.preprocessing.sources import local_path
+from lco_embedding.preprocessing.windows import WindowPlan
 
 __all__ = ["AudioWindow", "audio_duration", "audio_windows"]
 
@@ -163,14 +164,21 @@ def _check_seconds(name: str, value: float) -> None:
 
 
 def audio_windows(
-    path: str, *, window: float = 30.0, stride: float | None = None, sampling_rate: int = 16000
+    path: str,
+    *,
+    window: float = 30.0,
+    stride: float | None = None,
+    sampling_rate: int = 16000,
+    spans: list[tuple[float, float]] | None = None,
 ) -> Iterator[AudioWindow]:
     """Decode a long audio file once and yield its windows, without holding the whole file in memory.
 
-    Windows start at 0, ``stride``, ``2 * stride``, ... while the start lies before the end; each is ``window``
-    seconds long but the last, which ends with the audio (``[90, 95)`` for 95 s in 30-s windows). With overlap
-    (``stride < window``) the windows stop after the first that reaches the end. The samples equal slices of
-    ``librosa.load(path, sr=sampling_rate)[0]`` (see the module docstring for the measured difference).
+    Windows are planned by :class:`~lco_embedding.preprocessing.windows.WindowPlan`: they start at 0, ``stride``,
+    ``2 * stride``, ... while the start lies before the end; each is ``window`` seconds long but the last, which
+    ends with the audio (``[90, 95)`` for 95 s in 30-s windows). With overlap (``stride < window``) the windows stop
+    after the first that reaches the end. ``spans`` gives the windows instead (a video's own, for its sound track),
+    each cut at the audio's end. The samples equal slices of ``librosa.load(path, sr=sampling_rate)[0]`` (see the
+    module docstring for the measured difference).
 
     The arguments and the file (it exists, opens, has an audio stream) are checked when this is called; the
     samples are decoded as the windows are consumed.
@@ -180,6 +188,7 @@ def audio_windows(
         window: Seconds per window.
         stride: Seconds between window starts; defaults to ``window`` (no overlap). At most ``window``.
         sampling_rate: Rate of the yielded samples (16,000 Hz for the model's feature extractor).
+        spans: ``(start, end)`` seconds of each window, in order (``window`` and ``stride`` are then ignored).
 
     Returns:
         An iterator of :class:`AudioWindow`.
@@ -204,21 +213,24 @@ def audio_windows(
     if not (isinstance(sampling_rate, int | np.integer) and sampling_rate > 0):
         raise ValueError(f"sampling_rate must be a positive integer, got {sampling_rate!r}.")
     _open(path).close()
-    return _windows(path, float(window), float(stride), int(sampling_rate))
+    return _windows(path, WindowPlan(float(window), float(stride)), int(sampling_rate), spans)
 
 
-def _windows(path: str, window: float, stride: float, rate: int) -> Iterator[AudioWindow]:
+def _windows(path: str, plan: WindowPlan, rate: int, given: list[tuple[float, float]] | None) -> Iterator[AudioWindow]:
     import soxr
 
-    buffer = _Buffer(int(round((window + stride) * rate)) + 4 * _MARGIN)
+    longest = max((end - start for start, end in given), default=0.0) if given else plan.window
+    buffer = _Buffer(int(round((longest + plan.stride) * rate)) + 4 * _MARGIN)
     number = 0  # the next window to yield
     native = None
     resampler = None
     decoded = 0  # samples at the native rate
 
-    def bounds(k: int, duration: float | None) -> tuple[float, float]:
-        start = k * stride
-        return start, start + window if duration is None else min(start + window, duration)
+    def bounds(k: int) -> tuple[float, float] | None:
+        """Window ``k`` as long as the end is not known (None past the given spans)."""
+        if given is not None:
+            return given[k] if k < len(given) else None
+        return plan.bounds(k)
 
     container = _open(path)
     try:
@@ -235,13 +247,16 @@ def _windows(path: str, window: float, stride: float, rate: int) -> Iterator[Aud
             decoded += samples.size
             if resampler is not None:
                 samples = resampler.resample_chunk(samples)
-            buffer.append(samples, keep_from=int(round(number * stride * rate)))
-            while True:
-                start, end = bounds(number, None)
+            current = bounds(number)
+            buffer.append(samples, keep_from=int(round((current[0] if current else 0.0) * rate)))
+            while (current := bounds(number)) is not None:
+                start, end = current
                 if buffer.stop < int(round(end * rate)) + _MARGIN:
                     break
                 yield AudioWindow(start, end, buffer.take(int(round(start * rate)), int(round(end * rate))))
                 number += 1
+            if given is not None and number >= len(given):
+                return
     finally:
         container.close()
     if native is None:
@@ -254,15 +269,12 @@ def _windows(path: str, window: float, stride: float, rate: int) -> Iterator[Aud
         total = decoded
     buffer.resize(total)
     duration = total / rate
-    while True:
-        start, end = bounds(number, duration)
-        first, last = int(round(start * rate)), int(round(end * rate))
+    remaining = (given if given is not None else plan.spans(duration))[number:]
+    for start, end in remaining:
+        first, last = int(round(start * rate)), int(round(min(end, duration) * rate))
         if first >= total:
             break
-        yield AudioWindow(start, end, buffer.take(first, last))
-        if start + window >= duration:
-            break
-        number += 1
+        yield AudioWindow(start, min(end, duration), buffer.take(first, last))
 
 
 def audio_duration(path: str) -> float:

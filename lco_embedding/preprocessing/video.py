@@ -27,6 +27,7 @@ import torch
 from lco_embedding.core.errors import LCOInputError
 from lco_embedding.preprocessing.image import MAX_IMAGE_PIXELS, load_image
 from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, local_copy
+from lco_embedding.preprocessing.windows import WindowPlan
 
 __all__ = [
     "VIDEO_MAX_TOKENS",
@@ -263,30 +264,48 @@ class VideoWindow:
     frames: np.ndarray
 
 
-def video_windows(
-    path: str, *, window: float, stride: float | None = None, options: VideoOptions | None = None
-) -> Iterator[VideoWindow]:
-    """Decode a long video once and yield its windows of ``window`` seconds (starting every ``stride`` seconds),
-    each with the frames the model's settings sample from it (``options``: fps, frame counts), as reading a file
-    holding just the window's frames would sample them. Only the current windows' sampled frames are held.
+class video_windows:  # noqa: N801 - used as the function it reads like
+    """Decode a long video once and yield its windows of ``window`` seconds (starting every ``stride`` seconds:
+    :class:`~lco_embedding.preprocessing.windows.WindowPlan`), each with the frames the model's settings sample from
+    it (``options``: fps, frame counts), as reading a file holding just the window's frames would sample them. Only
+    the current windows' sampled frames are held. ``spans`` holds every window's ``(start, end)`` before any is
+    decoded (a sound track is cut on them).
 
     A window at the end with fewer than two frames is joined to the window before it (a video needs two).
 
     Raises:
         LCOInputError: The file cannot be read, has no video stream, or fewer than two frames.
     """
-    options = options or VideoOptions()
-    stride = window if stride is None else stride
-    reader = _DecordWindows(path) if importlib.util.find_spec("decord") is not None else _PyAVWindows(path)
-    fps, total = reader.fps, reader.total
-    if total < 2:
-        raise LCOInputError(f"the video has {total} decodable frame(s); at least 2 are needed.")
-    spans = [
-        (start, end, first, _frame_indices(stop - first, fps, options))
-        for start, end, first, stop in _window_spans(total, fps, window, stride)
-    ]
-    for start, end, frames in reader.windows(spans):
-        yield VideoWindow(start, end, frames)
+
+    def __init__(
+        self, path: str, *, window: float, stride: float | None = None, options: VideoOptions | None = None
+    ) -> None:
+        self.options = options or VideoOptions()
+        self.reader = _DecordWindows(path) if importlib.util.find_spec("decord") is not None else _PyAVWindows(path)
+        fps, total = self.reader.fps, self.reader.total
+        if total < 2:
+            raise LCOInputError(f"the video has {total} decodable frame(s); at least 2 are needed.")
+
+        def frames(start: float, end: float) -> tuple[int, int]:
+            """The first frame of ``[start, end)`` and the one after its last."""
+            return math.ceil(start * fps - 1e-6), min(total, math.ceil(end * fps - 1e-6))
+
+        def too_short(start: float, end: float) -> bool:
+            first, stop = frames(start, end)
+            return stop - first < 2
+
+        plan = WindowPlan(float(window), float(window if stride is None else stride))
+        self.spans = plan.spans(total / fps, too_short=too_short)
+        self._frames = [frames(start, end) for start, end in self.spans]
+
+    def __iter__(self) -> Iterator[VideoWindow]:
+        fps, options = self.reader.fps, self.options
+        chosen = [
+            (start, end, first, _frame_indices(stop - first, fps, options))
+            for (start, end), (first, stop) in zip(self.spans, self._frames, strict=True)
+        ]
+        for start, end, frames in self.reader.windows(chosen):
+            yield VideoWindow(start, end, frames)
 
 
 class _DecordWindows:
@@ -343,27 +362,6 @@ class _PyAVWindows:
             raise LCOInputError("the video has no decodable frames.")
         while pending:  # a container that over-reports its frames: the last decoded frame stands in
             yield _window(pending.pop(0), kept, last)
-
-
-def _window_spans(total: int, fps: float, window: float, stride: float) -> list[tuple[float, float, int, int]]:
-    """``(start s, end s, first frame, frame after the last)`` of each window; a tail of one frame joins the
-    window before it."""
-    duration = total / fps
-    spans: list[tuple[float, float, int, int]] = []
-    number = 0
-    while True:
-        start = number * stride
-        end = min(start + window, duration)
-        first, stop = math.ceil(start * fps - 1e-6), min(total, math.ceil(end * fps - 1e-6))
-        if stop - first < 2 and spans:
-            previous = spans.pop()
-            spans.append((previous[0], duration, previous[2], total))
-            break
-        spans.append((start, end, first, stop))
-        if start + window >= duration or stop >= total:
-            break
-        number += 1
-    return spans
 
 
 def _window(

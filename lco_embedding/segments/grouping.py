@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from lco_embedding.core.memory import large_allocations_mapped
+from lco_embedding.core.modalities import spec_of
 from lco_embedding.core.outcomes import Outcome
 from lco_embedding.segments.result import SourceSegments
 from lco_embedding.segments.spec import SegmentSpec
@@ -62,7 +63,7 @@ def grouped_segments(
 
 
 def _span(place: Segment) -> str:
-    unit = "characters" if place.modality == "text" else "s"
+    unit = "characters" if spec_of(place.modality).window_unit == "tokens" else "s"
     return f"{place.start:g}-{place.end:g} {unit}"
 
 

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+from lco_embedding.core.modalities import SOUND, spec_of
+
 __all__ = ["MAX_WINDOW_SECONDS", "MAX_WINDOW_TOKENS", "SegmentSpec"]
 
 MAX_WINDOW_SECONDS = 86_400.0
@@ -93,7 +95,7 @@ class SegmentSpec:
                     "once."
                 )
             given[modality] = part.strip()
-            seconds = modality != "text"
+            seconds = spec_of(modality).window_unit == "seconds"
             if unit and seconds != unit.startswith("s"):
                 raise ValueError(f"--segment {modality} is sized in {'seconds' if seconds else 'tokens'}: {part!r}.")
             values[modality] = float(size) if seconds else _tokens(size, part)
@@ -112,7 +114,7 @@ class SegmentSpec:
         window = self.window(modality)
         if window is None:
             return None
-        if modality == "text":
+        if spec_of(modality).window_unit == "tokens":
             return int(window) - self.text_overlap
         stride = getattr(self, f"{modality}_stride")
         return window if stride is None else stride
@@ -159,28 +161,21 @@ class SegmentSpec:
         given = {key: v for key, v in value.items() if key in fields}
         return cls(**given).with_window(value.get("window"), value.get("stride"))
 
-    def limit_problem(
-        self, modality: str, *, max_length: int | None, max_audio_seconds: float | None, with_sound: bool = False
-    ) -> str | None:
+    def limit_problem(self, modality: str, settings: Any, *, with_sound: bool = False) -> str | None:
         """Why windows of this spec would be cut before the model sees them whole, for an item of ``modality``
-        (text windows above ``max_length`` tokens; audio windows, and video windows with their sound, above
-        ``max_audio_seconds``), or None when they are not: such segments would claim a span the model never saw.
-        """
-        window = self.window(modality)
-        if window is None:
+        (the modality table's ``window_limit``: text windows above ``max_length`` tokens, audio windows above
+        ``max_audio_seconds``; a video's with its sound, the sound's limit), or None: such segments would claim a
+        span the model never saw. ``settings`` holds the limits (an ``EmbedderSettings``)."""
+        window, row = self.window(modality), spec_of(modality)
+        limit = row.window_limit or (SOUND.window_limit if row.sound == "track" and with_sound else None)
+        bound = getattr(settings, limit) if limit else None
+        if window is None or bound is None or window <= bound:
             return None
-        if modality == "text" and max_length is not None and window > max_length:
-            return (
-                f"text windows of {_shown(window)} tokens are longer than max_length ({max_length}), which would cut "
-                "them: use a smaller window or a larger max_length."
-            )
-        heard = modality == "audio" or (modality == "video" and with_sound)
-        if heard and max_audio_seconds is not None and window > max_audio_seconds:
-            return (
-                f"{modality} windows of {_shown(window)} s are longer than max_audio_seconds ({max_audio_seconds:g}), "
-                "which would cut their sound: use a smaller window or a larger max_audio_seconds."
-            )
-        return None
+        unit = "tokens" if row.window_unit == "tokens" else "s"
+        return (
+            f"{modality} windows of {_shown(window)} {unit} are longer than {limit} ({_shown(bound)}), which would "
+            f"cut {'them' if row.window_unit == 'tokens' else 'their sound'}: use a smaller window or a larger {limit}."
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain values (recorded in a corpus manifest)."""

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from lco_embedding.core.errors import LCOInputError
-from lco_embedding.inputs.parse import ParsedItem, parse_item
+from lco_embedding.core.modalities import MODALITY_TABLE, SOUND, resolve
+from lco_embedding.inputs.parse import AUDIO_IN_VIDEO, ParsedItem, parse_item
 from lco_embedding.preprocessing.audio import preprocess_audio
 from lco_embedding.preprocessing.sources import is_file_object, is_reference, local_copy
 from lco_embedding.preprocessing.stream import audio_windows
 from lco_embedding.preprocessing.video import video_windows
+from lco_embedding.preprocessing.windows import WindowPlan
 from lco_embedding.segments.spec import SegmentSpec
 from lco_embedding.segments.text import text_windows
 
@@ -89,82 +91,81 @@ def split_item(index: int, item: Any, spec: SegmentSpec, featurizer: Any) -> Ite
 def _pieces(
     item: ParsedItem, spec: SegmentSpec, featurizer: Any
 ) -> Iterator[tuple[float, float, int | None, Any]] | None:
-    """``(start, end, tokens, item)`` of each window of a single-modality item, or None when it is not cut."""
-    if item.kind not in ("text", "audio", "video") or len(item.parts) != 1 or spec.window(item.kind) is None:
+    """``(start, end, tokens, item)`` of each window of a single-modality item (the modality table's
+    ``segmenter``), or None when it is not cut."""
+    row = MODALITY_TABLE.get(item.kind)  # type: ignore[call-overload]
+    if row is None or row.segmenter is None or len(item.parts) != 1 or spec.window(item.kind) is None:
         return None
     value = item.parts[0].value
-    if item.kind == "video" and not _is_file(value):  # frames in memory: embedded whole
+    if row.frames and not _is_file(value):  # frames in memory: embedded whole
         return None
     wanted = featurizer.use_audio_in_video if item.audio_in_video is None else item.audio_in_video
-    problem = spec.limit_problem(
-        item.kind,
-        max_length=featurizer.max_length,
-        max_audio_seconds=featurizer.audio_options.max_seconds,
-        with_sound=wanted is not False,
-    )
+    problem = spec.limit_problem(item.kind, featurizer.settings, with_sound=wanted is not False)
     if problem is not None:
         raise LCOInputError(problem)
-    if item.kind == "text":
-        return _text_pieces(value, spec, featurizer)
-    if item.kind == "audio":
-        return _audio_pieces(value, spec, featurizer)
-    return _video_pieces(item, value, spec, featurizer)
+    return resolve(row.segmenter)(item, value, spec, featurizer)
 
 
-def _text_pieces(text: str, spec: SegmentSpec, featurizer: Any) -> Iterator[tuple[float, float, int | None, Any]]:
-    assert spec.text is not None
-    for window in text_windows(text, featurizer.processor.tokenizer, window=spec.text, overlap=spec.text_overlap):
-        yield float(window.start), float(window.end), window.tokens, {"text": window.text}
+def text_pieces(
+    item: ParsedItem, text: str, spec: SegmentSpec, featurizer: Any
+) -> Iterator[tuple[float, float, int | None, Any]]:
+    """A text's windows of the checkpoint's tokenizer (character offsets)."""
+    window, overlap = spec.window(item.kind), spec.text_overlap
+    assert window is not None
+    for piece in text_windows(text, featurizer.processor.tokenizer, window=int(window), overlap=overlap):
+        yield float(piece.start), float(piece.end), piece.tokens, {item.kind: piece.text}
 
 
 def _is_file(value: Any) -> bool:
     return isinstance(value, bytes | bytearray) or is_reference(value) or is_file_object(value)
 
 
-def _audio_pieces(value: Any, spec: SegmentSpec, featurizer: Any) -> Iterator[tuple[float, float, int | None, Any]]:
-    window, stride = float(spec.audio or 0), float(spec.stride("audio") or 0)
-    rate = featurizer.audio_options.sampling_rate
+def audio_pieces(
+    item: ParsedItem, value: Any, spec: SegmentSpec, featurizer: Any
+) -> Iterator[tuple[float, float, int | None, Any]]:
+    """An audio's windows of seconds: a file streamed, an in-memory waveform cut on the same plan."""
+    plan = WindowPlan(float(spec.window(item.kind) or 0), float(spec.stride(item.kind) or 0))
+    options = getattr(featurizer, SOUND.options or "")
+    rate = options.sampling_rate
     if not _is_file(value):  # in memory already: cut the whole waveform
-        waveform = preprocess_audio(value, dataclasses.replace(featurizer.audio_options, max_seconds=None))
-        duration = len(waveform) / rate
-        start = 0.0
-        while True:
-            end = min(start + window, duration)
+        waveform = preprocess_audio(value, dataclasses.replace(options, max_seconds=None))
+        for start, end in plan.spans(len(waveform) / rate):
             samples = waveform[int(round(start * rate)) : int(round(end * rate))]
             yield start, end, None, {"array": samples, "sampling_rate": rate}
-            if start + window >= duration:
-                return
-            start += stride
-    with local_copy(value, limits=featurizer.audio_options.limits, suffix=".audio") as path:
-        for piece in audio_windows(path, window=window, stride=stride, sampling_rate=rate):
+        return
+    with local_copy(value, limits=options.limits, suffix=".audio") as path:
+        for piece in audio_windows(path, window=plan.window, stride=plan.stride, sampling_rate=rate):
             yield piece.start, piece.end, None, {"array": piece.samples, "sampling_rate": rate}
 
 
-def _video_pieces(
+def video_pieces(
     item: ParsedItem, value: Any, spec: SegmentSpec, featurizer: Any
 ) -> Iterator[tuple[float, float, int | None, Any]]:
-    window, stride = float(spec.video or 0), float(spec.stride("video") or 0)
+    """A video file's windows of seconds, each with its sampled frames and, with ``use_audio_in_video``, the sound of
+    the same time range (the sound track is cut on the video's own windows)."""
     wanted = featurizer.use_audio_in_video if item.audio_in_video is None else item.audio_in_video
     budgets = {name: v for name, v in item.budgets.items() if name in _CARRIED_BUDGETS}
-    options = featurizer.options_for("video", item.budgets)
-    rate = featurizer.audio_options.sampling_rate
+    options = featurizer.options_for(item.kind, item.budgets)
+    rate = getattr(featurizer, SOUND.options or "").sampling_rate
     with ExitStack() as stack:
         path = stack.enter_context(local_copy(value, limits=options.limits, suffix=".mp4"))
+        windows = video_windows(path, window=float(spec.window(item.kind) or 0), stride=spec.stride(item.kind),
+                                options=options)  # fmt: skip
         sounds: Iterator[Any] | None = None
         if wanted is not False:
             try:
-                sounds = audio_windows(path, window=window, stride=stride, sampling_rate=rate)
+                sounds = audio_windows(path, spans=windows.spans, sampling_rate=rate)
             except LCOInputError:
                 if wanted is True:
                     raise LCOInputError(
                         "the video has no sound track (use_audio_in_video=True needs one): embed it without "
                         "(use_audio_in_video=False), or with use_audio_in_video='auto'."
                     ) from None
-        for piece in video_windows(path, window=window, stride=stride, options=options):
+        for piece in windows:
             sound = next(sounds, None) if sounds is not None else None
             frames = list(piece.frames)
             if sound is None or len(sound.samples) == 0:
-                segment: dict[str, Any] = {"video": frames, "use_audio_in_video": False, **budgets}
+                segment: dict[str, Any] = {item.kind: frames, AUDIO_IN_VIDEO: False, **budgets}
             else:
-                segment = {"video": {"frames": frames, "audio": sound.samples}, "use_audio_in_video": True, **budgets}
+                segment = {item.kind: {"frames": frames, "audio": sound.samples}, AUDIO_IN_VIDEO: True, **budgets}
             yield piece.start, piece.end, None, segment

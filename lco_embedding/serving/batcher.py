@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from lco_embedding.core.errors import LCOEmbeddingError, LCOError, LCOInputError
+from lco_embedding.core.modalities import TEXT
 from lco_embedding.pipeline.batching import padded_tokens
 from lco_embedding.pipeline.featurize import Features
 from lco_embedding.segments.split import split_item
@@ -171,7 +172,7 @@ class DynamicBatcher:
             QueueFull: The request's tokens would pass ``max_queue_tokens`` while others wait.
         """
         loop = asyncio.get_running_loop()
-        if all(len(item) == 1 and "text" in item for item in items):
+        if all(list(item) == [TEXT.name] for item in items):
             jobs = [_Job(ticket, loop.create_future(), loop) for _ in items]
             places: list[tuple[int, dict[str, Any] | None]] = [(index, None) for index in range(len(items))]
             with self._texts_ready:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from lco_embedding.core.errors import LCOError
-from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES
+from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES, is_text
 from lco_embedding.inputs.parse import AUDIO_IN_VIDEO, ITEM_BUDGETS
 from lco_embedding.serving.fetch import FetchError, fetch
 from lco_embedding.serving.settings import ServerSettings
@@ -76,7 +76,7 @@ def _item(entry: Any, index: int, settings: ServerSettings) -> dict[str, Any]:
             item[key] = part  # checked where the item is parsed, as for encode
         elif key == SEGMENT:
             item[key] = _segment(part, index)
-        elif key == "text":
+        elif is_text(key):
             if not isinstance(part, str):
                 raise RequestItemError(f"'text' must be a string, got {type(part).__name__}.", index)
             item["text"] = _text(part, index, settings)
