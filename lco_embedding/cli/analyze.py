@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -57,10 +58,8 @@ def analyze(
         DEFAULT_METRICS,
         analyze_pairs,
         embed_pairs,
-        layer_alignment_matrix,
         plot_alignment,
         plot_anisotropy,
-        plot_layer_heatmap,
         read_pairs,
         save_figure,
     )
@@ -94,12 +93,7 @@ def analyze(
             )
         except ValueError as e:
             raise click.ClickException(str(e)) from e
-        modality = next(iter(pairs[0][0]))
-        group = [i for i, (media, _) in enumerate(pairs) if modality in media]
-        matrix = layer_alignment_matrix(first[group], second[group], k=min(k, len(group) - 1), conventions=conventions)
-        title = f"{modality}-text mutual k-NN, layer x layer\n{Path(name).name or name}"
-        figure = plot_layer_heatmap(matrix, title=title, xlabel="text layer", ylabel=f"{modality} layer")
-        figures.append(save_figure(figure, folder / f"heatmap-{number}.png"))
+        figures.append(_heatmap(pairs, first, second, k, conventions, name, folder / f"heatmap-{number}.png"))
         del embedder
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(folder / "metrics.csv", index=False)
@@ -117,3 +111,15 @@ def analyze(
     summary = table[table["metric"].isin(["mutual_knn", *chosen[:1]])].groupby(["model", "pair", "metric"])["value"]
     click.echo(summary.agg(["min", "max", "last"]).round(4).to_string())
     click.echo(f"Wrote {folder / 'metrics.csv'}, metrics.json and {', '.join(p.name for p in figures)} in {folder}.")
+
+
+def _heatmap(pairs: list, first: Any, second: Any, k: int, conventions: str, name: str, path: Path) -> Path:
+    """The layer x layer mutual k-NN heat-map of the first pair's modality, written to ``path``."""
+    from lco_embedding.analysis import layer_alignment_matrix, plot_layer_heatmap, save_figure
+
+    modality = next(iter(pairs[0][0]))
+    group = [i for i, (media, _) in enumerate(pairs) if modality in media]
+    matrix = layer_alignment_matrix(first[group], second[group], k=min(k, len(group) - 1), conventions=conventions)
+    title = f"{modality}-text mutual k-NN, layer x layer\n{Path(name).name or name}"
+    figure = plot_layer_heatmap(matrix, title=title, xlabel="text layer", ylabel=f"{modality} layer")
+    return save_figure(figure, path)

@@ -121,34 +121,10 @@ def encode(
     Re-running the same command resumes where it stopped, even after a kill; each item ends up in the output
     exactly once. A folder made with another model, other options or other inputs is refused unless --overwrite.
     """
-    from tqdm.auto import tqdm
-
     from lco_embedding.corpus.job import OutputMismatchError, encode_corpus
 
-    shown = 0
-
-    def report(failure: dict[str, Any]) -> None:
-        nonlocal shown
-        shown += 1
-        if shown <= SHOWN_FAILURES:
-            tqdm.write(f"failed: {failure['id']}: {failure['error']}", file=sys.stderr)
-        elif shown == SHOWN_FAILURES + 1:
-            tqdm.write("(more failures: see errors.jsonl)", file=sys.stderr)
-
-    ray = _ray_options(ray_address, ray_workers, ray_gpus_per_worker)
-    runner = None
-    if ray is not None:
-        from lco_embedding.distributed import RayRunner
-
-        runner = RayRunner(ray)
-    segment = None
-    if segment_text is not None:
-        from lco_embedding.segments import SegmentSpec
-
-        try:
-            segment = SegmentSpec.parse(segment_text)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--segment") from e
+    runner = _runner(ray_address, ray_workers, ray_gpus_per_worker)
+    segment = _segment_spec(segment_text)
     try:
         summary = encode_corpus(
             inputs,
@@ -170,7 +146,7 @@ def encode(
             overwrite=overwrite,
             allow_duplicate_ids=allow_duplicate_ids,
             show_progress_bar=not is_quiet(),
-            on_failure=report,
+            on_failure=_FailureReport(),
             runner=runner,
             segment=segment,
             events=(click.get_current_context().obj or {}).get("job_events"),
@@ -181,6 +157,10 @@ def encode(
     except (OutputMismatchError, ValueError, RuntimeError, OSError, ImportError, ConnectionError) as e:
         # Bad inputs, a refused folder, a model that cannot be loaded, a full disk: say it and stop.
         raise click.ClickException(str(e)) from e
+    _print_summary(summary, out, segmented=segment is not None)
+
+
+def _print_summary(summary: Any, out: str, *, segmented: bool) -> None:
     if summary.already_complete:
         click.echo(
             f"Nothing to do: {out} is complete ({summary.done} items: {summary.embedded} embedded, "
@@ -193,10 +173,47 @@ def encode(
     repeats = f" {summary.duplicate_ids:,} records repeat an earlier id (kept)." if summary.duplicate_ids else ""
     embedded = f"{summary.done - summary.failed:,} of {summary.done:,} items as {summary.embedded:,} segments"
     click.echo(
-        f"Embedded {embedded if segment else f'{summary.embedded:,} of {summary.done:,} items'}, {failed}; "
+        f"Embedded {embedded if segmented else f'{summary.embedded:,} of {summary.done:,} items'}, {failed}; "
         f"this run: {summary.processed:,} items "
         f"in {summary.seconds:.1f} s ({summary.items_per_second:.1f} items/s). Output: {summary.out}{repeats}"
     )
+
+
+class _FailureReport:
+    """Prints the first failures as they happen (all of them are in errors.jsonl)."""
+
+    def __init__(self) -> None:
+        self.shown = 0
+
+    def __call__(self, failure: dict[str, Any]) -> None:
+        from tqdm.auto import tqdm
+
+        self.shown += 1
+        if self.shown <= SHOWN_FAILURES:
+            tqdm.write(f"failed: {failure['id']}: {failure['error']}", file=sys.stderr)
+        elif self.shown == SHOWN_FAILURES + 1:
+            tqdm.write("(more failures: see errors.jsonl)", file=sys.stderr)
+
+
+def _runner(address: str | None, workers: int | None, gpus: float | None) -> Any:
+    """Ray's runner with --ray, else None (this process)."""
+    ray = _ray_options(address, workers, gpus)
+    if ray is None:
+        return None
+    from lco_embedding.distributed import RayRunner
+
+    return RayRunner(ray)
+
+
+def _segment_spec(text: str | None) -> Any:
+    if text is None:
+        return None
+    from lco_embedding.segments import SegmentSpec
+
+    try:
+        return SegmentSpec.parse(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--segment") from e
 
 
 _ADDRESS = re.compile(r"^(auto|local|ray://\S+|[\w.\-]+:\d+)$")

@@ -236,12 +236,7 @@ def encode_corpus(
     specs = plan_inputs([str(i) for i in inputs])
     repeats, examples = duplicate_ids(specs)
     if repeats and not allow_duplicate_ids:
-        listed = "\n  ".join(f"{value!r}: {', '.join(where[:4])}" for value, where in examples)
-        raise ValueError(
-            f"{repeats:,} record(s) repeat an id another record already has; ids must be unique:\n  {listed}\n"
-            "Fix the ids (or leave the id column empty to use where each record came from), or pass "
-            "--allow-duplicate-ids (allow_duplicate_ids=True) to keep them."
-        )
+        raise ValueError(_duplicates_message(repeats, examples))
     options = {"precision": precision, "normalize": normalize, "shard_size": shard_size}
     if segment is not None:
         options["segment"] = segment.to_dict()
@@ -250,35 +245,16 @@ def encode_corpus(
     try:
         if quantization is not None:
             embedder_kwargs = {**(embedder_kwargs or {}), "quantization": quantization}
-        early = {
-            "model": {
-                "name": model_name(model),
-                "revision": _revision(model, revision),
-                "quantization": (embedder_kwargs or {}).get("quantization")
-                if isinstance(model, str)
-                else model.quantization,
-            },
-            "options": options,
-            "inputs": [_input_key(spec) for spec in specs],
-        }
-        if folder.exists():
-            if overwrite:
-                folder.clear()
-            else:
-                _check_format(folder)
-                _check_same(folder, early)
-                stored = folder.manifest
-                if (
-                    stored["status"] == "complete"
-                    and prompt_name is None
-                    and stored["prompts"]["instruction"] == prompt
-                ):
-                    return _summary(folder, stored, stored["counts"]["done"], 0.0, already_complete=True)
-        elif folder.leftovers():
-            raise ValueError(
-                f"{str(folder.path)!r} holds files ({', '.join(folder.leftovers()[:5])}) but no manifest.json: it "
-                "is not an lco-embed output folder. Give an empty or new folder for --out."
-            )
+        known = {"model": _model_entry(model, revision, embedder_kwargs), "options": options}
+        known["inputs"] = [_input_key(spec) for spec in specs]
+        stored = _opened(folder, known, overwrite)
+        if (
+            stored
+            and stored["status"] == "complete"
+            and prompt_name is None
+            and stored["prompts"]["instruction"] == prompt
+        ):
+            return _summary(folder, stored, stored["counts"]["done"], 0.0, already_complete=True)
         stop_at("start", 0)
         job = (runner or LocalRunner()).start(
             model, revision=revision, device=device, dtype=dtype, embedder_kwargs=embedder_kwargs
@@ -310,6 +286,44 @@ def encode_corpus(
         return summary
     finally:
         folder.unlock()
+
+
+def _duplicates_message(repeats: int, examples: list[tuple[str, list[str]]]) -> str:
+    listed = "\n  ".join(f"{value!r}: {', '.join(where[:4])}" for value, where in examples)
+    return (
+        f"{repeats:,} record(s) repeat an id another record already has; ids must be unique:\n  {listed}\n"
+        "Fix the ids (or leave the id column empty to use where each record came from), or pass "
+        "--allow-duplicate-ids (allow_duplicate_ids=True) to keep them."
+    )
+
+
+def _model_entry(model: LCOEmbedder | str, revision: str | None, embedder_kwargs: dict[str, Any] | None) -> dict:
+    """What the manifest records of the model before it is loaded."""
+    quantization = (embedder_kwargs or {}).get("quantization") if isinstance(model, str) else model.quantization
+    return {"name": model_name(model), "revision": _revision(model, revision), "quantization": quantization}
+
+
+def _opened(folder: OutputFolder, known: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+    """Check an existing output folder against what is known before the model loads (or clear it with
+    ``overwrite``); its manifest, or None for a new (or cleared) folder.
+
+    Raises:
+        OutputMismatchError: The folder holds another run.
+        ValueError: The folder holds files but no manifest.
+    """
+    if folder.exists():
+        if overwrite:
+            folder.clear()
+            return None
+        _check_format(folder)
+        _check_same(folder, known)
+        return folder.manifest
+    if folder.leftovers():
+        raise ValueError(
+            f"{str(folder.path)!r} holds files ({', '.join(folder.leftovers()[:5])}) but no manifest.json: it "
+            "is not an lco-embed output folder. Give an empty or new folder for --out."
+        )
+    return None
 
 
 def _check_format(folder: OutputFolder) -> None:

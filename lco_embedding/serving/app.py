@@ -167,14 +167,6 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
         given = request.headers.get("authorization", "")
         return hmac.compare_digest(given.encode(), f"Bearer {settings.api_key}".encode())
 
-    def unauthorized() -> JSONResponse:
-        return _error(
-            401,
-            "missing or incorrect API key: send 'Authorization: Bearer <key>'.",
-            "invalid_request_error",
-            code="invalid_api_key",
-        )
-
     @app.get("/health")
     async def health() -> dict[str, str]:
         """Liveness: the process answers."""
@@ -192,7 +184,7 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
     async def prometheus(request: Request) -> Response:
         """Prometheus metrics."""
         if not authorized(request):
-            return unauthorized()
+            return _unauthorized()
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
@@ -200,61 +192,82 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
     async def models(request: Request) -> Any:
         """The one model this server serves."""
         if not authorized(request):
-            return unauthorized()
+            return _unauthorized()
         card = {"id": settings.served_model_name, "object": "model", "created": created, "owned_by": "lco-embedding"}
         return {"object": "list", "data": [card]}
 
     request_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": REQUEST_SCHEMA}}}}
+    route = _EmbeddingsRoute(embedder, settings, metrics, state, authorized)
 
     @app.post("/v1/embeddings", openapi_extra=request_body)
     async def embeddings(request: Request) -> Any:
         """Embed ``input``: a string, a list of strings, or a list of items with text/image/audio/video."""
+        return await route(request)
+
+    return app
+
+
+class _EmbeddingsRoute:
+    """``POST /v1/embeddings``: auth, the request checked, admission, the batcher, one response (counted)."""
+
+    def __init__(
+        self,
+        embedder: Any,
+        settings: ServerSettings,
+        metrics: ServerMetrics,
+        state: dict[str, DynamicBatcher],
+        authorized: Callable[[Any], bool],
+    ) -> None:
+        self.embedder, self.settings, self.metrics, self.state = embedder, settings, metrics, state
+        self.authorized = authorized
+        self.dimension = embedder.get_embedding_dimension()
+
+    async def __call__(self, request: Any) -> Any:
         started = time.perf_counter()
-        response = await _embeddings(request)
-        metrics.requests.labels(status=str(response.status_code)).inc()
-        metrics.latency.observe(time.perf_counter() - started)
+        response = await self._respond(request)
+        self.metrics.requests.labels(status=str(response.status_code)).inc()
+        self.metrics.latency.observe(time.perf_counter() - started)
         return response
 
-    async def _embeddings(request: Request) -> Any:
-        if not authorized(request):
-            return unauthorized()
+    async def _respond(self, request: Any) -> Any:
+        if not self.authorized(request):
+            return _unauthorized()
         try:
             body = parse_request(await request.body())
         except RequestError as e:
             return _error(400, str(e), "invalid_request_error", param=e.param)
-        return await _embed(body, request)
-
-    async def _embed(body: EmbeddingRequest, request: Request) -> Any:
-        if body.model != settings.served_model_name:
-            return _error(
-                404,
-                f"model {body.model!r} is not served here; this server serves {settings.served_model_name!r}.",
-                "invalid_request_error",
-                param="model",
-                code="model_not_found",
-            )
-        if body.dimensions is not None and body.dimensions > dimension:
-            return _error(
-                400,
-                f"dimensions must be between 1 and {dimension}, got {body.dimensions}.",
-                "invalid_request_error",
-                param="dimensions",
-            )
-        if body.prompt_name is not None and body.prompt_name not in embedder.prompts:
-            names = ", ".join(repr(name) for name in sorted(embedder.prompts)) or "none"
-            return _error(
-                400,
-                f"prompt_name {body.prompt_name!r} is not one of this server's prompts (it has {names}); the "
-                "server adds prompts with `lco-embed serve --prompt NAME=TEXT`.",
-                "invalid_request_error",
-                param="prompt_name",
-            )
+        refused = self._refused(body)
+        if refused is not None:
+            return refused
         try:
-            prompt = resolve_prompt(embedder, body.prompt_name, None)
-            items = parse_input(body.input, settings)
+            prompt = resolve_prompt(self.embedder, body.prompt_name, None)
+            items = parse_input(body.input, self.settings)
         except RequestItemError as e:
             return _error(400, str(e), "invalid_request_error", param=_param(e))
-        batcher = state["batcher"]
+        return await self._embed(body, items, prompt, request)
+
+    def _refused(self, body: EmbeddingRequest) -> Any:
+        """The error response of a request this server does not take (another model, dimensions, prompt), or None."""
+        served, prompts = self.settings.served_model_name, self.embedder.prompts
+        if body.model != served:
+            message = f"model {body.model!r} is not served here; this server serves {served!r}."
+            return _error(404, message, "invalid_request_error", param="model", code="model_not_found")
+        if body.dimensions is not None and body.dimensions > self.dimension:
+            message = f"dimensions must be between 1 and {self.dimension}, got {body.dimensions}."
+            return _error(400, message, "invalid_request_error", param="dimensions")
+        if body.prompt_name is not None and body.prompt_name not in prompts:
+            names = ", ".join(repr(name) for name in sorted(prompts)) or "none"
+            message = (
+                f"prompt_name {body.prompt_name!r} is not one of this server's prompts (it has {names}); the "
+                "server adds prompts with `lco-embed serve --prompt NAME=TEXT`."
+            )
+            return _error(400, message, "invalid_request_error", param="prompt_name")
+        return None
+
+    async def _embed(self, body: EmbeddingRequest, items: list[Any], prompt: str | None, request: Any) -> Any:
+        from fastapi.responses import Response
+
+        batcher = self.state["batcher"]
         try:
             batcher.admit(len(items))
         except QueueFull as e:
@@ -270,18 +283,25 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
             return Response(status_code=499)
         finally:
             batcher.release(len(items))
-        metrics.items.inc(len(items))
+        self.metrics.items.inc(len(items))
         content = render_embeddings(
             vectors,
             dimensions=body.dimensions,
             encoding=body.encoding_format,
-            model=settings.served_model_name,
+            model=self.settings.served_model_name,
             tokens=tokens,
             places=places if any(place is not None for _, place in places) else None,
         )
         return Response(content, media_type="application/json")
 
-    return app
+
+def _unauthorized() -> Any:
+    return _error(
+        401,
+        "missing or incorrect API key: send 'Authorization: Bearer <key>'.",
+        "invalid_request_error",
+        code="invalid_api_key",
+    )
 
 
 def _busy(error: QueueFull) -> Any:

@@ -421,13 +421,49 @@ def train(
             dist.destroy_process_group()
 
 
+def _start_log(run: _Run, log: Path, resume: bool, start: int, trainable: int) -> None:
+    """On rank 0: the output folder, the log from ``start`` on, the run's config, and a line saying what runs."""
+    run.output_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        log.unlink(missing_ok=True)
+        shutil.rmtree(run.output_dir / "checkpoints", ignore_errors=True)
+    _truncate_log(log, start)
+    (run.output_dir / "config.json").write_text(json.dumps(run.state, indent=1) + "\n")
+    logger.info(
+        "Training %s (%s stage) on %d examples: steps %d to %d of %d, %d trainable parameters, %d process(es).",
+        run.embedder.model_name_or_path,
+        run.config.stage,
+        len(run.examples),
+        start + 1,
+        run.total,
+        run.total,
+        trainable,
+        run.world,
+    )
+
+
+def _log_step(run: _Run, log: Path, step: int, record: dict[str, Any]) -> None:
+    """On rank 0: the step's record in the log, and a line every ``log_steps``."""
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    if (step + 1) % run.config.log_steps == 0 or step + 1 == run.total:
+        logger.info(
+            "step %d/%d  loss %.4f  lr %.3g  %.2fs",
+            step + 1,
+            run.total,
+            record["loss"],
+            record["learning_rate"],
+            record["seconds"],
+        )
+
+
 def _train(
     run: _Run,
     adapter: str | os.PathLike[str] | None,
     resume: bool,
     on_step: Callable[[dict[str, Any]], None] | None,
 ) -> TrainResult:
-    embedder, examples, output_dir, config = run.embedder, run.examples, run.output_dir, run.config
+    embedder, output_dir, config = run.embedder, run.output_dir, run.config
     rank, world, source = run.rank, run.world, run.source
     checkpoint = _checkpoints(output_dir)[-1] if resume and _checkpoints(output_dir) else None
     torch.manual_seed(config.seed)
@@ -448,24 +484,7 @@ def _train(
     start = _load_checkpoint(run, checkpoint, optimizer, scheduler) if checkpoint is not None else 0
     log = output_dir / LOG_FILE
     if rank == 0:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            log.unlink(missing_ok=True)
-            shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
-        _truncate_log(log, start)
-        (output_dir / "config.json").write_text(json.dumps(run.state, indent=1) + "\n")
-        trainable = sum(p.numel() for p in parameters)
-        logger.info(
-            "Training %s (%s stage) on %d examples: steps %d to %d of %d, %d trainable parameters, %d process(es).",
-            embedder.model_name_or_path,
-            config.stage,
-            len(examples),
-            start + 1,
-            run.total,
-            run.total,
-            trainable,
-            world,
-        )
+        _start_log(run, log, resume, start, sum(p.numel() for p in parameters))
     record: dict[str, Any] = {"loss": float("nan")}
     embedder.model.train()
     try:
@@ -484,17 +503,7 @@ def _train(
             optimizer.zero_grad(set_to_none=True)
             record["seconds"] = round(time.perf_counter() - began, 4)
             if rank == 0:
-                with open(log, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(record) + "\n")
-                if (step + 1) % config.log_steps == 0 or step + 1 == run.total:
-                    logger.info(
-                        "step %d/%d  loss %.4f  lr %.3g  %.2fs",
-                        step + 1,
-                        run.total,
-                        record["loss"],
-                        record["learning_rate"],
-                        record["seconds"],
-                    )
+                _log_step(run, log, step, record)
             if on_step is not None:
                 on_step(record)
             if (step + 1) % config.save_steps == 0 or step + 1 == run.total:
