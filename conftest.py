@@ -25,7 +25,8 @@ def _doctest_world(tmp_path_factory) -> dict:
 @pytest.fixture(autouse=True)
 def _doctest_namespace(request, tmp_path, monkeypatch) -> None:
     """For docstring examples only: ``model``, ``tiny_checkpoint``, ``cat_png``, ``meow_wav``, ``clip_mp4``, and a
-    working folder holding ``photos/cat.png``, ``captions.jsonl`` and ``lecture.wav`` / ``lecture.mp4``."""
+    working folder holding ``photos/cat.png``, ``captions.jsonl``, ``pairs.jsonl`` (image and text pairs) and
+    ``lecture.wav`` / ``lecture.mp4``."""
     if not isinstance(request.node, pytest.DoctestItem):
         return
     import shutil
@@ -38,6 +39,9 @@ def _doctest_namespace(request, tmp_path, monkeypatch) -> None:
     shutil.copyfile(media["mp4"], tmp_path / "lecture.mp4")
     rows = [{"id": "c1", "text": "a cat on a mat"}, {"id": "c2", "text": "a dog in the fog"}]
     (tmp_path / "captions.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    images = [media[name] for name in ("png", "jpg", "gray_png", "png_rgba")] * 2
+    pairs = [{"image": path, "text": f"picture number {i}"} for i, path in enumerate(images)]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(pair) + "\n" for pair in pairs))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     request.getfixturevalue("doctest_namespace").update(

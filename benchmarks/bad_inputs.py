@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lco_embedding import EncodeReport, LCOEmbedder  # noqa: E402
 from lco_embedding.corpus.job import encode_corpus  # noqa: E402
 from lco_embedding.testing import build_tiny_checkpoint, make_test_media, write_audio_only_mp4  # noqa: E402
-from tests.test_preprocessing import _png_declaring  # noqa: E402
-from tests.test_sources import _HostileServer  # noqa: E402
+from tests.preprocessing.test_preprocessing import _png_declaring  # noqa: E402
+from tests.preprocessing.test_sources import _HostileServer  # noqa: E402
 
 
 def _cases(folder: Path, media: dict[str, str], server: _HostileServer) -> list[tuple[str, object]]:

@@ -2,9 +2,9 @@
 
 Example:
     >>> from lco_embedding import LCOEmbedder
-    >>> model = LCOEmbedder("LCO-Embedding/LCO-Embedding-Omni-3B")  # doctest: +SKIP
-    >>> model.encode(["a cat on a mat", {"image": "cat.jpg"}]).shape  # doctest: +SKIP
-    (2, 2048)
+    >>> model = LCOEmbedder(tiny_checkpoint)  # e.g. "LCO-Embedding/LCO-Embedding-Omni-3B": 2048-d
+    >>> model.encode(["a cat on a mat", {"image": "photos/cat.png"}]).shape
+    (2, 64)
 """
 
 from __future__ import annotations

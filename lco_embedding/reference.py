@@ -6,9 +6,9 @@ loop (``torch.cuda.empty_cache()`` after every batch). It uses nothing of ``lco_
 can pin the SDK's results (``tests/test_parity.py``) and serve as the baseline of ``benchmarks/throughput.py``.
 
 Example:
-    >>> ref = ReferencePipeline("path/to/checkpoint")  # doctest: +SKIP
-    >>> ref.embed([text_content("a cat"), media_content("image", "cat.jpg")]).shape  # doctest: +SKIP
-    (2, 2048)
+    >>> ref = ReferencePipeline(tiny_checkpoint)
+    >>> ref.embed([text_content("a cat"), media_content("image", cat_png)]).shape
+    (2, 64)
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 ``_encode`` does the work), ``max_seq_length``, ``tokenizer``, ``similarity_fn_name`` / ``similarity`` /
 ``similarity_pairwise``, ``get_embedding_dimension`` and the deprecated ``get_sentence_embedding_dimension``,
 ``encode_query`` / ``encode_document``, ``.to()`` / ``.half()`` / ``.bfloat16()`` / ``.float()``.
-``tests/test_sentence_transformers.py`` checks each against ``SentenceTransformer`` itself.
+``tests/integrations/test_sentence_transformers.py`` checks each against ``SentenceTransformer`` itself.
 
 Does not hold state of its own: everything lives on the embedder (``max_length``, ``processor``, ``model``).
 """

@@ -9,8 +9,8 @@ They exist so that the whole loading and encoding path can be exercised without 
 Example:
     >>> from lco_embedding.testing import build_tiny_checkpoint
     >>> from lco_embedding import LCOEmbedder
-    >>> path = build_tiny_checkpoint("/tmp/tiny-lco")  # doctest: +SKIP
-    >>> LCOEmbedder(path).encode("hello").shape  # doctest: +SKIP
+    >>> path = build_tiny_checkpoint("tiny-lco")
+    >>> LCOEmbedder(str(path), device="cpu").encode("hello").shape
     (64,)
 
 Does not build the talker / token2wav parts of a full Qwen2.5-Omni checkpoint (they are never used for
@@ -277,7 +277,8 @@ def build_tiny_checkpoint(
         The folder, holding ``config.json``, safetensors weights, tokenizer, processor and chat template.
 
     Example:
-        >>> build_tiny_checkpoint("/tmp/tiny-vl", kind="qwen2_5_vl")  # doctest: +SKIP
+        >>> sorted(p.name for p in build_tiny_checkpoint("tiny-vl", kind="qwen2_5_vl").glob("*.json"))[:2]
+        ['config.json', 'generation_config.json']
     """
     import torch
 
@@ -647,8 +648,8 @@ def peak_memory_growth(function: Callable[[], Any]) -> tuple[Any, int]:
     ``/proc/self/clear_refs``), so earlier peaks do not hide this one.
 
     Example:
-        >>> outcome, grown = peak_memory_growth(lambda: bytearray(50 * 2**20))  # doctest: +SKIP
-        >>> grown > 40 * 2**20  # doctest: +SKIP
+        >>> outcome, grown = peak_memory_growth(lambda: b"x" * (50 * 2**20))
+        >>> grown > 40 * 2**20
         True
     """
 
@@ -675,8 +676,11 @@ def simulate_oom(model: LCOEmbedder, max_padded_tokens: int) -> Iterator[list[tu
     Yields the list of batches (tuples of input positions) that were refused, for assertions.
 
     Example:
-        >>> with simulate_oom(model, 200) as refused:  # doctest: +SKIP
-        ...     model.encode(texts)
+        >>> texts = ["a few words", "a few more words than that"] * 4
+        >>> with simulate_oom(model, 200) as refused:
+        ...     out = model.encode(texts)
+        >>> len(refused) > 0, out.shape  # the big batches were refused, split and retried
+        (True, (8, 64))
     """
     import torch
 

@@ -9,9 +9,11 @@
 * :mod:`.plots` — the paper-style figures.
 
 Example:
-    >>> from lco_embedding.analysis import analyze_pairs, plot_anisotropy, read_pairs  # doctest: +SKIP
-    >>> table = analyze_pairs(model, read_pairs("pairs.jsonl"))  # doctest: +SKIP
-    >>> plot_anisotropy(table).savefig("anisotropy.png")  # doctest: +SKIP
+    >>> from lco_embedding.analysis import analyze_pairs, plot_anisotropy, read_pairs
+    >>> table = analyze_pairs(model, read_pairs("pairs.jsonl"), k=3)
+    >>> sorted(set(table["pair"]))
+    ['image-text']
+    >>> plot_anisotropy(table).savefig("anisotropy.png")
 """
 
 from lco_embedding.analysis.metrics import (

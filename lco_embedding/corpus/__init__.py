@@ -8,9 +8,11 @@ The Python side of ``lco-embed encode``, ``search`` and ``index``:
 * :func:`read_embeddings` / :class:`OutputFolder` — read an output folder back.
 
 Example:
-    >>> from lco_embedding.corpus import encode_corpus, read_embeddings  # doctest: +SKIP
-    >>> encode_corpus(["photos/", "captions.jsonl"], "embeddings")  # doctest: +SKIP
-    >>> read_embeddings("embeddings").to_pandas()  # doctest: +SKIP
+    >>> from lco_embedding.corpus import encode_corpus, read_embeddings
+    >>> encode_corpus(["photos/", "captions.jsonl"], "embeddings", model=model, show_progress_bar=False).embedded
+    3
+    >>> read_embeddings("embeddings").to_pandas()[["id", "modality"]].to_dict("list")
+    {'id': ['photos/cat.png', 'c1', 'c2'], 'modality': ['image', 'text', 'text']}
 """
 
 from lco_embedding.corpus.job import DEFAULT_MODEL, OutputMismatchError, RunSummary, encode_corpus

@@ -89,9 +89,10 @@ class OutputFolder:
         path: The folder.
 
     Example:
-        >>> folder = OutputFolder("embeddings")  # doctest: +SKIP
-        >>> folder.manifest["counts"]  # doctest: +SKIP
-        {'total': 1200, 'done': 1200, 'embedded': 1197, 'failed': 3}
+        >>> from lco_embedding.corpus import encode_corpus
+        >>> _ = encode_corpus(["captions.jsonl"], "embeddings", model=model, show_progress_bar=False)
+        >>> OutputFolder("embeddings").manifest["counts"]
+        {'total': 2, 'done': 2, 'embedded': 2, 'failed': 0}
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -308,8 +309,11 @@ def read_embeddings(path: str | os.PathLike[str], columns: list[str] | None = No
     """All committed shards of an output folder as one ``pyarrow.Table`` (``.to_pandas()`` for a DataFrame).
 
     Example:
-        >>> table = read_embeddings("embeddings")  # doctest: +SKIP
-        >>> vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))  # doctest: +SKIP
+        >>> from lco_embedding.corpus import encode_corpus
+        >>> _ = encode_corpus(["captions.jsonl"], "embeddings", model=model, show_progress_bar=False)
+        >>> table = read_embeddings("embeddings")
+        >>> np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).shape
+        (2, 64)
     """
     import pyarrow as pa
     import pyarrow.parquet as pq

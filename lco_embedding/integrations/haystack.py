@@ -9,9 +9,11 @@ it to Haystack 3's deserialisation allowlist) and load the model in ``warm_up``,
 Several components given the same settings share one loaded model.
 
 Example:
-    >>> from haystack import Pipeline  # doctest: +SKIP
-    >>> pipe = Pipeline()  # doctest: +SKIP
-    >>> pipe.add_component("embed", LCOTextEmbedder("LCO-Embedding/LCO-Embedding-Omni-3B"))  # doctest: +SKIP
+    >>> from haystack import Pipeline
+    >>> pipe = Pipeline()
+    >>> _ = pipe.add_component("embed", LCOTextEmbedder(tiny_checkpoint))  # or "LCO-Embedding/LCO-Embedding-Omni-3B"
+    >>> len(pipe.run({"embed": {"text": "a cat"}})["embed"]["embedding"])
+    64
 """
 
 from __future__ import annotations

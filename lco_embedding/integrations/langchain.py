@@ -5,9 +5,11 @@ has them (``LCOEmbedder(prompts={...})``); strings are always treated as text (a
 name stays text). ``embed_images`` embeds image paths or URLs into the same space.
 
 Example:
-    >>> from langchain_core.vectorstores import InMemoryVectorStore  # doctest: +SKIP
-    >>> store = InMemoryVectorStore(LCOEmbeddings("LCO-Embedding/LCO-Embedding-Omni-3B"))  # doctest: +SKIP
-    >>> store.add_texts(["a cat", "a dog"]); store.similarity_search("kitten", k=1)  # doctest: +SKIP
+    >>> from langchain_core.vectorstores import InMemoryVectorStore
+    >>> store = InMemoryVectorStore(LCOEmbeddings(tiny_checkpoint))  # or "LCO-Embedding/LCO-Embedding-Omni-3B"
+    >>> _ = store.add_texts(["a cat", "a dog"])
+    >>> len(store.similarity_search("kitten", k=1))
+    1
 """
 
 from __future__ import annotations

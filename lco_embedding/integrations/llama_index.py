@@ -5,9 +5,11 @@ them (``LCOEmbedder(prompts={...})``) — unlike LlamaIndex's stock ``HuggingFac
 prompts are silently dropped. Images may be paths, URLs or ``BytesIO`` objects.
 
 Example:
-    >>> from llama_index.core import Document, VectorStoreIndex  # doctest: +SKIP
-    >>> embed = LCOEmbedding("LCO-Embedding/LCO-Embedding-Omni-3B")  # doctest: +SKIP
-    >>> index = VectorStoreIndex.from_documents([Document(text="a cat")], embed_model=embed)  # doctest: +SKIP
+    >>> from llama_index.core import Document, VectorStoreIndex
+    >>> embed = LCOEmbedding(tiny_checkpoint)  # or "LCO-Embedding/LCO-Embedding-Omni-3B"
+    >>> index = VectorStoreIndex.from_documents([Document(text="a cat")], embed_model=embed)
+    >>> len(embed.get_query_embedding("kitten"))
+    64
 """
 
 from __future__ import annotations

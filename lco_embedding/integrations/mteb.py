@@ -11,9 +11,12 @@ mteb's own registry also has ``LCO-Embedding/LCO-Embedding-Omni-3B`` etc. (its w
 suffix rule, no prompts); :func:`load` builds ours with the same suffix rule by default.
 
 Example:
-    >>> import mteb  # doctest: +SKIP
-    >>> model = load("LCO-Embedding/LCO-Embedding-Omni-3B")  # doctest: +SKIP
-    >>> mteb.evaluate(model, mteb.get_benchmark("MIEB(lite)"), cache=mteb.ResultCache("results"))  # doctest: +SKIP
+    >>> import mteb
+    >>> encoder = load(tiny_checkpoint)  # or "LCO-Embedding/LCO-Embedding-Omni-3B"
+    >>> encoder.mteb_model_meta.embed_dim
+    64
+    >>> # With the benchmark's data in the local cache (the hub is needed to fetch it):
+    >>> mteb.evaluate(encoder, mteb.get_benchmark("MIEB(lite)"), cache=mteb.ResultCache("results"))  # doctest: +SKIP
 """
 
 from __future__ import annotations

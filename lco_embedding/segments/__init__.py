@@ -2,9 +2,9 @@
 text), embed every window as an ordinary item, and keep where each came from.
 
 Example:
-    >>> segments = model.encode_segments("podcast.mp3")  # doctest: +SKIP
-    >>> segments.start[:3], segments.end[:3]  # doctest: +SKIP
-    (array([ 0., 30., 60.]), array([30., 60., 90.]))
+    >>> segments = model.encode_segments("lecture.wav", window=0.4)  # 1 s of audio in 0.4-s windows
+    >>> segments.start.tolist(), segments.end.tolist()
+    ([0.0, 0.4, 0.8], [0.4, 0.8, 1.0])
 """
 
 from __future__ import annotations

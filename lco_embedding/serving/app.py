@@ -95,8 +95,11 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
     the application and stopped with it.
 
     Example:
-        >>> app = create_app(LCOEmbedder("LCO-Embedding/LCO-Embedding-Omni-3B"))  # doctest: +SKIP
-        >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
+        >>> from fastapi.testclient import TestClient
+        >>> with TestClient(create_app(model)) as client:  # uvicorn.run(app, port=8000) serves it for real
+        ...     reply = client.post("/v1/embeddings", json={"model": "lco-embedding", "input": "a cat"})
+        >>> reply.status_code, len(reply.json()["data"][0]["embedding"])
+        (200, 64)
     """
     require("fastapi", "server")
     from fastapi import FastAPI, Request

@@ -56,7 +56,7 @@ def test_code_outside_the_table_does_not_compare_modality_names():
     from pathlib import Path
 
     names = set(MODALITY_TABLE)
-    package = Path(__file__).resolve().parents[1] / "lco_embedding"
+    package = Path(__file__).resolve().parents[2] / "lco_embedding"
     found = []
     for path in sorted(package.rglob("*.py")):
         if path.name in ("modalities.py", "reference.py"):

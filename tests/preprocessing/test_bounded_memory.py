@@ -1,7 +1,7 @@
 """Memory stays within the caps: a generated 1-hour 44.1 kHz stereo WAV and a 1.5 GB chunked URL, each read in a
 fresh process whose peak RSS growth is measured. Slow (a 635 MB file, 256 MB over loopback); the logic is covered
-fast by tests/test_preprocessing.py (decoding stops at the cap, equal to the whole file cut) and
-tests/test_sources.py (the size cap)."""
+fast by tests/preprocessing/test_preprocessing.py (decoding stops at the cap, equal to the whole file cut) and
+tests/preprocessing/test_sources.py (the size cap)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_a_one_hour_wav_costs_what_five_minutes_cost(tmp_path):
 
 
 def test_a_1_5_gb_url_is_cut_at_the_cap(tmp_path):
-    from tests.test_sources import _HostileServer
+    from tests.preprocessing.test_sources import _HostileServer
 
     server = _HostileServer(b"")
     try:
