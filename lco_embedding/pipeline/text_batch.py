@@ -11,8 +11,8 @@ long text as the cut needs (:meth:`TextBatcher.truncated`, which the per-item pa
 
 Exactness is checked, not assumed: on first use for each (prompt, suffix) the batched tokens of a probe text are
 compared with the per-item path's; a checkpoint whose template does not have this shape (or whose processor adds
-outputs other than ``mm_token_type_ids``) falls back to the per-item path for good. ``tests/pipeline/test_text_batch.py``
-compares the two token for token on adversarial strings.
+outputs other than ``mm_token_type_ids``) falls back to the per-item path for good.
+``tests/pipeline/test_text_batch.py`` compares the two token for token on adversarial strings.
 
 Does not batch items with media, conversations or several text parts: they take the per-item path.
 """

@@ -2,47 +2,137 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
-LCO_EMBED = Path(sys.executable).with_name("lco-embed")
+from tests.cli.zygote import LCO_EMBED, READ_AT_USE
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+# The environment the commands get: this process's at collection, offline. The fork server starts with it.
+BASE_ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1"}
+# LCO_TEST_FRESH_PROCESS=1: every command a fresh ``lco-embed`` process instead of a fork of the server.
+FRESH = os.environ.get("LCO_TEST_FRESH_PROCESS") == "1"
+
+
+class _ForkServer:
+    """This test process's tests/cli/zygote.py: started at the first command, ended with this process."""
+
+    _instance: _ForkServer | None = None
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="lco-zygote-")
+        self.path = os.path.join(self.folder, "socket")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.cli.zygote", self.path],
+            cwd=REPOSITORY,
+            env=BASE_ENVIRONMENT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(os.path.join(self.folder, "log"), "w"),
+            text=True,
+        )
+        started = self.process.stdout.readline().strip() == "ready"
+        assert started, "the fork server did not start:\n" + Path(self.folder, "log").read_text()[-3000:]
+        atexit.register(self.close)
+
+    @classmethod
+    def get(cls) -> _ForkServer:
+        if cls._instance is None or cls._instance.process.poll() is not None:
+            cls._instance = cls()
+        return cls._instance
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def start(self, args: list[str], cwd, environment: dict, files: list, stop_at: str | None = None) -> _Run:
+        """Fork ``lco-embed ARGS`` with ``files`` as its stdin, stdout and stderr."""
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.connect(self.path)
+        request = {"args": args, "cwd": os.path.abspath(cwd or os.getcwd()), "env": environment, "stop_at": stop_at}
+        socket.send_fds(connection, [(json.dumps(request) + "\n").encode()], [f.fileno() for f in files])
+        return _Run(connection)
+
+
+class _Run:
+    """A command the fork server started: its pid and what its watcher reports."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        self.connection = connection
+        self.reports = connection.makefile("r")
+        self.pid = self.next(timeout=60)["pid"]
+
+    def next(self, timeout: float) -> dict:
+        """The next report (``{"stopped": True}`` or ``{"exit": code}``) within ``timeout`` seconds."""
+        self.connection.settimeout(timeout)
+        line = self.reports.readline()
+        assert line, "the fork server's watcher ended without reporting"
+        return json.loads(line)
+
+    def wait(self, timeout: float) -> int:
+        """The exit code (minus the signal that ended it); kills the run after ``timeout`` seconds."""
+        try:
+            report = self.next(timeout)
+        except TimeoutError:
+            self.kill()
+            raise
+        while "exit" not in report:  # stopped, then continued by someone
+            report = self.next(timeout)
+        self.connection.close()
+        return report["exit"]
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _environment(env: dict | None) -> tuple[dict, bool]:
+    """The command's environment, and whether a fork of the server can run it (only variables read when used
+    differ from the server's)."""
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    changed = {k for k in environment.keys() | BASE_ENVIRONMENT.keys() if environment.get(k) != BASE_ENVIRONMENT.get(k)}
+    return environment, not FRESH and changed <= READ_AT_USE
 
 
 def run_cli(*args, cwd=None, stdin=None, env=None, check=True, timeout=300) -> subprocess.CompletedProcess:
-    """Run ``lco-embed ARGS`` and return the finished process (asserting exit code 0 unless ``check=False``)."""
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    result = subprocess.run(
-        [str(LCO_EMBED), *map(str, args)],
-        cwd=cwd,
-        input=stdin,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Run ``lco-embed ARGS`` and return the finished process (asserting exit code 0 unless ``check=False``).
+
+    The command runs in a child of this process's fork server (tests/cli/zygote.py) when only ``PATH`` or
+    ``TMPDIR`` differ from the environment at collection, else as a fresh process of the console script."""
+    words = [str(arg) for arg in args]
+    environment, forkable = _environment(env)
+    if forkable:
+        files = [tempfile.TemporaryFile("w+") for _ in range(3)]
+        given, out, err = files
+        with given, out, err:
+            given.write(stdin or "")
+            given.seek(0)
+            code = _ForkServer.get().start(words, cwd, environment, files).wait(timeout)
+            out.seek(0), err.seek(0)
+            result = subprocess.CompletedProcess([str(LCO_EMBED), *words], code, out.read(), err.read())
+    else:
+        result = subprocess.run(
+            [str(LCO_EMBED), *words], cwd=cwd, input=stdin, env=environment, capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
     if check:
         assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
-
-
-def start_cli(*args, cwd=None, env=None) -> subprocess.Popen:
-    """Start ``lco-embed ARGS`` without waiting (its output is discarded)."""
-    return subprocess.Popen(
-        [str(LCO_EMBED), *map(str, args)],
-        cwd=cwd,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def committed_shards(out: Path) -> int:
@@ -57,10 +147,26 @@ def kill_at(args: list, stop_at: str, timeout: float = 300) -> None:
     """Run ``lco-embed ARGS`` until it reaches ``stop_at`` (``start``, ``commit:N``, ``record:N``: where the job's
     events hook stops it, tests/cli/stop_at.py), then ``kill -9`` it there. The state it dies in does not depend on
     timing."""
+    words = [str(arg) for arg in args]
+    environment, forkable = _environment(None)
+    if not forkable:
+        return _kill_fresh_at(words, stop_at, environment, timeout)
+    with open(os.devnull, "r+") as null:
+        run = _ForkServer.get().start(words, None, environment, [null, null, null], stop_at=stop_at)
+    try:
+        report = run.next(timeout)
+        assert "stopped" in report, f"the run ended ({report}) before it reached {stop_at}"
+    finally:
+        run.kill()
+    assert run.wait(timeout) == -signal.SIGKILL
+
+
+def _kill_fresh_at(words: list[str], stop_at: str, environment: dict, timeout: float) -> None:
+    """:func:`kill_at` in a fresh process (tests/cli/stop_at.py as its main module)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.cli.stop_at", stop_at, *map(str, args)],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [sys.executable, "-m", "tests.cli.stop_at", stop_at, *words],
+        cwd=REPOSITORY,
+        env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -367,7 +367,9 @@ def test_long_audios_features_computed_in_chunks_equal_the_extractors(embedder):
         settings = {"sampling_rate": 16000, "max_length": len(samples) + 480, "padding": "max_length"}
         want = extractor(samples, return_attention_mask=True, return_tensors="pt", **settings)
         got = lean(samples, return_attention_mask=True, return_tensors="pt", **settings)
-        assert torch.equal(got["input_features"], want["input_features"]), seconds
+        # The same frames and arithmetic; a chunk's matrix product may round its last bit differently (seen: 1 ULP
+        # in 3e-5 of the values at 20.013 s with torch 2.14), never more.
+        torch.testing.assert_close(got["input_features"], want["input_features"], rtol=0, atol=2e-7, msg=str(seconds))
         assert torch.equal(got["attention_mask"], want["attention_mask"])
 
 

@@ -172,7 +172,8 @@ def test_hours_of_audio_stream_in_bounded_memory(tiny_omni, tmp_path, minutes):
     from a warm start (the peak reset after one window has been embedded). The growth does not depend on the
     length (the pipeline holds about two batches of windows): measured 202 MB for 2 h, 192 MB for 1 h; a pipeline
     holding the whole file would add its waveform alone (230 MB an hour). Slow (20-30 s each); covered fast by
-    tests/preprocessing/test_stream.py (a 2-hour file decoded in windows in bounded memory) and the laziness test above."""
+    tests/preprocessing/test_stream.py (a 2-hour file decoded in windows in bounded memory) and the laziness test
+    above."""
     path = write_long_wav(tmp_path / "long.wav", minutes=minutes)
     warm = write_long_wav(tmp_path / "one_minute.wav", minutes=1)
     script = textwrap.dedent(
