@@ -43,13 +43,22 @@ FLOPS = {
     "omni-3b": {"token": 2 * 2.77e9, "patch": 2 * 0.675e9, "audio_frame": 2 * 0.64e9},
     "omni-7b": {"token": 2 * 7.07e9, "patch": 2 * 0.675e9, "audio_frame": 2 * 0.64e9},
 }
-PATHS = {"text": ("sdk", "st"), "images": ("sdk", "sdk-fast", "st"), "audio": ("sdk", "st")}
+PATHS = {"text": ("sdk", "st"), "sentences": ("sdk", "st"), "images": ("sdk", "sdk-fast", "st"), "audio": ("sdk", "st")}
 PATHS.update(video=("sdk", "sdk-fast", "st"), mixed=("sdk", "sdk-fast", "st"))
 SIZES = {
-    "full": {"text": 3000, "images": 120, "audio": 60, "video": 16, "mixed": 80},
-    "quick": {"text": 600, "images": 24, "audio": 12, "video": 4, "mixed": 16},
+    "full": {"text": 3000, "sentences": 3000, "images": 120, "audio": 60, "video": 16, "mixed": 80},
+    "quick": {"text": 600, "sentences": 600, "images": 24, "audio": 12, "video": 4, "mixed": 16},
 }
 _WORDS = "the a cat dog sat on mat in fog quick brown fox jumps over lazy query document answers model".split()
+_PROSE = (
+    "Retrieval systems rank passages, photographs, recordings and clips by how closely their embeddings match a "
+    "user's question. Yesterday's meeting covered quarterly revenue, hiring plans, supplier delays and the new "
+    "warehouse in Rotterdam. She photographed seventeen migrating cranes above the frozen marsh before sunrise. "
+    "Please summarise the attached contract, highlighting termination clauses, liability caps and renewal dates! "
+    "Why does the espresso machine leak whenever the pressure gauge exceeds nine bars? Researchers measured "
+    "glacier thickness with ground-penetrating radar, drones and 1,200 GPS stations during 2024."
+).split()
+"""Real sentences' words (capitals, punctuation, numbers, long words): what users send, unlike ``_WORDS``."""
 
 
 def _workloads(folder: Path, size: str) -> dict[str, list]:
@@ -60,6 +69,7 @@ def _workloads(folder: Path, size: str) -> dict[str, list]:
     rng = np.random.default_rng(0)
     n = SIZES[size]
     texts = [" ".join(rng.choice(_WORDS, size=int(rng.integers(6, 24)))) for _ in range(n["text"])]
+    sentences = [" ".join(rng.choice(_PROSE, size=int(rng.integers(5, 26)))) for _ in range(n["sentences"])]
     images = []
     for i in range(n["images"]):
         path = folder / f"photo_{i}.jpg"
@@ -85,6 +95,7 @@ def _workloads(folder: Path, size: str) -> dict[str, list]:
     ]
     return {
         "text": texts,
+        "sentences": sentences,
         "images": [{"image": p} for p in images],
         "audio": [{"audio": p} for p in audio],
         "video": [{"video": p} for p in videos],

@@ -12,7 +12,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from lco_embedding.core.errors import CheckpointNotFoundError, EncodeReport, LCOEmbeddingError, LCOInputError
+from lco_embedding.core.errors import (
+    CheckpointNotFoundError,
+    EncodeReport,
+    LCOEmbeddingError,
+    LCOError,
+    LCOInputError,
+)
 from lco_embedding.core.outcomes import Outcome
 
 if TYPE_CHECKING:
@@ -27,6 +33,7 @@ logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 __all__ = [
     "LCOEmbedder",
+    "LCOError",
     "LCOInputError",
     "LCOEmbeddingError",
     "CheckpointNotFoundError",

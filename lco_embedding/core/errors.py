@@ -5,6 +5,7 @@ of items skipped with ``on_error="skip"``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["CheckpointNotFoundError", "EncodeReport", "ItemError", "LCOEmbeddingError", "LCOError", "LCOInputError"]
 
@@ -82,16 +83,26 @@ class CheckpointNotFoundError(LCOError, FileNotFoundError):
 
 @dataclass
 class EncodeReport:
-    """What happened to the items of the last :meth:`LCOEmbedder.encode` call.
+    """What happened to the items of one call: pass ``report=EncodeReport()`` to ``encode``, ``encode_iter`` or
+    ``encode_segments`` and read it afterwards (nothing is kept on the model between calls).
+
+    Example:
+        >>> report = EncodeReport()
+        >>> emb = model.encode(["a cat", "", "a dog"], on_error="skip", report=report)
+        >>> report.kept, sorted(report.errors), report.stats.batches >= 1
+        ([0, 2], [1], True)
 
     Attributes:
         kept: Input positions that were embedded, in the order of the returned rows (``encode`` only; empty after
             ``encode_iter``, whose pairs carry their positions).
         errors: Input position -> reason, for every item that was skipped.
+        stats: The engine's counters of the call (an ``EngineStats``: batches, real and padded tokens, out-of-memory
+            splits, the final token budget); ``encode`` only.
     """
 
     kept: list[int] = field(default_factory=list)
     errors: dict[int, str] = field(default_factory=dict)
+    stats: Any = None
 
     @property
     def ok(self) -> bool:
