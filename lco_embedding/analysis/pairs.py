@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lco_embedding.analysis.metrics import ALIGNMENT_METRICS, Conventions, alignment_scores, anisotropy
-from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITY_TABLE, TEXT
+from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES, MODALITY_TABLE, TEXT
 from lco_embedding.inputs.prompts import MIXED_SUFFIX, SUFFIXES
 
 __all__ = [
@@ -77,7 +77,7 @@ def _modality(item: Any) -> str:
     if isinstance(item, str):
         return "text"
     if isinstance(item, dict):
-        keys = [key for key in ("image", "audio", "video", "text") if key in item]
+        keys = [key for key in MODALITIES if key in item]
         return keys[0] if len(keys) == 1 else "mixed"
     return type(item).__name__
 
