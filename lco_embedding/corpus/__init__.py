@@ -1,11 +1,13 @@
-"""Corpus jobs: embed files, folders, tables and stdin into Parquet shards on disk, resumably, and search them.
+"""Corpus jobs: embed files, folders, tables and stdin into Parquet shards, a LanceDB table or a Milvus collection,
+resumably, and search them.
 
-The Python side of ``lco-embed encode``, ``search`` and ``index``:
+The Python side of ``lco-embed encode``, ``search``, ``index`` and ``export``:
 
-* :func:`encode_corpus` — plan the inputs, resume or start the output folder, embed, commit shards exactly once;
-* :func:`search_folder` — exact cosine search over the shards (or the approximate index);
-* :func:`build_index` — the usearch index (``pip install 'lco-embedding[index]'``);
-* :func:`read_embeddings` / :class:`OutputFolder` — read an output folder back.
+* :func:`encode_corpus` — plan the inputs, resume or start the output, embed, commit shards exactly once;
+* :func:`search_folder` / :func:`search_per_modality` — cosine search, filtered, grouped or calibrated per modality;
+* :func:`build_index` — the store's approximate index and the per-modality calibration;
+* :func:`export_folder` — copy a Parquet folder into LanceDB or Milvus;
+* :func:`open_store` / :func:`read_embeddings` / :class:`OutputFolder` — read an output back.
 
 Example:
     >>> from lco_embedding.corpus import encode_corpus, read_embeddings
@@ -15,9 +17,11 @@ Example:
     {'id': ['photos/cat.png', 'c1', 'c2'], 'modality': ['image', 'text', 'text']}
 """
 
+from lco_embedding.corpus.export import export_folder
 from lco_embedding.corpus.job import DEFAULT_MODEL, OutputMismatchError, RunSummary, encode_corpus
-from lco_embedding.corpus.search import Hit, build_index, search_folder
-from lco_embedding.corpus.store import OutputFolder, read_embeddings
+from lco_embedding.corpus.search import Hit, build_index, search_folder, search_per_modality
+from lco_embedding.corpus.store import OutputFolder
+from lco_embedding.corpus.stores import open_store, read_embeddings
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -27,6 +31,9 @@ __all__ = [
     "RunSummary",
     "build_index",
     "encode_corpus",
+    "export_folder",
+    "open_store",
     "read_embeddings",
     "search_folder",
+    "search_per_modality",
 ]

@@ -31,7 +31,8 @@ from lco_embedding.corpus.records import (
     output_name,
     plan_inputs,
 )
-from lco_embedding.corpus.store import FORMAT, FORMAT_VERSION, OutputFolder, now
+from lco_embedding.corpus.store import FORMAT, FORMAT_VERSION, now
+from lco_embedding.corpus.stores import Store, is_store_uri, open_store
 from lco_embedding.segments.spec import SegmentSpec
 
 if TYPE_CHECKING:
@@ -128,7 +129,8 @@ class RunSummary:
     """What one :func:`encode_corpus` call did.
 
     Attributes:
-        out: The output folder.
+        out: The output folder (a ``Path``), or the store's target (``lancedb://...``, ``milvus://...``).
+        errors_at: Where the failed items are listed.
         total: Input positions in all inputs (None while stdin's length is unknown).
         done: Positions committed, by this run and earlier ones.
         embedded: Rows in the shards.
@@ -140,7 +142,7 @@ class RunSummary:
             ``allow_duplicate_ids=True``; refused otherwise).
     """
 
-    out: Path
+    out: Path | str
     total: int | None
     done: int
     embedded: int
@@ -149,6 +151,7 @@ class RunSummary:
     seconds: float
     already_complete: bool = False
     duplicate_ids: int = 0
+    errors_at: str = ""
 
     @property
     def processed(self) -> int:
@@ -228,6 +231,11 @@ def encode_corpus(
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+    if precision != "float32" and is_store_uri(out):
+        raise ValueError(
+            f"precision {precision!r} is for Parquet folders: LanceDB and Milvus keep float32 vectors and compress "
+            "them in their index (lco-embed index), so leave --precision at float32 with a store."
+        )
     if not isinstance(shard_size, int) or shard_size < 1:
         raise ValueError(f"shard_size must be a positive integer, got {shard_size}.")
     if show_progress_bar is None:
@@ -240,7 +248,7 @@ def encode_corpus(
     options = {"precision": precision, "normalize": normalize, "shard_size": shard_size}
     if segment is not None:
         options["segment"] = segment.to_dict()
-    folder = OutputFolder(out)
+    folder = open_store(out)
     folder.lock()
     try:
         if quantization is not None:
@@ -303,7 +311,7 @@ def _model_entry(model: LCOEmbedder | str, revision: str | None, embedder_kwargs
     return {"name": model_name(model), "revision": _revision(model, revision), "quantization": quantization}
 
 
-def _opened(folder: OutputFolder, known: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+def _opened(folder: Store, known: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
     """Check an existing output folder against what is known before the model loads (or clear it with
     ``overwrite``); its manifest, or None for a new (or cleared) folder.
 
@@ -320,25 +328,26 @@ def _opened(folder: OutputFolder, known: dict[str, Any], overwrite: bool) -> dic
         return folder.manifest
     if folder.leftovers():
         raise ValueError(
-            f"{str(folder.path)!r} holds files ({', '.join(folder.leftovers()[:5])}) but no manifest.json: it "
-            "is not an lco-embed output folder. Give an empty or new folder for --out."
+            f"{folder.location!r} holds {', '.join(folder.leftovers()[:5])} but no manifest: it is not an lco-embed "
+            "output. Give an empty or new folder (or table, or collection) for --out, or pass --overwrite to replace "
+            "it."
         )
     return None
 
 
-def _check_format(folder: OutputFolder) -> None:
+def _check_format(folder: Store) -> None:
     """An unfinished run of an earlier format is not resumed: its ids and sources are numbered differently."""
     manifest = folder.manifest
     if manifest.get("format_version") != FORMAT_VERSION and manifest.get("status") != "complete":
         raise OutputMismatchError(
-            f"{str(folder.path)!r} holds an unfinished run written by an earlier lco-embedding (output format "
+            f"{folder.location!r} holds an unfinished run written by an earlier lco-embedding (output format "
             f"{manifest.get('format_version')}, now {FORMAT_VERSION}: table rows are now named by their line "
             "number); it cannot be resumed. Pass --overwrite (overwrite=True) to start over."
         )
 
 
 def _summary(
-    folder: OutputFolder,
+    folder: Store,
     manifest: dict[str, Any],
     start: int,
     seconds: float,
@@ -347,7 +356,7 @@ def _summary(
 ) -> RunSummary:
     counts = manifest["counts"]
     return RunSummary(
-        out=folder.path,
+        out=getattr(folder, "path", None) if folder.kind == "parquet" else folder.location,
         total=counts["total"],
         done=counts["done"],
         embedded=counts["embedded"],
@@ -356,6 +365,7 @@ def _summary(
         seconds=seconds,
         already_complete=already_complete,
         duplicate_ids=duplicate_ids,
+        errors_at=folder.errors_location,
     )
 
 
@@ -435,7 +445,7 @@ def _differences(before: Any, now_: Any, path: str = "") -> list[str]:
     return [] if before == now_ else [f"{path}: {before!r} in the folder, {now_!r} now"]
 
 
-def _check_same(folder: OutputFolder, wanted: dict[str, Any]) -> None:
+def _check_same(folder: Store, wanted: dict[str, Any]) -> None:
     stored = {key: folder.manifest.get(key) for key in wanted}
     for key, value in wanted.items():
         if isinstance(value, dict) and isinstance(stored[key], dict):
@@ -444,7 +454,7 @@ def _check_same(folder: OutputFolder, wanted: dict[str, Any]) -> None:
     if differences:
         listed = "\n  ".join(differences[:10])
         raise OutputMismatchError(
-            f"{str(folder.path)!r} holds embeddings made with another model, other options or other inputs:\n  "
+            f"{folder.location!r} holds embeddings made with another model, other options or other inputs:\n  "
             f"{listed}\nRe-run with the same model, options and inputs to resume it, choose another output "
             "folder, or pass --overwrite (overwrite=True) to delete it and start over."
         )
@@ -575,7 +585,7 @@ def _extra_array(values: list[Any], kind: str) -> Any:
 
 def _run(
     produce: Callable[..., Iterator[tuple[Record, Any, str | None]]],
-    folder: OutputFolder,
+    folder: Store,
     manifest: dict[str, Any],
     specs: list[InputSpec],
     batch_size: int,
@@ -645,5 +655,5 @@ def _run(
                 commit(final=False)
         commit(final=True)
     if counts["failed"]:
-        logger.info("%d of %d items failed: see %s", counts["failed"], counts["done"], folder.errors_path)
+        logger.info("%d of %d items failed: see %s", counts["failed"], counts["done"], folder.errors_location)
     return _summary(folder, manifest, start, time.perf_counter() - began)

@@ -1,34 +1,39 @@
-"""Search an output folder: exact cosine search over its shards, or an approximate usearch index.
+"""Search a corpus in any store (a Parquet folder, LanceDB, Milvus): the exact cosine scan, the store's own search
+and index, modality-aware ranking.
 
-The exact search reads one Parquet row group (4,096 rows) of memory-mapped shards at a time, scores it against
-every query with one matrix product and keeps a running top k, so memory stays flat whatever the folder's size;
-ties go to the earlier row. It is the default and the reference the index is checked against.
+The exact scan reads one batch of rows at a time (a Parquet row group of 4,096 rows; a store's scan batches),
+scores it against every query with one matrix product and keeps a running top k, so memory stays flat whatever the
+corpus's size; ties go to the lower row number. A store's own search (LanceDB's and Milvus's vector search, a
+folder's usearch index) is used where it gives the same answer or where an index was built and asked for; grouping
+by source on LanceDB, and every search of a Parquet folder without a current index, use the scan.
 
-The approximate index is a usearch HNSW graph (``pip install 'lco-embedding[index]'``), chosen over faiss because
-its wheel is small and has no BLAS/OpenMP of its own to clash with torch's, it stores vectors as float16 or int8
-inside the index, its files are memory-mapped on load (``view=True``) so a search opens a large index without
-reading it into memory, and its 64-bit keys are our row numbers. ``lco-embed index DIR`` builds it; a search uses
-it only when it covers every committed row, and falls back to the exact search otherwise.
+``calibrate`` ranks by per-modality standardised scores (:mod:`.calibration`): the scan standardises as it goes;
+a store's own search runs once per modality and the lists are merged (standardising is increasing within a
+modality, so each modality's top k holds every row of the merged top k).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lco_embedding.core.modalities import MODALITY_TABLE
-from lco_embedding.corpus.store import INDEX_FILE, OutputFolder
+from lco_embedding.corpus.calibration import compute_calibration, is_current, statistics_for
+from lco_embedding.corpus.stores import Store, open_store
 
-__all__ = ["Hit", "build_index", "index_is_current", "search_folder"]
+__all__ = ["GROUP_BY", "Hit", "build_index", "search_folder", "search_per_modality"]
 
 logger = logging.getLogger(__name__)
 
-INDEX_DTYPES = ("f32", "f16", "i8")
+GROUP_BY = ("source", "id")
+"""Columns a search may group its hits by (one hit per value)."""
+Scored = list[tuple[float, int]]
+"""One query's hits: ``(score, row)``, best first."""
 
 
 @dataclass
@@ -37,13 +42,15 @@ class Hit:
 
     Attributes:
         rank: 1 for the best.
-        score: Cosine similarity with the query (approximate for int8 and binary shards).
-        row: Row number over all shards, from 0.
+        score: What the hits are ranked by: the cosine similarity with the query (approximate for int8 and binary
+            shards), or with ``calibrate`` the row's standardised score (:mod:`lco_embedding.corpus.calibration`).
+        row: The row's number, from 0.
         id, source, modality: The row's columns.
         extra: The row's extra input columns.
-        segment: In a segmented folder: the row's segment number within its source (else None).
+        segment: In a segmented corpus: the row's segment number within its source (else None).
         start, end: Where the segment lies in its source: seconds for audio and video, character offsets for text;
-            None for an item embedded whole (and in folders without segments).
+            None for an item embedded whole (and in corpora without segments).
+        cosine: The cosine similarity with the query (equal to ``score`` without ``calibrate``).
     """
 
     rank: int
@@ -56,12 +63,14 @@ class Hit:
     segment: int | None = None
     start: float | None = None
     end: float | None = None
+    cosine: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The hit as a JSON-ready dict."""
         return {
             "rank": self.rank,
             "score": self.score,
+            **({"cosine": self.cosine} if self.cosine is not None and self.cosine != self.score else {}),
             "row": self.row,
             "id": self.id,
             "source": self.source,
@@ -95,75 +104,97 @@ def _normalize(queries: np.ndarray) -> np.ndarray:
     return queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), np.float32(1e-12))
 
 
-def _exact(
-    folder: OutputFolder, queries: np.ndarray, k: int, modalities: set[str] | None, group_by: str | None = None
-) -> list[list[tuple]]:
-    """Running top k of every query: lists of ``(score, row)``, best first; with ``group_by``, the best row of
-    each value of that column (e.g. each source file's best segment)."""
-    if group_by is not None:
-        return _exact_grouped(folder, queries, k, modalities, group_by)
-    best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+# ------------------------------------------------------------------------------------------------- the exact scan
+Adjust = Callable[[np.ndarray, list[str]], np.ndarray]
+"""Scores of a batch's rows (one query's) and their modalities -> the scores they are ranked by."""
+
+
+def _scan(
+    store: Store,
+    queries: np.ndarray,
+    k: int,
+    modalities: set[str] | None,
+    where: str | None,
+    adjust: Adjust | None = None,
+) -> list[Scored]:
+    """Running top k of every query over the store's rows (optionally of ``modalities``, matching ``where``)."""
+    best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float64)
     best_rows = np.zeros((len(queries), 0), dtype=np.int64)
-    columns = ("modality",) if modalities else ()
-    for first, vectors, extra in folder.iter_embeddings(columns):
-        scores = queries @ vectors.T  # [queries, rows]
-        rows = np.arange(first, first + len(vectors))
-        if modalities:
-            keep = np.fromiter((m in modalities for m in extra["modality"]), bool, len(vectors))
-            scores, rows = scores[:, keep], rows[keep]
+    columns = ("modality",) if modalities or adjust else ()
+    for rows, vectors, extra in store.iter_embeddings(columns, where):
+        keep = _kept(extra, modalities, len(rows))
+        scores = (queries @ _unit(vectors[keep]).T).astype(np.float64)  # [queries, rows]
+        rows = rows[keep]
+        if adjust is not None:
+            kept_modalities = [m for m, ok in zip(extra["modality"], keep, strict=True) if ok]
+            scores = np.stack([adjust(row_scores, kept_modalities) for row_scores in scores]) if len(rows) else scores
         merged_scores = np.concatenate([best_scores, scores], axis=1)
         merged_rows = np.concatenate([best_rows, np.broadcast_to(rows, scores.shape)], axis=1)
-        # Best first; among equal scores the earlier row (rows are increasing along the merged axis).
-        order = np.lexsort((merged_rows, -merged_scores), axis=1)[:, :k]
+        order = np.lexsort((merged_rows, -merged_scores), axis=1)[:, :k]  # best first; equal scores: lower row
         best_scores = np.take_along_axis(merged_scores, order, axis=1)
         best_rows = np.take_along_axis(merged_rows, order, axis=1)
     return [list(zip(s.tolist(), r.tolist(), strict=True)) for s, r in zip(best_scores, best_rows, strict=True)]
 
 
-def _exact_grouped(
-    folder: OutputFolder, queries: np.ndarray, k: int, modalities: set[str] | None, group_by: str
-) -> list[list[tuple]]:
+def _scan_grouped(
+    store: Store,
+    queries: np.ndarray,
+    k: int,
+    modalities: set[str] | None,
+    where: str | None,
+    group_by: str,
+    adjust: Adjust | None = None,
+) -> list[Scored]:
+    """The best row of each value of ``group_by`` (e.g. each source file's best segment), ``k`` values a query."""
     best: list[dict[Any, tuple[float, int]]] = [{} for _ in queries]
-    columns = (group_by, *(("modality",) if modalities else ()))
-    for first, vectors, extra in folder.iter_embeddings(columns):
-        scores = queries @ vectors.T
-        keys = extra[group_by]
-        keep = [i for i in range(len(vectors)) if not modalities or extra["modality"][i] in modalities]
+    columns = (group_by, *(("modality",) if modalities or adjust else ()))
+    for rows, vectors, extra in store.iter_embeddings(columns, where):
+        keep = _kept(extra, modalities, len(rows))
+        scores = (queries @ _unit(vectors[keep]).T).astype(np.float64)
+        kept_rows = rows[keep].tolist()
+        keys = [key for key, ok in zip(extra[group_by], keep, strict=True) if ok]
+        if adjust is not None and kept_rows:
+            kept_modalities = [m for m, ok in zip(extra["modality"], keep, strict=True) if ok]
+            scores = np.stack([adjust(row_scores, kept_modalities) for row_scores in scores])
         for query, row_scores in zip(best, scores, strict=True):
-            for i in keep:
-                score, row = float(row_scores[i]), first + i
-                held = query.get(keys[i])
-                if held is None or score > held[0]:  # the earlier row wins a tie
-                    query[keys[i]] = (score, row)
+            for key, row, score in zip(keys, kept_rows, row_scores.tolist(), strict=True):
+                held = query.get(key)
+                if held is None or score > held[0] or (score == held[0] and row < held[1]):
+                    query[key] = (score, row)
     return [sorted(query.values(), key=lambda hit: (-hit[0], hit[1]))[:k] for query in best]
 
 
-def index_is_current(folder: OutputFolder) -> bool:
-    """True when the folder has an index that covers every committed row."""
-    index = folder.manifest.get("index")
-    return (
-        bool(index)
-        and index.get("rows") == folder.manifest["counts"]["embedded"]
-        and (folder.path / index["file"]).is_file()
-    )
+def _kept(extra: dict[str, list], modalities: set[str] | None, count: int) -> np.ndarray:
+    if not modalities:
+        return np.ones(count, dtype=bool)
+    return np.fromiter((m in modalities for m in extra["modality"]), bool, count)
 
 
-def _approximate(folder: OutputFolder, queries: np.ndarray, k: int) -> list[list[tuple]]:
-    from lco_embedding.core.require import require
-
-    require("usearch", "index")
-    from usearch.index import Index
-
-    index = Index.restore(str(folder.path / folder.manifest["index"]["file"]), view=True)
-    if len(index) == 0:
-        return [[] for _ in queries]
-    results = []
-    for query in queries:
-        matches = index.search(query, min(k, len(index)))
-        results.append([(1.0 - float(d), int(key)) for key, d in zip(matches.keys, matches.distances, strict=True)])
-    return results
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    """Rows as unit vectors (a corpus stored without normalisation is still searched by cosine)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), np.float32(1e-12))
 
 
+def _raw(
+    store: Store,
+    queries: np.ndarray,
+    k: int,
+    exact: bool | None,
+    modalities: set[str] | None,
+    where: str | None,
+    group_by: str | None,
+) -> list[Scored]:
+    """Cosine hits: the store's own search where it answers, else the exact scan."""
+    native = store.nearest(queries, k, exact=exact, modalities=modalities, where=where, group_by=group_by)
+    if native is not None:
+        return native
+    if group_by is not None:
+        return _scan_grouped(store, queries, k, modalities, where, group_by)
+    return _scan(store, queries, k, modalities, where)
+
+
+# ------------------------------------------------------------------------------------------------------ search
 def search_folder(
     path: str | os.PathLike[str],
     queries: np.ndarray,
@@ -172,112 +203,202 @@ def search_folder(
     exact: bool | None = None,
     modalities: set[str] | None = None,
     group_by: str | None = None,
+    where: str | None = None,
+    calibrate: bool = False,
+    query_modality: str = "text",
 ) -> list[list[Hit]]:
-    """The ``k`` rows of an output folder most similar to each query.
+    """The ``k`` rows of an output folder or store most similar to each query.
 
     Args:
-        path: An ``lco-embed encode`` output folder.
+        path: An ``lco-embed encode`` output folder, or a store (``lancedb://...``, ``milvus://...``).
         queries: ``[d]`` or ``[q, d]`` query embeddings (normalised here).
         k: Hits per query.
-        exact: True: exact search; False: the index (error if it is missing or stale); None (default): the index
-            when it is current and no modality filter is given, else exact.
+        exact: True: exact search; False: the store's approximate index (a folder: error if it is missing or stale);
+            None (default): the index when it is current and can answer, else exact.
         modalities: Keep only rows of these modalities (``text``, ``image``, ``audio``, ``video``, ``mixed``).
-        group_by: ``"source"`` (or ``"id"``): the best row of each source file (of a segmented folder: each file's
-            best segment), ``k`` sources in all; searches exactly.
+        group_by: ``"source"`` (or ``"id"``): the best row of each source file (of a segmented corpus: each file's
+            best segment), ``k`` sources in all.
+        where: A filter expression in the store's language (LanceDB's SQL, Milvus's boolean expressions), e.g.
+            ``"year >= 2020"``; not for Parquet folders.
+        calibrate: Rank by per-modality standardised scores (:mod:`lco_embedding.corpus.calibration`), from the
+            statistics ``lco-embed index`` records (computed now, not saved, when they are missing or stale).
+        query_modality: The modality of the queries (``calibrate`` standardises by it).
 
     Returns:
         One list of :class:`Hit` per query, best first.
 
     Raises:
-        ValueError: Bad ``k``, a query of the wrong dimension, or ``exact=False`` without a current index.
+        ValueError: Bad ``k``, a query of the wrong dimension, a bad ``group_by``, ``where`` on a Parquet folder,
+            or ``exact=False`` without a current index.
     """
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k}.")
-    folder = OutputFolder(path)
-    manifest = folder.manifest
-    queries = _normalize(queries)
-    if queries.shape[1] != manifest["dimension"]:
-        raise ValueError(
-            f"the queries have {queries.shape[1]} dimensions, the folder's embeddings {manifest['dimension']}: "
-            "embed the queries with the folder's model."
-        )
-    current = index_is_current(folder)
-    if exact is False and not current:
-        raise ValueError(f"{str(folder.path)!r} has no current index: build it with lco-embed index.")
-    if group_by not in (None, "source", "id"):
-        raise ValueError(f"group_by must be 'source', 'id' or None, got {group_by!r}.")
-    if exact is False and (modalities or group_by):
-        raise ValueError("a modality filter or grouping needs the exact search.")
-    use_index = exact is False or (exact is None and current and not modalities and not group_by)
-    if exact is None and manifest.get("index") and not current:
-        logger.warning("The index does not cover every row (re-run lco-embed index); searching exactly instead.")
-    found = _approximate(folder, queries, k) if use_index else _exact(folder, queries, k, modalities, group_by)
-    wanted = sorted({row for hits in found for _, row in hits})
-    rows = dict(zip(wanted, folder.rows(wanted), strict=True)) if wanted else {}
-    results = []
-    for hits in found:
-        results.append([_hit(rank, score, row, rows[row]) for rank, (score, row) in enumerate(hits, 1)])
+    store, queries = _open(path, queries, k, group_by)
+    if not calibrate:
+        found = _raw(store, queries, k, exact, modalities, where, group_by)
+        return _hits(store, found)
+    calibration = _calibration(store)
+    statistics = {
+        modality: statistics_for(calibration, query_modality, modality) for modality in calibration["modalities"]
+    }
+
+    def adjust(scores: np.ndarray, row_modalities: list[str]) -> np.ndarray:
+        mean_std = np.array([statistics.get(m, (0.0, 1.0)) for m in row_modalities], dtype=np.float64).reshape(-1, 2)
+        return (scores - mean_std[:, 0]) / mean_std[:, 1]
+
+    wanted = set(modalities or calibration["modalities"])
+    if _native_answers(store, group_by):
+        merged: list[list[tuple[float, int, float]]] = [[] for _ in queries]
+        for modality in sorted(wanted):
+            mean, std = statistics.get(modality, (0.0, 1.0))
+            for query, hits in zip(merged, _raw(store, queries, k, exact, {modality}, where, group_by), strict=True):
+                query += [((score - mean) / std, row, score) for score, row in hits]
+        found = [sorted(query, key=lambda hit: (-hit[0], hit[1]))[:k] for query in merged]
+        return _hits(store, [[(z, row) for z, row, _ in query] for query in found], cosines=found)
+    if group_by is not None:
+        scored = _scan_grouped(store, queries, k, wanted, where, group_by, adjust)
+    else:
+        scored = _scan(store, queries, k, wanted, where, adjust)
+    return _hits(store, scored, statistics=statistics)
+
+
+def search_per_modality(
+    path: str | os.PathLike[str],
+    queries: np.ndarray,
+    k: int = 5,
+    *,
+    exact: bool | None = None,
+    modalities: set[str] | None = None,
+    group_by: str | None = None,
+    where: str | None = None,
+) -> list[dict[str, list[Hit]]]:
+    """The ``k`` best rows of each modality for each query (``{modality: hits}``, modalities in table order):
+    the side-by-side view that no modality gap can distort. Arguments as :func:`search_folder`'s."""
+    store, queries = _open(path, queries, k, group_by)
+    present = _modalities(store)
+    wanted = [m for m in present if not modalities or m in modalities]
+    results: list[dict[str, list[Hit]]] = [{} for _ in queries]
+    for modality in wanted:
+        found = _hits(store, _raw(store, queries, k, exact, {modality}, where, group_by))
+        for query, hits in zip(results, found, strict=True):
+            query[modality] = hits
     return results
 
 
-def _hit(rank: int, score: float, row: int, values: dict[str, Any]) -> Hit:
-    fixed = ("id", "source", "modality", "segment", "start", "end")
+def _open(path: str | os.PathLike[str], queries: np.ndarray, k: int, group_by: str | None) -> tuple[Store, Any]:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k}.")
+    if group_by not in (None, *GROUP_BY):
+        raise ValueError(f"group_by must be 'source', 'id' or None, got {group_by!r}.")
+    store = open_store(path)
+    manifest = store.manifest
+    queries = _normalize(queries)
+    if queries.shape[1] != manifest["dimension"]:
+        raise ValueError(
+            f"the queries have {queries.shape[1]} dimensions, the store's embeddings {manifest['dimension']}: "
+            "embed the queries with the store's model."
+        )
+    return store, queries
+
+
+def _native_answers(store: Store, group_by: str | None) -> bool:
+    """True when a store's own search answers a per-modality query (LanceDB and Milvus; not a folder)."""
+    return store.kind != "parquet" and not (group_by is not None and not getattr(store, "native_group_by", False))
+
+
+def _modalities(store: Store) -> list[str]:
+    """The modalities the store's rows have, in the modality table's order (``mixed`` last)."""
+    recorded = store.manifest.get("calibration")
+    found = set(recorded["modalities"]) if is_current(recorded, store.manifest) else _distinct(store)
+    order = [*MODALITY_TABLE, "mixed"]
+    return sorted(found, key=lambda m: order.index(m) if m in order else len(order))
+
+
+def _distinct(store: Store) -> set[str]:
+    found: set[str] = set()
+    for _, _, extra in store.iter_embeddings(("modality",)):
+        found.update(extra["modality"])
+    return found
+
+
+def _calibration(store: Store) -> dict[str, Any]:
+    """The store's recorded calibration if it covers every row, else one computed now (not saved)."""
+    manifest = store.manifest
+    recorded = manifest.get("calibration")
+    if is_current(recorded, manifest):
+        return recorded
+    logger.info(
+        "%s has no current calibration (lco-embed index records one); computing it for this search.", store.location
+    )
+    return compute_calibration(store)
+
+
+def _hits(
+    store: Store,
+    found: list[Scored],
+    cosines: list[list[tuple[float, int, float]]] | None = None,
+    statistics: dict[str, tuple[float, float]] | None = None,
+) -> list[list[Hit]]:
+    wanted = sorted({row for hits in found for _, row in hits})
+    rows = dict(zip(wanted, store.rows(wanted), strict=True)) if wanted else {}
+    results = []
+    for number, hits in enumerate(found):
+        listed = []
+        for rank, (score, row) in enumerate(hits, 1):
+            values = rows[row]
+            if cosines is not None:
+                cosine = cosines[number][rank - 1][2]
+            elif statistics is not None:
+                mean, std = statistics.get(values["modality"], (0.0, 1.0))
+                cosine = score * std + mean
+            else:
+                cosine = score
+            listed.append(_hit(rank, score, row, values, cosine))
+        results.append(listed)
+    return results
+
+
+def _hit(rank: int, score: float, row: int, values: dict[str, Any], cosine: float) -> Hit:
+    fixed = ("row", "id", "source", "modality", "segment", "start", "end")
     extra = {key: value for key, value in values.items() if key not in fixed}
     place = {name: values.get(name) for name in ("segment", "start", "end")}
-    return Hit(rank, float(score), row, values["id"], values["source"], values["modality"], extra, **place)
+    return Hit(
+        rank, float(score), row, values["id"], values["source"], values["modality"], extra, **place, cosine=cosine
+    )
 
 
+# ------------------------------------------------------------------------------------------------------- index
 def build_index(
     path: str | os.PathLike[str],
     *,
     dtype: str = "f16",
     connectivity: int | None = None,
     show_progress_bar: bool = False,
-) -> Path:
-    """Build ``DIR/index.usearch`` over every committed row and record it in the manifest.
+) -> dict[str, Any]:
+    """Build the store's approximate index over every committed row and record it, with the per-modality
+    calibration (:mod:`lco_embedding.corpus.calibration`), in the manifest.
 
     Args:
-        path: An output folder.
-        dtype: How the index stores vectors: ``f32``, ``f16`` (default: half the memory, same ranking to ~1e-3) or
-            ``i8``.
-        connectivity: HNSW graph degree (usearch's default when None); higher is more accurate and larger.
+        path: An output folder or a store.
+        dtype: A folder's usearch index stores vectors as ``f32``, ``f16`` (default: half the memory, same ranking
+            to ~1e-3) or ``i8``.
+        connectivity: HNSW graph degree (usearch's or Milvus's default when None); higher is more accurate and
+            larger.
         show_progress_bar: Show a progress bar over the rows.
 
     Returns:
-        The index file.
+        The manifest's ``index`` entry (what was built: ``file`` for a folder, ``type`` for LanceDB and Milvus,
+        ``rows``).
     """
-    from lco_embedding.core.require import require
-
-    require("usearch", "index")
-    from usearch.index import Index
-
-    if dtype not in INDEX_DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(INDEX_DTYPES)}, got {dtype!r}.")
-    folder = OutputFolder(path)
-    folder.lock()
+    store = open_store(path)
+    store.lock()
     try:
-        return _build(folder, Index, dtype, connectivity, show_progress_bar)
+        manifest = store.manifest
+        if manifest["status"] != "complete":
+            logger.warning("%s is not complete yet: the index covers the rows committed so far.", store.location)
+        entry = store.build_index(dtype=dtype, connectivity=connectivity, show_progress_bar=show_progress_bar)
+        manifest = store.manifest
+        manifest["index"] = entry
+        manifest["calibration"] = compute_calibration(store)
+        store.write_manifest(manifest)
+        return entry
     finally:
-        folder.unlock()
-
-
-def _build(folder: OutputFolder, index_class: Any, dtype: str, connectivity: int | None, show: bool) -> Path:
-    from tqdm.auto import tqdm
-
-    manifest = folder.manifest
-    if manifest["status"] != "complete":
-        logger.warning("%s is not complete yet: the index covers the rows committed so far.", folder.path)
-    kwargs = {"connectivity": connectivity} if connectivity else {}
-    index = index_class(ndim=manifest["dimension"], metric="cos", dtype=dtype, **kwargs)
-    rows = manifest["counts"]["embedded"]
-    with tqdm(total=rows, unit="row", desc="Indexing", disable=not show) as bar:
-        for first, vectors, _ in folder.iter_embeddings():
-            index.add(np.arange(first, first + len(vectors), dtype=np.uint64), vectors)
-            bar.update(len(vectors))
-    target = folder.path / INDEX_FILE
-    temporary = folder.path / f".{INDEX_FILE}.tmp"
-    index.save(str(temporary))
-    os.replace(temporary, target)
-    manifest["index"] = {"file": INDEX_FILE, "rows": len(index), "dtype": dtype, "metric": "cos", **kwargs}
-    folder.write_manifest(manifest)
-    return target
+        store.unlock()

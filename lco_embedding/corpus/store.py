@@ -20,6 +20,7 @@ Does not support several writers on one folder, or appending new inputs to a fin
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -36,9 +37,11 @@ __all__ = [
     "INDEX_FILE",
     "MANIFEST_FILE",
     "OutputFolder",
-    "read_embeddings",
+    "refuse_where",
     "shard_name",
 ]
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "lco-embedding-corpus"
 FORMAT_VERSION = 2
@@ -95,10 +98,35 @@ class OutputFolder:
         {'total': 2, 'done': 2, 'embedded': 2, 'failed': 0}
     """
 
+    kind = "parquet"
+    """The store's kind (:mod:`lco_embedding.corpus.stores`)."""
+    filters = False
+    """A Parquet folder takes no filter expressions (``where``); ``modalities`` filter every store."""
+    index_file = INDEX_FILE
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._manifest: dict[str, Any] | None = None
         self._lock: Any = None
+
+    @property
+    def location(self) -> str:
+        """The folder, for messages."""
+        return str(self.path)
+
+    @property
+    def errors_location(self) -> str:
+        """Where the failed items are listed, for messages."""
+        return str(self.errors_path)
+
+    def read_errors(self) -> list[dict[str, Any]]:
+        """The committed failures (one dict per failed item), in position order."""
+        if not self.errors_path.exists():
+            return []
+        length = self.manifest.get("errors_bytes", 0)
+        with open(self.errors_path, "rb") as f:
+            text = f.read(length).decode("utf-8")
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     # ---------------------------------------------------------------------------------------------- reading
     @property
@@ -141,14 +169,17 @@ class OutputFolder:
         """The committed shards, in order."""
         return [self.path / shard["file"] for shard in self.manifest["shards"]]
 
-    def iter_embeddings(self, columns: tuple[str, ...] = ()) -> Iterator[tuple[int, np.ndarray, dict[str, list]]]:
-        """Yield ``(first row, [n, d] float32 L2-normalised vectors, {column: values})`` one row group at a time.
+    def iter_embeddings(
+        self, columns: tuple[str, ...] = (), where: str | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, list]]]:
+        """Yield ``(row numbers, [n, d] float32 vectors as stored, {column: values})`` one row group at a time.
 
         Shards are memory-mapped; at most one row group is decoded at a time. Rows are numbered from 0 over all
-        shards in order.
+        shards in order. ``where`` (a store's filter expression) is not supported by a Parquet folder.
         """
         import pyarrow.parquet as pq
 
+        refuse_where(self, where)
         manifest = self.manifest
         precision, dimension = manifest["options"]["precision"], manifest["dimension"]
         ranges = manifest.get("int8_ranges")
@@ -162,8 +193,19 @@ class OutputFolder:
                 flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
                 values = flat.reshape(table.num_rows, -1)
                 extra = {name: table.column(name).to_pylist() for name in columns}
-                yield row, to_float(values, precision, dimension, ranges), extra
+                rows = np.arange(row, row + table.num_rows, dtype=np.int64)
+                yield rows, to_float(values, precision, dimension, ranges), extra
                 row += table.num_rows
+
+    def read_table(self, columns: list[str] | None = None) -> Any:
+        """Every committed row as one ``pyarrow.Table`` (embeddings as stored)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = [pq.read_table(p, columns=columns, memory_map=True) for p in self.shard_paths()]
+        if not tables:
+            raise ValueError(f"{self.location!r} has no committed shard yet.")
+        return pa.concat_tables(tables, promote_options="default")
 
     def rows(self, numbers: list[int], columns: list[str] | None = None) -> list[dict[str, Any]]:
         """The rows ``numbers`` (counted from 0 over all shards), without their embedding, in the given order."""
@@ -185,6 +227,46 @@ class OutputFolder:
         if missing:
             raise IndexError(f"rows {missing[:5]} are not in {str(self.path)!r} ({start} rows).")
         return [found[n] for n in numbers]
+
+    def nearest(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        exact: bool | None,
+        modalities: set[str] | None,
+        where: str | None,
+        group_by: str | None,
+    ) -> list[list[tuple[float, int]]] | None:
+        """The usearch index's hits when it is current and asked for (or not refused), else None (the caller scans
+        the shards exactly).
+
+        Raises:
+            ValueError: ``exact=False`` without a current index, or with a modality filter or grouping.
+        """
+        from lco_embedding.corpus.folder_index import index_is_current, search_index
+
+        refuse_where(self, where)
+        current = index_is_current(self)
+        if exact is False:
+            if not current:
+                raise ValueError(f"{self.location!r} has no current index: build it with lco-embed index.")
+            if modalities or group_by:
+                raise ValueError("a modality filter or grouping needs the exact search.")
+            return search_index(self, queries, k)
+        if exact is None and current and not modalities and not group_by:
+            return search_index(self, queries, k)
+        if exact is None and (self.manifest.get("index") or {}).get("file") and not current:
+            logger.warning("The index does not cover every row (re-run lco-embed index); searching exactly instead.")
+        return None
+
+    def build_index(
+        self, *, dtype: str = "f16", connectivity: int | None = None, show_progress_bar: bool = False, **_: Any
+    ) -> dict[str, Any]:
+        """Build ``DIR/index.usearch`` (``pip install 'lco-embedding[index]'``); the manifest's entry for it."""
+        from lco_embedding.corpus.folder_index import build_folder_index
+
+        return build_folder_index(self, dtype, connectivity, show_progress_bar)
 
     # ---------------------------------------------------------------------------------------------- writing
     def lock(self) -> None:
@@ -278,6 +360,11 @@ class OutputFolder:
             table: The shard's rows (a ``pyarrow.Table``).
             errors: One JSON object per failed item of the shard.
         """
+        entry = self.write_rows(manifest, shard, table)
+        self.commit(manifest, entry, errors)
+
+    def write_rows(self, manifest: dict[str, Any], shard: dict[str, Any], table: Any) -> dict[str, Any]:
+        """Write a shard's rows where no reader looks until the commit; the shard's manifest entry."""
         import pyarrow.parquet as pq
 
         name = shard_name(shard["index"])
@@ -293,6 +380,11 @@ class OutputFolder:
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, self.path / name)
+        return {"file": name, **shard}
+
+    def commit(self, manifest: dict[str, Any], entry: dict[str, Any], errors: list[dict[str, Any]]) -> None:
+        """Append a shard's failures to ``errors.jsonl``, then commit its manifest entry (the manifest's atomic
+        replacement)."""
         if errors:
             with open(self.errors_path, "ab") as f:
                 for error in errors:
@@ -300,26 +392,20 @@ class OutputFolder:
                 f.flush()
                 os.fsync(f.fileno())
         _fsync_folder(self.path)
-        manifest["shards"].append({"file": name, **shard})
+        manifest["shards"].append(entry)
         manifest["errors_bytes"] = self.errors_path.stat().st_size if self.errors_path.exists() else 0
         self.write_manifest(manifest)
 
 
-def read_embeddings(path: str | os.PathLike[str], columns: list[str] | None = None) -> Any:
-    """All committed shards of an output folder as one ``pyarrow.Table`` (``.to_pandas()`` for a DataFrame).
+def refuse_where(store: Any, where: str | None) -> None:
+    """Refuse a filter expression on a store that has no filter language (a Parquet folder).
 
-    Example:
-        >>> from lco_embedding.corpus import encode_corpus
-        >>> _ = encode_corpus(["captions.jsonl"], "embeddings", model=model, show_progress_bar=False)
-        >>> table = read_embeddings("embeddings")
-        >>> np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).shape
-        (2, 64)
+    Raises:
+        ValueError: ``where`` was given.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    folder = OutputFolder(path)
-    tables = [pq.read_table(p, columns=columns, memory_map=True) for p in folder.shard_paths()]
-    if not tables:
-        raise ValueError(f"{str(path)!r} has no committed shard yet.")
-    return pa.concat_tables(tables, promote_options="default")
+    if where is not None and not getattr(store, "filters", False):
+        raise ValueError(
+            f"{store.location!r} is a Parquet folder, which takes no filter expression (--where); filter by "
+            "modality with --only, or copy the corpus into LanceDB or Milvus (lco-embed export) to filter on "
+            "columns."
+        )

@@ -1,0 +1,233 @@
+"""A corpus in a LanceDB table (``lancedb://PATH/TABLE``, ``pip install 'lco-embedding[lancedb]'``).
+
+The rows live in table ``TABLE`` of the LanceDB database in folder ``PATH``: ``row``, ``id``, ``source``,
+``modality``, the segment columns, ``embedding`` (a fixed-size list of float32: LanceDB's vector column) and the
+input tables' other columns. What a Parquet folder keeps beside its shards — ``manifest.json`` (the commit point),
+``errors.jsonl``, the writer lock — is kept in ``PATH/TABLE.lco-embedding/``, which LanceDB does not list as a
+table.
+
+Exactly once: a shard's rows are appended in one LanceDB write (a new table version: all of them or none), then
+the shard's failures and the manifest are committed as in a folder. Rows past the manifest's count (a write the
+manifest never committed) are invisible to the search here, which filters on ``row``, and are deleted when a run
+resumes. A LanceDB reader of the table itself sees them until then.
+
+Does not support a database on object storage (``s3://``): ``PATH`` is a local folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lco_embedding.core.require import require
+from lco_embedding.corpus.store import OutputFolder
+
+__all__ = ["LanceStore"]
+
+logger = logging.getLogger(__name__)
+
+SIDECAR_SUFFIX = ".lco-embedding"
+SCAN_BATCH_ROWS = 4096
+MIN_INDEX_ROWS = 256
+"""Fewer rows than this get no ANN index: LanceDB's brute-force search is exact and fast at that size."""
+
+
+def _lancedb() -> Any:
+    require("lancedb", "lancedb")
+    import lancedb
+
+    return lancedb
+
+
+class LanceStore(OutputFolder):
+    """A corpus in a LanceDB table (see the module).
+
+    Args:
+        database: The LanceDB database folder.
+        table: The table's name.
+        target: The ``lancedb://`` string it was opened from (for messages).
+    """
+
+    kind = "lancedb"
+    filters = True
+    native_group_by = False
+
+    def __init__(self, database: str | Path, table: str, target: str | None = None) -> None:
+        _lancedb()
+        self.database, self.table_name = Path(database), table
+        self.target = target or f"lancedb://{database}/{table}"
+        super().__init__(self.database / f"{table}{SIDECAR_SUFFIX}")
+        self._connection: Any = None
+
+    @property
+    def location(self) -> str:
+        """The ``lancedb://`` target."""
+        return self.target
+
+    # ------------------------------------------------------------------------------------------------- the table
+    def connection(self) -> Any:
+        """The LanceDB connection to the database folder."""
+        if self._connection is None:
+            self._connection = _lancedb().connect(str(self.database))
+        return self._connection
+
+    def _table_names(self) -> list[str]:
+        listed = self.connection().list_tables()
+        return list(getattr(listed, "tables", listed))
+
+    def has_table(self) -> bool:
+        """True when the database holds the table."""
+        return self.table_name in self._table_names()
+
+    def table(self) -> Any:
+        """The LanceDB table (the latest version)."""
+        return self.connection().open_table(self.table_name)
+
+    def _committed(self, where: str | None = None) -> str:
+        """The filter that keeps committed rows (and ``where``)."""
+        committed = f"row < {int(self.manifest['counts']['embedded'])}"
+        return f"({committed}) AND ({where})" if where else committed
+
+    # -------------------------------------------------------------------------------------------------- writing
+    def leftovers(self) -> list[str]:
+        """A table of that name that no run of ours wrote, or files in the sidecar folder."""
+        found = [f"table {self.table_name!r}"] if self.database.is_dir() and self.has_table() else []
+        return found + super().leftovers()
+
+    def clear(self) -> None:
+        """Drop the table and the sidecar folder's files (``--overwrite``)."""
+        if self.database.is_dir() and self.has_table():
+            self.connection().drop_table(self.table_name)
+        super().clear()
+
+    def recover(self) -> None:
+        """Remove the rows and failures an interrupted run wrote after its last commit."""
+        super().recover()
+        if self.has_table():
+            table = self.table()
+            embedded = int(self.manifest["counts"]["embedded"])
+            if table.count_rows(f"row >= {embedded}"):
+                table.delete(f"row >= {embedded}")
+
+    def write_rows(self, manifest: dict[str, Any], shard: dict[str, Any], table: Any) -> dict[str, Any]:
+        """Append the shard's rows to the table in one write (one new version), numbered from the rows committed
+        before them; the shard's manifest entry."""
+        import pyarrow as pa
+
+        first = manifest["counts"]["embedded"] - shard["rows"]
+        if table.num_rows:
+            rows = pa.array(np.arange(first, first + table.num_rows, dtype=np.int64))
+            table = table.add_column(0, "row", rows)
+            if self.has_table():
+                self.table().add(table)
+            else:
+                self.database.mkdir(parents=True, exist_ok=True)
+                self.connection().create_table(self.table_name, table)
+        manifest["store"] = {"kind": self.kind, "table": self.table_name}
+        return dict(shard)
+
+    # -------------------------------------------------------------------------------------------------- reading
+    def shard_paths(self) -> list[Path]:
+        """A LanceDB store has no shard files."""
+        return []
+
+    def iter_embeddings(
+        self, columns: tuple[str, ...] = (), where: str | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, list]]]:
+        """``(row numbers, [n, d] float32 vectors, {column: values})`` over the committed rows matching ``where``."""
+        if not self.has_table():
+            return
+        query = self.table().search().where(self._committed(where)).select(["row", "embedding", *columns])
+        for batch in query.limit(None).to_batches(batch_size=SCAN_BATCH_ROWS):
+            if batch.num_rows == 0:
+                continue
+            rows = batch.column("row").to_numpy(zero_copy_only=False).astype(np.int64)
+            flat = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
+            vectors = flat.reshape(batch.num_rows, -1).astype(np.float32, copy=False)
+            yield rows, vectors, {name: batch.column(name).to_pylist() for name in columns}
+
+    def rows(self, numbers: list[int], columns: list[str] | None = None) -> list[dict[str, Any]]:
+        """The rows ``numbers``, without their embedding, in the given order."""
+        if not numbers:
+            return []
+        names = columns or [name for name in self.table().schema.names if name != "embedding"]
+        wanted = ", ".join(str(int(n)) for n in sorted(set(numbers)))
+        found = self.table().search().where(f"row IN ({wanted})").select(names).limit(None).to_arrow().to_pylist()
+        by_row = {int(values["row"]): values for values in found}
+        missing = [n for n in numbers if n not in by_row]
+        if missing:
+            raise IndexError(f"rows {missing[:5]} are not in {self.location!r}.")
+        return [by_row[n] for n in numbers]
+
+    def read_table(self, columns: list[str] | None = None) -> Any:
+        """Every committed row, in row order."""
+        if not self.has_table():
+            raise ValueError(f"{self.location!r} has no committed row yet.")
+        query = self.table().search().where(self._committed())
+        if columns:
+            query = query.select(list(dict.fromkeys(["row", *columns])))
+        table = query.limit(None).to_arrow().sort_by("row")
+        return table.select(columns) if columns else table
+
+    # --------------------------------------------------------------------------------------------------- search
+    def nearest(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        exact: bool | None,
+        modalities: set[str] | None,
+        where: str | None,
+        group_by: str | None,
+    ) -> list[list[tuple[float, int]]] | None:
+        """LanceDB's vector search (cosine; brute force unless an index exists and ``exact`` is not True), or None
+        for grouping (the caller's exact scan)."""
+        if group_by is not None:
+            return None
+        if exact is False and not (self.manifest.get("index") or {}).get("type"):
+            raise ValueError(f"{self.location!r} has no index: build it with lco-embed index.")
+        if not self.has_table():
+            return [[] for _ in queries]
+        if modalities:
+            listed = ", ".join("'" + m.replace("'", "''") + "'" for m in sorted(modalities))
+            where = f"modality IN ({listed})" + (f" AND ({where})" if where else "")
+        table = self.table()
+        results = []
+        for query in queries:
+            search = table.search(query, vector_column_name="embedding").metric("cosine")
+            search = search.where(self._committed(where), prefilter=True).select(["row", "_distance"]).limit(k)
+            if exact:
+                search = search.bypass_vector_index()
+            found = search.to_arrow()
+            rows = found.column("row").to_pylist()
+            distances = found.column("_distance").to_pylist()
+            hits = [(1.0 - float(d), int(r)) for d, r in zip(distances, rows, strict=True)]
+            results.append(sorted(hits, key=lambda hit: (-hit[0], hit[1])))
+        return results
+
+    def build_index(self, *, connectivity: int | None = None, **_: Any) -> dict[str, Any]:
+        """An IVF-HNSW index (scalar-quantised) over the embeddings, cosine; none below :data:`MIN_INDEX_ROWS`
+        rows (the search is exact there anyway)."""
+        rows = int(self.manifest["counts"]["embedded"])
+        if rows < MIN_INDEX_ROWS:
+            logger.warning(
+                "%s has %d rows: below %d LanceDB searches by brute force, exactly and fast; no index built.",
+                self.location,
+                rows,
+                MIN_INDEX_ROWS,
+            )
+            return {"kind": self.kind, "type": None, "rows": rows}
+        partitions = max(1, min(256, rows // 4096))
+        self.table().create_index(
+            metric="cosine",
+            vector_column_name="embedding",
+            index_type="IVF_HNSW_SQ",
+            num_partitions=partitions,
+            m=connectivity or 20,
+            replace=True,
+        )
+        return {"kind": self.kind, "type": "IVF_HNSW_SQ", "rows": rows, "partitions": partitions}
