@@ -17,8 +17,31 @@ __all__ = [
     "load_embedder",
     "model_options",
     "shorten",
+    "StoreTarget",
     "verbosity_options",
 ]
+
+
+class StoreTarget(click.ParamType):
+    """A corpus: an existing output folder, or a ``lancedb://`` / ``milvus://`` store."""
+
+    name = "STORE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The target as given, once it is a store URI or an existing folder."""
+        from pathlib import Path
+
+        from lco_embedding.corpus.stores import is_store_uri
+
+        text = str(value)
+        if not is_store_uri(text) and not Path(text).is_dir():
+            self.fail(
+                f"{text!r} is neither an output folder nor a store (lancedb://PATH/TABLE, milvus://FILE.db/"
+                "COLLECTION, milvus://HOST:PORT/COLLECTION).",
+                param,
+                ctx,
+            )
+        return text
 
 
 def _verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> Any:

@@ -1,4 +1,5 @@
-"""``lco-embed encode``: embed files, folders, tables and stdin lines into Parquet shards, resumably."""
+"""``lco-embed encode``: embed files, folders, tables and stdin lines into Parquet shards, a LanceDB table or a Milvus
+collection, resumably."""
 
 from __future__ import annotations
 
@@ -24,9 +25,16 @@ SHOWN_FAILURES = 10
 """Failures printed as they happen; the rest are only in errors.jsonl."""
 
 
-@click.command(short_help="Embed files, folders, tables or stdin into Parquet shards (resumable).")
+@click.command(short_help="Embed files, folders, tables or stdin into Parquet, LanceDB or Milvus (resumable).")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    metavar="OUT",
+    help="Output folder (Parquet shards), lancedb://PATH/TABLE or milvus://FILE.db/COLLECTION (milvus://HOST:PORT/"
+    "COLLECTION for a server).",
+)
 @model_options
 @quantization_option
 @audio_in_video_option
@@ -102,7 +110,9 @@ def encode(
     overwrite: bool,
     allow_duplicate_ids: bool,
 ) -> None:
-    """Embed INPUT... into Parquet shards in --out, with a manifest.json and an errors.jsonl.
+    """Embed INPUT... into Parquet shards in the folder --out, with a manifest.json and an errors.jsonl; or into a
+    LanceDB table (--out lancedb://PATH/TABLE) or a Milvus collection (--out milvus://FILE.db/COLLECTION, or
+    milvus://HOST:PORT/COLLECTION), the same rows with their manifest and failures beside them (docs/stores.md).
 
     INPUT is a file, a folder (read recursively; the modality comes from the extension), a table (.jsonl,
     .ndjson, .csv, .tsv, .parquet with columns text/image/audio/video, several in a row = one mixed item, and an
@@ -169,7 +179,7 @@ def _print_summary(summary: Any, out: str, *, segmented: bool) -> None:
         return
     if summary.resumed_from:
         click.echo(f"Resumed at item {summary.resumed_from:,}.")
-    failed = f"{summary.failed:,} failed (see {summary.out / 'errors.jsonl'})" if summary.failed else "0 failed"
+    failed = f"{summary.failed:,} failed (see {summary.errors_at})" if summary.failed else "0 failed"
     repeats = f" {summary.duplicate_ids:,} records repeat an earlier id (kept)." if summary.duplicate_ids else ""
     embedded = f"{summary.done - summary.failed:,} of {summary.done:,} items as {summary.embedded:,} segments"
     click.echo(

@@ -23,7 +23,10 @@ def cli() -> None:
     lco-embed encode photos/ captions.jsonl --out emb
     lco-embed search emb "a cat on a mat" -k 5
     lco-embed search emb --image query.jpg --only text
+    lco-embed search emb "a cat" --calibrate     fair ranking across modalities
     lco-embed index emb                          approximate index for millions of rows
+    lco-embed encode photos/ --out lancedb://db/corpus   or milvus://corpus.db/corpus (docs/stores.md)
+    lco-embed export emb lancedb://db/corpus     copy a folder into LanceDB or Milvus
     lco-embed serve --port 8000                  OpenAI-compatible /v1/embeddings with dynamic batching
     lco-embed analyze pairs.jsonl -m MODEL --out analysis   layer-wise anisotropy and alignment, with figures
     lco-embed train pairs.jsonl -m MODEL --out run   LoRA contrastive refinement (docs/training.md)
@@ -39,11 +42,11 @@ def _register() -> None:
     from lco_embedding.cli.demo import demo
     from lco_embedding.cli.encode import encode
     from lco_embedding.cli.info import info
-    from lco_embedding.cli.search import index, search
+    from lco_embedding.cli.search import export, index, search
     from lco_embedding.cli.serve import serve
     from lco_embedding.cli.train import merge, train
 
-    for command in (encode, search, index, serve, analyze, train, merge, info, demo):
+    for command in (encode, search, index, export, serve, analyze, train, merge, info, demo):
         cli.add_command(verbosity_options(command))
 
 

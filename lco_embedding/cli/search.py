@@ -1,17 +1,19 @@
-"""``lco-embed search`` and ``lco-embed index``: query an output folder with text or media, build its index."""
+"""``lco-embed search``, ``index`` and ``export``: query a folder or store with text or media, build its index, copy a
+folder into LanceDB or Milvus."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
-from lco_embedding.cli.common import format_table, is_quiet, load_embedder, shorten
+from lco_embedding.cli.common import StoreTarget, format_table, is_quiet, load_embedder, shorten
 from lco_embedding.core.errors import LCOInputError
 from lco_embedding.core.modalities import spec_of
 
-__all__ = ["index", "load_folder_model", "print_hits", "query_item", "query_prompt", "search"]
+__all__ = ["export", "index", "load_folder_model", "print_hits", "query_item", "query_prompt", "search"]
 
 MODALITIES = ("text", "image", "audio", "video", "mixed")
 
@@ -87,39 +89,56 @@ def print_hits(hits: list[Any], *, source_width: int = 60) -> None:
 
 
 @click.command(short_help="Find the rows most similar to a text, image, sound or video.")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("store", type=StoreTarget())
 @click.argument("query", nargs=-1)
 @click.option("--image", type=click.Path(exists=True, dir_okay=False), help="Query with this image.")
 @click.option("--audio", type=click.Path(exists=True, dir_okay=False), help="Query with this sound.")
 @click.option("--video", type=click.Path(exists=True, dir_okay=False), help="Query with this video.")
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Hits to show.")
 @click.option(
-    "--only",
-    type=click.Choice(MODALITIES),
-    multiple=True,
-    help="Only rows of this modality (repeat for several); searches exactly.",
+    "--only", type=click.Choice(MODALITIES), multiple=True, help="Only rows of this modality (repeat for several)."
+)
+@click.option(
+    "--where",
+    help="Only rows matching this filter, in the store's language: LanceDB's SQL (\"year >= 2020 AND lang = 'en'\"), "
+    "Milvus's expressions (\"year >= 2020 and lang == 'en'\"); not for Parquet folders.",
 )
 @click.option(
     "--group-by",
     type=click.Choice(["source"]),
-    help="One hit per source file: its best row (in a segmented folder, its best segment); searches exactly.",
+    help="One hit per source file: its best row (in a segmented corpus, its best segment).",
+)
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Rank by scores standardised per modality, so that the modality gap does not put every row of the "
+    "query's modality first (docs/stores.md#modality-aware-ranking).",
+)
+@click.option(
+    "--per-modality",
+    type=click.IntRange(min=1),
+    metavar="K",
+    help="Print the top K of each modality side by side instead of one ranking.",
 )
 @click.option("--exact", "mode", flag_value="exact", help="Exact search even when an index exists.")
 @click.option("--index", "mode", flag_value="index", help="Use the approximate index (fails without a current one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
 @click.option("--prompt", help="Instruction for the query [default: the model's query prompt, else the documents'].")
 @click.option("--prompt-name", help="Name of a prompt saved with the model.")
-@click.option("--model", "-m", help="Embed the query with this copy of the folder's model (e.g. a moved folder).")
+@click.option("--model", "-m", help="Embed the query with this copy of the store's model (e.g. a moved folder).")
 @click.option("--device", help="cuda, cpu, mps, ... [default: cuda if available, else mps, else cpu]")
 def search(
-    folder: str,
+    store: str,
     query: tuple[str, ...],
     image: str | None,
     audio: str | None,
     video: str | None,
     k: int,
     only: tuple[str, ...],
+    where: str | None,
     group_by: str | None,
+    calibrate: bool,
+    per_modality: int | None,
     mode: str | None,
     as_json: bool,
     prompt: str | None,
@@ -127,73 +146,145 @@ def search(
     model: str | None,
     device: str | None,
 ) -> None:
-    """Find the rows of FOLDER most similar to QUERY (words are joined into one text) or to a media file.
+    """Find the rows of STORE most similar to QUERY (words are joined into one text) or to a media file.
 
-    The query is embedded with the folder's model, settings and prompts (see its manifest.json), and compared by
-    cosine with every row (exact search in chunks over the memory-mapped shards), or through the approximate index
-    when `lco-embed index` has built one that covers every row.
+    STORE is an output folder of lco-embed encode, a LanceDB table (lancedb://PATH/TABLE) or a Milvus collection
+    (milvus://FILE.db/COLLECTION, milvus://HOST:PORT/COLLECTION). The query is embedded with the store's model,
+    settings and prompts (its manifest), and compared by cosine with every row: exactly, or through the store's
+    approximate index when `lco-embed index` has built one.
 
     \b
     lco-embed search emb "a cat on a mat"
     lco-embed search emb --image cat.jpg --only text -k 3
-    lco-embed search emb "the same scene at night" --image day.jpg --json
+    lco-embed search emb "a cat on a mat" --calibrate          images and sounds ranked fairly against texts
+    lco-embed search emb "a cat on a mat" --per-modality 3     the top 3 of each modality side by side
+    lco-embed search lancedb://db/corpus "rain" --where "year >= 2020"
     lco-embed search talks "the part about interest rates" --group-by source
 
-    In a folder encoded with --segment each hit says where it lies in its source (1:30-2:00, or chars 120-480).
+    In a corpus encoded with --segment each hit says where it lies in its source (1:30-2:00, or chars 120-480).
     """
-    from lco_embedding.corpus.search import search_folder
-    from lco_embedding.corpus.store import OutputFolder
+    from lco_embedding.corpus.search import search_folder, search_per_modality
+    from lco_embedding.corpus.stores import open_store
 
     item = query_item(query, image, audio, video)
+    opened = None
     try:
-        manifest = OutputFolder(folder).manifest
-    except (FileNotFoundError, ValueError) as e:
+        opened = open_store(store)
+        manifest = opened.manifest
+    except (FileNotFoundError, ValueError, ImportError, ConnectionError, RuntimeError) as e:
         raise click.ClickException(str(e)) from e
+    finally:
+        if opened is not None:
+            opened.close()
     if manifest["status"] != "complete":
         counts = manifest["counts"]
         total = f"{counts['total']:,}" if counts["total"] is not None else "?"
-        click.echo(f"Note: {folder} is not complete ({counts['done']:,} of {total} items committed).", err=True)
+        click.echo(f"Note: {store} is not complete ({counts['done']:,} of {total} items committed).", err=True)
     embedder = load_folder_model(manifest, model, device)
     try:
         vector = embedder.encode(item, prompt=query_prompt(embedder, manifest, prompt, prompt_name))
     except LCOInputError as e:
         raise click.ClickException(f"cannot embed the query: {e.reason}") from e
-    exact = {"exact": True, "index": False}.get(mode or "")
+    options: dict[str, Any] = {
+        "exact": {"exact": True, "index": False}.get(mode or ""),
+        "modalities": set(only) or None,
+        "group_by": group_by,
+        "where": where,
+    }
     try:
-        hits = search_folder(folder, vector, k, exact=exact, modalities=set(only) or None, group_by=group_by)[0]
-    except (ValueError, ImportError) as e:
+        if per_modality is not None:
+            columns = search_per_modality(store, vector, per_modality, **options)[0]
+        else:
+            hits = search_folder(store, vector, k, calibrate=calibrate, query_modality=_modality(item), **options)[0]
+    except (ValueError, ImportError, RuntimeError) as e:
         raise click.ClickException(str(e)) from e
-    if as_json:
+    if per_modality is not None:
+        _print_columns(columns, as_json)
+    elif as_json:
         click.echo(json.dumps([hit.to_json() for hit in hits], ensure_ascii=False, indent=1))
     elif hits:
         print_hits(hits)
     else:
-        click.echo("No rows to search." if not only else f"No rows of modality {', '.join(only)}.")
+        click.echo("No rows to search." if not (only or where) else "No rows match the filter.")
 
 
-@click.command(short_help="Build an approximate index (usearch) for millions of rows.")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+def _modality(item: dict[str, Any]) -> str:
+    """The query's modality, as the corpus's ``modality`` column names it."""
+    return next(iter(item)) if len(item) == 1 else "mixed"
+
+
+def _print_columns(columns: dict[str, list[Any]], as_json: bool) -> None:
+    """Each modality's hits side by side: a column per modality, ``score id`` in each cell."""
+    if as_json:
+        click.echo(json.dumps({m: [h.to_json() for h in hits] for m, hits in columns.items()}, ensure_ascii=False))
+        return
+    if not columns:
+        click.echo("No rows to search.")
+        return
+    depth = max(len(hits) for hits in columns.values())
+    rows = [
+        (rank + 1, *(_cell(hits[rank]) if rank < len(hits) else "" for hits in columns.values()))
+        for rank in range(depth)
+    ]
+    click.echo(format_table(("rank", *columns), rows, right=("rank",)))
+
+
+def _cell(hit: Any) -> str:
+    where = f" [{hit.span}]" if hit.span else ""
+    return f"{hit.score:.4f} {shorten(hit.id, 40)}{where}"
+
+
+@click.command(short_help="Build the approximate index of a folder or store, and its per-modality calibration.")
+@click.argument("store", type=StoreTarget())
 @click.option(
     "--dtype",
     type=click.Choice(["f16", "f32", "i8"]),
     default="f16",
     show_default=True,
-    help="How the index stores vectors (f16: half the memory, same ranking to ~1e-3).",
+    help="How a folder's usearch index stores vectors (f16: half the memory, same ranking to ~1e-3).",
 )
-@click.option("--connectivity", type=click.IntRange(min=2), help="HNSW graph degree [default: usearch's].")
-def index(folder: str, dtype: str, connectivity: int | None) -> None:
-    """Build an approximate (HNSW, usearch) index over FOLDER's rows, for search over millions of vectors.
+@click.option("--connectivity", type=click.IntRange(min=2), help="HNSW graph degree [default: the store's].")
+def index(store: str, dtype: str, connectivity: int | None) -> None:
+    """Build an approximate index over STORE's rows, for search over millions of vectors, and record the
+    statistics that --calibrate ranks by.
 
-    Needs `pip install 'lco-embedding[index]'`. Search uses it while it covers every row; after more rows are
-    added, run this again.
+    A folder gets a usearch HNSW index (`pip install 'lco-embedding[index]'`), a LanceDB table an IVF-HNSW index, a
+    Milvus collection an HNSW index in place of its exact FLAT one. Search uses a folder's index while it covers
+    every row; after more rows are added, run this again.
     """
     from lco_embedding.corpus.search import build_index
 
     try:
-        path = build_index(folder, dtype=dtype, connectivity=connectivity, show_progress_bar=not is_quiet())
-    except (FileNotFoundError, ValueError, ImportError, RuntimeError) as e:
+        entry = build_index(store, dtype=dtype, connectivity=connectivity, show_progress_bar=not is_quiet())
+    except (FileNotFoundError, ValueError, ImportError, RuntimeError, ConnectionError) as e:
         raise click.ClickException(str(e)) from e
-    from lco_embedding.corpus.store import OutputFolder
+    if entry.get("file"):
+        path = Path(store) / entry["file"]
+        click.echo(f"Indexed {entry['rows']:,} rows: {path} ({path.stat().st_size / 1e6:.1f} MB).")
+    elif entry.get("type"):
+        click.echo(f"Indexed {entry['rows']:,} rows of {store}: {entry['type']}.")
+    else:
+        click.echo(f"{store} has {entry['rows']:,} rows: searched exactly, no index needed.")
+    click.echo("Recorded the per-modality calibration (search --calibrate).")
 
-    rows = OutputFolder(folder).manifest["index"]["rows"]
-    click.echo(f"Indexed {rows:,} rows: {path} ({path.stat().st_size / 1e6:.1f} MB).")
+
+@click.command(short_help="Copy an output folder into a LanceDB table or a Milvus collection.")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("store")
+@click.option("--overwrite", is_flag=True, help="Replace what the table or collection holds.")
+def export(folder: str, store: str, overwrite: bool) -> None:
+    """Copy the rows, manifest and failures of the Parquet output FOLDER into STORE (lancedb://PATH/TABLE,
+    milvus://FILE.db/COLLECTION or milvus://HOST:PORT/COLLECTION). An interrupted export resumes where it stopped.
+
+    \b
+    lco-embed export emb lancedb://db/corpus
+    lco-embed export emb milvus://corpus.db/corpus
+    """
+    from lco_embedding.corpus.export import export_folder
+
+    try:
+        written = export_folder(folder, store, overwrite=overwrite, show_progress_bar=not is_quiet())
+    except (FileNotFoundError, ValueError, ImportError, RuntimeError, ConnectionError) as e:
+        raise click.ClickException(str(e)) from e
+    counts = written["counts"]
+    click.echo(f"Exported {counts['embedded']:,} rows and {counts['failed']:,} failures of {folder} to {store}.")

@@ -76,7 +76,7 @@ def export_folder(
         store.write_manifest(written)
         return written
     finally:
-        store.unlock()
+        store.close()
 
 
 def _fresh(manifest: dict[str, Any]) -> dict[str, Any]:

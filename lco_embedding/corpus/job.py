@@ -293,7 +293,7 @@ def encode_corpus(
         summary.duplicate_ids = repeats
         return summary
     finally:
-        folder.unlock()
+        folder.close()
 
 
 def _duplicates_message(repeats: int, examples: list[tuple[str, list[str]]]) -> str:

@@ -91,16 +91,11 @@ class MilvusStore:
         if self._client is None:
             if self.local:
                 Path(self.address).parent.mkdir(parents=True, exist_ok=True)
+                _check_unlocked(self.address)
             token = os.environ.get("MILVUS_TOKEN", "")
             try:
                 self._client = _pymilvus().MilvusClient(self.address, token=token)
             except Exception as e:
-                busy = "lock" in str(e).lower() or "opened by another" in str(e).lower()
-                if self.local and busy:
-                    raise RuntimeError(
-                        f"another process has {self.address} open (milvus-lite takes its file for one process): wait "
-                        "for it to finish, or stop it."
-                    ) from e
                 raise ConnectionError(f"cannot connect to Milvus at {self.address}: {e}") from e
         return self._client
 
@@ -109,10 +104,18 @@ class MilvusStore:
         self.client()
 
     def unlock(self) -> None:
-        """Close the connection (a milvus-lite file is released)."""
+        """Close the connection; a milvus-lite file is released for other processes."""
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self.local:
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(self.address)
+
+    def close(self) -> None:
+        """Release the connection (and a milvus-lite file)."""
+        self.unlock()
 
     def _has(self, name: str) -> bool:
         return bool(self.client().has_collection(name))
@@ -392,6 +395,29 @@ class MilvusStore:
         client.create_index(self.collection, index)
         client.load_collection(self.collection)
         return {"kind": self.kind, "type": "HNSW", "rows": int(self.manifest["counts"]["embedded"]), "M": m}
+
+
+def _check_unlocked(path: str) -> None:
+    """Raise when another process holds a milvus-lite file (its ``LOCK``), instead of pymilvus's bare "Open local
+    milvus failed"."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    lock = Path(path) / "LOCK"
+    if not lock.is_file() or os.path.abspath(path) in server_manager_instance._servers:  # ours already
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: milvus-lite's own error stands
+        return
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            raise RuntimeError(
+                f"another process has {path} open (milvus-lite gives its file to one process at a time): wait for it "
+                "to finish, or stop it."
+            ) from e
+        fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _chunk_key(generation: int, number: int) -> str:

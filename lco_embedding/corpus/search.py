@@ -231,7 +231,25 @@ def search_folder(
         ValueError: Bad ``k``, a query of the wrong dimension, a bad ``group_by``, ``where`` on a Parquet folder,
             or ``exact=False`` without a current index.
     """
-    store, queries = _open(path, queries, k, group_by)
+    store = open_store(path)
+    try:
+        checked = _checked(store, queries, k, group_by)
+        return _search(store, checked, k, exact, modalities, group_by, where, calibrate, query_modality)
+    finally:
+        store.close()
+
+
+def _search(
+    store: Store,
+    queries: np.ndarray,
+    k: int,
+    exact: bool | None,
+    modalities: set[str] | None,
+    group_by: str | None,
+    where: str | None,
+    calibrate: bool,
+    query_modality: str,
+) -> list[list[Hit]]:
     if not calibrate:
         found = _raw(store, queries, k, exact, modalities, where, group_by)
         return _hits(store, found)
@@ -272,31 +290,34 @@ def search_per_modality(
 ) -> list[dict[str, list[Hit]]]:
     """The ``k`` best rows of each modality for each query (``{modality: hits}``, modalities in table order):
     the side-by-side view that no modality gap can distort. Arguments as :func:`search_folder`'s."""
-    store, queries = _open(path, queries, k, group_by)
-    present = _modalities(store)
-    wanted = [m for m in present if not modalities or m in modalities]
-    results: list[dict[str, list[Hit]]] = [{} for _ in queries]
-    for modality in wanted:
-        found = _hits(store, _raw(store, queries, k, exact, {modality}, where, group_by))
-        for query, hits in zip(results, found, strict=True):
-            query[modality] = hits
-    return results
+    store = open_store(path)
+    try:
+        checked = _checked(store, queries, k, group_by)
+        present = _modalities(store)
+        wanted = [m for m in present if not modalities or m in modalities]
+        results: list[dict[str, list[Hit]]] = [{} for _ in checked]
+        for modality in wanted:
+            found = _hits(store, _raw(store, checked, k, exact, {modality}, where, group_by))
+            for query, hits in zip(results, found, strict=True):
+                query[modality] = hits
+        return results
+    finally:
+        store.close()
 
 
-def _open(path: str | os.PathLike[str], queries: np.ndarray, k: int, group_by: str | None) -> tuple[Store, Any]:
+def _checked(store: Store, queries: np.ndarray, k: int, group_by: str | None) -> np.ndarray:
+    """The queries normalised, once ``k``, ``group_by`` and their dimension are checked."""
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k}.")
     if group_by not in (None, *GROUP_BY):
         raise ValueError(f"group_by must be 'source', 'id' or None, got {group_by!r}.")
-    store = open_store(path)
-    manifest = store.manifest
     queries = _normalize(queries)
-    if queries.shape[1] != manifest["dimension"]:
+    if queries.shape[1] != store.manifest["dimension"]:
         raise ValueError(
-            f"the queries have {queries.shape[1]} dimensions, the store's embeddings {manifest['dimension']}: "
+            f"the queries have {queries.shape[1]} dimensions, the store's embeddings {store.manifest['dimension']}: "
             "embed the queries with the store's model."
         )
-    return store, queries
+    return queries
 
 
 def _native_answers(store: Store, group_by: str | None) -> bool:
@@ -401,4 +422,4 @@ def build_index(
         store.write_manifest(manifest)
         return entry
     finally:
-        store.unlock()
+        store.close()

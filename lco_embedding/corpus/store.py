@@ -297,6 +297,10 @@ class OutputFolder:
             self._lock.close()
             self._lock = None
 
+    def close(self) -> None:
+        """Release what the store holds (the lock; a connection, for a store with one)."""
+        self.unlock()
+
     def ours(self, name: str) -> bool:
         """True for the names this module writes into an output folder."""
         return (
@@ -327,7 +331,7 @@ class OutputFolder:
         """Remove what an interrupted run left that the manifest does not name; cut ``errors.jsonl`` to its
         committed length."""
         manifest = self.manifest
-        committed = {shard["file"] for shard in manifest["shards"]}
+        committed = {shard.get("file") for shard in manifest["shards"]}
         for entry in self.path.iterdir():
             stray_shard = entry.name.startswith("part-") and entry.name.endswith(".parquet")
             temporary = entry.name.startswith(".") and entry.name.endswith(".tmp")

@@ -72,6 +72,10 @@ class Store(Protocol):
         """Release the writer lock."""
         ...
 
+    def close(self) -> None:
+        """Release what the store holds (its lock, its connection: a milvus-lite file is then free for others)."""
+        ...
+
     def leftovers(self) -> list[str]:
         """What a store without a manifest already holds (a fresh run refuses to write beside it)."""
         ...
@@ -229,4 +233,8 @@ def read_embeddings(path: str | os.PathLike[str], columns: list[str] | None = No
         >>> np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).shape
         (2, 64)
     """
-    return open_store(path).read_table(columns)
+    store = open_store(path)
+    try:
+        return store.read_table(columns)
+    finally:
+        store.close()
