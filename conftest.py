@@ -24,7 +24,8 @@ def _doctest_world(tmp_path_factory) -> dict:
 
 @pytest.fixture(autouse=True)
 def _doctest_namespace(request, tmp_path, monkeypatch) -> None:
-    """For docstring examples only: ``model``, ``tiny_checkpoint``, ``cat_png``, ``meow_wav``, ``clip_mp4``, and a
+    """For docstring examples only: ``model``, ``tiny_checkpoint``, ``cat_png``, ``meow_wav``, ``clip_mp4``,
+    ``lance_folder`` (a LanceDB database folder to create), and a
     working folder holding ``photos/cat.png``, ``captions.jsonl``, ``pairs.jsonl`` (image and text pairs) and
     ``lecture.wav`` / ``lecture.mp4``."""
     if not isinstance(request.node, pytest.DoctestItem):
@@ -51,4 +52,5 @@ def _doctest_namespace(request, tmp_path, monkeypatch) -> None:
         meow_wav=media["wav"],
         clip_mp4=media["mp4"],
         workdir=Path(os.getcwd()),
+        lance_folder=str(tmp_path / "lancedb"),
     )

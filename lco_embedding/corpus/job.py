@@ -326,11 +326,18 @@ def _opened(folder: Store, known: dict[str, Any], overwrite: bool) -> dict[str, 
         _check_format(folder)
         _check_same(folder, known)
         return folder.manifest
-    if folder.leftovers():
+    leftovers = folder.leftovers()
+    if leftovers and overwrite and folder.kind != "parquet":  # a table or collection is replaced whole
+        folder.clear()
+    elif leftovers and folder.kind == "parquet":
         raise ValueError(
-            f"{folder.location!r} holds {', '.join(folder.leftovers()[:5])} but no manifest: it is not an lco-embed "
-            "output. Give an empty or new folder (or table, or collection) for --out, or pass --overwrite to replace "
-            "it."
+            f"{folder.location!r} holds files ({', '.join(leftovers[:5])}) but no manifest.json: it is not an "
+            "lco-embed output folder. Give an empty or new folder for --out."
+        )
+    elif leftovers:
+        raise ValueError(
+            f"{folder.location!r} holds {', '.join(leftovers[:5])} but no manifest: it is not an lco-embed output. "
+            "Give another table or collection for --out, or pass --overwrite (overwrite=True) to replace it."
         )
     return None
 

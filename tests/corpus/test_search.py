@@ -61,8 +61,9 @@ def test_the_index_agrees_with_the_exact_search_and_is_not_used_when_stale(tmp_p
     vectors = unit_vectors(600, 32)
     out = tmp_path / "out"
     write_folder(out, vectors, shard_size=200)
-    path = build_index(out)
-    assert path.name == "index.usearch" and store.OutputFolder(out).manifest["index"]["rows"] == 600
+    entry = build_index(out)
+    assert entry["file"] == "index.usearch" and store.OutputFolder(out).manifest["index"]["rows"] == 600
+    assert (out / "index.usearch").is_file()
     queries = unit_vectors(20, 32, seed=3)
     exact = search_folder(out, queries, k=10, exact=True)
     approximate = search_folder(out, queries, k=10)  # the index is current: used by default

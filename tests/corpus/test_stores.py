@@ -1,0 +1,276 @@
+"""LanceDB and Milvus stores against the Parquet folder (no model: rows written through the stores): the same rows,
+the same search (exact, filtered, grouped, per modality, calibrated), recovery after a write the manifest never
+committed, export, targets, and modality-aware ranking on a corpus built with known modality offsets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from lco_embedding.corpus import build_index, export_folder, open_store, read_embeddings, search_folder
+from lco_embedding.corpus.search import search_per_modality
+from lco_embedding.corpus.stores import parse_lancedb, parse_milvus
+from tests.corpus.conftest import write_folder
+
+TOL = 1e-5
+KINDS = ("lancedb", "milvus")
+MODALITIES = ("text", "image", "audio", "video")
+
+
+def target(kind: str, root) -> str:
+    return {"lancedb": f"lancedb://{root}/db/corpus", "milvus": f"milvus://{root}/corpus.db/corpus"}[kind]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, request):
+    """One corpus (90 positions, 8 failed, four modalities, segments and extra columns) in a folder and in each
+    store."""
+    root = tmp_path_factory.mktemp("stores")
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((90, 24)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    modalities = [MODALITIES[p % 4] for p in range(90)]
+    extras = {
+        "year": ("int64", [2000 + p % 30 for p in range(90)]),
+        "lang": ("string", [("en", "fr")[p % 2] for p in range(90)]),
+    }
+    segments = [(p % 2, float(p % 2) * 30.0, float(p % 2) * 30.0 + 30.0) for p in range(90)]
+    options = {"shard_size": 25, "errors_every": 11, "extras": extras, "segments": segments}
+    folders = {"parquet": root / "folder"}
+    write_folder(folders["parquet"], vectors, modalities, **options)
+    for kind in KINDS:
+        folders[kind] = target(kind, root)
+        write_folder(folders[kind], vectors, modalities, **options)
+    return folders, vectors, modalities
+
+
+def _same_hits(got, expected):
+    assert [h.id for h in got] == [h.id for h in expected]
+    assert [h.row for h in got] == [h.row for h in expected]
+    np.testing.assert_allclose([h.score for h in got], [h.score for h in expected], atol=TOL, rtol=0)
+    assert [(h.modality, h.source, h.segment, h.start, h.end, h.extra) for h in got] == [
+        (h.modality, h.source, h.segment, h.start, h.end, h.extra) for h in expected
+    ]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_store_holds_the_folders_rows_and_failures(corpus, kind):
+    folders = corpus[0]
+    expected, got = read_embeddings(folders["parquet"]), read_embeddings(folders[kind])
+    assert got.column("row").to_pylist() == list(range(expected.num_rows))
+    assert got.drop_columns(["row", "embedding"]).to_pylist() == expected.drop_columns(["embedding"]).to_pylist()
+    embeddings = [np.stack(t.column("embedding").to_numpy(zero_copy_only=False)) for t in (got, expected)]
+    np.testing.assert_allclose(embeddings[0], embeddings[1], atol=1e-6, rtol=0)
+    store = open_store(folders[kind])
+    try:
+        assert store.read_errors() == open_store(folders["parquet"]).read_errors()
+        assert len(store.read_errors()) == 8 and store.manifest["counts"]["embedded"] == 82
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_search_equals_the_folders_with_and_without_filters(corpus, kind):
+    folders, vectors, _ = corpus
+    queries = np.random.default_rng(1).standard_normal((4, 24)).astype(np.float32)
+    cases = [
+        {},
+        {"modalities": {"image"}},
+        {"modalities": {"audio", "video"}},
+        {"group_by": "source"},
+        {"modalities": {"text"}, "group_by": "source"},
+        {"calibrate": True, "query_modality": "text"},
+        {"calibrate": True, "query_modality": "image", "modalities": {"image", "text"}},
+    ]
+    for case in cases:
+        expected = search_folder(folders["parquet"], queries, k=7, **case)
+        got = search_folder(folders[kind], queries, k=7, **case)
+        for a, b in zip(got, expected, strict=True):
+            _same_hits(a, b)
+    per = search_per_modality(folders[kind], queries, k=3)
+    for got, expected in zip(per, search_per_modality(folders["parquet"], queries, k=3), strict=True):
+        assert list(got) == list(expected)
+        for modality in got:
+            _same_hits(got[modality], expected[modality])
+    assert list(per[0]) == list(MODALITIES) and all(len(hits) == 3 for hits in per[0].values())
+    assert all(h.modality == m for query in per for m, hits in query.items() for h in hits)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_where_filters_on_the_tables_columns(corpus, kind):
+    folders, vectors, _ = corpus
+    where = {"lancedb": "year >= 2015 AND lang = 'fr'", "milvus": "year >= 2015 and lang == 'fr'"}[kind]
+    hits = search_folder(folders[kind], vectors[5], k=50, where=where)[0]
+    assert hits and all(h.extra["year"] >= 2015 and h.extra["lang"] == "fr" for h in hits)
+    everything = search_folder(folders["parquet"], vectors[5], k=100)[0]
+    expected = [h for h in everything if h.extra["year"] >= 2015 and h.extra["lang"] == "fr"]
+    _same_hits(hits, expected)
+    with pytest.raises(ValueError, match="takes no filter expression"):
+        search_folder(folders["parquet"], vectors[5], where="year > 1")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_uncommitted_write_is_never_seen_and_is_removed_on_recovery(tmp_path, unit_vectors, kind):
+    out = target(kind, tmp_path)
+    vectors = unit_vectors(30, 8)
+    write_folder(out, vectors, shard_size=10)
+    store = open_store(out)
+    store.lock()
+    manifest = store.manifest
+    table = pa.table(
+        {
+            "id": ["ghost"],
+            "source": ["/ghost"],
+            "modality": ["text"],
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors[0]), 8),
+        }
+    )
+    # The rows of a shard are written, then the process dies before the manifest is committed.
+    uncommitted = {**manifest, "counts": {**manifest["counts"], "embedded": 31}, "shards": list(manifest["shards"])}
+    if kind == "milvus":
+        record = {**table.to_pylist()[0], "row": 30}
+        store._ready(store.collection)
+        store.client().upsert(store.collection, [record])
+    else:
+        store.write_rows(uncommitted, {"index": 3, "start": 30, "end": 31, "rows": 1, "failed": 0}, table)
+    store.close()
+    hits = search_folder(out, vectors[0], k=40)[0]
+    assert len(hits) == 30 and "ghost" not in {h.id for h in hits}
+    assert read_embeddings(out).num_rows == 30
+    store = open_store(out)
+    store.lock()
+    store.recover()
+    store.close()
+    store = open_store(out)
+    try:
+        if kind == "milvus":
+            store.lock()
+            store._ready(store.collection)
+            assert store.client().query(store.collection, filter="row >= 30", output_fields=["row"]) == []
+        else:
+            assert store.table().count_rows() == 30
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_export_copies_a_folder_and_resumes(corpus, tmp_path, kind):
+    folders = corpus[0]
+    out = target(kind, tmp_path)
+    written = export_folder(folders["parquet"], out)
+    assert written["counts"] == open_store(folders["parquet"]).manifest["counts"]
+    expected, got = read_embeddings(folders["parquet"]), read_embeddings(out)
+    assert got.drop_columns(["row", "embedding"]).to_pylist() == expected.drop_columns(["embedding"]).to_pylist()
+    assert export_folder(folders["parquet"], out)["counts"] == written["counts"]  # nothing left to copy
+    with pytest.raises(ValueError, match="not a store"):
+        export_folder(folders["parquet"], str(tmp_path / "plain"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_index_and_the_calibration_are_recorded(tmp_path, unit_vectors, kind):
+    out = target(kind, tmp_path)
+    vectors = unit_vectors(300, 16)
+    write_folder(out, vectors, [MODALITIES[p % 2] for p in range(300)], shard_size=100)
+    entry = build_index(out)
+    store = open_store(out)
+    try:
+        manifest = store.manifest
+    finally:
+        store.close()
+    assert manifest["index"] == entry and entry["rows"] == 300
+    assert set(manifest["calibration"]["modalities"]) == {"text", "image"}
+    hits = search_folder(out, vectors[:20], k=1)
+    assert np.mean([h[0].row == i for i, h in enumerate(hits)]) >= 0.9  # approximate on Milvus's HNSW
+    exact = search_folder(out, vectors[:5], k=5, exact=True)
+    assert [h[0].row for h in exact] == list(range(5))
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("lancedb://emb", ("emb", "embeddings")),
+        ("lancedb://./emb/", ("emb", "embeddings")),
+        ("lancedb://data/emb/corpus", ("data/emb", "corpus")),
+        ("lancedb:///srv/db/corpus", ("/srv/db", "corpus")),
+    ],
+)
+def test_lancedb_targets(given, expected):
+    database, table = parse_lancedb(given)
+    assert (str(database), table) == expected
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("milvus://corpus.db", ("corpus.db", "embeddings")),
+        ("milvus://data/corpus.db/photos", ("data/corpus.db", "photos")),
+        ("milvus://localhost:19530/photos", ("http://localhost:19530", "photos")),
+        ("milvus+https://milvus.example.com:443", ("https://milvus.example.com:443", "embeddings")),
+    ],
+)
+def test_milvus_targets(given, expected):
+    assert parse_milvus(given) == expected
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ("lancedb://", "names no database folder"),
+        ("lancedb://db/bad name", "not a table name"),
+        ("milvus://somewhere/photos", "neither a milvus-lite file"),
+        ("milvus://corpus.db/a/b", "one collection name"),
+        ("milvus://corpus.db/bad-name", "not a collection name"),
+    ],
+)
+def test_malformed_targets_say_what_is_accepted(given, message):
+    with pytest.raises(ValueError, match=message):
+        open_store(given)
+
+
+# ------------------------------------------------------------------------------------------ modality-aware ranking
+def offset_corpus(rng, topics=40, dimension=256, offset=1.5, noise=0.1):
+    """Rows of four modalities over ``topics`` topics: a row is its topic's unit direction, plus its modality's offset
+    (``offset`` times a unit vector shared by every row of the modality), plus noise; normalised. A text query for
+    topic t is t's direction plus the text offset. Raw cosine then ranks every text row (about 0.69: the shared
+    offset) above the image, sound and clip of the query's own topic (about 0.31)."""
+
+    def unit(*shape):
+        x = rng.standard_normal((*shape, dimension))
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+    directions = unit(topics)
+    offsets = dict(zip(MODALITIES, offset * unit(len(MODALITIES)), strict=True))
+    rows, modalities, topic_of = [], [], []
+    for modality in MODALITIES:
+        for topic in range(topics):
+            rows.append(directions[topic] + offsets[modality] + noise * unit()[0])
+            modalities.append(modality)
+            topic_of.append(topic)
+    vectors = np.array(rows, dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = np.array([directions[t] + offsets["text"] for t in range(topics)], dtype=np.float32)
+    return vectors, modalities, topic_of, queries
+
+
+@pytest.mark.parametrize("kind", ("parquet", *KINDS))
+def test_calibration_undoes_known_modality_offsets(tmp_path, kind):
+    vectors, modalities, topic_of, queries = offset_corpus(np.random.default_rng(7))
+    out = str(tmp_path / "folder") if kind == "parquet" else target(kind, tmp_path)
+    write_folder(out, vectors, modalities, shard_size=50)
+
+    def rank(hits, topic, modality):
+        found = [i for i, h in enumerate(hits) if topic_of[h.row] == topic and h.modality == modality]
+        return found[0] + 1 if found else len(hits) + 1
+
+    raw = search_folder(out, queries, k=80)
+    calibrated = search_folder(out, queries, k=80, calibrate=True, query_modality="text")
+    for modality in ("image", "audio", "video"):
+        # Raw: all 40 texts come first, so the query's own image, sound and clip rank past 40.
+        assert min(rank(hits, t, modality) for t, hits in enumerate(raw)) > 40, modality
+        # Calibrated: they rank in the top 4, with the query's own text.
+        assert all(rank(hits, t, modality) <= 4 for t, hits in enumerate(calibrated)), modality
+    assert all({topic_of[h.row] for h in hits[:4]} == {t} for t, hits in enumerate(calibrated))
+    query = queries[0] / np.linalg.norm(queries[0])
+    assert all(abs(h.cosine - float(query @ vectors[h.row])) < TOL for h in calibrated[0])
+    assert all(h.cosine == h.score for h in raw[0])
