@@ -222,12 +222,8 @@ class LanceStore(OutputFolder):
             )
             return {"kind": self.kind, "type": None, "rows": rows}
         partitions = max(1, min(256, rows // 4096))
-        self.table().create_index(
-            metric="cosine",
-            vector_column_name="embedding",
-            index_type="IVF_HNSW_SQ",
-            num_partitions=partitions,
-            m=connectivity or 20,
-            replace=True,
-        )
+        from lancedb.index import IvfHnswSq
+
+        config = IvfHnswSq(distance_type="cosine", num_partitions=partitions, m=connectivity or 20)
+        self.table().create_index("embedding", config=config, replace=True)
         return {"kind": self.kind, "type": "IVF_HNSW_SQ", "rows": rows, "partitions": partitions}

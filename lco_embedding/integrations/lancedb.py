@@ -28,6 +28,7 @@ function created with the same arguments).
 
 # No `from __future__ import annotations` here: pydantic (LanceDB's schemas, this module's docstring example) reads
 # the annotations of the classes defined with this module's compiler flags.
+import json
 import threading
 from typing import Any
 
@@ -74,7 +75,7 @@ class LCOLanceEmbeddings(EmbeddingFunction):
     def embedder(self) -> Any:
         """The :class:`~lco_embedding.LCOEmbedder`, loaded once per process for these arguments."""
         if self._model is None:
-            key = (self.name, self.device, self.dtype, tuple(sorted(self.embedder_kwargs.items())))
+            key = (self.name, self.device, self.dtype, json.dumps(self.embedder_kwargs, sort_keys=True, default=str))
             with _LOADING:
                 if key not in _MODELS:
                     from lco_embedding.embedder import LCOEmbedder
