@@ -20,8 +20,6 @@ import pyarrow.parquet as pq
 from tests.cli.zygote import LCO_EMBED, READ_AT_USE
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-# The environment the commands get: this process's at collection, offline. The fork server starts with it.
-BASE_ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1"}
 # LCO_TEST_FRESH_PROCESS=1: every command a fresh ``lco-embed`` process instead of a fork of the server.
 FRESH = os.environ.get("LCO_TEST_FRESH_PROCESS") == "1"
 
@@ -30,6 +28,9 @@ class _ForkServer:
     """This test process's tests/cli/zygote.py: started at the first command, ended with this process."""
 
     _instance: _ForkServer | None = None
+    environment: dict[str, str] | None = None
+    """The environment the server was started with: this process's at the first command (after the fixtures that
+    set variables at start-up, e.g. ``OMP_NUM_THREADS`` in xdist workers, have run), offline."""
 
     def __init__(self) -> None:
         self.folder = tempfile.mkdtemp(prefix="lco-zygote-")
@@ -37,7 +38,7 @@ class _ForkServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.cli.zygote", self.path],
             cwd=REPOSITORY,
-            env=BASE_ENVIRONMENT,
+            env=_ForkServer.base(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=open(os.path.join(self.folder, "log"), "w"),
@@ -46,6 +47,13 @@ class _ForkServer:
         started = self.process.stdout.readline().strip() == "ready"
         assert started, "the fork server did not start:\n" + Path(self.folder, "log").read_text()[-3000:]
         atexit.register(self.close)
+
+    @classmethod
+    def base(cls) -> dict[str, str]:
+        """The server's environment (fixed at the first command of this process)."""
+        if cls.environment is None:
+            cls.environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        return cls.environment
 
     @classmethod
     def get(cls) -> _ForkServer:
@@ -105,7 +113,8 @@ def _environment(env: dict | None) -> tuple[dict, bool]:
     """The command's environment, and whether a fork of the server can run it (only variables read when used
     differ from the server's)."""
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    changed = {k for k in environment.keys() | BASE_ENVIRONMENT.keys() if environment.get(k) != BASE_ENVIRONMENT.get(k)}
+    base = _ForkServer.base()
+    changed = {k for k in environment.keys() | base.keys() if environment.get(k) != base.get(k)}
     return environment, not FRESH and changed <= READ_AT_USE
 
 

@@ -34,7 +34,9 @@ from pathlib import Path
 
 LCO_EMBED = Path(sys.executable).with_name("lco-embed")
 # Variables a run may change without a fresh interpreter: read when used, not when a module is imported.
-READ_AT_USE = frozenset({"PATH", "TMPDIR", "PYTEST_CURRENT_TEST"})
+READ_AT_USE = frozenset({"PATH", "TMPDIR", "PYTEST_CURRENT_TEST", "TORCHINDUCTOR_CACHE_DIR"})
+"""(torch sets ``TORCHINDUCTOR_CACHE_DIR`` in the test process when a fixture first imports its inductor; only a
+compilation reads it, and no command compiles.)"""
 
 
 def _preload() -> None:
