@@ -109,13 +109,14 @@ class _Run:
             pass
 
 
-def _environment(env: dict | None) -> tuple[dict, bool]:
-    """The command's environment, and whether a fork of the server can run it (only variables read when used
-    differ from the server's)."""
+def _environment(env: dict | None, words: list[str]) -> tuple[dict, bool]:
+    """The command's environment, and whether a fork of the server can run it: only variables read when used differ
+    from the server's, and the command does not start Ray (whose shared-memory mutexes abort a forked child at its
+    exit: such runs start fresh)."""
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     base = _ForkServer.base()
     changed = {k for k in environment.keys() | base.keys() if environment.get(k) != base.get(k)}
-    return environment, not FRESH and changed <= READ_AT_USE
+    return environment, not FRESH and changed <= READ_AT_USE and not any(w.startswith("--ray") for w in words)
 
 
 def run_cli(*args, cwd=None, stdin=None, env=None, check=True, timeout=300) -> subprocess.CompletedProcess:
@@ -124,7 +125,7 @@ def run_cli(*args, cwd=None, stdin=None, env=None, check=True, timeout=300) -> s
     The command runs in a child of this process's fork server (tests/cli/zygote.py) when only ``PATH`` or
     ``TMPDIR`` differ from the environment at collection, else as a fresh process of the console script."""
     words = [str(arg) for arg in args]
-    environment, forkable = _environment(env)
+    environment, forkable = _environment(env, words)
     if forkable:
         files = [tempfile.TemporaryFile("w+") for _ in range(3)]
         given, out, err = files
@@ -157,7 +158,7 @@ def kill_at(args: list, stop_at: str, timeout: float = 300) -> None:
     events hook stops it, tests/cli/stop_at.py), then ``kill -9`` it there. The state it dies in does not depend on
     timing."""
     words = [str(arg) for arg in args]
-    environment, forkable = _environment(None)
+    environment, forkable = _environment(None, words)
     if not forkable:
         return _kill_fresh_at(words, stop_at, environment, timeout)
     with open(os.devnull, "r+") as null:
