@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "build_tiny_checkpoint",
     "make_test_media",
+    "modality_offset_corpus",
     "peak_memory_growth",
     "simulate_oom",
     "synthetic_image",
@@ -640,6 +641,43 @@ def make_test_media(folder: str | Path, *, seed: int = 0) -> dict[str, Path]:
         out[name] = folder / f"{name}.mp4"
         write_mp4(out[name], seconds=seconds, fps=8, width=64, height=48, rng=rng)
     return out
+
+
+def modality_offset_corpus(
+    rng: np.random.Generator,
+    *,
+    topics: int = 40,
+    dimension: int = 256,
+    offset: float = 1.5,
+    noise: float = 0.1,
+    modalities: tuple[str, ...] = ("text", "image", "audio", "video"),
+) -> tuple[np.ndarray, list[str], list[int], np.ndarray]:
+    """A corpus with a known modality gap, for testing modality-aware ranking: one row per (modality, topic), each
+    its topic's unit direction plus its modality's offset (``offset`` times a unit vector every row of the modality
+    shares) plus noise, normalised; and one query per topic, its direction plus the first modality's offset. Raw
+    cosine then ranks every row of the first modality (about ``offset**2 / (1 + offset**2)``) above the other
+    modalities' rows of the query's own topic (about ``1 / (1 + offset**2)``).
+
+    Returns:
+        ``(vectors [rows, dimension], modality of each row, topic of each row, queries [topics, dimension])``.
+    """
+
+    def unit(*shape: int) -> np.ndarray:
+        x = rng.standard_normal((*shape, dimension))
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+    directions = unit(topics)
+    offsets = dict(zip(modalities, offset * unit(len(modalities)), strict=True))
+    rows, row_modalities, topic_of = [], [], []
+    for modality in modalities:
+        for topic in range(topics):
+            rows.append(directions[topic] + offsets[modality] + noise * unit()[0])
+            row_modalities.append(modality)
+            topic_of.append(topic)
+    vectors = np.array(rows, dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = np.array([directions[t] + offsets[modalities[0]] for t in range(topics)], dtype=np.float32)
+    return vectors, row_modalities, topic_of, queries
 
 
 def peak_memory_growth(function: Callable[[], Any]) -> tuple[Any, int]:

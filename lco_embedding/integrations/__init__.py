@@ -7,6 +7,8 @@
 * :mod:`lco_embedding.integrations.llama_index` — ``LCOEmbedding`` (``pip install 'lco-embedding[llama-index]'``)
 * :mod:`lco_embedding.integrations.haystack` — ``LCOTextEmbedder``, ``LCODocumentEmbedder``,
   ``LCODocumentImageEmbedder`` (``pip install 'lco-embedding[haystack]'``)
+* :mod:`lco_embedding.integrations.lancedb` — the ``"lco-embedding"`` embedding function in LanceDB's registry
+  (``pip install 'lco-embedding[lancedb]'``)
 
 ``import lco_embedding`` imports none of these frameworks.
 """

@@ -11,6 +11,7 @@ import pytest
 from lco_embedding.corpus import build_index, export_folder, open_store, read_embeddings, search_folder
 from lco_embedding.corpus.search import search_per_modality
 from lco_embedding.corpus.stores import parse_lancedb, parse_milvus
+from lco_embedding.testing import modality_offset_corpus
 from tests.corpus.conftest import write_folder
 
 TOL = 1e-5
@@ -229,33 +230,9 @@ def test_malformed_targets_say_what_is_accepted(given, message):
 
 
 # ------------------------------------------------------------------------------------------ modality-aware ranking
-def offset_corpus(rng, topics=40, dimension=256, offset=1.5, noise=0.1):
-    """Rows of four modalities over ``topics`` topics: a row is its topic's unit direction, plus its modality's offset
-    (``offset`` times a unit vector shared by every row of the modality), plus noise; normalised. A text query for
-    topic t is t's direction plus the text offset. Raw cosine then ranks every text row (about 0.69: the shared
-    offset) above the image, sound and clip of the query's own topic (about 0.31)."""
-
-    def unit(*shape):
-        x = rng.standard_normal((*shape, dimension))
-        return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-    directions = unit(topics)
-    offsets = dict(zip(MODALITIES, offset * unit(len(MODALITIES)), strict=True))
-    rows, modalities, topic_of = [], [], []
-    for modality in MODALITIES:
-        for topic in range(topics):
-            rows.append(directions[topic] + offsets[modality] + noise * unit()[0])
-            modalities.append(modality)
-            topic_of.append(topic)
-    vectors = np.array(rows, dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    queries = np.array([directions[t] + offsets["text"] for t in range(topics)], dtype=np.float32)
-    return vectors, modalities, topic_of, queries
-
-
 @pytest.mark.parametrize("kind", ("parquet", *KINDS))
 def test_calibration_undoes_known_modality_offsets(tmp_path, kind):
-    vectors, modalities, topic_of, queries = offset_corpus(np.random.default_rng(7))
+    vectors, modalities, topic_of, queries = modality_offset_corpus(np.random.default_rng(7))
     out = str(tmp_path / "folder") if kind == "parquet" else target(kind, tmp_path)
     write_folder(out, vectors, modalities, shard_size=50)
 
