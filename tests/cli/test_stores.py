@@ -82,6 +82,8 @@ def test_kill_9_at_three_moments_then_resume_equals_an_uninterrupted_run(corpus,
     assert got.column("row").to_pylist() == list(range(got.num_rows))
     assert {"image", "audio", "video", "text"} <= set(got.column("modality").to_pylist())
     assert max(s for s in got.column("segment").to_pylist() if s is not None) == 2  # 25 s: three 10-s windows
+    refused = run_cli(*args, "--no-normalize", "--out", cut, check=False)  # changed options: refused, as a folder
+    assert refused.returncode != 0 and "holds embeddings made with another model, other options" in refused.stderr
     store = open_store(cut)
     try:
         failures = store.read_errors()
