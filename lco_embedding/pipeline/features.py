@@ -6,7 +6,7 @@ its length (:mod:`.batching`), collate pads it (:mod:`.collate`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Features"]
@@ -25,9 +25,12 @@ class Features:
             from sampled frames x grid).
         audio_in_video: Its videos' sound tracks are interleaved with their frames (``use_audio_in_video``): the
             model's rotary positions are computed with that flag for this item.
+        cut: What preprocessing cut from the item (:mod:`lco_embedding.core.notes`: a text cut at ``max_length``,
+            seconds of sound past ``max_audio_seconds``, videos whose frames were sampled); empty when nothing was.
     """
 
     index: int
     inputs: dict[str, Any]
     length: int
     audio_in_video: bool = False
+    cut: dict[str, float] = field(default_factory=dict)

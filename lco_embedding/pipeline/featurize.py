@@ -21,6 +21,7 @@ import torch
 
 from lco_embedding.core.errors import LCOInputError
 from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITY_TABLE, SOUND, TEXT, resolve, spec_of
+from lco_embedding.core.notes import collecting
 from lco_embedding.core.types import Modality
 from lco_embedding.inputs.budgets import ItemLimits
 from lco_embedding.inputs.parse import (
@@ -120,7 +121,10 @@ class Featurizer:
             LCOInputError: The item cannot be embedded (bound to ``index``).
         """
         try:
-            return self.featurize(index, parse_item(item, modality), prompt)
+            with collecting() as cut:
+                features = self.featurize(index, parse_item(item, modality), prompt)
+            features.cut = cut
+            return features
         except LCOInputError as e:
             raise e.at(index) from e
 
@@ -164,7 +168,10 @@ class Featurizer:
 
     def _featurize_or_error(self, index: int, item: ParsedItem, prompt: str | None) -> Features | LCOInputError:
         try:
-            return self.featurize(index, item, prompt)
+            with collecting() as cut:
+                features = self.featurize(index, item, prompt)
+            features.cut = cut
+            return features
         except LCOInputError as e:
             return e.at(index)
 

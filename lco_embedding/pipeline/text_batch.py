@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from lco_embedding.core import notes
 from lco_embedding.core.modalities import MODALITY_TABLE, TEXT
 from lco_embedding.pipeline.features import Features
 
@@ -93,15 +94,16 @@ class TextBatcher:
         template = self._template(prompt or "", suffix)
         if template is None:
             return None
-        texts = self.truncated([item.parts[0].value for _, item in indexed])
+        texts, cut = self.cut([item.parts[0].value for _, item in indexed])
         ids = self._encode([template.before + text + template.after for text in texts])
         features = []
-        for (index, _), tokens in zip(indexed, ids, strict=True):
+        for (index, _), tokens, was_cut in zip(indexed, ids, cut, strict=True):
             row = torch.tensor([template.head + tokens + template.tail], dtype=torch.long)
             inputs = {"input_ids": row, "attention_mask": torch.ones_like(row)}
             for key in template.extra_keys:
                 inputs[key] = torch.zeros_like(row)
-            features.append(Features(index=index, inputs=inputs, length=row.shape[1]))
+            noted = {notes.TEXT: 1.0} if was_cut else {}
+            features.append(Features(index=index, inputs=inputs, length=row.shape[1], cut=noted))
         return features
 
     # ------------------------------------------------------------------------------------------------ helpers
@@ -112,8 +114,16 @@ class TextBatcher:
         return featurizer.guard.parsing_ids(texts)
 
     def truncated(self, texts: list[str]) -> list[str]:
+        """``texts`` cut to ``max_length`` tokens (:meth:`cut`), each cut noted (:mod:`lco_embedding.core.notes`)."""
+        kept, cut = self.cut(texts)
+        for was_cut in cut:
+            if was_cut:
+                notes.note(notes.TEXT)
+        return kept
+
+    def cut(self, texts: list[str]) -> tuple[list[str], list[bool]]:
         """``texts`` cut to ``max_length`` tokens as the reference cuts them (tokenize, keep ``max_length`` tokens,
-        decode), in one tokenizer call; the per-item path cuts with this too.
+        decode), in one tokenizer call, and which of them were cut; the per-item path cuts with this too.
 
         Only a prefix of a long text is tokenized, so memory follows ``max_length``, not the text: enough characters
         for ``max_length + PREFIX_MARGIN`` tokens however the tokenizer normalizes them (:meth:`prefix_chars`); the
@@ -123,19 +133,48 @@ class TextBatcher:
         """
         max_length = self.featurizer.max_length
         if max_length is None:
-            return texts
-        wanted = max_length + PREFIX_MARGIN
-        limit = self.prefix_chars(wanted)
-        heads = [text[:limit] for text in texts]
+            return texts, [False] * len(texts)
         decode = self.featurizer.processor.tokenizer.decode
-        cut = []
-        for text, head, ids in zip(texts, heads, self._encode(heads), strict=True):
-            size = len(head)
+        kept, cut = [], []
+        for text, ids in zip(texts, self._bounded_ids(texts, from_end=False), strict=True):
+            cut.append(len(ids) > max_length)
+            kept.append(decode(ids[:max_length]) if cut[-1] else text)
+        return kept, cut
+
+    def keep_end(self, text: str) -> str:
+        """``text``'s last ``max_length`` tokens (Cohere's ``truncate="START"``), tokenizing only its end; the text
+        itself when it is not longer."""
+        max_length = self.featurizer.max_length
+        if max_length is None:
+            return text
+        ids = self._bounded_ids([text], from_end=True)[0]
+        if len(ids) <= max_length:
+            return text
+        return self.featurizer.processor.tokenizer.decode(ids[-max_length:])
+
+    def too_long(self, text: str) -> bool:
+        """True when ``text`` is longer than ``max_length`` tokens (tokenizing no more than that needs)."""
+        max_length = self.featurizer.max_length
+        return max_length is not None and len(self._bounded_ids([text], from_end=False)[0]) > max_length
+
+    def _bounded_ids(self, texts: list[str], *, from_end: bool) -> list[list[int]]:
+        """Token ids of each text's head (or end) holding at least ``max_length + PREFIX_MARGIN`` tokens (all of
+        a shorter text): the prefix (suffix) is doubled until it holds that many or is the whole text."""
+        assert self.featurizer.max_length is not None
+        wanted = self.featurizer.max_length + PREFIX_MARGIN
+        limit = self.prefix_chars(wanted)
+
+        def piece(text: str, size: int) -> str:
+            return text[-size:] if from_end else text[:size]
+
+        found = []
+        for text, ids in zip(texts, self._encode([piece(text, limit) for text in texts]), strict=True):
+            size = min(limit, len(text))
             while len(ids) < wanted and size < len(text):
                 size *= 2
-                ids = self._encode([text[:size]])[0]
-            cut.append(text if len(ids) <= max_length else decode(ids[:max_length]))
-        return cut
+                ids = self._encode([piece(text, size)])[0]
+            found.append(ids)
+        return found
 
     def prefix_chars(self, tokens: int) -> int:
         """Characters that surely make at least ``tokens`` tokens: a token spans at most as many characters as the

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lco_embedding.core import notes
 from lco_embedding.core.errors import LCOInputError
 from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, local_path, read_bytes
 
@@ -160,5 +161,45 @@ def preprocess_audio(source: Any, options: AudioOptions = AudioOptions()) -> np.
     if not np.isfinite(waveform).all():
         raise LCOInputError("the audio holds NaN or infinite samples; the file's samples are damaged.")
     if options.max_seconds is not None:
-        waveform = waveform[: int(options.max_seconds * target)]
+        kept = int(options.max_seconds * target)
+        if len(waveform) > kept:
+            cut = _seconds_cut(source, options.max_seconds, len(waveform) / target, target)
+            notes.note(notes.AUDIO_SECONDS, cut)
+        waveform = waveform[:kept]
     return waveform
+
+
+def _seconds_cut(source: Any, max_seconds: float, decoded: float, rate: int) -> float:
+    """How much sound past ``max_seconds`` the item had: from an array's length, or a file's header (only the
+    first ``max_seconds`` plus a margin were decoded); the decoded excess when the header says nothing."""
+    if isinstance(source, dict):
+        rate, array = source.get("sampling_rate"), np.asarray(source["array"])
+        return max(0.0, max(array.shape) / float(rate) - max_seconds)
+    if isinstance(source, np.ndarray | torch.Tensor):
+        return max(0.0, max(source.shape) / float(rate) - max_seconds) if source.ndim else 0.0
+    duration = _header_duration(source)
+    return max(0.0, (duration if duration is not None else decoded) - max_seconds)
+
+
+def _header_duration(source: Any) -> float | None:
+    """A file's duration from its header (libsndfile, else PyAV), or None."""
+    import soundfile
+
+    try:
+        if isinstance(source, bytes | bytearray):
+            return float(soundfile.info(io.BytesIO(source)).duration)
+        path = local_path(source) if is_reference(source) else None
+        if path is not None:
+            return float(soundfile.info(path).duration)
+    except Exception:  # not a format libsndfile reads from a header (mp3 in old libsndfile, m4a): try PyAV
+        pass
+    try:
+        import av
+
+        target = io.BytesIO(source) if isinstance(source, bytes | bytearray) else local_path(source)
+        if target is None:
+            return None
+        with av.open(target) as container:
+            return None if container.duration is None else container.duration / 1_000_000
+    except Exception:
+        return None

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lco_embedding.core import notes
 from lco_embedding.core.errors import LCOInputError
 from lco_embedding.preprocessing.image import MAX_IMAGE_PIXELS, load_image
 from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, local_copy
@@ -99,6 +100,8 @@ def _frame_indices(total: int, video_fps: float, options: VideoOptions) -> list[
         nframes = smart_nframes(element, total_frames=total, video_fps=video_fps)
     except ValueError as e:
         raise LCOInputError(f"cannot sample frames from the video ({e}).") from e
+    if nframes < total:
+        notes.note(notes.VIDEO_FRAMES)
     return torch.linspace(0, total - 1, nframes).round().long().tolist()
 
 
@@ -430,6 +433,7 @@ def _frames_from_list(frames: Any, options: VideoOptions) -> torch.Tensor:
     if len(frames) == 0:
         raise LCOInputError("the video has no frames.")
     if len(frames) > options.max_frames:
+        notes.note(notes.VIDEO_FRAMES)
         keep = torch.linspace(0, len(frames) - 1, options.max_frames // 2 * 2).round().long().tolist()
         frames = [frames[i] for i in keep]
     if len(frames) % 2:

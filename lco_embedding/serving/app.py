@@ -1,11 +1,11 @@
-"""The HTTP API: OpenAI-compatible ``POST /v1/embeddings`` and ``GET /v1/models``, plus ``/health``, ``/ready`` and
-``/metrics``. Every error answers in OpenAI's format, ``{"error": {"message", "type", "param", "code"}}``; a bad item
-is a 400 that names its index, never a 500.
+"""The HTTP API: OpenAI-compatible ``POST /v1/embeddings`` (with vLLM's chat-style ``messages``), Cohere's
+``POST /v2/embed``, ``GET /v1/models``, ``/health``, ``/ready`` and ``/metrics``. Every error answers in its API's
+format (OpenAI's ``{"error": {"message", "type", "param", "code"}}``, Cohere's ``{"id", "message"}``); a bad item is
+a 400 that names it, never a 500. The embedding routes themselves are :mod:`.routes`.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the route functions' annotations at run time, and the
 # routes are defined inside create_app (so that fastapi is imported only when serving).
-import asyncio
 import hmac
 import logging
 import time
@@ -14,31 +14,32 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from lco_embedding.core.require import require
-from lco_embedding.pipeline.options import resolve_prompt
-from lco_embedding.serving.batcher import DynamicBatcher, QueueFull, Ticket
-from lco_embedding.serving.inputs import RequestItemError, parse_input
+from lco_embedding.serving.batcher import DynamicBatcher
+from lco_embedding.serving.cohere import EMBEDDING_TYPES, INPUT_TYPE_PROMPTS
 from lco_embedding.serving.metrics import ServerMetrics
+from lco_embedding.serving.routes import CohereEmbed, EmbedRoute, OpenAIEmbeddings, openai_error
 from lco_embedding.serving.settings import ServerSettings
-from lco_embedding.serving.wire import REQUEST_SCHEMA, EmbeddingRequest, RequestError, parse_request, render_embeddings
+from lco_embedding.serving.wire import REQUEST_SCHEMA
 
 __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
 
-
-def _error(
-    status: int,
-    message: str,
-    kind: str,
-    *,
-    param: str | None = None,
-    code: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Any:
-    from fastapi.responses import JSONResponse
-
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
+_error = openai_error
+_V2_SCHEMA = {
+    "type": "object",
+    "required": ["model", "input_type"],
+    "properties": {
+        "model": {"type": "string"},
+        "input_type": {"type": "string", "enum": list(INPUT_TYPE_PROMPTS)},
+        "texts": {"type": "array", "items": {"type": "string"}},
+        "images": {"type": "array", "items": {"type": "string"}},
+        "inputs": {"type": "array", "items": {"type": "object"}},
+        "embedding_types": {"type": "array", "items": {"type": "string", "enum": list(EMBEDDING_TYPES)}},
+        "output_dimension": {"type": "integer", "minimum": 1},
+        "truncate": {"type": "string", "enum": ["NONE", "START", "END"]},
+    },
+}
 
 
 class _BodyLimit:
@@ -104,14 +105,12 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
     require("fastapi", "server")
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     settings = settings or ServerSettings()
     metrics = ServerMetrics()
     state: dict[str, DynamicBatcher] = {}
-    created = int(time.time())
-    dimension = embedder.get_embedding_dimension()
 
     @asynccontextmanager
     async def lifespan(_: Any):
@@ -122,30 +121,25 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
             state.pop("batcher").close()
 
     class _Server(FastAPI):
-        """FastAPI, with ``POST /v1/embeddings`` answered before its middleware stack and router: the per-request
-        work of the busiest route is kept to what it needs (body limit, auth, parsing, the batcher, one response),
+        """FastAPI, with the embedding routes answered before its middleware stack and router: the per-request work
+        of the busiest routes is kept to what they need (body limit, auth, parsing, the batcher, one response),
         which on a GPU is what sets the request rate. Every other route, and the OpenAPI document, go through
         FastAPI."""
 
         async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-            if scope["type"] == "http" and scope["path"] == "/v1/embeddings" and scope["method"] == "POST":
-                await fast_embeddings(scope, receive, send)
+            route = fast.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+            if route is not None:
+                await route(scope, receive, send)
             else:
                 await super().__call__(scope, receive, send)
 
-    app = _Server(title="lco-embedding", summary="OpenAI-compatible multimodal embeddings", lifespan=lifespan)
+    authorized = _authorization(settings)
+    app = _Server(
+        title="lco-embedding", summary="OpenAI- and Cohere-compatible multimodal embeddings", lifespan=lifespan
+    )
     app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
-
-    async def embeddings_asgi(scope: dict, receive: Callable, send: Callable) -> None:
-        try:
-            response = await embeddings(Request(scope, receive))
-        except Exception:  # a fault of the server: answered as FastAPI's error middleware would, in OpenAI's format
-            logger.exception("POST /v1/embeddings failed")
-            metrics.requests.labels(status="500").inc()
-            response = _error(500, "internal server error", "server_error")
-        await response(scope, receive, send)
-
-    fast_embeddings = _BodyLimit(embeddings_asgi, settings.max_body_bytes)
+    routes = [kind(embedder, settings, metrics, state, authorized) for kind in (OpenAIEmbeddings, CohereEmbed)]
+    fast = {route.path: _BodyLimit(_asgi(route, metrics), settings.max_body_bytes) for route in routes}
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -164,11 +158,47 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
             param=where or None,
         )
 
-    def authorized(request: Request) -> bool:
+    _info_routes(app, embedder, settings, metrics, state, authorized)
+    for route, schema in zip(routes, (REQUEST_SCHEMA, _V2_SCHEMA), strict=True):
+        _document(app, route, schema)
+    return app
+
+
+def _authorization(settings: ServerSettings) -> Callable[[Any], bool]:
+    """Whether a request may use the API: any, or those with ``Authorization: Bearer <api_key>``."""
+
+    def authorized(request: Any) -> bool:
         if settings.api_key is None:
             return True
         given = request.headers.get("authorization", "")
         return hmac.compare_digest(given.encode(), f"Bearer {settings.api_key}".encode())
+
+    return authorized
+
+
+def _unauthorized() -> Any:
+    return _error(
+        401,
+        "missing or incorrect API key: send 'Authorization: Bearer <key>'.",
+        "invalid_request_error",
+        code="invalid_api_key",
+    )
+
+
+def _info_routes(
+    app: Any,
+    embedder: Any,
+    settings: ServerSettings,
+    metrics: ServerMetrics,
+    state: dict[str, DynamicBatcher],
+    authorized: Callable[[Any], bool],
+) -> None:
+    """``/health``, ``/ready``, ``/metrics`` and ``/v1/models``."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse, Response
+
+    created = int(time.time())
+    dimension = embedder.get_embedding_dimension()
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -199,150 +229,31 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
         card = {"id": settings.served_model_name, "object": "model", "created": created, "owned_by": "lco-embedding"}
         return {"object": "list", "data": [card]}
 
-    request_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": REQUEST_SCHEMA}}}}
-    route = _EmbeddingsRoute(embedder, settings, metrics, state, authorized)
 
-    @app.post("/v1/embeddings", openapi_extra=request_body)
-    async def embeddings(request: Request) -> Any:
-        """Embed ``input``: a string, a list of strings, or a list of items with text/image/audio/video."""
-        return await route(request)
+def _asgi(route: EmbedRoute, metrics: ServerMetrics) -> Callable:
+    """``route`` as an ASGI app; a fault of the server is answered as FastAPI's error middleware would, in the
+    route's error format."""
+    from fastapi import Request
+
+    async def app(scope: dict, receive: Callable, send: Callable) -> None:
+        try:
+            response = await route(Request(scope, receive))
+        except Exception:
+            logger.exception("POST %s failed", route.path)
+            metrics.requests.labels(status="500").inc()
+            response = route.error(500, "internal server error")
+        await response(scope, receive, send)
 
     return app
 
 
-class _EmbeddingsRoute:
-    """``POST /v1/embeddings``: auth, the request checked, admission, the batcher, one response (counted)."""
+def _document(app: Any, route: EmbedRoute, schema: dict[str, Any]) -> None:
+    """Register ``route`` with FastAPI too (the OpenAPI document; requests are answered before the router)."""
+    from fastapi import Request
 
-    def __init__(
-        self,
-        embedder: Any,
-        settings: ServerSettings,
-        metrics: ServerMetrics,
-        state: dict[str, DynamicBatcher],
-        authorized: Callable[[Any], bool],
-    ) -> None:
-        self.embedder, self.settings, self.metrics, self.state = embedder, settings, metrics, state
-        self.authorized = authorized
-        self.dimension = embedder.get_embedding_dimension()
+    async def endpoint(request: Request) -> Any:
+        return await route(request)
 
-    async def __call__(self, request: Any) -> Any:
-        started = time.perf_counter()
-        response = await self._respond(request)
-        self.metrics.requests.labels(status=str(response.status_code)).inc()
-        self.metrics.latency.observe(time.perf_counter() - started)
-        return response
-
-    async def _respond(self, request: Any) -> Any:
-        if not self.authorized(request):
-            return _unauthorized()
-        try:
-            body = parse_request(await request.body())
-        except RequestError as e:
-            return _error(400, str(e), "invalid_request_error", param=e.param)
-        refused = self._refused(body)
-        if refused is not None:
-            return refused
-        try:
-            prompt = resolve_prompt(self.embedder, body.prompt_name, None)
-            items = parse_input(body.input, self.settings)
-        except RequestItemError as e:
-            return _error(400, str(e), "invalid_request_error", param=_param(e))
-        return await self._embed(body, items, prompt, request)
-
-    def _refused(self, body: EmbeddingRequest) -> Any:
-        """The error response of a request this server does not take (another model, dimensions, prompt), or None."""
-        served, prompts = self.settings.served_model_name, self.embedder.prompts
-        if body.model != served:
-            message = f"model {body.model!r} is not served here; this server serves {served!r}."
-            return _error(404, message, "invalid_request_error", param="model", code="model_not_found")
-        if body.dimensions is not None and body.dimensions > self.dimension:
-            message = f"dimensions must be between 1 and {self.dimension}, got {body.dimensions}."
-            return _error(400, message, "invalid_request_error", param="dimensions")
-        if body.prompt_name is not None and body.prompt_name not in prompts:
-            names = ", ".join(repr(name) for name in sorted(prompts)) or "none"
-            message = (
-                f"prompt_name {body.prompt_name!r} is not one of this server's prompts (it has {names}); the "
-                "server adds prompts with `lco-embed serve --prompt NAME=TEXT`."
-            )
-            return _error(400, message, "invalid_request_error", param="prompt_name")
-        return None
-
-    async def _embed(self, body: EmbeddingRequest, items: list[Any], prompt: str | None, request: Any) -> Any:
-        from fastapi.responses import Response
-
-        batcher = self.state["batcher"]
-        try:
-            batcher.admit(len(items))
-        except QueueFull as e:
-            return _busy(e)
-        ticket = Ticket()
-        try:
-            vectors, tokens, places = await _unless_disconnected(request, batcher.embed(items, prompt, ticket), ticket)
-        except RequestItemError as e:
-            return _error(400, str(e), "invalid_request_error", param=_param(e))
-        except QueueFull as e:
-            return _busy(e)
-        except _Disconnected:
-            return Response(status_code=499)
-        finally:
-            batcher.release(len(items))
-        self.metrics.items.inc(len(items))
-        content = render_embeddings(
-            vectors,
-            dimensions=body.dimensions,
-            encoding=body.encoding_format,
-            model=self.settings.served_model_name,
-            tokens=tokens,
-            places=places if any(place is not None for _, place in places) else None,
-        )
-        return Response(content, media_type="application/json")
-
-
-def _unauthorized() -> Any:
-    return _error(
-        401,
-        "missing or incorrect API key: send 'Authorization: Bearer <key>'.",
-        "invalid_request_error",
-        code="invalid_api_key",
-    )
-
-
-def _busy(error: QueueFull) -> Any:
-    """The 429 of a full queue, with its Retry-After."""
-    return _error(
-        429, str(error), "rate_limit_error", code="queue_full", headers={"Retry-After": str(error.retry_after)}
-    )
-
-
-def _param(error: RequestItemError) -> str:
-    return "input" if error.index is None else f"input[{error.index}]"
-
-
-class _Disconnected(Exception):
-    pass
-
-
-async def _unless_disconnected(request: Any, work: Awaitable[Any], ticket: Ticket) -> Any:
-    """Await ``work``; if the client disconnects first, cancel the ticket (its queued items are dropped) and the
-    wait (one watcher task per request; the work runs in the request's own task)."""
-    task = asyncio.current_task()
-    gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                gone = ticket.cancelled = True
-                task.cancel()
-                return
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if gone:
-            raise _Disconnected from None
-        raise
-    finally:
-        watcher.cancel()
+    endpoint.__doc__ = (route.__class__.__doc__ or "").split("\n\n")[0]
+    body = {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    app.post(route.path, openapi_extra=body, name=route.__class__.__name__)(endpoint)

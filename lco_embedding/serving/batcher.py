@@ -35,7 +35,7 @@ from lco_embedding.serving.inputs import SEGMENT, RequestItemError, resolve_medi
 from lco_embedding.serving.metrics import ServerMetrics
 from lco_embedding.serving.settings import ServerSettings
 
-__all__ = ["DynamicBatcher", "QueueFull", "Ticket"]
+__all__ = ["DynamicBatcher", "Embedded", "QueueFull", "Ticket"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,24 @@ class QueueFull(LCOError, RuntimeError):
 def _finite(value: float) -> float | None:
     """A segment's start or end for JSON: None for an item embedded whole (NaN)."""
     return None if math.isnan(value) else value
+
+
+@dataclass
+class Embedded:
+    """One request's answer from the batcher.
+
+    Attributes:
+        vectors: Raw float32 embeddings: one per item in item order, except that an item with a ``"segment"``
+            spec has one per segment.
+        tokens: Tokens the model saw.
+        places: What each embedding is: ``(item index, None)``, or ``(item index, {"segment", "start", "end"})``.
+        cut: What preprocessing cut from each embedded piece (:mod:`lco_embedding.core.notes`), in the same order.
+    """
+
+    vectors: list[Any]
+    tokens: int
+    places: list[tuple[int, dict[str, Any] | None]]
+    cut: list[dict[str, float]]
 
 
 @dataclass
@@ -156,12 +174,8 @@ class DynamicBatcher:
             self.metrics.queue_items.set(self._admitted)
 
     # ---------------------------------------------------------------------------------------------- a request
-    async def embed(
-        self, items: list[dict[str, Any]], prompt: str | None, ticket: Ticket
-    ) -> tuple[list, int, list[tuple[int, dict[str, Any] | None]]]:
-        """Embed one request's items: ``(raw float32 embeddings, tokens the model saw, what each embedding is)``:
-        one embedding per item in item order, except that an item with a ``"segment"`` spec has one per segment,
-        each described as ``(item index, {"segment", "start", "end"})`` (``(item index, None)`` for the others).
+    async def embed(self, items: list[Any], prompt: str | None, ticket: Ticket) -> Embedded:
+        """Embed one request's items (:class:`Embedded`).
 
         A request of text items only goes to the text thread, which featurizes every text request queued with it
         in one tokenizer call; a request with media (or segments) is featurized item by item in the worker
@@ -172,7 +186,7 @@ class DynamicBatcher:
             QueueFull: The request's tokens would pass ``max_queue_tokens`` while others wait.
         """
         loop = asyncio.get_running_loop()
-        if all(list(item) == [TEXT.name] for item in items):
+        if all(isinstance(item, dict) and list(item) == [TEXT.name] for item in items):
             jobs = [_Job(ticket, loop.create_future(), loop) for _ in items]
             places: list[tuple[int, dict[str, Any] | None]] = [(index, None) for index in range(len(items))]
             with self._texts_ready:
@@ -200,12 +214,13 @@ class DynamicBatcher:
                 where = "" if place is None else f"segment {place['segment']}: "
                 raise RequestItemError(where + failure.reason, index)
             raise next((f for _, f in failures if isinstance(f, QueueFull)), failure)
-        return results, sum(job.features.length for job in jobs), places
+        tokens = sum(job.features.length for job in jobs)
+        return Embedded(results, tokens, places, [job.features.cut for job in jobs])
 
-    def _featurize(self, index: int, item: dict[str, Any], prompt: str | None) -> list[tuple[Any, Features]]:
+    def _featurize(self, index: int, item: Any, prompt: str | None) -> list[tuple[Any, Features]]:
         """An item's features (one, or one per segment with its place), featurized in a worker thread."""
         item = resolve_media(item, index, self.settings)
-        spec = item.pop(SEGMENT, None)
+        spec = item.pop(SEGMENT, None) if isinstance(item, dict) else None
         pieces: list[tuple[Any, Any]] = [(None, item)]
         if spec is not None:
             pieces = []

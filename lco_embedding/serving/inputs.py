@@ -1,6 +1,7 @@
-"""The ``input`` of a ``POST /v1/embeddings`` request, checked and turned into ``encode`` items.
+"""The items of a request, checked and turned into ``encode`` items: OpenAI's ``input``, vLLM's chat-style
+``messages``, typed content parts (llama.cpp's, Cohere's ``inputs``), Cohere's ``texts`` and ``images``.
 
-Accepted: a string, a list of strings, or a list of items, each a string or an object with any of ``text``,
+``input``: a string, a list of strings, or a list of items, each a string or an object with any of ``text``,
 ``image``, ``audio``, ``video`` (several = one mixed item), and optionally its own media settings (``fps``,
 ``max_frames``, ``min_pixels``, ``max_pixels``: :data:`lco_embedding.inputs.parse.ITEM_BUDGETS`), whether its video is
 embedded with its sound track (``use_audio_in_video``: true, false or "auto"), and ``segment`` (true, or an
@@ -8,6 +9,13 @@ object such as ``{"window": 30}``: :meth:`lco_embedding.segments.SegmentSpec.fro
 segment of a long audio, video or text. Strings are always
 text: the server never reads a path a client names. Media are data URIs (``data:image/png;base64,...``), or
 http(s) URLs when the server fetches URLs (:mod:`.fetch`).
+
+An ``input`` item may also be a typed content part, or a list of them (one item, its parts in order, the modality's
+one-word-summary suffix after them): ``{"type": "text", "text": ...}``, ``{"type": "image_url", "image_url": {"url":
+...}}`` (``audio_url``, ``video_url`` alike, the URL as an object or a string), OpenAI's ``{"type": "input_audio",
+"input_audio": {"data": <base64>, "format": "wav"}}``, or Qwen's ``{"type": "image", "image": ...}``. ``messages``
+(a list of ``{"role", "content"}``, the content a string or a list of parts) is one item embedded as given, as
+vLLM embeds a chat: the chat template around it, no prompt and no suffix added.
 
 Does not accept token arrays (lists of integers), which OpenAI's API also allows: send text.
 """
@@ -22,7 +30,7 @@ from lco_embedding.inputs.parse import AUDIO_IN_VIDEO, ITEM_BUDGETS
 from lco_embedding.serving.fetch import FetchError, fetch
 from lco_embedding.serving.settings import ServerSettings
 
-__all__ = ["SEGMENT", "RequestItemError", "parse_input", "resolve_media"]
+__all__ = ["SEGMENT", "RequestItemError", "content_item", "parse_input", "parse_messages", "resolve_media"]
 
 SEGMENT = "segment"
 """The item key asking for one embedding per segment; :func:`parse_input` turns its value into a SegmentSpec."""
@@ -30,11 +38,21 @@ _ITEM_OPTIONS = {*ITEM_BUDGETS, AUDIO_IN_VIDEO}
 
 
 class RequestItemError(LCOError, ValueError):
-    """An item of a request cannot be embedded: 400, naming the item's index."""
+    """An item of a request cannot be embedded: 400, naming the item (``field[index]``: ``input[3]``,
+    ``messages[1]``, ``texts[0]``)."""
 
-    def __init__(self, reason: str, index: int | None = None) -> None:
-        self.reason, self.index = reason, index
-        super().__init__(reason if index is None else f"input[{index}]: {reason}")
+    def __init__(self, reason: str, index: int | None = None, field: str = "input") -> None:
+        self.reason, self.index, self.field = reason, index, field
+        super().__init__(reason if index is None else f"{field}[{index}]: {reason}")
+
+    @property
+    def param(self) -> str:
+        """The request field it names: ``input[3]``, or ``input`` when no item is named."""
+        return self.field if self.index is None else f"{self.field}[{self.index}]"
+
+    def named(self, field: str) -> RequestItemError:
+        """The same error naming ``field`` instead."""
+        return RequestItemError(self.reason, self.index, field)
 
 
 def parse_input(value: Any, settings: ServerSettings) -> list[dict[str, Any]]:
@@ -57,9 +75,11 @@ def parse_input(value: Any, settings: ServerSettings) -> list[dict[str, Any]]:
     return [_item(entry, index, settings) for index, entry in enumerate(entries)]
 
 
-def _item(entry: Any, index: int, settings: ServerSettings) -> dict[str, Any]:
+def _item(entry: Any, index: int, settings: ServerSettings) -> Any:
     if isinstance(entry, str):
         return {"text": _text(entry, index, settings)}
+    if isinstance(entry, list) or (isinstance(entry, dict) and "type" in entry):
+        return content_item(entry if isinstance(entry, list) else [entry], index, settings)
     if not isinstance(entry, dict):
         raise RequestItemError(f"an item must be a string or an object, got {type(entry).__name__}.", index)
     unknown = sorted(set(entry) - set(MODALITIES) - _ITEM_OPTIONS - {SEGMENT})
@@ -85,6 +105,84 @@ def _item(entry: Any, index: int, settings: ServerSettings) -> dict[str, Any]:
     return item
 
 
+# Typed content parts: `{m}_url` (vLLM, llama.cpp, Cohere) and Qwen's own `{"type": m, m: ...}` for every modality
+# of the table, and OpenAI's `input_audio`.
+_URL_PARTS = {f"{modality}_url": modality for modality in MEDIA_MODALITIES}
+_PART_TYPES = sorted({*MODALITIES, *_URL_PARTS, "input_audio"})
+
+
+def content_item(parts: list[Any], index: int, settings: ServerSettings, field: str = "input") -> list[dict[str, Any]]:
+    """Typed content parts as one ``encode`` item: Qwen's content parts, in order (media checked as in an item).
+
+    Raises:
+        RequestItemError: An empty list, a part of an unknown type or shape, or media not accepted.
+    """
+    if not parts:
+        raise RequestItemError("a list of content parts is empty; give at least one part.", index, field)
+    return [_part(part, index, settings, field, number) for number, part in enumerate(parts)]
+
+
+def _part(part: Any, index: int, settings: ServerSettings, field: str, number: int) -> dict[str, Any]:
+    kind = part.get("type") if isinstance(part, dict) else None
+    where = f"content part {number}: "
+    if kind not in _PART_TYPES:
+        raise RequestItemError(
+            where + f"type {kind!r} is not understood; a part is one of {', '.join(map(repr, _PART_TYPES))}, e.g. "
+            '{"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}.',
+            index,
+            field,
+        )
+    try:
+        if is_text(kind):
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise RequestItemError(f"'text' must be a string, got {type(text).__name__}.", index, field)
+            return {"type": "text", "text": _text(text, index, settings, field)}
+        if kind == "input_audio":
+            return {"type": "audio", "audio": _media("audio", _input_audio(part.get("input_audio")), index, settings)}
+        modality = _URL_PARTS.get(kind, kind)
+        value = part.get(kind)
+        url = value.get("url") if isinstance(value, dict) else value
+        return {"type": modality, modality: _media(modality, url, index, settings)}
+    except RequestItemError as e:
+        raise RequestItemError(where + e.reason, index, field) from None
+
+
+def _input_audio(value: Any) -> str:
+    """OpenAI's ``{"data": <base64>, "format": "wav" | "mp3" | ...}`` as a data URI."""
+    if not isinstance(value, dict) or not isinstance(value.get("data"), str):
+        raise RequestItemError('input_audio must be {"data": "<base64>", "format": "wav"}.')
+    fmt = value.get("format") or "wav"
+    if not isinstance(fmt, str) or not fmt.isalnum():
+        raise RequestItemError(f"input_audio's format must be a name such as 'wav' or 'mp3', got {fmt!r}.")
+    return f"data:audio/{fmt};base64,{value['data']}"
+
+
+def parse_messages(value: Any, settings: ServerSettings) -> list[list[dict[str, Any]]]:
+    """vLLM's ``messages``: one conversation item (embedded as given), each message's content as Qwen's parts.
+
+    Raises:
+        RequestItemError: Not a non-empty list of ``{"role", "content"}`` messages, naming ``messages[i]``.
+    """
+    if not isinstance(value, list) or not value:
+        raise RequestItemError("messages must be a non-empty list of {'role', 'content'} objects.", None, "messages")
+    conversation = []
+    for number, message in enumerate(value):
+        if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant"):
+            raise RequestItemError(
+                "a message is {'role': 'system' | 'user' | 'assistant', 'content': ...}.", number, "messages"
+            )
+        content = message.get("content")
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        if not isinstance(content, list):
+            raise RequestItemError(
+                f"content must be a string or a list of parts, got {type(content).__name__}.", number, "messages"
+            )
+        conversation.append({"role": message["role"], "content": content_item(content, number, settings, "messages")})
+    return [conversation]
+
+
 def _segment(value: Any, index: int) -> Any:
     from lco_embedding.segments import SegmentSpec
 
@@ -94,12 +192,12 @@ def _segment(value: Any, index: int) -> Any:
         raise RequestItemError(str(e), index) from e
 
 
-def _text(text: str, index: int, settings: ServerSettings) -> str:
+def _text(text: str, index: int, settings: ServerSettings, field: str = "input") -> str:
     if not text.strip():
-        raise RequestItemError("empty text; give at least one non-blank character.", index)
+        raise RequestItemError("empty text; give at least one non-blank character.", index, field)
     if len(text.encode("utf-8")) > settings.max_item_bytes:
         raise RequestItemError(
-            f"the text is larger than this server's limit of {settings.max_item_bytes:,} bytes.", index
+            f"the text is larger than this server's limit of {settings.max_item_bytes:,} bytes.", index, field
         )
     return text
 
@@ -132,18 +230,36 @@ def _media(modality: str, value: Any, index: int, settings: ServerSettings) -> s
     )
 
 
-def resolve_media(item: dict[str, Any], index: int, settings: ServerSettings) -> dict[str, Any]:
-    """Download the URLs of an item (in a worker thread, not on the event loop); data URIs stay as they are.
+def resolve_media(item: Any, index: int, settings: ServerSettings, field: str = "input") -> Any:
+    """Download the URLs of an item — a dict item, a list of content parts or a conversation — in a worker thread,
+    not on the event loop; data URIs stay as they are.
 
     Raises:
         RequestItemError: A URL that is refused or cannot be fetched.
     """
+    if isinstance(item, list):
+        return [_resolved_entry(entry, index, settings, field) for entry in item]
     resolved = dict(item)
     for modality in MEDIA_MODALITIES:
         value = item.get(modality)
         if isinstance(value, str) and value.startswith(("http://", "https://")):
-            try:
-                resolved[modality] = fetch(value, settings)
-            except FetchError as e:
-                raise RequestItemError(str(e), index) from e
+            resolved[modality] = _fetched(value, index, settings, field)
     return resolved
+
+
+def _resolved_entry(entry: dict[str, Any], index: int, settings: ServerSettings, field: str) -> dict[str, Any]:
+    """A content part with its URL fetched, or a message with its parts'."""
+    if "role" in entry:
+        return {**entry, "content": [_resolved_entry(part, index, settings, field) for part in entry["content"]]}
+    modality = entry.get("type")
+    value = entry.get(modality) if isinstance(modality, str) else None
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return {**entry, modality: _fetched(value, index, settings, field)}
+    return entry
+
+
+def _fetched(url: str, index: int, settings: ServerSettings, field: str) -> bytes:
+    try:
+        return fetch(url, settings)
+    except FetchError as e:
+        raise RequestItemError(str(e), index, field) from e

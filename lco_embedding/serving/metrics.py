@@ -39,6 +39,13 @@ class ServerMetrics:
         self.pending_items = Gauge(
             "lco_pending_items", "Items preprocessed and waiting for a forward pass.", registry=self.registry
         )
+        self.truncated = Counter(
+            "lco_truncated_items",
+            "Items cut by preprocessing: text past max_length, sound past max_audio_seconds, videos whose frames "
+            "were sampled.",
+            ["kind"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "lco_request_seconds",
             "Time from a request's arrival to its answer.",
@@ -51,6 +58,15 @@ class ServerMetrics:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def count_truncated(self, cut: list[dict[str, float]]) -> None:
+        """Count the pieces preprocessing cut, by kind (``text``, ``audio``, ``video``)."""
+        from lco_embedding.core import notes
+
+        for kind, key in (("text", notes.TEXT), ("audio", notes.AUDIO_SECONDS), ("video", notes.VIDEO_FRAMES)):
+            found = sum(1 for c in cut if c.get(key, 0) > 0)
+            if found:
+                self.truncated.labels(kind=kind).inc(found)
 
     def observe_batch(self, items: int, padded_tokens: int) -> None:
         """Record one forward pass."""

@@ -29,6 +29,8 @@ class ServerSettings:
         allowed_hosts: With ``allow_url``, only these host names; and the only way to reach loopback, private,
             link-local or reserved addresses, which are refused otherwise (server-side request forgery).
         url_timeout_s: Connect and read timeout of a media download.
+        int8_range: The range ``/v2/embed``'s int8 and uint8 embeddings quantize (one for every dimension; default
+            ``4 / sqrt(dimension)``: :mod:`lco_embedding.serving.cohere`).
     """
 
     served_model_name: str = "lco-embedding"
@@ -45,6 +47,7 @@ class ServerSettings:
     allow_url: bool = False
     allowed_hosts: list[str] = field(default_factory=list)
     url_timeout_s: float = 20.0
+    int8_range: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_batch_items", "max_queue_items", "max_items_per_request", "max_item_bytes", "max_body_bytes"):
@@ -54,5 +57,7 @@ class ServerSettings:
             raise ValueError(f"max_queue_tokens must be a positive integer or None, got {self.max_queue_tokens}.")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be 0 or more, got {self.max_wait_ms}.")
+        if self.int8_range is not None and not self.int8_range > 0:
+            raise ValueError(f"int8_range must be positive, got {self.int8_range}.")
         if self.featurize_workers < 1:
             raise ValueError(f"featurize_workers must be at least 1, got {self.featurize_workers}.")

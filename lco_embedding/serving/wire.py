@@ -37,8 +37,8 @@ class RequestError(LCOError, ValueError):
 
 @dataclass(frozen=True)
 class EmbeddingRequest:
-    """OpenAI's embeddings request, with ``prompt_name`` for the server's prompts. ``input`` is checked later
-    (:func:`lco_embedding.serving.inputs.parse_input`)."""
+    """OpenAI's embeddings request, with ``prompt_name`` for the server's prompts, or vLLM's chat-style
+    ``messages`` instead of ``input``. Both are checked later (:mod:`lco_embedding.serving.inputs`)."""
 
     input: Any
     model: str
@@ -46,14 +46,19 @@ class EmbeddingRequest:
     dimensions: int | None = None
     user: str | None = None
     prompt_name: str | None = None
+    messages: Any = None
 
 
 #: The request body's JSON schema, for the OpenAPI document (the route reads the body itself).
 REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["input", "model"],
+    "required": ["model"],
     "properties": {
-        "input": {"description": "A string, a list of strings, or a list of items with text/image/audio/video."},
+        "input": {
+            "description": "A string, a list of strings, or a list of items: objects with text/image/audio/video, "
+            "typed content parts, or lists of them."
+        },
+        "messages": {"type": "array", "description": "Instead of input: one chat (vLLM), embedded as given."},
         "model": {"type": "string"},
         "encoding_format": {"type": "string", "enum": ["float", "base64"], "default": "float"},
         "dimensions": {"type": "integer", "minimum": 1},
@@ -95,9 +100,10 @@ def parse_request(body: bytes) -> EmbeddingRequest:
         raise RequestError(f"the request body is not valid JSON: {e}.") from None
     if not isinstance(document, dict):
         raise RequestError(f"the request body must be a JSON object, got {type(document).__name__}.")
-    for name in ("input", "model"):
-        if name not in document:
-            raise RequestError(f"{name}: Field required", name)
+    if "model" not in document:
+        raise RequestError("model: Field required", "model")
+    if ("input" in document) == ("messages" in document):
+        raise RequestError("give input (OpenAI's) or messages (vLLM's chat form), exactly one of them.", "input")
     model = document["model"]
     if not isinstance(model, str):
         raise RequestError(f"model: Input should be a valid string, got {type(model).__name__}", "model")
@@ -116,7 +122,8 @@ def parse_request(body: bytes) -> EmbeddingRequest:
         if value is not None and not isinstance(value, str):
             raise RequestError(f"{name}: Input should be a valid string, got {type(value).__name__}", name)
     return EmbeddingRequest(
-        input=document["input"],
+        input=document.get("input"),
+        messages=document.get("messages"),
         model=model,
         encoding_format=encoding,
         dimensions=dimensions,
@@ -139,11 +146,12 @@ def render_embeddings(
     model: str,
     tokens: int,
     places: list[tuple[int, dict[str, Any] | None]] | None = None,
+    truncation: dict[str, Any] | None = None,
 ) -> bytes:
     """The response body for raw float32 ``vectors`` (in item order): each truncated to ``dimensions`` and then
     L2-normalised (as ``encode(truncate_dim=...)`` does), as floats or base64. ``places`` says, for each vector,
     its item's index and, for a segment, ``{"segment", "start", "end"}`` (added to its entry); default: vector i
-    is item i."""
+    is item i. ``truncation`` (what preprocessing cut) joins ``usage``."""
     rows = np.stack([_float32(v) for v in vectors])
     if dimensions is not None:
         rows = rows[:, :dimensions]
@@ -160,5 +168,5 @@ def render_embeddings(
             {"object": "embedding", "index": index, "embedding": e, **(place or {})}
             for (index, place), e in zip(places, embeddings, strict=True)
         ]
-    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens, **(truncation or {})}
     return dumps({"object": "list", "data": data, "model": model, "usage": usage})

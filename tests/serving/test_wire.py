@@ -18,7 +18,8 @@ from lco_embedding.serving.wire import RequestError, parse_request, render_embed
     [
         (b"{not json", None, "not valid JSON"),
         (b"[1, 2]", None, "must be a JSON object, got list"),
-        (b'{"model": "m"}', "input", "input: Field required"),
+        (b'{"model": "m"}', "input", "give input"),
+        (b'{"model": "m", "input": "x", "messages": []}', "input", "exactly one of them"),
         (b'{"input": "x"}', "model", "model: Field required"),
         (b'{"input": "x", "model": 5}', "model", "model: Input should be a valid string"),
         (b'{"input": "x", "model": "m", "encoding_format": "int8"}', "encoding_format", "'float' or 'base64'"),
