@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from lco_embedding.core.errors import LCOError
-from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES, is_text
+from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES, MODALITY_TABLE, TEXT, is_text
 from lco_embedding.inputs.parse import AUDIO_IN_VIDEO, ITEM_BUDGETS
 from lco_embedding.serving.fetch import FetchError, fetch
 from lco_embedding.serving.settings import ServerSettings
@@ -66,7 +66,8 @@ def parse_input(value: Any, settings: ServerSettings) -> list[dict[str, Any]]:
         raise RequestItemError(f"input must be a string or a list, got {type(value).__name__}.")
     if not entries:
         raise RequestItemError("input is empty; give at least one string or item.")
-    if all(isinstance(e, int) for e in entries) or all(isinstance(e, list) for e in entries):
+    tokens = [isinstance(e, list) and bool(e) and all(isinstance(t, int) for t in e) for e in entries]
+    if all(isinstance(e, int) for e in entries) or all(tokens):
         raise RequestItemError("token arrays are not supported; send the text itself.")
     if len(entries) > settings.max_items_per_request:
         raise RequestItemError(
@@ -133,7 +134,7 @@ def _part(part: Any, index: int, settings: ServerSettings, field: str, number: i
             field,
         )
     try:
-        if is_text(kind):
+        if MODALITY_TABLE.get(kind) is TEXT:
             text = part.get("text")
             if not isinstance(text, str):
                 raise RequestItemError(f"'text' must be a string, got {type(text).__name__}.", index, field)

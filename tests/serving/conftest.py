@@ -20,8 +20,8 @@ NAME = "lco-tiny"
 
 
 class Gate:
-    """A ``forward_fault`` that holds every forward pass while closed: tests then know what is queued, without
-    waiting for a time to pass. ``entered`` is set once a forward pass waits at the closed gate."""
+    """A fault hook (``ModelParts.fault``) that holds every forward pass while closed: tests then know what is
+    queued, without waiting for a time to pass. ``entered`` is set once a forward pass waits at the closed gate."""
 
     def __init__(self) -> None:
         self._open = threading.Event()
@@ -42,12 +42,14 @@ class Gate:
 
 
 @contextmanager
-def running_server(checkpoint: str, gate: Gate | None = None, **settings) -> Iterator[str]:
-    """Serve ``checkpoint`` with ``ServerSettings(**settings)`` on a free loopback port; yields its base URL.
-    With ``gate``, every forward pass passes through it."""
+def running_server(
+    checkpoint: str, gate: Gate | None = None, embedder_kwargs: dict | None = None, **settings
+) -> Iterator[str]:
+    """Serve ``checkpoint`` (``LCOEmbedder(checkpoint, **embedder_kwargs)``) with ``ServerSettings(**settings)`` on
+    a free loopback port; yields its base URL. With ``gate``, every forward pass passes through it."""
     import uvicorn
 
-    embedder = LCOEmbedder(checkpoint, device="cpu")
+    embedder = LCOEmbedder(checkpoint, device="cpu", **(embedder_kwargs or {}))
     embedder.parts.fault = gate
     app = create_app(embedder, ServerSettings(served_model_name=NAME, **settings))
     sock = socket.socket()
