@@ -154,12 +154,10 @@ def test_cohere_output_dimension_images_and_inputs(co, prompted, uris):
     images = co.embed(model=NAME, images=[uris["png"], uris["jpg"]], input_type="image", embedding_types=["float"])
     expected = model.encode_document([{"image": uris["png"]}, {"image": uris["jpg"]}], show_progress_bar=False)
     np.testing.assert_allclose(images.embeddings.float_, expected, atol=TOL, rtol=0)
+    content = [{"type": "text", "text": "a caption"}, {"type": "image_url", "image_url": {"url": uris["png"]}}]
     inputs = co.embed(
-        model=NAME,
-        inputs=[{"content": [{"type": "text", "text": "a caption"}, {"type": "image_url", "image_url": {"url": uris["png"]}}]}],
-        input_type="search_document",
-        embedding_types=["float"],
-    )  # fmt: skip
+        model=NAME, inputs=[{"content": content}], input_type="search_document", embedding_types=["float"]
+    )
     parts = [{"type": "text", "text": "a caption"}, {"type": "image", "image": uris["png"]}]
     np.testing.assert_allclose(inputs.embeddings.float_[0], model.encode_document(parts), atol=TOL, rtol=0)
 
