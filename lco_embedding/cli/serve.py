@@ -91,6 +91,11 @@ __all__ = ["serve"]
     help="Server processes sharing the port, each with its own copy of the model and cores // N threads (CPU "
     "deployments; on a GPU run one server per GPU).",
 )
+@click.option(
+    "--int8-range",
+    type=click.FloatRange(min=0, min_open=True),
+    help="The range /v2/embed's int8/uint8 embeddings quantize [default: 4 / sqrt(dimension)].",
+)
 @click.option("--allow-url", is_flag=True, help="Fetch http(s) media URLs (off: data URIs only).")
 @click.option(
     "--allowed-host",
@@ -120,11 +125,12 @@ def serve(
     prompts: tuple[str, ...],
     default_prompt: str | None,
     workers: int,
+    int8_range: float | None,
     allow_url: bool,
     allowed_hosts: tuple[str, ...],
 ) -> None:
-    """Serve MODEL over HTTP: POST /v1/embeddings (OpenAI's API: the openai client works unchanged for text),
-    GET /v1/models, /health, /ready and /metrics (Prometheus).
+    """Serve MODEL over HTTP: POST /v1/embeddings (OpenAI's API, with vLLM's chat-style messages and typed content
+    parts), POST /v2/embed (Cohere's), GET /v1/models, /health, /ready and /metrics (Prometheus).
 
     `input` is a string, a list of strings, or a list of items such as {"text": "...", "image":
     "data:image/png;base64,..."}; add "prompt_name": "query" for one of the model's saved prompts or of those
@@ -154,6 +160,7 @@ def serve(
             max_body_bytes=max_body_bytes,
             allow_url=allow_url,
             allowed_hosts=list(allowed_hosts),
+            int8_range=int8_range,
         )
     except ValueError as e:
         raise click.UsageError(str(e)) from e
