@@ -159,7 +159,7 @@ def main() -> None:
     parser.add_argument("--preset", default="tiny", help="tiny, or a preset of benchmarks/models.py (tiny-2048, ...)")
     parser.add_argument("--connections", "--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--max-wait-ms", type=float, default=5)
+    parser.add_argument("--max-wait-ms", type=float, default=2)
     parser.add_argument("--encoding", choices=["float", "base64"], default="float")
     parser.add_argument("--workers", type=int, default=1, help="lco-embed serve --workers")
     parser.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto")

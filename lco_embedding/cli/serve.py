@@ -21,7 +21,7 @@ __all__ = ["serve"]
 @click.option(
     "--max-wait-ms",
     type=click.FloatRange(min=0),
-    default=5.0,
+    default=2.0,
     show_default=True,
     help="How long a request waits for others to share its forward pass.",
 )
@@ -141,7 +141,6 @@ def serve(
     from lco_embedding.core.require import require
 
     require("uvicorn", "server")
-    import uvicorn
 
     from lco_embedding.serving import ServerSettings, create_app
 
@@ -188,7 +187,10 @@ def serve(
         f"on http://{host}:{port}/v1",
         err=True,
     )
-    uvicorn.run(create_app(embedder, settings), host=host, port=port, log_level="warning")
+    from lco_embedding.serving import MainThreadRunner
+
+    runner = MainThreadRunner()  # the model on this (main) thread, HTTP in a thread of its own
+    runner.serve(create_app(embedder, settings, model_loop=runner), host=host, port=port)
 
 
 def _worker_spec(

@@ -89,11 +89,12 @@ class _BodyLimit:
         await self.app(scope, replay, send)
 
 
-def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
+def create_app(embedder: Any, settings: ServerSettings | None = None, *, model_loop: Any = None) -> Any:
     """The FastAPI application serving ``embedder`` (``pip install 'lco-embedding[server]'``).
 
-    The model runs in one background thread (:class:`~lco_embedding.serving.batcher.DynamicBatcher`), started with
-    the application and stopped with it.
+    The model runs in one loop (:class:`~lco_embedding.serving.batcher.DynamicBatcher`), started with the
+    application and stopped with it: in a background thread, or with ``model_loop`` (a
+    :class:`~lco_embedding.serving.runner.MainThreadRunner`) on the thread that runs it, as ``lco-embed serve`` does.
 
     Example:
         >>> from fastapi.testclient import TestClient
@@ -114,7 +115,9 @@ def create_app(embedder: Any, settings: ServerSettings | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(_: Any):
-        state["batcher"] = DynamicBatcher(embedder, settings, metrics)
+        state["batcher"] = DynamicBatcher(embedder, settings, metrics, model_thread=model_loop is None)
+        if model_loop is not None:
+            model_loop.attach(state["batcher"])
         try:
             yield
         finally:

@@ -124,9 +124,14 @@ class DynamicBatcher:
         embedder: The loaded :class:`~lco_embedding.LCOEmbedder`.
         settings: Batching and limits.
         metrics: Where batch sizes, queue depth and cancellations are counted.
+        model_thread: Run the model's loop in a thread of its own (default). False: the owner calls
+            :meth:`run_model` on a thread of its choice (:class:`~lco_embedding.serving.runner.MainThreadRunner`
+            runs it on the main thread).
     """
 
-    def __init__(self, embedder: Any, settings: ServerSettings, metrics: ServerMetrics) -> None:
+    def __init__(
+        self, embedder: Any, settings: ServerSettings, metrics: ServerMetrics, *, model_thread: bool = True
+    ) -> None:
         self.embedder, self.settings, self.metrics = embedder, settings, metrics
         self.pipeline = embedder.pipeline(
             max_tokens_per_batch=settings.max_tokens_per_batch, batch_size=settings.max_batch_items
@@ -143,15 +148,28 @@ class DynamicBatcher:
         self._ids = itertools.count()
         self._stopping = False
         self._items_per_second = 0.0
-        self._thread = threading.Thread(target=self._loop, name="lco-serve-batcher", daemon=True)
+        self._model_running = threading.Event()
+        self._model_done = threading.Event()
+        self._thread = threading.Thread(target=self.run_model, name="lco-serve-batcher", daemon=True)
         self._text_thread = threading.Thread(target=self._text_loop, name="lco-serve-text", daemon=True)
-        self._thread.start()
+        if model_thread:
+            self._thread.start()
         self._text_thread.start()
 
     @property
     def running(self) -> bool:
-        """True while the model thread runs."""
-        return self._thread.is_alive() and not self._stopping
+        """True while the model's loop runs."""
+        return self._model_running.is_set() and not self._stopping
+
+    def run_model(self) -> None:
+        """The model's loop: take windows of queued items, run them, answer them; returns once :meth:`close`
+        is called. Runs in the batcher's own thread, or (``model_thread=False``) on the caller's."""
+        self._model_running.set()
+        try:
+            self._loop()
+        finally:
+            self._model_running.clear()
+            self._model_done.set()
 
     # ------------------------------------------------------------------------------------------ admission
     def admit(self, count: int) -> None:
@@ -381,6 +399,9 @@ class DynamicBatcher:
             self._condition.notify_all()
         with self._texts_ready:
             self._texts_ready.notify_all()
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        elif self._model_running.is_set():  # the model's loop runs on its owner's thread: wait until it has left
+            self._model_done.wait(timeout=30)
         self._text_thread.join(timeout=30)
         self.pool.shutdown(wait=False, cancel_futures=True)

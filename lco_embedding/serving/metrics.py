@@ -1,4 +1,8 @@
-"""Prometheus metrics of the server (``GET /metrics``), in a registry of its own per app."""
+"""Prometheus metrics of the server (``GET /metrics``), in a registry of its own per app.
+
+Under ``--workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set, :mod:`.processes`) every worker writes its values to that
+folder and ``/metrics`` adds up all workers' (gauges: the live workers' sum).
+"""
 
 from __future__ import annotations
 
@@ -35,9 +39,17 @@ class ServerMetrics:
             buckets=(64, 256, 1024, 4096, 16384, 65536, 262144),
             registry=self.registry,
         )
-        self.queue_items = Gauge("lco_queue_items", "Items admitted and not yet answered.", registry=self.registry)
+        self.queue_items = Gauge(
+            "lco_queue_items",
+            "Items admitted and not yet answered.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self.pending_items = Gauge(
-            "lco_pending_items", "Items preprocessed and waiting for a forward pass.", registry=self.registry
+            "lco_pending_items",
+            "Items preprocessed and waiting for a forward pass.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.truncated = Counter(
             "lco_truncated_items",
@@ -55,8 +67,16 @@ class ServerMetrics:
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        import os
 
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # --workers: every worker's values, added up
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     def count_truncated(self, cut: list[dict[str, float]]) -> None:

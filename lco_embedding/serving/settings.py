@@ -35,7 +35,7 @@ class ServerSettings:
 
     served_model_name: str = "lco-embedding"
     api_key: str | None = None
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 2.0
     max_tokens_per_batch: int | None = None
     max_batch_items: int = 64
     max_queue_items: int = 1024
