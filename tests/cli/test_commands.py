@@ -170,6 +170,10 @@ def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, embedde
         np.testing.assert_allclose(plain.data[0].embedding, embedder.encode("a cat"), atol=1e-5, rtol=0)
         with pytest.raises(openai.BadRequestError, match=r"it has 'doc', 'query'\); the server adds prompts with `lco"):
             client.embeddings.create(model="tiny", input=["a cat"], extra_body={"prompt_name": "nope"})
+        # /metrics counts every worker's requests, whichever worker answers the scrape (2 x workers + 1 answered 200)
+        scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": "Bearer k"}).text
+        answered = [line for line in scrape.splitlines() if line.startswith('lco_requests_total{status="200"}')]
+        assert answered and float(answered[0].split()[-1]) == 2 * workers + 1, scrape[:2000]
     finally:
         process.terminate()
         # uvicorn shuts down gracefully, then re-raises the signal: the exit status says SIGTERM
