@@ -20,6 +20,7 @@ from __future__ import annotations
 import queue
 import signal
 import threading
+import time
 from typing import Any
 
 __all__ = ["MainThreadRunner"]
@@ -34,6 +35,9 @@ class MainThreadRunner:
 
     def __init__(self) -> None:
         self._batchers: queue.Queue[Any] = queue.Queue()
+        self._server: Any = None
+        self.started = threading.Event()
+        """Set once the server listens."""
 
     def attach(self, batcher: Any) -> None:
         """Called by the app when it starts: ``batcher``'s model loop is to run on the serving thread."""
@@ -44,15 +48,16 @@ class MainThreadRunner:
         """Serve ``app`` until the server stops (SIGINT or SIGTERM on the main thread stops it gracefully)."""
         import uvicorn
 
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
+        server = self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
         http = threading.Thread(target=server.run, kwargs={"sockets": sockets}, name="lco-serve-http", daemon=True)
 
         def stop(*_: Any) -> None:
-            server.should_exit = True
+            self.stop()
 
         previous = _handle_signals(stop)
         http.start()
         try:
+            threading.Thread(target=self._watch_start, args=(server, http), daemon=True).start()
             while http.is_alive():
                 try:
                     batcher = self._batchers.get(timeout=0.2)
@@ -65,6 +70,18 @@ class MainThreadRunner:
             stop()
             http.join(timeout=60)
             _restore_signals(previous)
+
+
+    def _watch_start(self, server: Any, http: threading.Thread) -> None:
+        while http.is_alive() and not server.started:
+            time.sleep(0.01)
+        if server.started:
+            self.started.set()
+
+    def stop(self) -> None:
+        """Ask the server to shut down (its app then closes the batcher, and :meth:`serve` returns)."""
+        if self._server is not None:
+            self._server.should_exit = True
 
 
 def _handle_signals(handler: Any) -> dict[int, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lco_embedding import LCOEmbedder
-from lco_embedding.serving import ServerSettings, create_app
+from lco_embedding.serving import MainThreadRunner, ServerSettings, create_app
 
 API_KEY = "test-key"
 NAME = "lco-tiny"
@@ -46,26 +45,23 @@ def running_server(
     checkpoint: str, gate: Gate | None = None, embedder_kwargs: dict | None = None, **settings
 ) -> Iterator[str]:
     """Serve ``checkpoint`` (``LCOEmbedder(checkpoint, **embedder_kwargs)``) with ``ServerSettings(**settings)`` on
-    a free loopback port; yields its base URL. With ``gate``, every forward pass passes through it."""
-    import uvicorn
-
+    a free loopback port, as ``lco-embed serve`` does (``MainThreadRunner``: HTTP in a thread, the model's loop on
+    the thread that runs the runner, here one of the test's); yields its base URL. With ``gate``, every forward
+    pass passes through it."""
     embedder = LCOEmbedder(checkpoint, device="cpu", **(embedder_kwargs or {}))
     embedder.parts.fault = gate
-    app = create_app(embedder, ServerSettings(served_model_name=NAME, **settings))
+    runner = MainThreadRunner()
+    app = create_app(embedder, ServerSettings(served_model_name=NAME, **settings), model_loop=runner)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread = threading.Thread(target=runner.serve, args=(app,), kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
+    if not runner.started.wait(60) or not thread.is_alive():
+        raise RuntimeError("the test server did not start")
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
-        server.should_exit = True
+        runner.stop()
         thread.join(timeout=30)
         sock.close()
 
