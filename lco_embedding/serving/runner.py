@@ -71,7 +71,6 @@ class MainThreadRunner:
             http.join(timeout=60)
             _restore_signals(previous)
 
-
     def _watch_start(self, server: Any, http: threading.Thread) -> None:
         while http.is_alive() and not server.started:
             time.sleep(0.01)
