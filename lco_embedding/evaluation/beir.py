@@ -1,0 +1,128 @@
+"""A retrieval dataset in the BEIR layout, with rows of any modality.
+
+::
+
+    DATA/corpus.jsonl     {"_id": "d1", "title": "...", "text": "..."}   or {"_id": "d2", "image": "img/cat.jpg"},
+                          {"_id": "d3", "text": "a caption", "image": "img/dog.png"}, "audio", "video" alike
+    DATA/queries.jsonl    {"_id": "q1", "text": "..."}                   or media, as the corpus
+    DATA/qrels/test.tsv   query-id <tab> corpus-id <tab> score           (a header line is skipped)
+
+Media are paths relative to ``DATA`` (or absolute, or URLs). A corpus row's ``title`` is put before its ``text``
+with a space, as BEIR does. Rows keep their other fields (they reach the corpus job as extra columns).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES
+
+__all__ = ["Dataset", "load_dataset", "row_item", "row_modality"]
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset: corpus rows and queries (``_id`` -> row, media paths made absolute) and relevance
+    judgements (query id -> {corpus id -> score})."""
+
+    folder: Path
+    corpus: dict[str, dict[str, Any]]
+    queries: dict[str, dict[str, Any]]
+    qrels: dict[str, dict[str, int]]
+    split: str = "test"
+    problems: list[str] = field(default_factory=list)
+
+
+def _rows(path: Path, folder: Path, what: str) -> dict[str, dict[str, Any]]:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: a BEIR dataset folder holds corpus.jsonl, queries.jsonl and qrels/."
+        )
+    rows: dict[str, dict[str, Any]] = {}
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                raise ValueError(f"{path}, line {number}: not valid JSON ({e}).") from e
+            if not isinstance(row, dict) or not isinstance(row.get("_id"), str | int):
+                raise ValueError(f'{path}, line {number}: a {what} row is an object with an "_id".')
+            key = str(row["_id"])
+            if key in rows:
+                raise ValueError(f"{path}, line {number}: the {what} id {key!r} is given twice.")
+            if not any(row.get(m) for m in MODALITIES):
+                raise ValueError(
+                    f"{path}, line {number}: {what} {key!r} has none of 'text', 'image', 'audio', 'video'."
+                )
+            rows[key] = _resolved(row, folder)
+    return rows
+
+
+def _resolved(row: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The row with media paths relative to the dataset made absolute, and its title before its text."""
+    out = dict(row)
+    for modality in MEDIA_MODALITIES:
+        value = out.get(modality)
+        if isinstance(value, str) and value and "://" not in value and not value.startswith("data:"):
+            out[modality] = str(folder / value) if not os.path.isabs(value) else value
+    title = out.pop("title", None)
+    if isinstance(title, str) and title.strip():
+        out["text"] = f"{title} {out['text']}" if out.get("text") else title
+    return out
+
+
+def row_item(row: dict[str, Any]) -> dict[str, Any]:
+    """The ``encode`` item of a row: its modalities, nothing else."""
+    return {m: row[m] for m in MODALITIES if row.get(m)}
+
+
+def row_modality(row: dict[str, Any]) -> str:
+    """A row's modality as the corpus job names it: its one modality, or ``mixed``."""
+    present = [m for m in MODALITIES if row.get(m)]
+    return present[0] if len(present) == 1 else "mixed"
+
+
+def _qrels(path: Path) -> dict[str, dict[str, int]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the relevance judgements (query-id, corpus-id, score).")
+    judged: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8", newline="") as f:
+        for number, fields in enumerate(csv.reader(f, delimiter="\t"), 1):
+            if not fields or (number == 1 and not fields[-1].strip().lstrip("-").isdigit()):
+                continue  # an empty line, or the header
+            if len(fields) < 3:
+                raise ValueError(f"{path}, line {number}: expected query-id, corpus-id and score, tab-separated.")
+            query, document, score = fields[0], fields[1], fields[-1]
+            try:
+                judged.setdefault(query, {})[document] = int(score)
+            except ValueError as e:
+                raise ValueError(f"{path}, line {number}: the score {score!r} is not an integer.") from e
+    return judged
+
+
+def load_dataset(folder: str | os.PathLike[str], split: str = "test") -> Dataset:
+    """Read a BEIR-layout dataset (see the module).
+
+    Raises:
+        FileNotFoundError: A file of the layout is missing.
+        ValueError: A malformed row or judgement, or judgements naming ids the dataset does not have.
+    """
+    root = Path(folder)
+    corpus = _rows(root / "corpus.jsonl", root, "corpus")
+    queries = _rows(root / "queries.jsonl", root, "query")
+    qrels = _qrels(root / "qrels" / f"{split}.tsv")
+    unknown_queries = sorted(set(qrels) - set(queries))
+    unknown_docs = sorted({d for judged in qrels.values() for d in judged} - set(corpus))
+    if unknown_queries or unknown_docs:
+        raise ValueError(
+            f"qrels/{split}.tsv names ids the dataset does not have: queries {unknown_queries[:5]}, corpus "
+            f"{unknown_docs[:5]}."
+        )
+    return Dataset(root, corpus, queries, qrels, split)

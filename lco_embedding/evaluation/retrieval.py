@@ -1,0 +1,282 @@
+"""Evaluate retrieval on your own data, across modalities: the corpus embedded into a store (resumably, by the corpus
+job), the queries with the query prompt, every query ranked against the corpus, and the metrics per (query modality
+-> corpus modality) pair, computed by ``pytrec_eval``.
+
+For a pair ``q -> c`` the queries of modality ``q`` are ranked against the corpus rows of modality ``c`` only, and
+judged against their relevant documents of modality ``c`` (queries with none are left out of that pair); the pair
+``all -> all`` ranks every query against the whole corpus. With segments (``segment=``) a document's score is its
+best segment's. ``calibrate`` ranks the ``all`` pairs by the per-modality standardised scores of
+:mod:`lco_embedding.corpus.calibration`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lco_embedding.evaluation.beir import Dataset, load_dataset, row_item, row_modality
+from lco_embedding.evaluation.metrics import METRICS, score_run
+
+__all__ = ["ALL", "EvalResult", "evaluate_retrieval"]
+
+logger = logging.getLogger(__name__)
+
+ALL = "all"
+RESULTS_FILE = "results.json"
+CORPUS_INPUT = "corpus-input.jsonl"
+CORPUS_FOLDER = "corpus"
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate_retrieval` measured.
+
+    Attributes:
+        pairs: ``"q -> c"`` -> {"queries": judged queries, metric: mean} (``all -> all`` first).
+        per_query: ``"q -> c"`` -> query id -> its metrics.
+        corpus: Where the corpus embeddings are (a folder or store).
+        out: The output folder (``results.json``, ``results.md``, ``results.png``).
+    """
+
+    pairs: dict[str, dict[str, float]]
+    per_query: dict[str, dict[str, dict[str, float]]] = field(repr=False)
+    corpus: str = ""
+    out: Path | None = None
+
+    def table(self) -> str:
+        """The pairs as a markdown table."""
+        header = "| pair | queries | " + " | ".join(METRICS) + " |"
+        lines = [header, "|" + "---|" * (len(METRICS) + 2)]
+        for pair, values in self.pairs.items():
+            cells = " | ".join(f"{values[m]:.4f}" for m in METRICS)
+            lines.append(f"| {pair} | {int(values['queries'])} | {cells} |")
+        return "\n".join(lines)
+
+
+def _pair(query: str, corpus: str) -> str:
+    return f"{query} -> {corpus}"
+
+
+def evaluate_retrieval(
+    data: str | os.PathLike[str] | Dataset,
+    out: str | os.PathLike[str],
+    *,
+    model: Any = None,
+    corpus_from: str | None = None,
+    split: str = "test",
+    k: int = 100,
+    calibrate: bool = False,
+    segment: Any = None,
+    batch_size: int = 32,
+    show_progress_bar: bool = False,
+    embedder_kwargs: dict[str, Any] | None = None,
+) -> EvalResult:
+    """Evaluate ``model`` on the BEIR-layout dataset ``data`` (see the module) and write the results to ``out``.
+
+    Args:
+        data: The dataset folder (:mod:`.beir`), or a loaded :class:`~.beir.Dataset`.
+        out: Output folder: the corpus embeddings (``out/corpus``, resumable), ``results.json``, ``results.md`` and
+            ``results.png`` (with matplotlib).
+        model: An ``LCOEmbedder`` or a model name (default: the one that made ``corpus_from``).
+        corpus_from: Reuse the corpus embeddings of this folder or store (``lco-embed encode`` of the same corpus
+            rows, ids equal to the corpus's ``_id``) instead of embedding the corpus.
+        split: The qrels file (``qrels/{split}.tsv``).
+        k: Documents retrieved per query (recall@100 needs 100).
+        calibrate: Rank the ``all -> all`` pair by per-modality standardised scores.
+        segment: A :class:`~lco_embedding.segments.SegmentSpec`: the corpus cut into segments, a document scored by
+            its best segment.
+        batch_size: Items per forward pass.
+        show_progress_bar: Progress bars of the corpus job and the queries.
+        embedder_kwargs: Constructor arguments when ``model`` is a name.
+
+    Raises:
+        ValueError: A malformed dataset, or a ``corpus_from`` that lacks some of the corpus's ids.
+    """
+    from lco_embedding.corpus import encode_corpus, search_folder
+
+    dataset = data if isinstance(data, Dataset) else load_dataset(data, split)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    if corpus_from is None:
+        table = folder / CORPUS_INPUT
+        table.write_text(
+            "".join(json.dumps({"id": key, **_corpus_row(row)}) + "\n" for key, row in dataset.corpus.items())
+        )
+        store = str(folder / CORPUS_FOLDER)
+        encode_corpus(
+            [table], store, model=model if model is not None else _default_model(), batch_size=batch_size,
+            segment=segment, show_progress_bar=show_progress_bar, embedder_kwargs=embedder_kwargs,
+        )  # fmt: skip
+    else:
+        store = corpus_from
+    embedder = _embedder(model, store, embedder_kwargs)
+    ids, modalities = _stored_rows(store, set(dataset.corpus))
+    query_ids = [q for q in dataset.queries if q in dataset.qrels]
+    items = [row_item(dataset.queries[q]) for q in query_ids]
+    vectors = embedder.encode_query(items, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    query_modality = {q: row_modality(dataset.queries[q]) for q in query_ids}
+    doc_modality = {doc: modalities[doc] for doc in ids}
+    grouped = "id" if any(count > 1 for count in ids.values()) else None
+
+    pairs: dict[str, dict[str, float]] = {}
+    per_query: dict[str, dict[str, dict[str, float]]] = {}
+    query_kinds = sorted(set(query_modality.values()))
+    corpus_kinds = sorted(set(doc_modality.values()))
+    plan = [(ALL, ALL)] + [(q, c) for q in query_kinds for c in corpus_kinds]
+    for query_kind, corpus_kind in plan:
+        chosen = [i for i, q in enumerate(query_ids) if query_kind == ALL or query_modality[q] == query_kind]
+        qrels = {
+            query_ids[i]: {
+                d: s for d, s in dataset.qrels[query_ids[i]].items() if corpus_kind in (ALL, doc_modality.get(d))
+            }
+            for i in chosen
+        }
+        qrels = {q: judged for q, judged in qrels.items() if any(s > 0 for s in judged.values())}
+        if not qrels:
+            continue
+        rows = [i for i in chosen if query_ids[i] in qrels]
+        kinds = [query_modality[query_ids[i]] for i in rows]
+        within = None if corpus_kind == ALL else {corpus_kind}
+        run = _run(
+            search_folder, store, vectors[rows], [query_ids[i] for i in rows], kinds,
+            k=k, modalities=within, grouped=grouped, calibrate=calibrate and corpus_kind == ALL,
+        )  # fmt: skip
+        means, each = score_run(run, qrels)
+        name = _pair(query_kind, corpus_kind)
+        pairs[name] = {"queries": float(len(each)), **means}
+        per_query[name] = each
+    result = EvalResult(pairs, per_query, corpus=str(store), out=folder)
+    _write(result, folder, dataset, embedder, calibrate)
+    return result
+
+
+def _corpus_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in row.items() if key != "_id"}
+
+
+def _default_model() -> str:
+    from lco_embedding.corpus.job import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def _embedder(model: Any, store: str, embedder_kwargs: dict[str, Any] | None) -> Any:
+    """The model that embeds the queries: ``model``, or the one (and the settings) that made the store."""
+    from lco_embedding.corpus import open_store
+    from lco_embedding.embedder import LCOEmbedder
+
+    if isinstance(model, LCOEmbedder):
+        return model
+    opened = open_store(store)
+    try:
+        manifest = opened.manifest
+    finally:
+        opened.close()
+    name = model or manifest["model"]["name"]
+    options = {"dtype": manifest["model"].get("dtype"), **manifest["settings"], **(embedder_kwargs or {})}
+    return LCOEmbedder(name, **options)
+
+
+def _stored_rows(store: str, wanted: set[str]) -> tuple[dict[str, int], dict[str, str]]:
+    """The store's ids (-> rows each: segments) and their modalities; every corpus id must be there (failed
+    items are not, and are named)."""
+    from lco_embedding.corpus import open_store
+
+    opened = open_store(store)
+    counts: dict[str, int] = {}
+    modality: dict[str, str] = {}
+    try:
+        for _, _, extra in opened.iter_embeddings(("id", "modality")):
+            for key, kind in zip(extra["id"], extra["modality"], strict=True):
+                counts[key] = counts.get(key, 0) + 1
+                modality[key] = kind
+        failures = opened.read_errors()
+    finally:
+        opened.close()
+    missing = sorted(wanted - set(counts))
+    if missing:
+        failed = {str(f.get("id")): f.get("error") for f in failures}
+        named = ", ".join(f"{m!r}" + (f" ({failed[m]})" if m in failed else "") for m in missing[:5])
+        raise ValueError(
+            f"{len(missing)} corpus document(s) have no embedding in {store!r}: {named}. Fix them (see its errors), "
+            "or leave out --corpus-from to embed the corpus again."
+        )
+    return {key: counts[key] for key in wanted}, modality
+
+
+def _run(
+    search: Any,
+    store: str,
+    vectors: np.ndarray,
+    query_ids: list[str],
+    query_modalities: list[str],
+    *,
+    k: int,
+    modalities: set[str] | None,
+    grouped: str | None,
+    calibrate: bool,
+) -> dict[str, dict[str, float]]:
+    """query id -> {document id -> score} of the top ``k`` documents (by their best row)."""
+    run: dict[str, dict[str, float]] = {q: {} for q in query_ids}
+    by_kind: dict[str, list[int]] = {}
+    for i, kind in enumerate(query_modalities):
+        by_kind.setdefault(kind, []).append(i)
+    for kind, rows in by_kind.items():  # calibration standardises by the query's modality
+        hits = search(
+            store, vectors[rows], k, modalities=modalities, group_by=grouped, calibrate=calibrate, query_modality=kind
+        )
+        for row, found in zip(rows, hits, strict=True):
+            for hit in found:
+                scores = run[query_ids[row]]
+                scores[hit.id] = max(scores.get(hit.id, float("-inf")), hit.score)
+    return run
+
+
+def _write(result: EvalResult, folder: Path, dataset: Dataset, embedder: Any, calibrate: bool) -> None:
+    document = {
+        "dataset": str(dataset.folder),
+        "split": dataset.split,
+        "corpus": result.corpus,
+        "model": getattr(embedder, "model_name_or_path", None),
+        "settings": embedder.settings(),
+        "calibrate": calibrate,
+        "metrics": list(METRICS),
+        "pairs": result.pairs,
+        "per_query": result.per_query,
+    }
+    (folder / RESULTS_FILE).write_text(json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n")
+    (folder / "results.md").write_text(result.table() + "\n")
+    try:
+        _chart(result, folder / "results.png")
+    except ImportError:
+        logger.info("matplotlib is not installed: no results.png (pip install 'lco-embedding[analysis]').")
+
+
+def _chart(result: EvalResult, path: Path) -> None:
+    """A grouped bar chart: nDCG@10, recall@10 and MRR@10 per pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = ("ndcg@10", "recall@10", "mrr@10")
+    names = list(result.pairs)
+    x = np.arange(len(names))
+    width = 0.8 / len(shown)
+    figure, axis = plt.subplots(figsize=(max(6.0, 1.1 * len(names) + 2), 4))
+    for i, metric in enumerate(shown):
+        axis.bar(x + (i - 1) * width, [result.pairs[n][metric] for n in names], width, label=metric)
+    axis.set_xticks(x, names, rotation=30, ha="right")
+    axis.set_ylim(0, 1.2)
+    axis.set_ylabel("score")
+    axis.set_title("Retrieval by query -> corpus modality")
+    axis.legend(loc="upper center", ncol=len(shown), frameon=False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
