@@ -35,7 +35,7 @@ from lco_embedding.model.quantization import Quantization, check_quantization, s
 from lco_embedding.pipeline.backbone import Backbone
 from lco_embedding.pipeline.options import EncodeOptions
 from lco_embedding.pipeline.pipeline import ModelParts, Pipeline
-from lco_embedding.pipeline.settings import SETTINGS_FILE, EmbedderSettings
+from lco_embedding.pipeline.settings import PRESET_DTYPES, SETTINGS_FILE, EmbedderSettings
 from lco_embedding.pipeline.workers import WorkerType
 from lco_embedding.segments.result import Segments, SourceSegments
 from lco_embedding.st_compat import SentenceTransformerSurface
@@ -72,7 +72,9 @@ class LCOEmbedder(SentenceTransformerSurface):
         torch_dtype: Deprecated alias of ``dtype``.
         **settings: The input settings by name (:class:`~lco_embedding.pipeline.settings.EmbedderSettings`: pixel,
             video and audio budgets, ``max_length``, ``mixed_suffix``, ``special_tokens``, ``preprocessing``,
-            ``use_audio_in_video``, read limits); those a checkpoint saved apply unless given here.
+            ``use_audio_in_video``, read limits), and ``preset``: ``"default"``, ``"mteb"`` (as mteb's wrapper
+            evaluates, bfloat16 unless ``dtype`` is given) or ``"card"`` (the model card's loop); settings given
+            here win over the preset's, which win over those a checkpoint saved.
 
     Example:
         >>> model = LCOEmbedder(tiny_checkpoint, device="cpu")
@@ -118,6 +120,7 @@ class LCOEmbedder(SentenceTransformerSurface):
         checkpoint = locate_checkpoint(model_name_or_path, **hub)
         source, hub_kwargs = checkpoint.source, checkpoint.hub_kwargs
         self._settings = EmbedderSettings.resolve(settings, read_optional_json(source, SETTINGS_FILE, hub_kwargs))
+        dtype = dtype if dtype not in (None, "auto") else PRESET_DTYPES.get(self._settings.preset, dtype)
         if prompts is None:
             st_config = read_optional_json(source, "config_sentence_transformers.json", hub_kwargs)
             prompts = st_config.get("prompts") or None

@@ -16,6 +16,7 @@ __all__ = [
     "is_quiet",
     "load_embedder",
     "model_options",
+    "preset_kwargs",
     "shorten",
     "StoreTarget",
     "verbosity_options",
@@ -98,7 +99,15 @@ def model_options(function: Any) -> Any:
             default="auto",
             show_default=True,
             help="Weight dtype; auto = bfloat16 on CUDA, and on CPUs with native bfloat16 for bfloat16 checkpoints; "
-            "float32 elsewhere.",
+            "float32 elsewhere (the mteb preset: bfloat16).",
+        ),
+        click.option(
+            "--preset",
+            type=click.Choice(["default", "mteb", "card"]),
+            expose_value=False,
+            callback=_remember_preset,
+            help="Settings as mteb's LCO-Embedding wrapper evaluates (mteb), as the model card's loop (card), or this "
+            "package's (default); `lco-embed info --preset X` lists them.",
         ),
     ]
     for option in reversed(options):
@@ -136,6 +145,18 @@ def audio_in_video(value: str) -> bool | str:
     return {"true": True, "false": False}.get(value, value)
 
 
+def _remember_preset(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.find_root().meta["lco.preset"] = value
+
+
+def preset_kwargs() -> dict[str, Any]:
+    """``{"preset": name}`` when ``--preset`` was given, else nothing (the model's own settings apply)."""
+    context = click.get_current_context(silent=True)
+    preset = context.find_root().meta.get("lco.preset") if context else None
+    return {"preset": preset} if preset else {}
+
+
 def load_embedder(
     model: str,
     *,
@@ -156,7 +177,7 @@ def load_embedder(
             device=device,
             dtype=None if dtype == "auto" else dtype,
             quantization=quantization,
-            **kwargs,
+            **{**preset_kwargs(), **kwargs},
         )
     except CheckpointNotFoundError as e:
         raise click.ClickException(f"{e}\n(`lco-embed demo` runs offline on a tiny checkpoint.)") from e

@@ -14,6 +14,7 @@ from lco_embedding.cli.common import (
     audio_in_video_option,
     is_quiet,
     model_options,
+    preset_kwargs,
     quantization_option,
 )
 from lco_embedding.corpus.job import DEFAULT_SHARD_SIZE
@@ -144,7 +145,7 @@ def encode(
             device=device,
             dtype=None if dtype == "auto" else dtype,
             quantization=quantization,
-            embedder_kwargs={"use_audio_in_video": audio_in_video(use_audio_in_video)},
+            embedder_kwargs={"use_audio_in_video": audio_in_video(use_audio_in_video), **preset_kwargs()},
             precision=precision,  # type: ignore[arg-type]
             normalize=not no_normalize,
             prompt=prompt,

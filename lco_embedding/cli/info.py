@@ -15,7 +15,8 @@ __all__ = ["info"]
 @model_options
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def info(model: str, revision: str | None, device: str | None, dtype: str, as_json: bool) -> None:
-    """Show a model's type, dimension and modalities, the device and dtype it would run with, and versions.
+    """Show a model's type, dimension and modalities, the device and dtype it would run with, and versions; with
+    --preset, the settings that preset sets.
 
     Reads the checkpoint's config.json only (no weights are loaded or downloaded).
     """
@@ -23,7 +24,11 @@ def info(model: str, revision: str | None, device: str | None, dtype: str, as_js
     from lco_embedding.core.errors import CheckpointNotFoundError
     from lco_embedding.model.loading import describe_checkpoint, resolve_device, resolve_dtype
     from lco_embedding.model.quantization import cpu_has_native_bf16
+    from lco_embedding.pipeline.settings import PRESET_DTYPES, PRESETS
 
+    preset = click.get_current_context().find_root().meta.get("lco.preset")
+    if dtype == "auto" and preset in PRESET_DTYPES:
+        dtype = PRESET_DTYPES[preset]
     resolved_device = resolve_device(device)
     report = {
         "model": model,
@@ -52,6 +57,12 @@ def info(model: str, revision: str | None, device: str | None, dtype: str, as_js
         )
         chosen = resolve_dtype(None if dtype == "auto" else dtype, resolved_device, checkpoint.stored_dtype)
         report["dtype"] = str(chosen).removeprefix("torch.")
+    if preset is not None:
+        report["preset"] = preset
+        report["preset sets"] = {
+            **PRESETS[preset],
+            **({"dtype": PRESET_DTYPES[preset]} if preset in PRESET_DTYPES else {}),
+        }
     if as_json:
         click.echo(json.dumps({**report, "error": problem}, indent=1))
     else:
@@ -66,4 +77,6 @@ def info(model: str, revision: str | None, device: str | None, dtype: str, as_js
 def _text(value: object) -> str:
     if isinstance(value, list):
         return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={item}" for key, item in value.items()) or "(nothing: this package's defaults)"
     return "-" if value is None else str(value)

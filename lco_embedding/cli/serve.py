@@ -228,6 +228,7 @@ def _worker_spec(
         default_prompt=default_prompt,
         settings=asdict(settings),
         verbosity=(meta.get("lco.verbose", 0), meta.get("lco.quiet", False)),
+        preset=meta.get("lco.preset"),
     )
 
 

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from lco_embedding.cli.common import model_options
+from lco_embedding.cli.common import model_options, preset_kwargs
 
 __all__ = ["merge", "train"]
 
@@ -116,7 +116,7 @@ def train(data: str, model: str, revision: str | None, device: str | None, dtype
             overwrite=overwrite,
             device=device,
             dtype=None if dtype == "auto" else dtype,
-            embedder_kwargs={"revision": revision},
+            embedder_kwargs={"revision": revision, **preset_kwargs()},
             on_step=progress,
         )
     except (ValueError, FileExistsError, TypeError) as e:

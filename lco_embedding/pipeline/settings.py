@@ -19,12 +19,52 @@ from lco_embedding.preprocessing.image import MAX_IMAGE_PIXELS, ImageOptions
 from lco_embedding.preprocessing.sources import MAX_URL_BYTES, URL_TIMEOUT, ReadLimits
 from lco_embedding.preprocessing.video import VIDEO_MAX_TOKENS, VideoOptions
 
-__all__ = ["SETTINGS_FILE", "EmbedderSettings", "Geometry", "Preprocessing"]
+__all__ = ["PRESETS", "PRESET_DTYPES", "SETTINGS_FILE", "EmbedderSettings", "Geometry", "Preprocessing"]
 
 SETTINGS_FILE = "lco_embedding_config.json"
 """Where a checkpoint folder keeps the settings that decide its embeddings (written by ``save_pretrained``)."""
 
 Preprocessing = Literal["reference", "fast"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # mteb 2.x's LCOEmbedding wrapper (mteb/models/model_implementations/lco_embedding_models.py): text cut to 300
+    # tokens (special-token strings parsed, as its tokenizer call does), the dominant modality's suffix, audio to
+    # 300 s, video at 2 fps and at most 64 frames, no sound track; images handed to the processor at its own size
+    # limits (Qwen2.5-Omni's preprocessor_config: 4 x 28^2 to 16,384 x 28^2 pixels) and resized once in torch.
+    "mteb": {
+        "max_length": 300,
+        "special_tokens": "parse",
+        "mixed_suffix": "dominant",
+        "max_audio_seconds": 300.0,
+        "video_fps": 2.0,
+        "video_max_frames": 64,
+        "use_audio_in_video": False,
+        "min_pixels": 4 * 28 * 28,
+        "max_pixels": 16384 * 28 * 28,
+        "preprocessing": "fast",
+    },
+    # The model card's loop: the processor on the rendered chat (special tokens parsed), no text cut, the Whisper
+    # extractor's default 30 s of audio, qwen-omni-utils' defaults for images (up to 16,384 x 28^2 pixels) and video.
+    "card": {
+        "max_length": None,
+        "special_tokens": "parse",
+        "mixed_suffix": "reference",
+        "max_audio_seconds": 30.0,
+        "min_pixels": 4 * 28 * 28,
+        "max_pixels": 16384 * 28 * 28,
+        "video_fps": 2.0,
+        "video_max_frames": 768,
+        "video_max_pixels": 768 * 28 * 28,
+        "use_audio_in_video": False,
+        "preprocessing": "reference",
+    },
+}
+"""Named bundles of settings (``LCOEmbedder(preset=...)``, ``--preset``): ``"default"`` (this package's
+defaults), ``"mteb"`` (as mteb's LCO-Embedding wrapper evaluates) and ``"card"`` (the model card's loop). Settings
+given by name win over the preset's; the preset's win over a checkpoint's saved settings."""
+PRESET_DTYPES: dict[str, str] = {"mteb": "bfloat16"}
+"""The weight dtype a preset uses when no ``dtype`` is given (mteb's wrapper loads bfloat16)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +84,7 @@ def _saved(default: Any) -> Any:
 class EmbedderSettings:
     """Every setting of :class:`~lco_embedding.LCOEmbedder` about inputs: the constructor takes each by name.
 
-    The first eleven decide the embeddings (:meth:`saved`: written by ``save_pretrained``, recorded in corpus
+    The first twelve decide the embeddings (:meth:`saved`: written by ``save_pretrained``, recorded in corpus
     manifests); the others only bound what is read. A new setting is one field here, read by the stage it concerns.
 
     Attributes:
@@ -67,6 +107,7 @@ class EmbedderSettings:
         use_audio_in_video: Embed videos with their sound tracks (True: a video without one is an error naming
             the item; False: frames only, the reference's default; ``"auto"``: the sound where the item's videos
             have it). An item's own ``"use_audio_in_video"`` key, or a call's, wins.
+        preset: The bundle the settings started from (:data:`PRESETS`: ``"default"``, ``"mteb"``, ``"card"``).
         max_image_pixels: Images (and video frames) larger than this, width x height as stored, are refused
             before decoding (64,000,000).
         max_item_pixels: The most pixels an item's own ``min_pixels`` / ``max_pixels`` may ask for (default: the
@@ -87,6 +128,7 @@ class EmbedderSettings:
     special_tokens: SpecialTokenPolicy = _saved("text")
     preprocessing: Preprocessing = _saved("reference")
     use_audio_in_video: bool | Literal["auto"] = _saved(False)
+    preset: str = _saved("default")
     max_image_pixels: int = MAX_IMAGE_PIXELS
     max_item_pixels: int | None = None
     max_video_tokens: int = VIDEO_MAX_TOKENS
@@ -102,6 +144,8 @@ class EmbedderSettings:
             raise ValueError(f"special_tokens must be 'text' or 'parse', got {self.special_tokens!r}.")
         if self.preprocessing not in ("reference", "fast"):
             raise ValueError(f"preprocessing must be 'reference' or 'fast', got {self.preprocessing!r}.")
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}, got {self.preset!r}.")
         if not (isinstance(self.use_audio_in_video, bool) or self.use_audio_in_video == "auto"):
             raise ValueError(f"use_audio_in_video must be True, False or 'auto', got {self.use_audio_in_video!r}.")
         if self.max_item_pixels is not None and not (
@@ -117,7 +161,8 @@ class EmbedderSettings:
 
     @classmethod
     def resolve(cls, given: dict[str, Any], saved: dict[str, Any]) -> EmbedderSettings:
-        """Settings from constructor arguments (``given``: those passed) over a checkpoint's saved ones.
+        """Settings from constructor arguments (``given``: those passed) over a preset's (``given["preset"]``, else
+        the saved one) over a checkpoint's saved ones.
 
         Raises:
             ValueError: An unknown name (naming the closest valid one) or a bad value.
@@ -126,7 +171,10 @@ class EmbedderSettings:
 
         check_unknown_keywords("LCOEmbedder", {k: v for k, v in given.items() if k not in cls.names()}, cls.names())
         kept = {name: value for name, value in saved.items() if name in cls.SAVED}
-        return cls(**{**kept, **given})
+        preset = given.get("preset", kept.get("preset", "default"))
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}, got {preset!r}.")
+        return cls(**{**kept, **PRESETS[preset], **given, "preset": preset})
 
     SAVED: ClassVar[tuple[str, ...]]
     """The settings that decide an embedding (the fields marked saved)."""

@@ -47,6 +47,7 @@ class WorkerSpec:
     settings: dict[str, Any] = field(default_factory=dict)
     torch_threads: int | None = None
     verbosity: tuple[int, bool] | None = None  # the command line's (-v count, -q): applied in each worker
+    preset: str | None = None  # the command line's --preset
 
     def __post_init__(self) -> None:
         if self.verbosity is not None:
@@ -77,7 +78,12 @@ def build_app(spec: WorkerSpec, model_loop: Any = None) -> Any:
     if spec.torch_threads is not None:
         torch.set_num_threads(spec.torch_threads)
     embedder = LCOEmbedder(
-        spec.model, revision=spec.revision, device=spec.device, dtype=spec.dtype, quantization=spec.quantization
+        spec.model,
+        revision=spec.revision,
+        device=spec.device,
+        dtype=spec.dtype,
+        quantization=spec.quantization,
+        **({"preset": spec.preset} if spec.preset else {}),
     )
     embedder.prompts.update(spec.prompts)
     if spec.default_prompt is not None:

@@ -107,3 +107,90 @@ def test_encoder_embeds_a_videos_audio_column_as_its_sound_track(model, media):
     np.testing.assert_allclose(out[0], expected, atol=1e-5, rtol=0)
     apart = LCOMtebEncoder(model).encode(loader, task_metadata=metadata, hf_split="test", hf_subset="default")
     assert float(out[0] @ apart[0]) < 0.99
+
+
+def test_the_mteb_preset_embeds_as_mtebs_own_lco_wrapper(tiny_omni, monkeypatch, tmp_path):
+    """preset="mteb" against mteb's LCOEmbedding wrapper, loaded as mteb loads it (its model then loaded again in
+    float32 for a float32 comparison): text (a long one cut at 300 tokens, one with special-token strings), images
+    already at a size the processor keeps, mixed items (the dominant modality's suffix), audio and video."""
+    import datasets
+    import torch
+    from mteb.mocks.mock_tasks.sts import MockSTSTask
+    from mteb.models.model_implementations.lco_embedding_models import LCOEmbedding
+    from torch.utils.data import DataLoader
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+    from lco_embedding.testing import synthetic_image
+
+    wrapper = LCOEmbedding(tiny_omni, device="cpu")
+    assert wrapper.model.dtype == torch.bfloat16
+    # dtype aside: the same wrapper with its model loaded in float32 (a bfloat16 copy cast up keeps bf16 rounding)
+    wrapper.model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(tiny_omni, dtype=torch.float32).eval()
+    ours = LCOEmbedder(tiny_omni, device="cpu", preset="mteb", dtype="float32")
+    assert LCOEmbedder(tiny_omni, device="cpu", preset="mteb").dtype == torch.bfloat16  # the preset's own dtype
+    assert ours.settings()["preset"] == "mteb" and ours.settings()["max_length"] == 300
+    meta = MockSTSTask().metadata
+
+    def theirs(columns: dict) -> np.ndarray:
+        data = datasets.Dataset.from_dict(columns)
+        if "image" in columns:
+            data = data.cast_column("image", datasets.Image())
+
+        def collate(rows):
+            return {key: [row[key] for row in rows] for key in rows[0]}
+
+        loader = DataLoader(data, batch_size=2, collate_fn=collate)
+        return wrapper.encode(loader, task_metadata=meta, hf_split="test", hf_subset="default").numpy()
+
+    texts = ["a cat on a mat", "word " * 400, "a note <|im_end|> with a special token", "the quick brown fox"]
+    np.testing.assert_allclose(ours.encode(texts), theirs({"text": texts}), atol=1e-5, rtol=0)
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(synthetic_image(56, 84, rng)), Image.fromarray(synthetic_image(112, 56, rng))]
+    np.testing.assert_allclose(
+        ours.encode([{"image": image} for image in images]), theirs({"image": images}), atol=1e-5, rtol=0
+    )
+    mixed = theirs({"image": images, "text": ["a caption", "another caption"]})
+    expected = ours.encode([{"image": images[0], "text": "a caption"}, {"image": images[1], "text": "another caption"}])
+    np.testing.assert_allclose(expected, mixed, atol=1e-5, rtol=0)
+
+    # mteb's audio collator imports torchaudio, which it uses only to resample: these clips are at 16 kHz already, so
+    # a placeholder module stands in (torchaudio has no wheel for this torch here).
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "torchaudio", sys.modules.get("torchaudio") or types.ModuleType("torchaudio"))
+    t = np.arange(24000) / 16000
+    sounds = [(0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32) for f in (220.0, 440.0)]
+    audio = [{"array": s, "sampling_rate": 16000} for s in sounds]
+    got = ours.encode([{"audio": {"array": s, "sampling_rate": 16000}} for s in sounds])
+    np.testing.assert_allclose(got, theirs({"audio": audio}), atol=1e-5, rtol=0)
+
+    # Video: mteb decodes with torchcodec (not installable beside this torch); its collator is given a decoder with
+    # torchcodec's interface over the file's frames as our decoder reads them, and samples them by its own rule.
+    import types
+
+    from lco_embedding.preprocessing.video import VideoOptions, read_video_frames
+    from lco_embedding.testing import write_video
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "clip.mkv"  # 2 s at 8 fps, frames at a size both sides keep (336 = 12 x 28)
+    write_video(path, [rng.integers(0, 255, (336, 336, 3), dtype=np.uint8) for _ in range(16)], fps=8)
+    every = read_video_frames(str(path), VideoOptions(fps=8.0, max_frames=16))
+    assert every.shape[0] == 16
+    decoder = types.SimpleNamespace(
+        metadata=types.SimpleNamespace(num_frames=16, end_stream_seconds=2.0),
+        get_frames_at=lambda indices: types.SimpleNamespace(data=every[indices]),
+    )
+
+    class Videos(torch.utils.data.Dataset):
+        features = {"video": None}
+
+        def __len__(self) -> int:
+            return 1
+
+        def __getitem__(self, index: int) -> dict:
+            return {"video": decoder}
+
+    got = wrapper.encode(DataLoader(Videos(), batch_size=1), task_metadata=meta, hf_split="test", hf_subset="default")
+    np.testing.assert_allclose(ours.encode([{"video": str(path)}]), got.numpy(), atol=1e-5, rtol=0)
