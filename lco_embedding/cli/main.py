@@ -27,7 +27,8 @@ def cli() -> None:
     lco-embed index emb                          approximate index for millions of rows
     lco-embed encode photos/ --out lancedb://db/corpus   or milvus://corpus.db/corpus (docs/stores.md)
     lco-embed export emb lancedb://db/corpus     copy a folder into LanceDB or Milvus
-    lco-embed serve --port 8000                  OpenAI-compatible /v1/embeddings with dynamic batching
+    lco-embed eval my-data --out my-eval         retrieval metrics per query -> corpus modality (BEIR layout)
+    lco-embed serve --port 8000                  OpenAI- and Cohere-compatible embeddings, dynamic batching
     lco-embed analyze pairs.jsonl -m MODEL --out analysis   layer-wise anisotropy and alignment, with figures
     lco-embed train pairs.jsonl -m MODEL --out run   LoRA contrastive refinement (docs/training.md)
     lco-embed merge run/adapter --out my-model   a full checkpoint, loadable by LCOEmbedder
@@ -41,12 +42,13 @@ def _register() -> None:
     from lco_embedding.cli.analyze import analyze
     from lco_embedding.cli.demo import demo
     from lco_embedding.cli.encode import encode
+    from lco_embedding.cli.eval import evaluate
     from lco_embedding.cli.info import info
     from lco_embedding.cli.search import export, index, search
     from lco_embedding.cli.serve import serve
     from lco_embedding.cli.train import merge, train
 
-    for command in (encode, search, index, export, serve, analyze, train, merge, info, demo):
+    for command in (encode, search, index, export, evaluate, serve, analyze, train, merge, info, demo):
         cli.add_command(verbosity_options(command))
 
 

@@ -33,7 +33,8 @@ def score_run(
     run = {q: dict(run.get(q) or {"": float("-inf")}) for q in judged}  # every judged query scored (0 if empty)
     evaluator = pytrec_eval.RelevanceEvaluator(judged, {"ndcg_cut.10", "recall.1,10,100", "map"})
     found = evaluator.evaluate(run)
-    top10 = {q: dict(sorted(docs.items(), key=lambda d: (-d[1], d[0]))[:10]) for q, docs in run.items()}
+    # trec_eval's order: score descending, ties by document id descending
+    top10 = {q: dict(sorted(docs.items(), key=lambda d: (d[1], d[0]), reverse=True)[:10]) for q, docs in run.items()}
     reciprocal = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"}).evaluate(top10)
     per_query: dict[str, dict[str, float]] = {}
     for query in judged:
