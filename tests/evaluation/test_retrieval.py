@@ -95,3 +95,25 @@ def test_the_command_line(dataset, tiny_omni, tmp_path):
     assert unknown.returncode != 0 and "mteb has no such task" in unknown.stderr
     both = run_cli("eval", root, "--mteb", "STS12", check=False)
     assert both.returncode != 0 and "not both" in both.stderr
+
+
+def test_a_segmented_corpus_scores_each_document_by_its_best_segment(tmp_path, embedder):
+    from lco_embedding import SegmentSpec
+
+    root = tmp_path / "data"
+    (root / "qrels").mkdir(parents=True)
+    story = " ".join(f"Part {i}: the fox crossed river number {i}." for i in range(40))
+    corpus = [{"_id": "long", "text": story}, {"_id": "short", "text": "a cat on a mat"}]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(row) + "\n" for row in corpus))
+    (root / "queries.jsonl").write_text(
+        json.dumps({"_id": "q", "text": "Part 7: the fox crossed river number 7."}) + "\n"
+    )
+    (root / "qrels" / "test.tsv").write_text("q\tlong\t1\n")
+    result = evaluate_retrieval(root, tmp_path / "out", model=embedder, segment=SegmentSpec(text=20, text_overlap=4))
+    ranked = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert result.pairs["all -> all"]["queries"] == 1 and "per_query" in ranked
+    from lco_embedding.corpus import read_embeddings
+
+    rows = read_embeddings(tmp_path / "out" / "corpus").column("id").to_pylist()
+    assert rows.count("long") > 3 and rows.count("short") == 1  # the long text in segments, one row for the short
+    assert result.pairs["all -> all"]["recall@100"] == 1.0  # the document counted once, by its best segment
