@@ -17,6 +17,7 @@ __all__ = [
     "load_embedder",
     "model_options",
     "preset_kwargs",
+    "segment_spec",
     "shorten",
     "StoreTarget",
     "verbosity_options",
@@ -155,6 +156,19 @@ def preset_kwargs() -> dict[str, Any]:
     context = click.get_current_context(silent=True)
     preset = context.find_root().meta.get("lco.preset") if context else None
     return {"preset": preset} if preset else {}
+
+
+def segment_spec(text: str | None) -> Any:
+    """``--segment``'s value as a :class:`~lco_embedding.segments.SegmentSpec` (None when not given); a malformed one
+    is a usage error."""
+    if text is None:
+        return None
+    from lco_embedding.segments import SegmentSpec
+
+    try:
+        return SegmentSpec.parse(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--segment") from e
 
 
 def load_embedder(

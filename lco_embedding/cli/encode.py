@@ -16,6 +16,7 @@ from lco_embedding.cli.common import (
     model_options,
     preset_kwargs,
     quantization_option,
+    segment_spec,
 )
 from lco_embedding.corpus.job import DEFAULT_SHARD_SIZE
 from lco_embedding.corpus.precision import PRECISIONS
@@ -135,7 +136,7 @@ def encode(
     from lco_embedding.corpus.job import OutputMismatchError, encode_corpus
 
     runner = _runner(ray_address, ray_workers, ray_gpus_per_worker)
-    segment = _segment_spec(segment_text)
+    segment = segment_spec(segment_text)
     try:
         summary = encode_corpus(
             inputs,
@@ -214,17 +215,6 @@ def _runner(address: str | None, workers: int | None, gpus: float | None) -> Any
     from lco_embedding.distributed import RayRunner
 
     return RayRunner(ray)
-
-
-def _segment_spec(text: str | None) -> Any:
-    if text is None:
-        return None
-    from lco_embedding.segments import SegmentSpec
-
-    try:
-        return SegmentSpec.parse(text)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--segment") from e
 
 
 _ADDRESS = re.compile(r"^(auto|local|ray://\S+|[\w.\-]+:\d+)$")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from lco_embedding.cli.common import StoreTarget, is_quiet, load_embedder, model_options, preset_kwargs
+from lco_embedding.cli.common import StoreTarget, is_quiet, load_embedder, model_options, preset_kwargs, segment_spec
 
 __all__ = ["evaluate"]
 
@@ -76,7 +76,7 @@ def evaluate(
     try:
         result = evaluate_retrieval(
             data, folder, model=embedder, corpus_from=corpus_from, split=split, k=k, calibrate=calibrate,
-            segment=_segment(segment_text), batch_size=batch_size, show_progress_bar=not is_quiet(),
+            segment=segment_spec(segment_text), batch_size=batch_size, show_progress_bar=not is_quiet(),
             embedder_kwargs=preset_kwargs() or None,
         )  # fmt: skip
     except (FileNotFoundError, ValueError, ImportError, RuntimeError) as e:
@@ -89,17 +89,6 @@ def _default_model() -> str:
     from lco_embedding.corpus.job import DEFAULT_MODEL
 
     return DEFAULT_MODEL
-
-
-def _segment(text: str | None) -> Any:
-    if text is None:
-        return None
-    from lco_embedding.segments import SegmentSpec
-
-    try:
-        return SegmentSpec.parse(text)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--segment") from e
 
 
 def _run_mteb(names: str, out: Path, embedder: Any, batch_size: int) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from lco_embedding.serving.wire import RequestError, dumps, loads
+from lco_embedding.serving.wire import RequestError, dumps, load_object
 
 __all__ = [
     "EMBEDDING_TYPES",
@@ -85,12 +85,7 @@ def parse_embed_request(body: bytes) -> EmbedRequest:
     Raises:
         RequestError: Not a JSON object, or a field missing, of the wrong type or out of range (``param`` names it).
     """
-    try:
-        document = loads(body)
-    except ValueError as e:
-        raise RequestError(f"the request body is not valid JSON: {e}.") from None
-    if not isinstance(document, dict):
-        raise RequestError(f"the request body must be a JSON object, got {type(document).__name__}.")
+    document = load_object(body)
     model = document.get("model")
     if not isinstance(model, str):
         raise RequestError("model: a string is required.", "model")

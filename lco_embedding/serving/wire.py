@@ -19,7 +19,15 @@ import numpy as np
 
 from lco_embedding.core.errors import LCOError
 
-__all__ = ["REQUEST_SCHEMA", "EmbeddingRequest", "RequestError", "dumps", "parse_request", "render_embeddings"]
+__all__ = [
+    "REQUEST_SCHEMA",
+    "EmbeddingRequest",
+    "RequestError",
+    "dumps",
+    "load_object",
+    "parse_request",
+    "render_embeddings",
+]
 
 try:  # optional: the server's extra installs it
     import orjson
@@ -88,11 +96,11 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def parse_request(body: bytes) -> EmbeddingRequest:
-    """The request in ``body``, its fields checked (unknown fields are ignored, as OpenAI does).
+def load_object(body: bytes) -> dict[str, Any]:
+    """The JSON object in a request body.
 
     Raises:
-        RequestError: Not JSON, not an object, a required field missing, or a field of the wrong type or range.
+        RequestError: Not JSON, or not an object.
     """
     try:
         document = loads(body)
@@ -100,6 +108,16 @@ def parse_request(body: bytes) -> EmbeddingRequest:
         raise RequestError(f"the request body is not valid JSON: {e}.") from None
     if not isinstance(document, dict):
         raise RequestError(f"the request body must be a JSON object, got {type(document).__name__}.")
+    return document
+
+
+def parse_request(body: bytes) -> EmbeddingRequest:
+    """The request in ``body``, its fields checked (unknown fields are ignored, as OpenAI does).
+
+    Raises:
+        RequestError: Not JSON, not an object, a required field missing, or a field of the wrong type or range.
+    """
+    document = load_object(body)
     if "model" not in document:
         raise RequestError("model: Field required", "model")
     if ("input" in document) == ("messages" in document):
