@@ -98,7 +98,7 @@ def evaluate_retrieval(
     Raises:
         ValueError: A malformed dataset, or a ``corpus_from`` that lacks some of the corpus's ids.
     """
-    from lco_embedding.corpus import encode_corpus, search_folder
+    from lco_embedding.corpus import encode_corpus
 
     dataset = data if isinstance(data, Dataset) else load_dataset(data, split)
     folder = Path(out)
@@ -124,6 +124,34 @@ def evaluate_retrieval(
     doc_modality = {doc: modalities[doc] for doc in ids}
     grouped = "id" if any(count > 1 for count in ids.values()) else None
 
+    queries = _Queries(query_ids, vectors, query_modality)
+    pairs, per_query = _score_pairs(dataset, store, queries, doc_modality, k=k, grouped=grouped, calibrate=calibrate)
+    result = EvalResult(pairs, per_query, corpus=str(store), out=folder)
+    _write(result, folder, dataset, embedder, calibrate)
+    return result
+
+
+@dataclass
+class _Queries:
+    ids: list[str]
+    vectors: np.ndarray
+    modality: dict[str, str]
+
+
+def _score_pairs(
+    dataset: Dataset,
+    store: str,
+    queries: _Queries,
+    doc_modality: dict[str, str],
+    *,
+    k: int,
+    grouped: str | None,
+    calibrate: bool,
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
+    """The metrics of ``all -> all`` and of every query-modality -> corpus-modality pair with judged queries."""
+    from lco_embedding.corpus import search_folder
+
+    query_ids, vectors, query_modality = queries.ids, queries.vectors, queries.modality
     pairs: dict[str, dict[str, float]] = {}
     per_query: dict[str, dict[str, dict[str, float]]] = {}
     query_kinds = sorted(set(query_modality.values()))
@@ -151,9 +179,7 @@ def evaluate_retrieval(
         name = _pair(query_kind, corpus_kind)
         pairs[name] = {"queries": float(len(each)), **means}
         per_query[name] = each
-    result = EvalResult(pairs, per_query, corpus=str(store), out=folder)
-    _write(result, folder, dataset, embedder, calibrate)
-    return result
+    return pairs, per_query
 
 
 def _corpus_row(row: dict[str, Any]) -> dict[str, Any]:
