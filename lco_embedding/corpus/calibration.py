@@ -25,11 +25,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SAMPLE_ROWS", "calibrated_scores", "compute_calibration", "is_current", "statistics_for"]
+__all__ = ["MIN_STD", "SAMPLE_ROWS", "calibrated_scores", "compute_calibration", "is_current", "statistics_for"]
 
 SAMPLE_ROWS = 512
 """Rows sampled per modality."""
-_MIN_STD = 1e-6
+MIN_STD = 1e-3
+"""Statistics whose standard deviation is below this (cosines that hardly vary: e.g. a modality whose only rows are
+identical) standardise nothing: dividing by them would blow float rounding up into scores of ±10^5. They are not
+used; the pooled statistics, else none (the raw cosine), stand in."""
 
 
 def _key(row: int) -> int:
@@ -58,7 +61,7 @@ def _sample(batches: Iterable[tuple[np.ndarray, np.ndarray, dict[str, list]]], s
 def _stats(scores: np.ndarray) -> dict[str, float] | None:
     if scores.size < 2:
         return None
-    return {"mean": float(scores.mean()), "std": float(max(scores.std(), _MIN_STD)), "n": int(scores.size)}
+    return {"mean": float(scores.mean()), "std": float(scores.std()), "n": int(scores.size)}
 
 
 def compute_calibration(store: Any, sample: int = SAMPLE_ROWS) -> dict[str, Any]:
@@ -101,8 +104,10 @@ def is_current(calibration: dict[str, Any] | None, manifest: dict[str, Any]) -> 
 def statistics_for(calibration: dict[str, Any], query_modality: str, modality: str) -> tuple[float, float]:
     """``(mean, std)`` that standardise the scores of rows of ``modality`` for a query of ``query_modality``; (0, 1)
     where the corpus gives none."""
-    found = calibration["pairs"].get(query_modality, {}).get(modality) or calibration["pooled"].get(modality)
-    return (found["mean"], found["std"]) if found else (0.0, 1.0)
+    for found in (calibration["pairs"].get(query_modality, {}).get(modality), calibration["pooled"].get(modality)):
+        if found and found["std"] >= MIN_STD:
+            return found["mean"], found["std"]
+    return 0.0, 1.0
 
 
 def calibrated_scores(

@@ -8,8 +8,9 @@ table.
 
 Exactly once: a shard's rows are appended in one LanceDB write (a new table version: all of them or none), then
 the shard's failures and the manifest are committed as in a folder. Rows past the manifest's count (a write the
-manifest never committed) are invisible to the search here, which filters on ``row``, and are deleted when a run
-resumes. A LanceDB reader of the table itself sees them until then.
+manifest never committed) are invisible to the search here, which keeps only rows numbered below that count, and are
+deleted when a run resumes. A LanceDB reader of the table itself sees them until then. The guard is applied here, to
+the rows LanceDB returns, not by pasting it beside the user's filter: no ``where`` string can widen what it keeps.
 
 Does not support a database on object storage (``s3://``): ``PATH`` is a local folder.
 """
@@ -34,6 +35,29 @@ SIDECAR_SUFFIX = ".lco-embedding"
 SCAN_BATCH_ROWS = 4096
 MIN_INDEX_ROWS = 256
 """Fewer rows than this get no ANN index: LanceDB's brute-force search is exact and fast at that size."""
+
+
+def _filtered(read: Any, where: str | None) -> Any:
+    """``read()``, with LanceDB's complaint about a malformed ``where`` turned into one line that names the filter."""
+    try:
+        return read()
+    except ValueError as e:
+        raise _filter_error(e, where) from None
+
+
+def _filtered_batches(read: Any, where: str | None) -> Iterator[Any]:
+    """The batches ``read()`` returns, a malformed ``where`` reported as :func:`_filtered` does."""
+    try:
+        yield from read()
+    except ValueError as e:
+        raise _filter_error(e, where) from None
+
+
+def _filter_error(error: ValueError, where: str | None) -> ValueError:
+    if where is None:
+        return error
+    reason = str(error).replace("Invalid input, ", "").splitlines()[0]
+    return ValueError(f"LanceDB cannot apply the filter {where!r}: {reason}")
 
 
 def _lancedb() -> Any:
@@ -88,9 +112,26 @@ class LanceStore(OutputFolder):
         return self.connection().open_table(self.table_name)
 
     def _committed(self, where: str | None = None) -> str:
-        """The filter that keeps committed rows (and ``where``)."""
-        committed = f"row < {int(self.manifest['counts']['embedded'])}"
+        """The filter that keeps committed rows (and ``where``). Only a pre-filter: a ``where`` that closes its
+        parenthesis can widen it, so every reader also keeps only rows below the count itself (:meth:`_kept`)."""
+        committed = f"row < {self.committed_rows()}"
         return f"({committed}) AND ({where})" if where else committed
+
+    def committed_rows(self) -> int:
+        """The rows the manifest commits (numbered 0 to this count - 1)."""
+        return int(self.manifest["counts"]["embedded"])
+
+    def _kept(self, rows: np.ndarray, modalities: list[str] | None, wanted: set[str] | None) -> np.ndarray:
+        """Which of the rows LanceDB returned are committed (and of ``wanted`` modalities): the guard no filter string
+        can change."""
+        keep = rows < self.committed_rows()
+        if wanted and modalities is not None:
+            keep &= np.fromiter((m in wanted for m in modalities), bool, len(rows))
+        return keep
+
+    def _uncommitted(self) -> int:
+        """How many rows of the table the manifest does not commit (a write that was never committed)."""
+        return max(0, self.table().count_rows() - self.committed_rows())
 
     # -------------------------------------------------------------------------------------------------- writing
     def leftovers(self) -> list[str]:
@@ -142,13 +183,16 @@ class LanceStore(OutputFolder):
         if not self.has_table():
             return
         query = self.table().search().where(self._committed(where)).select(["row", "embedding", *columns])
-        for batch in query.limit(None).to_batches(batch_size=SCAN_BATCH_ROWS):
-            if batch.num_rows == 0:
-                continue
+        for batch in _filtered_batches(lambda: query.limit(None).to_batches(batch_size=SCAN_BATCH_ROWS), where):
             rows = batch.column("row").to_numpy(zero_copy_only=False).astype(np.int64)
+            keep = self._kept(rows, None, None)
+            if not keep.any():
+                continue
             flat = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
             vectors = flat.reshape(batch.num_rows, -1).astype(np.float32, copy=False)
-            yield rows, vectors, {name: batch.column(name).to_pylist() for name in columns}
+            extra = {name: [v for v, ok in zip(batch.column(name).to_pylist(), keep, strict=True) if ok]
+                     for name in columns}  # fmt: skip
+            yield rows[keep], vectors[keep], extra
 
     def rows(self, numbers: list[int], columns: list[str] | None = None) -> list[dict[str, Any]]:
         """The rows ``numbers``, without their embedding, in the given order."""
@@ -196,17 +240,20 @@ class LanceStore(OutputFolder):
             listed = ", ".join("'" + m.replace("'", "''") + "'" for m in sorted(modalities))
             where = f"modality IN ({listed})" + (f" AND ({where})" if where else "")
         table = self.table()
+        limit = k + self._uncommitted()  # room for rows the guard below drops, should the filter let them through
         results = []
         for query in queries:
             search = table.search(query, vector_column_name="embedding").metric("cosine")
-            search = search.where(self._committed(where), prefilter=True).select(["row", "_distance"]).limit(k)
+            search = search.where(self._committed(where), prefilter=True).select(["row", "modality", "_distance"])
+            search = search.limit(limit)
             if exact:
                 search = search.bypass_vector_index()
-            found = search.to_arrow()
-            rows = found.column("row").to_pylist()
-            distances = found.column("_distance").to_pylist()
-            hits = [(1.0 - float(d), int(r)) for d, r in zip(distances, rows, strict=True)]
-            results.append(sorted(hits, key=lambda hit: (-hit[0], hit[1])))
+            found = _filtered(search.to_arrow, where)
+            rows = found.column("row").to_numpy(zero_copy_only=False).astype(np.int64)
+            keep = self._kept(rows, found.column("modality").to_pylist(), modalities)
+            distances = found.column("_distance").to_numpy(zero_copy_only=False)[keep]
+            hits = [(1.0 - float(d), int(r)) for d, r in zip(distances, rows[keep], strict=True)]
+            results.append(sorted(hits, key=lambda hit: (-hit[0], hit[1]))[:k])
         return results
 
     def build_index(self, *, connectivity: int | None = None, **_: Any) -> dict[str, Any]:

@@ -9,8 +9,10 @@ and one row per failed item; its row ``head`` names the manifest's current gener
 
 Exactly once: a shard's rows are upserted by row number (writing them again after an interruption replaces them),
 then its failures, then the manifest's chunks under a new generation; the one-row upsert of ``head`` commits them.
-A resumed run deletes rows and failures past the committed counts; searches here filter on ``row``, so they never
-see an uncommitted shard.
+A resumed run deletes rows and failures past the committed counts; searches here keep only rows numbered below the
+committed count, so they never see an uncommitted shard. That guard is applied here to the rows Milvus returns (it is
+also sent along as a pre-filter): no ``where`` string can widen what a search keeps. A filter Milvus cannot parse is a
+``ValueError`` of one line that names it.
 
 Does not support two writers on one collection: milvus-lite refuses a second process on its file, a server does not
 (a lock would need a coordination service).
@@ -18,6 +20,7 @@ Does not support two writers on one collection: milvus-lite refuses a second pro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -39,6 +42,8 @@ META_SUFFIX = "__lco"
 CHUNK_CHARS = 60_000
 """Characters of the manifest's JSON per row (ASCII, below Milvus's 65,535-byte VARCHAR)."""
 WRITE_ROWS = 1000
+MAX_TOP_K = 16_384
+"""The most hits one Milvus search returns; a larger ``k`` is answered by the exact scan."""
 SCAN_BATCH_ROWS = 1000
 TEXT_BYTES = 65_535
 _KINDS = {"string": "VARCHAR", "json": "VARCHAR", "int64": "INT64", "double": "DOUBLE", "bool": "BOOL"}
@@ -90,6 +95,7 @@ class MilvusStore:
         """The pymilvus client (opening a milvus-lite file takes it for this process)."""
         if self._client is None:
             if self.local:
+                _check_database(self.address)
                 Path(self.address).parent.mkdir(parents=True, exist_ok=True)
                 _check_unlocked(self.address)
             token = os.environ.get("MILVUS_TOKEN", "")
@@ -298,10 +304,13 @@ class MilvusStore:
         self._ready(self.collection)
         embedded = int(self.manifest["counts"]["embedded"])
         for start in range(0, embedded, SCAN_BATCH_ROWS):
-            span = f"row >= {start} and row < {min(embedded, start + SCAN_BATCH_ROWS)}"
-            batch = self.client().query(
-                self.collection, filter=span + (f" and ({where})" if where else ""), output_fields=fields
-            )
+            end = min(embedded, start + SCAN_BATCH_ROWS)
+            span = f"row >= {start} and row < {end}"
+            with _filter_errors(where):
+                batch = self.client().query(
+                    self.collection, filter=span + (f" and ({where})" if where else ""), output_fields=fields
+                )
+            batch = [record for record in batch if start <= record["row"] < end]  # whatever the filter said
             if batch:
                 yield sorted(batch, key=lambda r: r["row"])
 
@@ -365,24 +374,43 @@ class MilvusStore:
             raise ValueError(f"{self.location!r} has no index: build it with lco-embed index.")
         if exact and indexed:
             return None
-        if not self._has(self.collection):
+        if not self._has(self.collection) or not self.manifest["counts"]["embedded"]:
             return [[] for _ in queries]
         self._ready(self.collection)
+        limit = k + self._uncommitted()  # room for rows the guard below drops, should the filter let them through
+        if limit > MAX_TOP_K:
+            if exact is False:
+                raise ValueError(f"Milvus returns at most {MAX_TOP_K:,} hits a search; ask for fewer (-k).")
+            return None
         params: dict[str, Any] = {"metric_type": "COSINE"}
         if indexed:
-            params["params"] = {"ef": max(64, k)}
-        found = self.client().search(
-            self.collection,
-            data=[np.asarray(q, dtype=np.float32) for q in queries],
-            limit=k,
-            filter=self._committed(where, modalities),
-            output_fields=["row"],
-            search_params=params,
-            **({"group_by_field": group_by} if group_by else {}),
-        )
-        return [
-            sorted(((float(h["distance"]), int(h["row"])) for h in hits), key=lambda h: (-h[0], h[1])) for hits in found
-        ]
+            params["params"] = {"ef": max(64, limit)}
+        with _filter_errors(where):
+            found = self.client().search(
+                self.collection,
+                data=[np.asarray(q, dtype=np.float32) for q in queries],
+                limit=limit,
+                filter=self._committed(where, modalities),
+                output_fields=["row", "modality"],
+                search_params=params,
+                **({"group_by_field": group_by} if group_by else {}),
+            )
+        embedded = int(self.manifest["counts"]["embedded"])
+        results = []
+        for hits in found:
+            kept = [
+                (float(h["distance"]), int(h["row"]))
+                for h in hits
+                if int(h["row"]) < embedded and (not modalities or _field(h, "modality") in modalities)
+            ]
+            results.append(sorted(kept, key=lambda h: (-h[0], h[1]))[:k])
+        return results
+
+    def _uncommitted(self) -> int:
+        """Rows of the collection past the committed count (a write that was never committed)."""
+        embedded = int(self.manifest["counts"]["embedded"])
+        found = self.client().query(self.collection, filter=f"row >= {embedded}", output_fields=["count(*)"])
+        return int(found[0]["count(*)"]) if found else 0
 
     def build_index(self, *, connectivity: int | None = None, **_: Any) -> dict[str, Any]:
         """Replace the FLAT index with HNSW (cosine)."""
@@ -395,6 +423,43 @@ class MilvusStore:
         client.create_index(self.collection, index)
         client.load_collection(self.collection)
         return {"kind": self.kind, "type": "HNSW", "rows": int(self.manifest["counts"]["embedded"]), "M": m}
+
+
+def _field(hit: Any, name: str) -> Any:
+    """A search hit's output field (pymilvus gives them under ``entity``, and at the top level in newer versions)."""
+    entity = hit.get("entity") or {}
+    return entity.get(name, hit.get(name))
+
+
+@contextlib.contextmanager
+def _filter_errors(where: str | None) -> Iterator[None]:
+    """Milvus's refusal of a filter as a one-line ``ValueError`` naming it, without pymilvus's logged traceback."""
+    rpc_log = logging.getLogger("pymilvus.decorators")
+    level = rpc_log.level
+    if where is not None:
+        rpc_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    except _pymilvus().MilvusException as e:
+        if where is None:
+            raise
+        reason = " ".join(str(getattr(e, "message", e)).split("\n")[0].split())
+        raise ValueError(f"Milvus cannot apply the filter {where!r}: {reason}") from None
+    finally:
+        rpc_log.setLevel(level)
+
+
+def _check_database(path: str) -> None:
+    """Refuse a path that exists but is not a milvus-lite database (a folder milvus-lite made), in one line, instead
+    of milvus-lite's traceback and "Open local milvus failed"."""
+    database = Path(path)
+    if not database.exists():
+        return
+    if not database.is_dir() or (any(database.iterdir()) and not (database / "LOCK").exists()):
+        raise ValueError(
+            f"{path} is not a milvus-lite database (milvus-lite keeps one in a folder of its own): name a new .db path "
+            "for a new store, or the .db folder an earlier lco-embed encode --out milvus://... made."
+        )
 
 
 def _check_unlocked(path: str) -> None:

@@ -233,7 +233,7 @@ def search_folder(
     """
     store = open_store(path)
     try:
-        checked = _checked(store, queries, k, group_by)
+        checked, k = _checked(store, queries, k, group_by)
         return _search(store, checked, k, exact, modalities, group_by, where, calibrate, query_modality)
     finally:
         store.close()
@@ -292,7 +292,7 @@ def search_per_modality(
     the side-by-side view that no modality gap can distort. Arguments as :func:`search_folder`'s."""
     store = open_store(path)
     try:
-        checked = _checked(store, queries, k, group_by)
+        checked, k = _checked(store, queries, k, group_by)
         present = _modalities(store)
         wanted = [m for m in present if not modalities or m in modalities]
         results: list[dict[str, list[Hit]]] = [{} for _ in checked]
@@ -305,19 +305,29 @@ def search_per_modality(
         store.close()
 
 
-def _checked(store: Store, queries: np.ndarray, k: int, group_by: str | None) -> np.ndarray:
-    """The queries normalised, once ``k``, ``group_by`` and their dimension are checked."""
+def _checked(store: Store, queries: np.ndarray, k: int, group_by: str | None) -> tuple[np.ndarray, int]:
+    """The queries normalised and ``k`` cut to the rows there are, once ``k``, ``group_by``, the queries' values and
+    their dimension are checked."""
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k}.")
     if group_by not in (None, *GROUP_BY):
         raise ValueError(f"group_by must be 'source', 'id' or None, got {group_by!r}.")
-    queries = _normalize(queries)
+    given = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+    if given.ndim != 2:
+        raise ValueError(f"queries must be one vector [d] or a matrix [q, d], got shape {given.shape}.")
+    broken = np.flatnonzero(~np.isfinite(given).all(axis=1))
+    if broken.size:
+        raise ValueError(
+            f"query {int(broken[0])} has a value that is not a finite number (NaN or infinity): embed the query again, "
+            "or check the vector it came from."
+        )
+    queries = _normalize(given)
     if queries.shape[1] != store.manifest["dimension"]:
         raise ValueError(
             f"the queries have {queries.shape[1]} dimensions, the store's embeddings {store.manifest['dimension']}: "
             "embed the queries with the store's model."
         )
-    return queries
+    return queries, min(k, max(1, int(store.manifest["counts"]["embedded"])))  # never more hits than rows
 
 
 def _native_answers(store: Store, group_by: str | None) -> bool:

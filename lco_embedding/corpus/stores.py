@@ -171,9 +171,15 @@ def parse_lancedb(target: str) -> tuple[Path, str]:
     ``embeddings``).
 
     Raises:
-        ValueError: No path, or a table name LanceDB does not accept.
+        ValueError: No path, a URL (``lancedb://s3://...``: object storage is not supported), or a table name
+            LanceDB does not accept.
     """
     rest = target.removeprefix("lancedb://")
+    if re.match(r"[A-Za-z][A-Za-z0-9+.\-]*:/", rest):
+        raise ValueError(
+            f"{target!r} names a database on object storage or behind a URL ({rest.split(':', 1)[0]}://), which "
+            "lco-embed does not write to: give a local folder, lancedb://PATH/TABLE."
+        )
     if not rest.strip("/"):
         raise ValueError(
             f"{target!r} names no database folder: write lancedb://PATH/TABLE (e.g. lancedb://emb/corpus)."

@@ -11,7 +11,7 @@ import pytest
 from lco_embedding.corpus import build_index, export_folder, open_store, read_embeddings, search_folder
 from lco_embedding.corpus.search import search_per_modality
 from lco_embedding.corpus.stores import parse_lancedb, parse_milvus
-from lco_embedding.testing import modality_offset_corpus
+from lco_embedding.testing import modality_offset_corpus, peak_memory_growth
 from tests.corpus.conftest import write_folder
 
 TOL = 1e-5
@@ -251,3 +251,134 @@ def test_calibration_undoes_known_modality_offsets(tmp_path, kind):
     query = queries[0] / np.linalg.norm(queries[0])
     assert all(abs(h.cosine - float(query @ vectors[h.row])) < TOL for h in calibrated[0])
     assert all(h.cosine == h.score for h in raw[0])
+
+
+# ------------------------------------------------------------------------------------------------ bad inputs
+def _with_uncommitted_row(kind, root, vectors, modality="image"):
+    """A store of ``vectors`` (every other row text, image) plus one row a killed writer left uncommitted, as
+    ``test_an_uncommitted_write_is_never_seen_and_is_removed_on_recovery`` writes it."""
+    out = target(kind, root)
+    n, dimension = vectors.shape
+    write_folder(out, vectors, [("text", "image")[p % 2] for p in range(n)], shard_size=10)
+    store = open_store(out)
+    store.lock()
+    manifest = store.manifest
+    ghost = pa.table(
+        {
+            "id": ["ghost"],
+            "source": ["/ghost"],
+            "modality": [modality],
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors[0]), dimension),
+        }
+    )
+    if kind == "milvus":
+        store._ready(store.collection)
+        store.client().upsert(store.collection, [{**ghost.to_pylist()[0], "row": n}])
+    else:
+        uncommitted = {**manifest, "counts": {**manifest["counts"], "embedded": n + 1}}
+        store.write_rows(uncommitted, {"index": 9, "start": n, "end": n + 1, "rows": 1, "failed": 0}, ghost)
+    store.close()
+    return out
+
+
+BREAKOUTS = {
+    "lancedb": ["1=1) OR (1=1", "id = 'x') OR (row >= 0", "TRUE) OR (TRUE"],
+    "milvus": ["1==1) or (1==1", 'id == "x") or (row >= 0', "true) or (true"],
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_filter_string_widens_what_a_search_sees(tmp_path, unit_vectors, kind):
+    vectors = unit_vectors(20, 8)
+    out = _with_uncommitted_row(kind, tmp_path, vectors)
+    for where in BREAKOUTS[kind]:
+        for options in ({}, {"modalities": {"image"}}, {"group_by": "source"}, {"calibrate": True}, {"exact": True}):
+            hits = search_folder(out, vectors[0], k=50, where=where, **options)[0]
+            assert "ghost" not in {h.id for h in hits} and len(hits) == (10 if "modalities" in options else 20)
+            if "modalities" in options:
+                assert {h.modality for h in hits} == {"image"}, where  # the filter does not widen modalities either
+        per = search_per_modality(out, vectors[0], k=50, where=where)[0]
+        assert "ghost" not in {h.id for hits in per.values() for h in hits}
+        assert {m: len(hits) for m, hits in per.items()} == {"text": 10, "image": 10}
+        store = open_store(out)
+        try:
+            scanned = [row for rows, _, _ in store.iter_embeddings(("id",), where) for row in rows.tolist()]
+        finally:
+            store.close()
+        assert sorted(scanned) == list(range(20)), where
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("where", ["year >", "id == 'x", "nope == 1", "DROP TABLE corpus"])
+def test_a_filter_the_store_cannot_parse_is_a_one_line_error(tmp_path, unit_vectors, kind, where, capfd):
+    vectors = unit_vectors(12, 8)
+    out = target(kind, tmp_path)
+    write_folder(out, vectors, shard_size=6)
+    with pytest.raises(ValueError, match="cannot apply the filter") as raised:
+        search_folder(out, vectors[0], k=3, where=where)
+    assert where in str(raised.value) and "\n" not in str(raised.value)
+    assert "Traceback" not in capfd.readouterr().err  # no client library's logged traceback
+    assert read_embeddings(out).num_rows == 12  # the data is intact
+
+
+@pytest.mark.parametrize("kind", ("parquet", *KINDS))
+def test_k_beyond_the_rows_asks_for_the_rows_there_are(tmp_path, unit_vectors, kind):
+    vectors = unit_vectors(8, 8)
+    out = str(tmp_path / "folder") if kind == "parquet" else target(kind, tmp_path)
+    write_folder(out, vectors, shard_size=4)
+    search_folder(out, vectors[0], k=8)  # the store's client warmed up, so the growth below is the search's own
+    hits, grown = peak_memory_growth(lambda: search_folder(out, vectors[:2], k=100_000_000))
+    assert [len(h) for h in hits] == [8, 8] and grown < 100 * 2**20
+
+
+@pytest.mark.parametrize("kind", ("parquet", *KINDS))
+def test_a_query_that_is_not_finite_is_refused(tmp_path, unit_vectors, kind):
+    vectors = unit_vectors(6, 8)
+    out = str(tmp_path / "folder") if kind == "parquet" else target(kind, tmp_path)
+    write_folder(out, vectors, shard_size=6)
+    for bad in (np.full(8, np.nan, np.float32), np.r_[np.ones(7), np.inf].astype(np.float32)):
+        with pytest.raises(ValueError, match="query 1 has a value that is not a finite number"):
+            search_folder(out, np.stack([vectors[0], bad]), k=3)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_store_with_no_rows_answers_empty(tmp_path, unit_vectors, kind):
+    out = target(kind, tmp_path)
+    write_folder(out, unit_vectors(4, 8), shard_size=4, errors_every=1)  # every item failed
+    assert search_folder(out, unit_vectors(1, 8)[0], k=5) == [[]]
+    assert search_folder(out, unit_vectors(1, 8)[0], k=5, where="id != 'x'" if kind == "lancedb" else 'id != "x"') == [
+        []
+    ]
+
+
+def test_object_storage_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="object storage"):
+        open_store("lancedb://s3://bucket/corpus")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("layout", ["file", "folder"])
+def test_a_path_that_is_not_a_milvus_lite_database_says_so(tmp_path, layout):
+    path = tmp_path / "notmilvus.db"
+    if layout == "file":
+        path.write_text("not a database")
+    else:
+        path.mkdir()
+        (path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not a milvus-lite database") as raised:
+        open_store(f"milvus://{path}/corpus").manifest
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", ("parquet", *KINDS))
+def test_calibration_of_a_modality_whose_rows_are_identical_stays_bounded(tmp_path, unit_vectors, kind):
+    vectors = unit_vectors(12, 8)
+    vectors[11] = vectors[10]  # the only two images: identical, so their cosine with each other never varies
+    modalities = ["text"] * 10 + ["image", "image"]
+    out = str(tmp_path / "folder") if kind == "parquet" else target(kind, tmp_path)
+    write_folder(out, vectors, modalities, shard_size=6)
+    for query, query_modality in ((vectors[0], "image"), (vectors[10], "image"), (vectors[0], "text")):
+        hits = search_folder(out, query, k=12, calibrate=True, query_modality=query_modality)[0]
+        assert len(hits) == 12 and all(abs(h.score) < 20 for h in hits), [h.score for h in hits]
+        assert np.isfinite([h.score for h in hits]).all()
