@@ -367,7 +367,7 @@ def test_a_path_that_is_not_a_milvus_lite_database_says_so(tmp_path, layout):
         path.mkdir()
         (path / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="is not a milvus-lite database") as raised:
-        open_store(f"milvus://{path}/corpus").manifest
+        open_store(f"milvus://{path}/corpus").exists()
     assert "\n" not in str(raised.value)
 
 
