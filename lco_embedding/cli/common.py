@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
@@ -15,6 +16,7 @@ __all__ = [
     "format_table",
     "is_quiet",
     "load_embedder",
+    "loading_errors",
     "model_options",
     "preset_kwargs",
     "segment_spec",
@@ -181,10 +183,9 @@ def load_embedder(
     **kwargs: Any,
 ) -> Any:
     """Load an :class:`LCOEmbedder`, turning a failure into an error message that says what to do."""
-    from lco_embedding.core.errors import CheckpointNotFoundError
     from lco_embedding.embedder import LCOEmbedder
 
-    try:
+    with loading_errors(model):
         return LCOEmbedder(
             model,
             revision=revision,
@@ -193,6 +194,15 @@ def load_embedder(
             quantization=quantization,
             **{**preset_kwargs(), **kwargs},
         )
+
+
+@contextlib.contextmanager
+def loading_errors(model: str) -> Iterator[None]:
+    """A model that cannot be loaded as an error message that says what to do."""
+    from lco_embedding.core.errors import CheckpointNotFoundError
+
+    try:
+        yield
     except CheckpointNotFoundError as e:
         raise click.ClickException(f"{e}\n(`lco-embed demo` runs offline on a tiny checkpoint.)") from e
     except (OSError, ValueError, ImportError) as e:

@@ -26,7 +26,15 @@ __all__ = ["evaluate"]
 @click.option("--segment", "segment_text", metavar="SPEC", help="Cut the corpus into segments (audio=30s,...).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Items per pass.")
 @click.option("--mteb", "mteb_tasks", metavar="TASK[,TASK...]", help="Run these installed mteb tasks instead.")
+@click.option(
+    "--allow-other-model",
+    is_flag=True,
+    help="With --corpus-from: embed the queries with --model although the store was made by another (a copy of its "
+    "model elsewhere).",
+)
+@click.pass_context
 def evaluate(
+    ctx: click.Context,
     data: str | None,
     model: str,
     revision: str | None,
@@ -40,6 +48,7 @@ def evaluate(
     segment_text: str | None,
     batch_size: int,
     mteb_tasks: str | None,
+    allow_other_model: bool,
 ) -> None:
     """Evaluate retrieval on DATA, a folder in the BEIR layout whose rows may be of any modality:
 
@@ -69,26 +78,22 @@ def evaluate(
     from lco_embedding.evaluation import evaluate_retrieval
 
     folder = Path(out) if out else Path(data) / "eval"
-    if corpus_from is None or model != _default_model():
+    if corpus_from is None:
         embedder = load_embedder(model, revision=revision, device=device, dtype=dtype)
-    else:
-        embedder = None  # the store's own model embeds the queries
+    else:  # the store's own model embeds the queries, unless --model names another (refused without the flag)
+        given = ctx.get_parameter_source("model") is not click.core.ParameterSource.DEFAULT
+        embedder = model if given else None
     try:
         result = evaluate_retrieval(
             data, folder, model=embedder, corpus_from=corpus_from, split=split, k=k, calibrate=calibrate,
             segment=segment_spec(segment_text), batch_size=batch_size, show_progress_bar=not is_quiet(),
-            embedder_kwargs=preset_kwargs() or None,
+            embedder_kwargs={**preset_kwargs(), **({"device": device} if device else {})} or None,
+            allow_other_model=allow_other_model,
         )  # fmt: skip
     except (FileNotFoundError, ValueError, ImportError, RuntimeError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(result.table())
     click.echo(f"\nResults: {folder / 'results.json'} (per query: per_query), {folder / 'results.png'}")
-
-
-def _default_model() -> str:
-    from lco_embedding.corpus.job import DEFAULT_MODEL
-
-    return DEFAULT_MODEL
 
 
 def _run_mteb(names: str, out: Path, embedder: Any, batch_size: int) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from lco_embedding.cli.common import StoreTarget, format_table, is_quiet, load_embedder, shorten
+from lco_embedding.cli.common import StoreTarget, format_table, is_quiet, loading_errors, shorten
 from lco_embedding.core.errors import LCOInputError
 from lco_embedding.core.modalities import spec_of
 
@@ -51,27 +51,12 @@ def query_prompt(embedder: Any, manifest: dict[str, Any], prompt: str | None, pr
 
 
 def load_folder_model(manifest: dict[str, Any], model: str | None, device: str | None) -> Any:
-    """The model that made an output folder, with its settings, to embed queries exactly like the items."""
-    spec = manifest["model"]
-    embedder = load_embedder(
-        model or spec["name"],
-        revision=None if model else spec.get("revision"),
-        device=device,
-        dtype=spec["dtype"],
-        quantization=spec.get("quantization"),  # queries embedded like the rows
-        **manifest["settings"],
-    )
-    if embedder.embedder_settings.saved() != manifest["settings"]:
-        raise click.ClickException(
-            f"the model's preprocessing settings {embedder.embedder_settings.saved()} differ from the folder's "
-            f"{manifest['settings']}: the query would not be embedded like the rows."
-        )
-    if embedder.get_embedding_dimension() != manifest["dimension"]:
-        raise click.ClickException(
-            f"{embedder.model_name_or_path!r} makes {embedder.get_embedding_dimension()}-dimensional embeddings; the "
-            f"folder holds {manifest['dimension']}-dimensional ones from {spec['name']!r}."
-        )
-    return embedder
+    """The model that made an output folder or store, with its settings, to embed queries exactly like the items
+    (:func:`lco_embedding.corpus.description.load_store_model`); ``model``: a copy of it elsewhere."""
+    from lco_embedding.corpus.description import load_store_model
+
+    with loading_errors(model or manifest["model"]["name"]):
+        return load_store_model(manifest, model=model, device=device)
 
 
 def print_hits(hits: list[Any], *, source_width: int = 60) -> None:

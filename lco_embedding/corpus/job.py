@@ -254,6 +254,7 @@ def encode_corpus(
         if quantization is not None:
             embedder_kwargs = {**(embedder_kwargs or {}), "quantization": quantization}
         known = {"model": _model_entry(model, revision, embedder_kwargs), "options": options}
+        known["settings"] = _settings_entry(model, embedder_kwargs)
         known["inputs"] = [_input_key(spec) for spec in specs]
         stored = _opened(folder, known, overwrite)
         if (
@@ -309,6 +310,17 @@ def _model_entry(model: LCOEmbedder | str, revision: str | None, embedder_kwargs
     """What the manifest records of the model before it is loaded."""
     quantization = (embedder_kwargs or {}).get("quantization") if isinstance(model, str) else model.quantization
     return {"name": model_name(model), "revision": _revision(model, revision), "quantization": quantization}
+
+
+def _settings_entry(model: LCOEmbedder | str, embedder_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """The settings that decide the embeddings, as far as they are known before the model loads: all of a loaded
+    model's; of a name, those given and the given preset's (both win over the checkpoint's saved settings)."""
+    from lco_embedding.pipeline.settings import PRESETS, EmbedderSettings
+
+    if not isinstance(model, str):
+        return model.embedder_settings.saved()
+    given = {name: value for name, value in (embedder_kwargs or {}).items() if name in EmbedderSettings.SAVED}
+    return {**PRESETS.get(given.get("preset"), {}), **given}
 
 
 def _opened(folder: Store, known: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:

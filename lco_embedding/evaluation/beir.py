@@ -5,10 +5,13 @@
     DATA/corpus.jsonl     {"_id": "d1", "title": "...", "text": "..."}   or {"_id": "d2", "image": "img/cat.jpg"},
                           {"_id": "d3", "text": "a caption", "image": "img/dog.png"}, "audio", "video" alike
     DATA/queries.jsonl    {"_id": "q1", "text": "..."}                   or media, as the corpus
-    DATA/qrels/test.tsv   query-id <tab> corpus-id <tab> score           (a header line is skipped)
+    DATA/qrels/test.tsv   query-id <tab> corpus-id <tab> score           (BEIR's header line is skipped)
 
 Media are paths relative to ``DATA`` (or absolute, or URLs). A corpus row's ``title`` is put before its ``text``
-with a space, as BEIR does. Rows keep their other fields (they reach the corpus job as extra columns).
+with a space, as BEIR does (a row with a title and an empty text is the title). Rows keep their other fields (they
+reach the corpus job as extra columns). A qrels file's first line is a header when it names its columns
+(``query-id corpus-id score``, or ``qid``/``docid``/``rel``-style names), not because it fails to parse: a first
+judgement with a bad score is an error, never skipped. Scores are integers (``pytrec_eval``'s graded relevance).
 """
 
 from __future__ import annotations
@@ -36,14 +39,18 @@ class Dataset:
     qrels: dict[str, dict[str, int]]
     split: str = "test"
     problems: list[str] = field(default_factory=list)
+    query_lines: dict[str, int] = field(default_factory=dict)
+    """Each query's line in ``queries.jsonl``, for messages."""
 
 
-def _rows(path: Path, folder: Path, what: str) -> dict[str, dict[str, Any]]:
+def _rows(path: Path, folder: Path, what: str) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """The rows of ``path`` by id (media resolved, title joined) and each id's line number."""
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} is missing: a BEIR dataset folder holds corpus.jsonl, queries.jsonl and qrels/."
         )
     rows: dict[str, dict[str, Any]] = {}
+    lines: dict[str, int] = {}
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
@@ -57,12 +64,27 @@ def _rows(path: Path, folder: Path, what: str) -> dict[str, dict[str, Any]]:
             key = str(row["_id"])
             if key in rows:
                 raise ValueError(f"{path}, line {number}: the {what} id {key!r} is given twice.")
-            if not any(row.get(m) for m in MODALITIES):
-                raise ValueError(
-                    f"{path}, line {number}: {what} {key!r} has none of 'text', 'image', 'audio', 'video'."
-                )
+            problem = _problem(row)
+            if problem:
+                raise ValueError(f"{path}, line {number}: {what} {key!r} {problem}")
             rows[key] = _resolved(row, folder)
-    return rows
+            lines[key] = number
+    if not rows:
+        example = '{"_id": "1", "text": "..."}'
+        raise ValueError(f"{path} has no rows: give one JSON object per line, e.g. {example}.")
+    return rows, lines
+
+
+def _problem(row: dict[str, Any]) -> str | None:
+    """What keeps a row from being an item: a field of the wrong type, or no content at all."""
+    for name in ("title", *MODALITIES):
+        value = row.get(name)
+        if value is not None and not isinstance(value, str):
+            kind = "text" if name in ("title", "text") else "a path or URL"
+            return f"has a {name!r} that is a {type(value).__name__}, not a string ({kind})."
+    if not any(row.get(m) for m in MODALITIES) and not (row.get("title") or "").strip():
+        return "has none of 'text' (or 'title'), 'image', 'audio', 'video'."
+    return None
 
 
 def _resolved(row: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -89,13 +111,28 @@ def row_modality(row: dict[str, Any]) -> str:
     return present[0] if len(present) == 1 else "mixed"
 
 
+_HEADER_NAMES = (
+    {"query-id", "query_id", "queryid", "qid", "query"},
+    {"corpus-id", "corpus_id", "corpusid", "doc-id", "doc_id", "docid", "document-id", "document_id", "document"},
+    {"score", "relevance", "rel", "label", "grade"},
+)
+
+
+def _is_header(fields: list[str]) -> bool:
+    """True when a first line names the columns (BEIR's ``query-id corpus-id score``, and the usual variants)."""
+    names = [field.strip().lower() for field in fields]
+    return len(names) >= 3 and all(
+        name in known for name, known in zip(names[:2] + names[-1:], _HEADER_NAMES, strict=True)
+    )
+
+
 def _qrels(path: Path) -> dict[str, dict[str, int]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the relevance judgements (query-id, corpus-id, score).")
     judged: dict[str, dict[str, int]] = {}
     with open(path, encoding="utf-8", newline="") as f:
         for number, fields in enumerate(csv.reader(f, delimiter="\t"), 1):
-            if not fields or (number == 1 and not fields[-1].strip().lstrip("-").isdigit()):
+            if not fields or (number == 1 and _is_header(fields)):
                 continue  # an empty line, or the header
             if len(fields) < 3:
                 raise ValueError(f"{path}, line {number}: expected query-id, corpus-id and score, tab-separated.")
@@ -103,7 +140,16 @@ def _qrels(path: Path) -> dict[str, dict[str, int]]:
             try:
                 judged.setdefault(query, {})[document] = int(score)
             except ValueError as e:
-                raise ValueError(f"{path}, line {number}: the score {score!r} is not an integer.") from e
+                header = " (a header line names its columns: query-id, corpus-id, score)" if number == 1 else ""
+                raise ValueError(
+                    f"{path}, line {number}: the score {score!r} is not an integer (graded relevance: 0, 1, 2, ...)"
+                    f"{header}."
+                ) from e
+    if not any(score > 0 for scores in judged.values() for score in scores.values()):
+        raise ValueError(
+            f"{path} has no judgement with a score above 0 ({sum(map(len, judged.values()))} judgements): no query "
+            "has a relevant document, so there is nothing to evaluate."
+        )
     return judged
 
 
@@ -115,8 +161,8 @@ def load_dataset(folder: str | os.PathLike[str], split: str = "test") -> Dataset
         ValueError: A malformed row or judgement, or judgements naming ids the dataset does not have.
     """
     root = Path(folder)
-    corpus = _rows(root / "corpus.jsonl", root, "corpus")
-    queries = _rows(root / "queries.jsonl", root, "query")
+    corpus, _ = _rows(root / "corpus.jsonl", root, "corpus")
+    queries, query_lines = _rows(root / "queries.jsonl", root, "query")
     qrels = _qrels(root / "qrels" / f"{split}.tsv")
     unknown_queries = sorted(set(qrels) - set(queries))
     unknown_docs = sorted({d for judged in qrels.values() for d in judged} - set(corpus))
@@ -125,4 +171,4 @@ def load_dataset(folder: str | os.PathLike[str], split: str = "test") -> Dataset
             f"qrels/{split}.tsv names ids the dataset does not have: queries {unknown_queries[:5]}, corpus "
             f"{unknown_docs[:5]}."
         )
-    return Dataset(root, corpus, queries, qrels, split)
+    return Dataset(root, corpus, queries, qrels, split, query_lines=query_lines)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from lco_embedding.core.errors import LCOInputError
 from lco_embedding.evaluation.beir import Dataset, load_dataset, row_item, row_modality
 from lco_embedding.evaluation.metrics import METRICS, score_run
 
@@ -76,6 +77,7 @@ def evaluate_retrieval(
     batch_size: int = 32,
     show_progress_bar: bool = False,
     embedder_kwargs: dict[str, Any] | None = None,
+    allow_other_model: bool = False,
 ) -> EvalResult:
     """Evaluate ``model`` on the BEIR-layout dataset ``data`` (see the module) and write the results to ``out``.
 
@@ -93,10 +95,15 @@ def evaluate_retrieval(
             its best segment.
         batch_size: Items per forward pass.
         show_progress_bar: Progress bars of the corpus job and the queries.
-        embedder_kwargs: Constructor arguments when ``model`` is a name.
+        embedder_kwargs: Constructor arguments when ``model`` is a name (with ``corpus_from``: only ``device``, and a
+            ``preset`` equal to the store's; the queries are embedded with the store's own settings).
+        allow_other_model: With ``corpus_from``: embed the queries with ``model`` although it is not the model that
+            made the store (a copy of it elsewhere). Without it that is refused: queries of one model ranked against
+            another's corpus give meaningless numbers.
 
     Raises:
-        ValueError: A malformed dataset, or a ``corpus_from`` that lacks some of the corpus's ids.
+        ValueError: A malformed dataset, a query that cannot be embedded (naming its id and line), a ``corpus_from``
+            that lacks some of the corpus's ids, or made by another model than ``model``.
     """
     from lco_embedding.corpus import encode_corpus
 
@@ -115,11 +122,20 @@ def evaluate_retrieval(
         )  # fmt: skip
     else:
         store = corpus_from
-    embedder = _embedder(model, store, embedder_kwargs)
+    embedder = _embedder(model, store, embedder_kwargs, allow_other_model=allow_other_model)
     ids, modalities = _stored_rows(store, set(dataset.corpus))
     query_ids = [q for q in dataset.queries if q in dataset.qrels]
     items = [row_item(dataset.queries[q]) for q in query_ids]
-    vectors = embedder.encode_query(items, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    try:
+        vectors = embedder.encode_query(items, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    except LCOInputError as e:
+        if e.index is None:
+            raise
+        key = query_ids[e.index]
+        raise ValueError(
+            f"{dataset.folder / 'queries.jsonl'}, line {dataset.query_lines.get(key, '?')}: query {key!r} cannot be "
+            f"embedded: {e.reason}"
+        ) from e
     query_modality = {q: row_modality(dataset.queries[q]) for q in query_ids}
     doc_modality = {doc: modalities[doc] for doc in ids}
     grouped = "id" if any(count > 1 for count in ids.values()) else None
@@ -192,21 +208,33 @@ def _default_model() -> str:
     return DEFAULT_MODEL
 
 
-def _embedder(model: Any, store: str, embedder_kwargs: dict[str, Any] | None) -> Any:
-    """The model that embeds the queries: ``model``, or the one (and the settings) that made the store."""
+def _embedder(
+    model: Any, store: str, embedder_kwargs: dict[str, Any] | None, *, allow_other_model: bool = False
+) -> Any:
+    """The model that embeds the queries: the one that made the store, loaded as its manifest records it
+    (:func:`~lco_embedding.corpus.description.load_store_model`: revision, dtype, quantization, settings), or
+    ``model`` when it is that model (or ``allow_other_model``)."""
     from lco_embedding.corpus import open_store
-    from lco_embedding.embedder import LCOEmbedder
+    from lco_embedding.corpus.description import load_store_model, store_model_differences
 
-    if isinstance(model, LCOEmbedder):
-        return model
     opened = open_store(store)
     try:
         manifest = opened.manifest
     finally:
         opened.close()
-    name = model or manifest["model"]["name"]
-    options = {"dtype": manifest["model"].get("dtype"), **manifest["settings"], **(embedder_kwargs or {})}
-    return LCOEmbedder(name, **options)
+    if model is not None:
+        differences = store_model_differences(model, manifest)
+        if differences and not allow_other_model:
+            raise ValueError(
+                f"{store!r} was embedded by another model than the one given for the queries "
+                f"({'; '.join(differences)}): its scores would be meaningless. Leave out the model to use the store's, "
+                "or say it is a copy of the store's model (--allow-other-model, allow_other_model=True)."
+            )
+        if not isinstance(model, str):
+            return model
+    kwargs = embedder_kwargs or {}
+    copy = model if model is not None and differences else None  # a copy of the store's model elsewhere
+    return load_store_model(manifest, model=copy, device=kwargs.get("device"), preset=kwargs.get("preset"))
 
 
 def _stored_rows(store: str, wanted: set[str]) -> tuple[dict[str, int], dict[str, str]]:

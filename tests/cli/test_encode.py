@@ -185,6 +185,12 @@ def test_a_finished_folder_is_left_alone_and_other_settings_are_refused(finished
     assert refused.returncode == 1 and "model.quantization:" in refused.stderr  # int8 weights: other embeddings
     refused = run_cli("encode", table, "--out", out, "--model", tiny_vl, "--shard-size", 4, check=False)
     assert refused.returncode == 1 and "model.name:" in refused.stderr
+    for preset in ("card", "mteb"):  # a preset changes the embeddings: refused like any changed setting
+        refused = run_cli("encode", table, "--out", out, "--model", tiny_omni, "--shard-size", 4, "--preset", preset,
+                          check=False)  # fmt: skip
+        assert refused.returncode == 1 and f"settings.preset: 'default' in the folder, {preset!r} now" in refused.stderr
+    same = run_cli("encode", table, "--out", out, "--model", tiny_omni, "--shard-size", 4, "--preset", "default")
+    assert "Nothing to do" in same.stdout
     with table.open("a") as f:
         f.write(json.dumps({"text": "one more"}) + "\n")
     refused = run_cli("encode", table, "--out", out, "--model", tiny_omni, "--shard-size", 4, check=False)
