@@ -47,7 +47,22 @@ __all__ = ["serve"]
     type=click.IntRange(min=1),
     default=256,
     show_default=True,
-    help="Most items in one request's `input`; more get 400.",
+    help="Most items in one request, in every shape (input, messages, texts, images, inputs); more get 400.",
+)
+@click.option(
+    "--max-parts-per-request",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Most content parts in one request, all items and messages together, counted before decoding; more get 400.",
+)
+@click.option(
+    "--max-item-tokens",
+    type=click.IntRange(min=1),
+    default=32_768,
+    show_default=True,
+    help="Most tokens one item may become, under every preset (a text past it is refused where the preset does not "
+    "cut it); more get 400.",
 )
 @click.option(
     "--max-item-bytes",
@@ -119,6 +134,8 @@ def serve(
     max_queue_items: int,
     max_queue_tokens: int | None,
     max_items_per_request: int,
+    max_parts_per_request: int,
+    max_item_tokens: int,
     max_item_bytes: int,
     max_body_bytes: int,
     featurize_workers: int,
@@ -155,6 +172,8 @@ def serve(
             max_queue_tokens=max_queue_tokens,
             featurize_workers=featurize_workers,
             max_items_per_request=max_items_per_request,
+            max_parts_per_request=max_parts_per_request,
+            max_item_tokens=max_item_tokens,
             max_item_bytes=max_item_bytes,
             max_body_bytes=max_body_bytes,
             allow_url=allow_url,

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 _PROBE = "a probe text, to check the batched tokens against the processor"
 _EXTRA_KEYS_OF_ZEROS = {"mm_token_type_ids", "token_type_ids"}
 PREFIX_MARGIN = 64
+COUNT_CHUNK_CHARS = 1 << 16
+"""Characters tokenized at a time when only a text's length in tokens matters (:meth:`TextBatcher.longer_than`)."""
 """Tokens tokenized past ``max_length`` when only a prefix of a long text is tokenized (see ``truncated``)."""
 
 
@@ -156,6 +158,25 @@ class TextBatcher:
         """True when ``text`` is longer than ``max_length`` tokens (tokenizing no more than that needs)."""
         max_length = self.featurizer.max_length
         return max_length is not None and len(self._bounded_ids([text], from_end=False)[0]) > max_length
+
+    def longer_than(self, text: str, tokens: int) -> bool:
+        """True when ``text`` alone is more than ``tokens`` tokens, under any ``max_length`` (a server's bound on an
+        item). A text of no more UTF-8 bytes than that is not (no token is shorter than a byte); a longer one is
+        tokenized :data:`COUNT_CHUNK_CHARS` characters at a time, each chunk ending before a space, until the count
+        passes ``tokens`` or the text ends, so memory stays flat whatever its length. Byte-level BPE tokenizers with
+        Qwen's pre-tokenizer split before spaces, so the chunks' counts add up to the whole text's; other tokenizers
+        may differ by a token per chunk."""
+        if len(text) <= tokens and len(text.encode("utf-8")) <= tokens:
+            return False
+        counted, start = 0, 0
+        while start < len(text) and counted <= tokens:
+            end = min(len(text), start + COUNT_CHUNK_CHARS)
+            if end < len(text):
+                space = text.rfind(" ", start + 1, end)
+                end = space if space > start else end
+            counted += len(self._encode([text[start:end]])[0])
+            start = end
+        return counted > tokens
 
     def _bounded_ids(self, texts: list[str], *, from_end: bool) -> list[list[int]]:
         """Token ids of each text's head (or end) holding at least ``max_length + PREFIX_MARGIN`` tokens (all of

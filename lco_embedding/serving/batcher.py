@@ -35,7 +35,7 @@ from lco_embedding.serving.inputs import SEGMENT, RequestItemError, resolve_medi
 from lco_embedding.serving.metrics import ServerMetrics
 from lco_embedding.serving.settings import ServerSettings
 
-__all__ = ["DynamicBatcher", "Embedded", "QueueFull", "Ticket"]
+__all__ = ["DynamicBatcher", "Embedded", "QueueFull", "RequestTooLarge", "Ticket"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,10 @@ class QueueFull(LCOError, RuntimeError):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__(f"the server is busy; retry after {retry_after} s.")
+
+
+class RequestTooLarge(LCOError, ValueError):
+    """A request the server could never admit (more items or tokens than its queue holds): 413, naming the limit."""
 
 
 def _finite(value: float) -> float | None:
@@ -176,8 +180,14 @@ class DynamicBatcher:
         """Reserve room for ``count`` items.
 
         Raises:
-            QueueFull: The server already holds ``max_queue_items`` items.
+            RequestTooLarge: ``count`` is above ``max_queue_items``: the request could never be admitted.
+            QueueFull: The server already holds too many items to take ``count`` more now.
         """
+        if count > self.settings.max_queue_items:
+            raise RequestTooLarge(
+                f"the request has {count:,} items and this server holds at most {self.settings.max_queue_items:,} at "
+                "once (max_queue_items): send them in several requests."
+            )
         with self._condition:
             if self._admitted + count > self.settings.max_queue_items:
                 rate = max(self._items_per_second, 1.0)
@@ -200,7 +210,9 @@ class DynamicBatcher:
         threads (media are fetched, decoded, cut into segments and preprocessed there).
 
         Raises:
-            RequestItemError: An item that cannot be embedded (the one with the lowest index).
+            RequestItemError: An item that cannot be embedded (the one with the lowest index), or one of more than
+                ``max_item_tokens`` tokens.
+            RequestTooLarge: The request's tokens pass ``max_queue_tokens`` on their own.
             QueueFull: The request's tokens would pass ``max_queue_tokens`` while others wait.
         """
         loop = asyncio.get_running_loop()
@@ -231,7 +243,7 @@ class DynamicBatcher:
             if isinstance(failure, LCOInputError | LCOEmbeddingError):  # the item, not the server
                 where = "" if place is None else f"segment {place['segment']}: "
                 raise RequestItemError(where + failure.reason, index)
-            raise next((f for _, f in failures if isinstance(f, QueueFull)), failure)
+            raise next((f for _, f in failures if isinstance(f, QueueFull | RequestTooLarge)), failure)
         tokens = sum(job.features.length for job in jobs)
         return Embedded(results, tokens, places, [job.features.cut for job in jobs])
 
@@ -247,11 +259,18 @@ class DynamicBatcher:
                 pieces.append((place, segment.item))
         out = []
         for place, piece in pieces:
+            where = "" if place is None or place["start"] is None else f"segment {place['segment']}: "
             try:
                 features = self.featurizer(index, piece, None, prompt)
             except LCOInputError as e:
-                where = "" if place is None or place["start"] is None else f"segment {place['segment']}: "
                 raise RequestItemError(where + e.reason, index) from e
+            if features.length > self.settings.max_item_tokens:
+                raise RequestItemError(
+                    f"{where}the item is {features.length:,} tokens once preprocessed; this server embeds at most "
+                    f"{self.settings.max_item_tokens:,} per item (max_item_tokens): send smaller media, or fewer "
+                    "frames (max_frames, fps) or pixels (max_pixels).",
+                    index,
+                )
             out.append((place, replace(features, index=next(self._ids))))
         return out
 
@@ -262,10 +281,17 @@ class DynamicBatcher:
 
     def _enqueue(self, jobs: list[_Job]) -> None:
         """Queue one request's featurized jobs for the model thread; when they would take the tokens waiting past
-        :attr:`max_queue_tokens` while others wait, they are answered with :class:`QueueFull` instead (alone they
-        always enter: a request larger than the limit runs when the queue is empty)."""
+        :attr:`max_queue_tokens` while others wait, they are answered with :class:`QueueFull` instead, and with
+        :class:`RequestTooLarge` when their own tokens pass it (such a request could never be admitted)."""
         now = time.monotonic()
         tokens = sum(job.features.length for job in jobs)
+        if tokens > self.max_queue_tokens:
+            refused = RequestTooLarge(
+                f"the request is {tokens:,} tokens once preprocessed; this server queues at most "
+                f"{self.max_queue_tokens:,} (max_queue_tokens): send its items in several requests."
+            )
+            _deliver([(job, refused) for job in jobs])
+            return
         with self._condition:
             full = bool(self._pending) and self._pending_tokens + tokens > self.max_queue_tokens
             if not full:
@@ -304,7 +330,7 @@ class DynamicBatcher:
             logger.exception("Featurizing text failed")
             _deliver([(job, e) for request in requests for job in request.jobs])
             return
-        ready: list[_Job] = []
+        ready: list[list[_Job]] = []
         refused: list[tuple[_Job, Any]] = []
         position = 0
         for request in requests:
@@ -317,11 +343,11 @@ class DynamicBatcher:
                 continue
             for job, features in zip(request.jobs, mine, strict=True):
                 job.features = features
-            ready.extend(request.jobs)
+            ready.append(request.jobs)
         if refused:
             _deliver(refused)
-        if ready:
-            self._enqueue(ready)
+        for jobs in ready:  # each request admitted (or refused) on its own tokens
+            self._enqueue(jobs)
 
     # ------------------------------------------------------------------------------------------- the model
     def _take_window(self) -> list[_Job] | None:

@@ -30,7 +30,17 @@ from lco_embedding.inputs.parse import AUDIO_IN_VIDEO, ITEM_BUDGETS
 from lco_embedding.serving.fetch import FetchError, fetch
 from lco_embedding.serving.settings import ServerSettings
 
-__all__ = ["SEGMENT", "RequestItemError", "content_item", "parse_input", "parse_messages", "resolve_media"]
+__all__ = [
+    "SEGMENT",
+    "RequestItemError",
+    "check_request_size",
+    "content_item",
+    "count_parts",
+    "item_texts",
+    "parse_input",
+    "parse_messages",
+    "resolve_media",
+]
 
 SEGMENT = "segment"
 """The item key asking for one embedding per segment; :func:`parse_input` turns its value into a SegmentSpec."""
@@ -69,11 +79,45 @@ def parse_input(value: Any, settings: ServerSettings) -> list[dict[str, Any]]:
     tokens = [isinstance(e, list) and bool(e) and all(isinstance(t, int) for t in e) for e in entries]
     if all(isinstance(e, int) for e in entries) or all(tokens):
         raise RequestItemError("token arrays are not supported; send the text itself.")
+    check_request_size(entries, settings, "input")
+    return [_item(entry, index, settings) for index, entry in enumerate(entries)]
+
+
+def count_parts(entry: Any) -> int:
+    """The content parts of one request entry, before it is parsed: a string or a typed part is one, a list of parts
+    or a message's content list its length, an item object its modalities, a conversation all its messages'."""
+    if isinstance(entry, list):
+        return sum(count_parts(part) if isinstance(part, dict) and "role" in part else 1 for part in entry)
+    if isinstance(entry, dict) and "role" in entry:
+        content = entry.get("content")
+        return len(content) if isinstance(content, list) else 1
+    if isinstance(entry, dict) and "type" not in entry:
+        return max(1, sum(1 for key in entry if key in MODALITIES))
+    return 1
+
+
+def check_request_size(entries: list[Any], settings: ServerSettings, field: str) -> None:
+    """Refuse a request with more items (:attr:`~ServerSettings.max_items_per_request`) or content parts
+    (:attr:`~ServerSettings.max_parts_per_request`) than the server takes, before anything in it is decoded.
+
+    Raises:
+        RequestItemError: Naming the field, the count and the limit.
+    """
     if len(entries) > settings.max_items_per_request:
         raise RequestItemError(
-            f"input has {len(entries)} items; this server takes at most {settings.max_items_per_request} per request."
+            f"{field} has {len(entries):,} items; this server takes at most {settings.max_items_per_request:,} per "
+            "request: send them in several requests.",
+            None,
+            field,
         )
-    return [_item(entry, index, settings) for index, entry in enumerate(entries)]
+    parts = sum(count_parts(entry) for entry in entries)
+    if parts > settings.max_parts_per_request:
+        raise RequestItemError(
+            f"{field} has {parts:,} content parts; this server takes at most {settings.max_parts_per_request:,} per "
+            "request (max_parts_per_request): send fewer images, sounds or videos per request.",
+            None,
+            field,
+        )
 
 
 def _item(entry: Any, index: int, settings: ServerSettings) -> Any:
@@ -120,6 +164,12 @@ def content_item(parts: list[Any], index: int, settings: ServerSettings, field: 
     """
     if not parts:
         raise RequestItemError("a list of content parts is empty; give at least one part.", index, field)
+    if len(parts) > settings.max_parts_per_request:
+        raise RequestItemError(
+            f"{len(parts):,} content parts; this server takes at most {settings.max_parts_per_request:,} per request.",
+            index,
+            field,
+        )
     return [_part(part, index, settings, field, number) for number, part in enumerate(parts)]
 
 
@@ -167,6 +217,7 @@ def parse_messages(value: Any, settings: ServerSettings) -> list[list[dict[str, 
     """
     if not isinstance(value, list) or not value:
         raise RequestItemError("messages must be a non-empty list of {'role', 'content'} objects.", None, "messages")
+    check_request_size([value], settings, "messages")
     conversation = []
     for number, message in enumerate(value):
         if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant"):
@@ -264,3 +315,14 @@ def _fetched(url: str, index: int, settings: ServerSettings, field: str) -> byte
         return fetch(url, settings)
     except FetchError as e:
         raise RequestItemError(str(e), index, field) from e
+
+
+def item_texts(item: Any) -> list[str]:
+    """The texts of a parsed item (a dict item, a list of content parts, or a conversation), in order."""
+    if isinstance(item, dict):
+        text = item.get("text")
+        return [text] if isinstance(text, str) else []
+    found = []
+    for entry in item:
+        found += item_texts(entry["content"]) if "role" in entry else item_texts(entry)
+    return found

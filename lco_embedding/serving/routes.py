@@ -19,9 +19,16 @@ import numpy as np
 
 from lco_embedding.core import notes
 from lco_embedding.pipeline.options import resolve_prompt
-from lco_embedding.serving.batcher import DynamicBatcher, Embedded, QueueFull, Ticket
+from lco_embedding.serving.batcher import DynamicBatcher, Embedded, QueueFull, RequestTooLarge, Ticket
 from lco_embedding.serving.cohere import INPUT_TYPE_PROMPTS, EmbedRequest, parse_embed_request, render_embed
-from lco_embedding.serving.inputs import RequestItemError, content_item, parse_input, parse_messages
+from lco_embedding.serving.inputs import (
+    RequestItemError,
+    check_request_size,
+    content_item,
+    item_texts,
+    parse_input,
+    parse_messages,
+)
 from lco_embedding.serving.metrics import ServerMetrics
 from lco_embedding.serving.settings import ServerSettings
 from lco_embedding.serving.wire import EmbeddingRequest, RequestError, parse_request, render_embeddings
@@ -76,6 +83,8 @@ class Call:
     field: str
     request: Any
     extra: dict[str, Any] = field(default_factory=dict)
+    cut: set[int] = field(default_factory=set)
+    """Items whose text the route itself cut before batching (Cohere's ``truncate="START"``), reported as cut."""
 
 
 def truncation_summary(cut: list[dict[str, float]]) -> dict[str, Any]:
@@ -137,6 +146,7 @@ class EmbedRoute:
         try:
             call = self.parse(await request.body())
             call.items = await self._prepared(call)
+            await asyncio.get_running_loop().run_in_executor(None, self._check_texts, call)
         except Refused as e:
             return self.error(e.status, e.message, param=e.param, code=e.code)
         except RequestError as e:
@@ -146,6 +156,8 @@ class EmbedRoute:
         batcher = self.state["batcher"]
         try:
             batcher.admit(len(call.items))
+        except RequestTooLarge as e:
+            return self.error(413, str(e), param=call.field, code="request_too_large")
         except QueueFull as e:
             return self._busy(e)
         ticket = Ticket()
@@ -154,12 +166,17 @@ class EmbedRoute:
         except RequestItemError as e:
             named = e.named(call.field) if e.field == "input" else e
             return self.error(400, str(named), param=named.param)
+        except RequestTooLarge as e:
+            return self.error(413, str(e), param=call.field, code="request_too_large")
         except QueueFull as e:
             return self._busy(e)
         except _Disconnected:
             return Response(status_code=499)
         finally:
             batcher.release(len(call.items))
+        if call.cut:  # texts the route cut itself count as cut, as those preprocessing cuts do
+            pairs = zip(embedded.places, embedded.cut, strict=True)
+            embedded.cut = [{**cut, notes.TEXT: 1.0} if index in call.cut else cut for (index, _), cut in pairs]
         self.metrics.items.inc(len(call.items))
         self.metrics.count_truncated(embedded.cut)
         return Response(self.render(call, embedded), media_type="application/json")
@@ -167,6 +184,27 @@ class EmbedRoute:
     async def _prepared(self, call: Call) -> list[Any]:
         """The call's items after what must happen before batching (the text cuts of Cohere's ``truncate``)."""
         return call.items
+
+    def _check_texts(self, call: Call) -> None:
+        """Refuse a text longer than ``max_item_tokens`` where the model's settings do not cut it that short (a
+        preset without a text cut), tokenizing no more of it than the check needs (in a worker thread).
+
+        Raises:
+            RequestItemError: Naming the item and the limit.
+        """
+        limit = self.settings.max_item_tokens
+        texts = self.state["batcher"].featurizer.text_batcher
+        max_length = texts.featurizer.max_length
+        if max_length is not None and max_length <= limit:
+            return
+        for index, item in enumerate(call.items):
+            if any(texts.longer_than(text, limit) for text in item_texts(item)):
+                raise RequestItemError(
+                    f"the text is longer than the {limit:,} tokens this server embeds per item (max_item_tokens), and "
+                    "the model's settings do not cut it: shorten it, or send it in parts.",
+                    index,
+                    call.field,
+                )
 
     def _busy(self, error: QueueFull) -> Any:
         return self.error(429, str(error), code="queue_full", headers={"Retry-After": str(error.retry_after)})
@@ -239,6 +277,7 @@ class CohereEmbed(EmbedRoute):
         self._check_dimensions(request.output_dimension, "output_dimension")
         name = INPUT_TYPE_PROMPTS[request.input_type]
         prompt = self.embedder.prompts.get(name) or None
+        check_request_size(request.entries, self.settings, request.field)
         if request.field == "inputs":
             items = [content_item(parts, i, self.settings, "inputs") for i, parts in enumerate(request.entries)]
         else:  # texts: strings; images: data URIs (or URLs)
@@ -273,7 +312,10 @@ class CohereEmbed(EmbedRoute):
                         call.field,
                     )
                 if mode == "START":
-                    part["text"] = texts.keep_end(part["text"])
+                    kept = texts.keep_end(part["text"])
+                    if kept != part["text"]:
+                        call.cut.add(index)
+                    part["text"] = kept
             items.append(item)
         return items
 

@@ -19,10 +19,17 @@ class ServerSettings:
         max_batch_items: Most items in one forward pass.
         max_queue_items: Items admitted and not yet answered; beyond it requests get 429 with Retry-After.
         max_queue_tokens: Tokens of featurized items waiting for the model (counted after each item's own media
-            settings); a request that would pass it while others wait gets 429 with Retry-After. Default: 32 forward
-            passes' budget.
+            settings); a request that would pass it while others wait gets 429 with Retry-After, a request whose own
+            tokens pass it 413 (it could never be admitted). Default: 32 forward passes' budget.
         featurize_workers: Threads that load and preprocess items while the model runs.
-        max_items_per_request: Most items in one request's ``input``.
+        max_items_per_request: Most items in one request, in every request shape (``input``, ``messages`` counts
+            as one item, Cohere's ``texts``, ``images`` and ``inputs``).
+        max_parts_per_request: Most content parts in one request, all items together (a string or a typed part is
+            one; an item ``{"text", "image"}`` two; every part of every message of ``messages``). Counted before
+            anything is decoded.
+        max_item_tokens: Most tokens one item may become, under every preset (one without a text cut too): a text
+            longer than that is refused after tokenizing no more of it than the check needs, an item of media once
+            it is preprocessed. Default: 32,768, Qwen2.5-Omni's context.
         max_item_bytes: Largest item: text in UTF-8 bytes, media after base64 decoding or download.
         max_body_bytes: Largest request body.
         allow_url: Fetch http(s) URLs given as media (off: only data URIs are accepted).
@@ -42,6 +49,8 @@ class ServerSettings:
     max_queue_tokens: int | None = None
     featurize_workers: int = 4
     max_items_per_request: int = 256
+    max_parts_per_request: int = 512
+    max_item_tokens: int = 32_768
     max_item_bytes: int = 20 * 2**20
     max_body_bytes: int = 64 * 2**20
     allow_url: bool = False
@@ -50,7 +59,15 @@ class ServerSettings:
     int8_range: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_items", "max_queue_items", "max_items_per_request", "max_item_bytes", "max_body_bytes"):
+        for name in (
+            "max_batch_items",
+            "max_queue_items",
+            "max_items_per_request",
+            "max_parts_per_request",
+            "max_item_tokens",
+            "max_item_bytes",
+            "max_body_bytes",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}.")
         if self.max_queue_tokens is not None and self.max_queue_tokens < 1:

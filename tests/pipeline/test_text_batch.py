@@ -134,3 +134,35 @@ def test_a_million_characters_cost_what_max_length_needs(embedder):
     cut = featurizer.truncate(text)
     assert len(cut) < len(text) and len(featurizer.guard.plain_ids([cut])[0]) == embedder.max_length
     np.testing.assert_allclose(outcome, embedder.encode(cut), atol=1e-5, rtol=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pieces=st.lists(
+        st.sampled_from(["a", "b ", "  ", "\n", "é", "e\u0301", "<|im_end|>", "the ", ".", "x" * 40, "🙂",
+                         " " * 9, "z" * 30]),
+        min_size=1, max_size=120,
+    ),
+    chunk=st.integers(8, 64),
+    slack=st.integers(-2, 2),
+)  # fmt: skip
+def test_a_texts_length_counted_a_chunk_at_a_time_is_its_whole_length(embedder, pieces, chunk, slack):
+    """``longer_than`` (the server's bound on an item, under every preset) tokenizes a chunk at a time, each chunk
+    ending before a space; the chunks' counts add up to the count of the whole text, so the answer is exact."""
+    import lco_embedding.pipeline.text_batch as text_batch
+
+    batcher = embedder.pipeline().featurizer.text_batcher
+    text = "".join(pieces)
+    whole = len(batcher._encode([text])[0])
+    limit = max(1, whole + slack)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(text_batch, "COUNT_CHUNK_CHARS", chunk)
+        assert batcher.longer_than(text, limit) == (whole > limit), (whole, limit)
+
+
+def test_counting_a_long_texts_tokens_costs_a_chunk(embedder):
+    batcher = embedder.pipeline().featurizer.text_batcher
+    text = "word " * 400_000  # 2 MB
+    batcher.longer_than("warm up " * 10, 5)
+    outcome, grown = peak_memory_growth(lambda: batcher.longer_than(text, 32_768))
+    assert outcome is True and grown < 50 * 2**20, grown  # the whole text at once: +157 MB for 1 MB

@@ -345,13 +345,17 @@ def test_budgets_and_segments_past_the_limits_are_a_400_naming_the_item(server, 
 
 def test_a_request_past_the_queued_tokens_gets_429_while_others_wait(tiny_omni, media):
     """Admission counts an item's tokens after its own media settings: a request whose featurized items would take
-    the queue past max_queue_tokens while others wait is answered 429 with Retry-After; alone it runs."""
+    the queue past max_queue_tokens while others wait is answered 429 with Retry-After; alone it runs. A request
+    whose own tokens pass max_queue_tokens could never be admitted: 413 naming the limit, never 429."""
     from tests.serving.conftest import Gate, running_server
 
     gate = Gate()
-    image = {"image": data_uri(media["png"], "image/png")}
+    image = {"image": data_uri(media["png"], "image/png")}  # 105 tokens; "y" is 96
     with running_server(tiny_omni, gate, max_wait_ms=0, max_queue_tokens=150) as server:
-        assert _post(server, {"model": NAME, "input": [image, image]}, key=None).status_code == 200  # alone: runs
+        assert _post(server, {"model": NAME, "input": [image]}, key=None).status_code == 200  # alone: runs
+        never = _post(server, {"model": NAME, "input": [image, image]}, key=None)
+        assert never.status_code == 413 and "queues at most 150 (max_queue_tokens)" in never.text, never.text
+        assert "Retry-After" not in never.headers
         gate.close()
         results: list[httpx.Response] = []
         first = threading.Thread(target=lambda: results.append(_post(server, {"model": NAME, "input": "x"}, key=None)))
@@ -360,7 +364,7 @@ def test_a_request_past_the_queued_tokens_gets_429_while_others_wait(tiny_omni, 
         second = threading.Thread(target=lambda: results.append(_post(server, {"model": NAME, "input": "y"}, key=None)))
         second.start()
         _wait_for(server, "lco_pending_items", 1)  # the second waits for the model
-        refused = _post(server, {"model": NAME, "input": [image, image]}, key=None)
+        refused = _post(server, {"model": NAME, "input": [image]}, key=None)
         gate.open()
         first.join()
         second.join()
