@@ -115,3 +115,18 @@ def test_search_index_and_export_equal_the_folders(corpus, kind):
     _same(_hits(store, "sentence 3 about cats", "-k", 6, "--exact"), _hits(folder, "sentence 3 about cats", "-k", 6))
     refused = run_cli("encode", root / "texts.jsonl", "--out", store, "--precision", "int8", check=False)
     assert refused.returncode != 0 and "precision 'int8' is for Parquet folders" in refused.stderr
+    bad = {"lancedb": "n >= 5 AND (lang = 'en'", "milvus": "n >= 5 and lang == 'en"}[kind]
+    refused = run_cli("search", store, "sentence 3", "--where", bad, "-q", check=False)  # one line, no traceback
+    assert refused.returncode == 1 and "cannot apply the filter" in refused.stderr
+    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+
+def test_a_path_that_is_not_a_store_is_one_line(tmp_path):
+    (tmp_path / "notmilvus.db").write_text("not a database")
+    refused = run_cli("search", f"milvus://{tmp_path}/notmilvus.db/corpus", "cat", "-q", check=False)
+    assert refused.returncode == 1 and "is not a milvus-lite database" in refused.stderr
+    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    (tmp_path / "texts.jsonl").write_text('{"text": "a cat"}\n')
+    refused = run_cli("encode", "texts.jsonl", "--out", "lancedb://s3://bucket/corpus", check=False, cwd=tmp_path)
+    assert refused.returncode != 0 and "object storage" in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notmilvus.db", "texts.jsonl"]  # no s3:/ folder made
