@@ -80,8 +80,7 @@ def _problem(row: dict[str, Any]) -> str | None:
     for name in ("title", *MODALITIES):
         value = row.get(name)
         if value is not None and not isinstance(value, str):
-            kind = "text" if name in ("title", "text") else "a path or URL"
-            return f"has a {name!r} that is a {type(value).__name__}, not a string ({kind})."
+            return f"has a {name!r} that is a {type(value).__name__}, not a string (a text, or a path or URL)."
     if not any(row.get(m) for m in MODALITIES) and not (row.get("title") or "").strip():
         return "has none of 'text' (or 'title'), 'image', 'audio', 'video'."
     return None
