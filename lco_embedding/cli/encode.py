@@ -84,6 +84,13 @@ SHOWN_FAILURES = 10
 )
 @click.option("--overwrite", is_flag=True, help="Delete this folder's previous run and start over.")
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="On an output that holds a run: print what an update would do (new, changed, moved, deleted) and change "
+    "nothing.",
+)
+@click.option("--keep-deleted", is_flag=True, help="On an update: keep the rows of items the inputs no longer have.")
+@click.option(
     "--allow-duplicate-ids",
     is_flag=True,
     help="Keep records whose id another record has (counted in the summary) instead of refusing the job.",
@@ -110,6 +117,8 @@ def encode(
     ray_gpus_per_worker: float | None,
     segment_text: str | None,
     overwrite: bool,
+    dry_run: bool,
+    keep_deleted: bool,
     allow_duplicate_ids: bool,
 ) -> None:
     """Embed INPUT... into Parquet shards in the folder --out, with a manifest.json and an errors.jsonl; or into a
@@ -131,7 +140,10 @@ def encode(
 
     Items that fail (corrupt or missing files, malformed rows) are listed in errors.jsonl and the run goes on.
     Re-running the same command resumes where it stopped, even after a kill; each item ends up in the output
-    exactly once. A folder made with another model, other options or other inputs is refused unless --overwrite.
+    exactly once. On an output that holds a finished run, the same command updates it in place: only new and
+    changed items are embedded, moved and duplicated files reuse their vectors, deleted ones go (--keep-deleted
+    keeps them), and the update becomes visible at once (--dry-run only prints the plan). An output made with
+    another model, other settings or other options is refused unless --overwrite.
     """
     from lco_embedding.corpus.job import OutputMismatchError, encode_corpus
 
@@ -162,6 +174,8 @@ def encode(
             runner=runner,
             segment=segment,
             events=(click.get_current_context().obj or {}).get("job_events"),
+            dry_run=dry_run,
+            keep_deleted=keep_deleted,
         )
     except KeyboardInterrupt:
         click.echo("\nInterrupted. Every committed shard is kept: re-run the same command to continue.", err=True)
@@ -173,6 +187,9 @@ def encode(
 
 
 def _print_summary(summary: Any, out: str, *, segmented: bool) -> None:
+    if summary.update is not None:
+        _print_update(summary, out)
+        return
     if summary.already_complete:
         click.echo(
             f"Nothing to do: {out} is complete ({summary.done} items: {summary.embedded} embedded, "
@@ -188,6 +205,26 @@ def _print_summary(summary: Any, out: str, *, segmented: bool) -> None:
         f"Embedded {embedded if segmented else f'{summary.embedded:,} of {summary.done:,} items'}, {failed}; "
         f"this run: {summary.processed:,} items "
         f"in {summary.seconds:.1f} s ({summary.items_per_second:.1f} items/s). Output: {summary.out}{repeats}"
+    )
+
+
+def _print_update(summary: Any, out: str) -> None:
+    """An update's plan and what it did: ``8 items: 1 new, 0 changed, 7 unchanged, 0 deleted; embedded 1 in 0.4 s``."""
+    from lco_embedding.corpus.update import plan_summary
+
+    counts = summary.update
+    planned = plan_summary(counts)
+    if summary.dry_run:
+        click.echo(f"Would update {out}: {planned}; would embed {counts['embed']:,}, copy {counts['copy']:,}.")
+        return
+    if summary.already_complete:
+        click.echo(f"Nothing to do: {out} is up to date ({planned}).")
+        return
+    copied = f", copied {counts['copy']:,}" if counts["copy"] else ""
+    failed = f"; {summary.failed:,} failed in all (see {summary.errors_at})" if summary.failed else ""
+    click.echo(
+        f"{planned}; embedded {counts['embed']:,}{copied} in {summary.seconds:.1f} s. Output: {summary.out} "
+        f"({summary.embedded:,} rows){failed}."
     )
 
 

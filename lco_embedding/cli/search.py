@@ -245,7 +245,7 @@ def index(store: str, dtype: str, connectivity: int | None) -> None:
         raise click.ClickException(str(e)) from e
     if entry.get("file"):
         path = Path(store) / entry["file"]
-        click.echo(f"Indexed {entry['rows']:,} rows: {path} ({path.stat().st_size / 1e6:.1f} MB).")
+        click.echo(f"Indexed {entry['size']:,} rows: {path} ({path.stat().st_size / 1e6:.1f} MB).")
     elif entry.get("type"):
         click.echo(f"Indexed {entry['rows']:,} rows of {store}: {entry['type']}.")
     else:

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from lco_embedding.corpus.visibility import visible
+
 __all__ = ["MIN_STD", "SAMPLE_ROWS", "calibrated_scores", "compute_calibration", "is_current", "statistics_for"]
 
 SAMPLE_ROWS = 512
@@ -88,7 +90,7 @@ def compute_calibration(store: Any, sample: int = SAMPLE_ROWS) -> dict[str, Any]
         if found is not None:
             pooled[modality] = found
     return {
-        "rows": store.manifest["counts"]["embedded"],
+        "rows": visible(store.manifest).token,
         "sample": sample,
         "modalities": {modality: len(rows) for modality, rows in sorted(sampled.items())},
         "pairs": pairs,
@@ -97,8 +99,8 @@ def compute_calibration(store: Any, sample: int = SAMPLE_ROWS) -> dict[str, Any]
 
 
 def is_current(calibration: dict[str, Any] | None, manifest: dict[str, Any]) -> bool:
-    """True when ``calibration`` was computed over every committed row of the manifest's store."""
-    return bool(calibration) and calibration.get("rows") == manifest["counts"]["embedded"]
+    """True when ``calibration`` was computed over the rows the manifest's store shows now."""
+    return bool(calibration) and calibration.get("rows") == visible(manifest).token
 
 
 def statistics_for(calibration: dict[str, Any], query_modality: str, modality: str) -> tuple[float, float]:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from lco_embedding.corpus.visibility import visible
+
 __all__ = ["INDEX_DTYPES", "build_folder_index", "index_is_current", "search_index"]
 
 INDEX_DTYPES = ("f32", "f16", "i8")
@@ -25,7 +27,7 @@ def index_is_current(folder: Any) -> bool:
     return (
         bool(index)
         and index.get("file") is not None
-        and index.get("rows") == folder.manifest["counts"]["embedded"]
+        and index.get("rows") == visible(folder.manifest).token
         and (folder.path / index["file"]).is_file()
     )
 
@@ -69,4 +71,5 @@ def build_folder_index(folder: Any, dtype: str, connectivity: int | None, show_p
     temporary = folder.path / f".{folder.index_file}.tmp"
     index.save(str(temporary))
     os.replace(temporary, target)
-    return {"file": folder.index_file, "rows": len(index), "dtype": dtype, "metric": "cos", **kwargs}
+    entry = {"file": folder.index_file, "rows": visible(manifest).token, "dtype": dtype, "metric": "cos", **kwargs}
+    return {**entry, "size": len(index)}

@@ -8,6 +8,7 @@ options or changed inputs; the comparison happens before the model is loaded whe
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -21,7 +22,7 @@ import numpy as np
 
 from lco_embedding.core.errors import LCOError
 from lco_embedding.corpus.description import describe_embedder, model_name
-from lco_embedding.corpus.precision import PRECISIONS, Precision, arrow_type, calibrate, to_arrow
+from lco_embedding.corpus.precision import PRECISIONS, Precision, arrow_type, calibrate
 from lco_embedding.corpus.records import (
     InputSpec,
     Record,
@@ -31,6 +32,7 @@ from lco_embedding.corpus.records import (
     output_name,
     plan_inputs,
 )
+from lco_embedding.corpus.shards import SEGMENT_COLUMNS, Shard, fingerprinted
 from lco_embedding.corpus.store import FORMAT, FORMAT_VERSION, now
 from lco_embedding.corpus.stores import Store, is_store_uri, open_store
 from lco_embedding.segments.spec import SegmentSpec
@@ -140,6 +142,11 @@ class RunSummary:
         already_complete: The folder was complete before this run; nothing was done.
         duplicate_ids: Records whose id an earlier record of the inputs already has (kept only with
             ``allow_duplicate_ids=True``; refused otherwise).
+        update: For a run on a store that already held a run (an update in place,
+            :mod:`lco_embedding.corpus.update`): items per kind (``new``, ``changed``, ``unchanged``, ``moved``,
+            ``duplicate``, ``deleted``) and ``embed`` (items the model embedded) and ``copy`` (items whose stored
+            vectors were copied); None for a fresh or resumed run.
+        dry_run: The update was only planned; nothing was written.
     """
 
     out: Path | str
@@ -152,6 +159,8 @@ class RunSummary:
     already_complete: bool = False
     duplicate_ids: int = 0
     errors_at: str = ""
+    update: dict[str, int] | None = None
+    dry_run: bool = False
 
     @property
     def processed(self) -> int:
@@ -190,6 +199,8 @@ def encode_corpus(
     runner: Runner | None = None,
     segment: SegmentSpec | None = None,
     events: JobEvents | None = None,
+    dry_run: bool = False,
+    keep_deleted: bool = False,
 ) -> RunSummary:
     """Embed files, folders, tables and stdin lines into Parquet shards in ``out``; resume where a run stopped.
 
@@ -220,6 +231,14 @@ def encode_corpus(
             character offsets for text, null for items embedded whole); a record's segments are committed
             together, in its shard, or not at all.
         events: Called at each point of the run (:data:`JobEvents`).
+        dry_run: On a store that already holds a run: plan the update and return it (``RunSummary.update``),
+            writing nothing.
+        keep_deleted: On such a store: keep the rows of items the inputs no longer have.
+
+    A store that already holds a finished run (or an unfinished one whose inputs changed) is updated in place
+    (:mod:`lco_embedding.corpus.update`): only new and changed content is embedded, moved and duplicated content
+    reuses its stored vectors, deleted items' rows go, and one commit makes the update visible. A changed model,
+    revision, dtype, quantization, prompt, setting or option is still refused.
 
     Returns:
         A :class:`RunSummary`.
@@ -255,19 +274,22 @@ def encode_corpus(
             embedder_kwargs = {**(embedder_kwargs or {}), "quantization": quantization}
         known = {"model": _model_entry(model, revision, embedder_kwargs), "options": options}
         known["settings"] = _settings_entry(model, embedder_kwargs)
-        known["inputs"] = [_input_key(spec) for spec in specs]
         stored = _opened(folder, known, overwrite)
-        if (
-            stored
-            and stored["status"] == "complete"
-            and prompt_name is None
-            and stored["prompts"]["instruction"] == prompt
+        inputs_key = [_input_key(spec) for spec in specs]
+        start = _Start(runner or LocalRunner(), model, revision, device, dtype, embedder_kwargs, stop_at)
+        if stored is not None and (
+            stored["status"] == "complete" or stored.get("update") or stored["inputs"] != inputs_key
         ):
-            return _summary(folder, stored, stored["counts"]["done"], 0.0, already_complete=True)
-        stop_at("start", 0)
-        job = (runner or LocalRunner()).start(
-            model, revision=revision, device=device, dtype=dtype, embedder_kwargs=embedder_kwargs
-        )
+            work = _UpdateWork(specs, inputs_key, prompt, prompt_name, stdin, dry_run, keep_deleted)
+            encode = {
+                "batch_size": batch_size,
+                "max_tokens_per_batch": max_tokens_per_batch,
+                "num_workers": num_workers,
+            }
+            return _update(folder, start, work, encode, show_progress_bar, on_failure, stop_at)
+        if dry_run:
+            raise ValueError(f"{folder.location!r} holds no finished run to update: dry_run plans an update.")
+        job = start()
         description = job.describe(prompt_name, prompt)
         manifest = _new_manifest(description, specs, options)
         if folder.exists():
@@ -295,6 +317,81 @@ def encode_corpus(
         return summary
     finally:
         folder.close()
+
+
+@dataclass
+class _Start:
+    """Loads what embeds the records (the runner's job), when a run needs it."""
+
+    runner: Runner
+    model: LCOEmbedder | str
+    revision: str | None
+    device: str | None
+    dtype: str | None
+    embedder_kwargs: dict[str, Any] | None
+    stop_at: JobEvents
+
+    def __call__(self) -> RunnerJob:
+        self.stop_at("start", 0)
+        return self.runner.start(
+            self.model, revision=self.revision, device=self.device, dtype=self.dtype,
+            embedder_kwargs=self.embedder_kwargs,
+        )  # fmt: skip
+
+
+@dataclass
+class _UpdateWork:
+    """What an update of a store is asked to do."""
+
+    specs: list[InputSpec]
+    inputs_key: list[dict[str, Any]]
+    prompt: str | None
+    prompt_name: str | None
+    stdin: IO[str] | None
+    dry_run: bool
+    keep_deleted: bool
+
+
+def _update(
+    folder: Store,
+    start: _Start,
+    work: _UpdateWork,
+    encode: dict[str, Any],
+    show_progress_bar: bool,
+    on_failure: Callable[[dict[str, Any]], None] | None,
+    stop_at: JobEvents,
+) -> RunSummary:
+    """Update a store that holds a run to the inputs (:mod:`lco_embedding.corpus.update`)."""
+    from lco_embedding.corpus.update import apply_update, load_catalog, plan_update
+
+    folder.recover()
+    manifest = folder.manifest
+    plan = plan_update(work.specs, load_catalog(folder, manifest), keep_deleted=work.keep_deleted, stdin=work.stdin)
+    if work.dry_run:
+        return _summary(folder, manifest, 0, 0.0, update=plan.counts, dry_run=True)
+    same_prompt = work.prompt_name is None and manifest["prompts"]["instruction"] == work.prompt
+    if not plan.changes and same_prompt and not manifest.get("update") and manifest["status"] == "complete":
+        return _summary(folder, manifest, 0, 0.0, already_complete=True, update=plan.counts)
+    embed = None
+    if plan.counts["embed"] or not same_prompt:  # the model is needed, or its prompts to check the run's
+        job = start()
+        description = job.describe(work.prompt_name, work.prompt)
+        _check_same(folder, {key: description[key] for key in ("model", "dimension", "prompts", "settings")})
+        segment = manifest["options"].get("segment")
+        kwargs = {
+            "prompt": manifest["prompts"]["instruction"],
+            "normalize_embeddings": manifest["options"]["normalize"],
+            **encode,
+            **({"segment": SegmentSpec(**segment)} if segment is not None else {}),
+        }
+        embed = functools.partial(job.outcomes, **kwargs)
+    manifest["inputs"] = work.inputs_key
+    manifest["ignored_files"] = {spec.argument: spec.ignored for spec in work.specs if spec.ignored}
+    seconds = apply_update(
+        folder, manifest, plan, work.specs, embed, show_progress_bar=show_progress_bar, on_failure=on_failure,
+        events=stop_at,
+    )  # fmt: skip
+    return _summary(folder, folder.manifest, 0, seconds, update=plan.counts)
 
 
 def _duplicates_message(repeats: int, examples: list[tuple[str, list[str]]]) -> str:
@@ -372,6 +469,8 @@ def _summary(
     seconds: float,
     already_complete: bool = False,
     duplicate_ids: int = 0,
+    update: dict[str, int] | None = None,
+    dry_run: bool = False,
 ) -> RunSummary:
     counts = manifest["counts"]
     return RunSummary(
@@ -385,6 +484,8 @@ def _summary(
         already_complete=already_complete,
         duplicate_ids=duplicate_ids,
         errors_at=folder.errors_location,
+        update=update,
+        dry_run=dry_run,
     )
 
 
@@ -480,10 +581,6 @@ def _check_same(folder: Store, wanted: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- the run
-SEGMENT_COLUMNS = {"segment": "int64", "start": "double", "end": "double"}
-"""The columns of a segmented run: each row's number within its record, and where it starts and ends."""
-
-
 def _outcomes(
     embedder: LCOEmbedder, records: Iterable[Record], **encode_kwargs: Any
 ) -> Iterator[tuple[Record, np.ndarray | None, str | None]]:
@@ -528,80 +625,6 @@ def _outcomes(
         yield record, None, record.error
 
 
-class _Shard:
-    """The rows and failures of the shard being filled."""
-
-    def __init__(self, index: int, start: int, size: int, columns: dict[str, str], segmented: bool = False) -> None:
-        self.index, self.start, self.end = index, start, start + size
-        self.columns = columns
-        self.segmented = segmented
-        self.places: dict[str, list[Any]] = {name: [] for name in SEGMENT_COLUMNS} if segmented else {}
-        self.ids: list[str] = []
-        self.sources: list[str] = []
-        self.modalities: list[str] = []
-        self.embeddings: list[np.ndarray] = []
-        self.extras: dict[str, list[Any]] = {name: [] for name in columns}
-        self.errors: list[dict[str, Any]] = []
-        self.last = start - 1
-
-    def add(self, record: Record, embedding: Any, reason: str | None) -> None:
-        """Add a record's row (its embedding), its rows (its segments: a ``SourceSegments``) or its failure."""
-        if record.position != self.last + 1:
-            raise RuntimeError(f"record {record.position} arrived after {self.last}: the stream lost its order.")
-        self.last = record.position
-        if embedding is None:
-            entry = {"position": record.position, "id": record.id, "source": record.source}
-            self.errors.append({**entry, "modality": record.modality, "error": reason})
-            return
-        rows = embedding.embeddings if self.segmented else [embedding]
-        for number, row in enumerate(rows):
-            self.ids.append(record.id)
-            self.sources.append(record.source)
-            self.modalities.append(record.modality)
-            self.embeddings.append(row)
-            for name, values in self.extras.items():
-                values.append(record.extras.get(name))
-            if self.segmented:
-                start, end = float(embedding.start[number]), float(embedding.end[number])
-                self.places["segment"].append(number)
-                self.places["start"].append(None if np.isnan(start) else start)
-                self.places["end"].append(None if np.isnan(end) else end)
-
-    @property
-    def full(self) -> bool:
-        return self.last + 1 >= self.end
-
-    def table(self, precision: Precision, dimension: int, ranges: list[list[float]] | None) -> Any:
-        import pyarrow as pa
-
-        vectors = np.stack(self.embeddings) if self.embeddings else np.zeros((0, dimension), np.float32)
-        data = {
-            "id": pa.array(self.ids, pa.string()),
-            "source": pa.array(self.sources, pa.string()),
-            "modality": pa.array(self.modalities, pa.string()),
-            "embedding": to_arrow(vectors, precision, ranges),
-        }
-        for name, values in self.places.items():
-            data[name] = _extra_array(values, SEGMENT_COLUMNS[name])
-        for name, values in self.extras.items():
-            data[output_name(name)] = _extra_array(values, self.columns[name])
-        return pa.table(data)
-
-
-_ARROW_KINDS = {"string": "string", "int64": "int64", "double": "float64", "bool": "bool_"}
-
-
-def _extra_array(values: list[Any], kind: str) -> Any:
-    import json
-
-    import pyarrow as pa
-
-    if kind == "json":
-        text = [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in values]
-        return pa.array(text, pa.string())
-    return pa.array(values, getattr(pa, _ARROW_KINDS[kind])())
-
-
 def _run(
     produce: Callable[..., Iterator[tuple[Record, Any, str | None]]],
     folder: Store,
@@ -625,7 +648,7 @@ def _run(
     began = time.perf_counter()
     segment = options.get("segment")
     segmented = segment is not None
-    shard = _Shard(len(manifest["shards"]), start, size, columns, segmented)
+    shard = Shard(len(manifest["shards"]), start, size, columns, segmented, counts["embedded"])
     commits = records = 0
 
     def commit(final: bool) -> None:
@@ -641,18 +664,18 @@ def _run(
         if final:
             manifest["status"] = "complete"
         if shard.last >= shard.start:
-            entry = {"index": shard.index, "start": shard.start, "end": shard.last + 1}
+            entry = {"index": shard.index, "start": shard.start, "end": shard.last + 1, "row": shard.row}
             entry.update(rows=len(shard.ids), failed=len(shard.errors))
             table = shard.table(precision, dimension, manifest["int8_ranges"])
-            folder.commit_shard(manifest, entry, table, shard.errors)
+            folder.commit_shard(manifest, entry, table, shard.errors, shard.catalog())
         else:
             folder.write_manifest(manifest)
-        shard = _Shard(shard.index + 1, shard.last + 1, size, columns, segmented)
+        shard = Shard(shard.index + 1, shard.last + 1, size, columns, segmented, counts["embedded"])
         commits += 1
         stop_at("commit", commits)
 
     outcomes = produce(
-        iter_records(specs, start=start, stdin=stdin),
+        fingerprinted(iter_records(specs, start=start, stdin=stdin)),
         prompt=manifest["prompts"]["instruction"],
         batch_size=batch_size,
         normalize_embeddings=options["normalize"],

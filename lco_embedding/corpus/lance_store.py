@@ -26,6 +26,7 @@ import numpy as np
 
 from lco_embedding.core.require import require
 from lco_embedding.corpus.store import OutputFolder
+from lco_embedding.corpus.visibility import visible, written
 
 __all__ = ["LanceStore"]
 
@@ -118,20 +119,22 @@ class LanceStore(OutputFolder):
         return f"({committed}) AND ({where})" if where else committed
 
     def committed_rows(self) -> int:
-        """The rows the manifest commits (numbered 0 to this count - 1)."""
-        return int(self.manifest["counts"]["embedded"])
+        """Rows numbered below this are committed (:mod:`.visibility`: less those an update dropped)."""
+        return visible(self.manifest).next_row
 
     def _kept(self, rows: np.ndarray, modalities: list[str] | None, wanted: set[str] | None) -> np.ndarray:
-        """Which of the rows LanceDB returned are committed (and of ``wanted`` modalities): the guard no filter string
-        can change."""
-        keep = rows < self.committed_rows()
+        """Which of the rows LanceDB returned a reader sees: committed, not dropped by an update (and of ``wanted``
+        modalities). The guard no filter string can change."""
+        keep = visible(self.manifest).keep(rows)
         if wanted and modalities is not None:
             keep &= np.fromiter((m in wanted for m in modalities), bool, len(rows))
         return keep
 
     def _uncommitted(self) -> int:
-        """How many rows of the table the manifest does not commit (a write that was never committed)."""
-        return max(0, self.table().count_rows() - self.committed_rows())
+        """How many rows of the table a reader does not see (uncommitted or dropped): the most a search's guard
+        can drop."""
+        seen = visible(self.manifest)
+        return max(0, self.table().count_rows() - seen.next_row) + seen.hidden_rows
 
     # -------------------------------------------------------------------------------------------------- writing
     def leftovers(self) -> list[str]:
@@ -150,16 +153,16 @@ class LanceStore(OutputFolder):
         super().recover()
         if self.has_table():
             table = self.table()
-            embedded = int(self.manifest["counts"]["embedded"])
-            if table.count_rows(f"row >= {embedded}"):
-                table.delete(f"row >= {embedded}")
+            rows, _ = written(self.manifest)
+            if table.count_rows(f"row >= {rows}"):
+                table.delete(f"row >= {rows}")
 
     def write_rows(self, manifest: dict[str, Any], shard: dict[str, Any], table: Any) -> dict[str, Any]:
         """Append the shard's rows to the table in one write (one new version), numbered from the rows committed
         before them; the shard's manifest entry."""
         import pyarrow as pa
 
-        first = manifest["counts"]["embedded"] - shard["rows"]
+        first = shard["row"]
         if table.num_rows:
             rows = pa.array(np.arange(first, first + table.num_rows, dtype=np.int64))
             table = table.add_column(0, "row", rows)
@@ -215,7 +218,19 @@ class LanceStore(OutputFolder):
         if columns:
             query = query.select(list(dict.fromkeys(["row", *columns])))
         table = query.limit(None).to_arrow().sort_by("row")
+        keep = self._kept(table.column("row").to_numpy(), None, None)
+        table = table if keep.all() else table.filter(keep)
         return table.select(columns) if columns else table
+
+    def row_vectors(self, numbers: list[int]) -> np.ndarray:
+        """The float32 vectors of rows ``numbers``, in that order."""
+        if not numbers:
+            return np.zeros((0, self.manifest["dimension"]), np.float32)
+        wanted = ", ".join(str(int(n)) for n in sorted(set(numbers)))
+        found = self.table().search().where(f"row IN ({wanted})").select(["row", "embedding"]).limit(None).to_arrow()
+        flat = found.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        by_row = dict(zip(found.column("row").to_pylist(), flat.reshape(found.num_rows, -1), strict=True))
+        return np.stack([by_row[n] for n in numbers]).astype(np.float32, copy=False)
 
     # --------------------------------------------------------------------------------------------------- search
     def nearest(

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from lco_embedding.core.require import require
+from lco_embedding.corpus.store import catalog_name, shard_list
+from lco_embedding.corpus.visibility import visible, written
 
 __all__ = ["MilvusStore"]
 
@@ -247,10 +249,15 @@ class MilvusStore:
         return schema
 
     def commit_shard(
-        self, manifest: dict[str, Any], shard: dict[str, Any], table: Any, errors: list[dict[str, Any]]
+        self,
+        manifest: dict[str, Any],
+        shard: dict[str, Any],
+        table: Any,
+        errors: list[dict[str, Any]],
+        catalog: Any = None,
     ) -> None:
-        """Upsert the shard's rows (by row number) and failures, then commit the manifest."""
-        first = manifest["counts"]["embedded"] - shard["rows"]
+        """Upsert the shard's rows (by row number), failures and catalog entries, then commit the manifest."""
+        first = shard["row"]
         records = table.to_pylist()
         for number, record in enumerate(records, first):
             record["row"] = number
@@ -259,20 +266,26 @@ class MilvusStore:
             self.client().upsert(self.collection, records[start : start + WRITE_ROWS])
         self._flush(self.collection)
         self._upsert_meta([(_error_key(e["position"]), json.dumps(e, ensure_ascii=True)) for e in errors])
-        manifest["shards"].append(dict(shard))
+        entry = dict(shard)
+        if catalog is not None:
+            entry["catalog"] = self.write_catalog(shard["index"], catalog)
+        shard_list(manifest).append(entry)
         manifest["errors_bytes"] = 0
         manifest["store"] = {"kind": self.kind, "collection": self.collection}
         self.write_manifest(manifest)
 
     def recover(self) -> None:
         """Delete rows and failures past the committed counts, and manifest chunks of other generations."""
-        counts = self.manifest["counts"]
+        rows, positions = written(self.manifest)
         if self._has(self.collection):
             self._ready(self.collection)
-            self.client().delete(self.collection, filter=f"row >= {int(counts['embedded'])}")
-        stale = [key for key in self._meta_keys("error:") if _position(key) >= counts["done"]]
+            self.client().delete(self.collection, filter=f"row >= {rows}")
+        stale = [key for key in self._meta_keys("error:") if _position(key) >= positions]
         generation = _chunk_key(self._generation, 0)[:-6]
         stale += [key for key in self._meta_keys("manifest:") if not key.startswith(generation)]
+        shards = [*self.manifest["shards"], *(self.manifest.get("update") or {}).get("shards", [])]
+        named = {shard.get("catalog") for shard in shards}
+        stale += [key for key in self._meta_keys("catalog:") if key.split(":")[1] not in named]
         if stale:
             self.client().delete(self.meta, ids=stale)
         self._flush(self.meta)
@@ -280,13 +293,13 @@ class MilvusStore:
     # ------------------------------------------------------------------------------------------------- reading
     def read_errors(self) -> list[dict[str, Any]]:
         """The committed failures, in position order."""
-        done = self.manifest["counts"]["done"]
-        keys = sorted(key for key in self._meta_keys("error:") if _position(key) < done)
+        seen = visible(self.manifest)
+        keys = sorted(key for key in self._meta_keys("error:") if seen.keeps_position(_position(key)))
         found = self._get_meta(keys) if keys else {}
         return [json.loads(found[key]) for key in keys]
 
     def _committed(self, where: str | None = None, modalities: set[str] | None = None) -> str:
-        parts = [f"row < {int(self.manifest['counts']['embedded'])}"]
+        parts = [f"row < {visible(self.manifest).next_row}"]
         if modalities:
             parts.append("modality in [" + ", ".join(json.dumps(m) for m in sorted(modalities)) + "]")
         if where:
@@ -302,15 +315,18 @@ class MilvusStore:
         if not self._has(self.collection):
             return
         self._ready(self.collection)
-        embedded = int(self.manifest["counts"]["embedded"])
-        for start in range(0, embedded, SCAN_BATCH_ROWS):
-            end = min(embedded, start + SCAN_BATCH_ROWS)
+        seen = visible(self.manifest)
+        for start in range(0, seen.next_row, SCAN_BATCH_ROWS):
+            end = min(seen.next_row, start + SCAN_BATCH_ROWS)
             span = f"row >= {start} and row < {end}"
             with _filter_errors(where):
                 batch = self.client().query(
                     self.collection, filter=span + (f" and ({where})" if where else ""), output_fields=fields
                 )
             batch = [record for record in batch if start <= record["row"] < end]  # whatever the filter said
+            if seen.hidden_rows and batch:
+                keep = seen.keep(np.array([record["row"] for record in batch], dtype=np.int64))
+                batch = [record for record, kept in zip(batch, keep, strict=True) if kept]
             if batch:
                 yield sorted(batch, key=lambda r: r["row"])
 
@@ -376,6 +392,7 @@ class MilvusStore:
             return None
         if not self._has(self.collection) or not self.manifest["counts"]["embedded"]:
             return [[] for _ in queries]
+        seen = visible(self.manifest)
         self._ready(self.collection)
         limit = k + self._uncommitted()  # room for rows the guard below drops, should the filter let them through
         if limit > MAX_TOP_K:
@@ -395,22 +412,58 @@ class MilvusStore:
                 search_params=params,
                 **({"group_by_field": group_by} if group_by else {}),
             )
-        embedded = int(self.manifest["counts"]["embedded"])
         results = []
         for hits in found:
+            rows = np.array([int(h["row"]) for h in hits], dtype=np.int64)
+            keep = seen.keep(rows) if len(rows) else np.zeros(0, bool)
             kept = [
                 (float(h["distance"]), int(h["row"]))
-                for h in hits
-                if int(h["row"]) < embedded and (not modalities or _field(h, "modality") in modalities)
+                for h, ok in zip(hits, keep, strict=True)
+                if ok and (not modalities or _field(h, "modality") in modalities)
             ]
             results.append(sorted(kept, key=lambda h: (-h[0], h[1]))[:k])
         return results
 
     def _uncommitted(self) -> int:
-        """Rows of the collection past the committed count (a write that was never committed)."""
-        embedded = int(self.manifest["counts"]["embedded"])
-        found = self.client().query(self.collection, filter=f"row >= {embedded}", output_fields=["count(*)"])
-        return int(found[0]["count(*)"]) if found else 0
+        """Rows of the collection a reader does not see (past the committed rows, or dropped by an update): the
+        most a search's guard can drop."""
+        seen = visible(self.manifest)
+        found = self.client().query(self.collection, filter=f"row >= {seen.next_row}", output_fields=["count(*)"])
+        return (int(found[0]["count(*)"]) if found else 0) + seen.hidden_rows
+
+    def row_vectors(self, numbers: list[int]) -> np.ndarray:
+        """The float32 vectors of rows ``numbers``, in that order."""
+        if not numbers:
+            return np.zeros((0, self.manifest["dimension"]), np.float32)
+        self._ready(self.collection)
+        found = self.client().get(self.collection, ids=sorted(set(numbers)), output_fields=["row", "embedding"])
+        by_row = {int(values["row"]): values["embedding"] for values in found}
+        return np.array([by_row[n] for n in numbers], dtype=np.float32)
+
+    # ----------------------------------------------------------------------------------------------- catalog
+    def write_catalog(self, index: int, table: Any) -> str:
+        """Keep shard ``index``'s catalog entries in the meta collection (Parquet bytes, base64, in chunks); their
+        name for the shard's manifest entry."""
+        import base64
+
+        from lco_embedding.corpus.catalog import table_bytes
+
+        name = catalog_name(index)
+        text = base64.b64encode(table_bytes(table)).decode("ascii")
+        chunks = [text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
+        self._upsert_meta([(f"catalog:{name}:{number:06d}", chunk) for number, chunk in enumerate(chunks)])
+        self._flush(self.meta)
+        return name
+
+    def read_catalog(self, name: str) -> Any:
+        """The catalog chunk ``name`` as a ``pyarrow.Table``."""
+        import base64
+
+        from lco_embedding.corpus.catalog import table_from_bytes
+
+        keys = sorted(self._meta_keys(f"catalog:{name}:"))
+        found = self._get_meta(keys)
+        return table_from_bytes(base64.b64decode("".join(found[key] for key in keys)))
 
     def build_index(self, *, connectivity: int | None = None, **_: Any) -> dict[str, Any]:
         """Replace the FLAT index with HNSW (cosine)."""

@@ -133,6 +133,8 @@ class Record:
         item: What ``LCOEmbedder.encode`` gets, or None when ``error`` is set.
         error: Why the record cannot be embedded (malformed row, unreadable text file), else None.
         extras: Extra table columns.
+        file: The file it is (for a folder's or a file input's record), else None.
+        entry: Its catalog entry (:class:`lco_embedding.corpus.catalog.Entry`), once the job has fingerprinted it.
     """
 
     position: int
@@ -142,6 +144,8 @@ class Record:
     item: Any = None
     error: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    file: str | None = None
+    entry: Any = None
 
 
 # ------------------------------------------------------------------------------------------------------ the plan
@@ -464,7 +468,7 @@ def _records_of(spec: InputSpec, first: int, skip: int, stdin: IO[str]) -> Itera
 
 def _file_record(position: int, display: str, path: str) -> Record:
     modality = file_modality(path) or TEXT.name
-    record = Record(position, display, os.path.abspath(path), modality)
+    record = Record(position, display, os.path.abspath(path), modality, file=os.path.abspath(path))
     problem = file_problem(path)  # a FIFO would block, a dangling link or a folder has nothing to read
     if problem is not None:
         record.error = problem

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from lco_embedding.corpus.precision import to_float
+from lco_embedding.corpus.visibility import visible
 
 __all__ = [
     "ERRORS_FILE",
@@ -37,7 +38,9 @@ __all__ = [
     "INDEX_FILE",
     "MANIFEST_FILE",
     "OutputFolder",
+    "catalog_name",
     "refuse_where",
+    "shard_list",
     "shard_name",
 ]
 
@@ -126,7 +129,9 @@ class OutputFolder:
         length = self.manifest.get("errors_bytes", 0)
         with open(self.errors_path, "rb") as f:
             text = f.read(length).decode("utf-8")
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        seen = visible(self.manifest)
+        failures = (json.loads(line) for line in text.splitlines() if line.strip())
+        return [failure for failure in failures if seen.keeps_position(failure["position"])]
 
     # ---------------------------------------------------------------------------------------------- reading
     @property
@@ -183,6 +188,7 @@ class OutputFolder:
         manifest = self.manifest
         precision, dimension = manifest["options"]["precision"], manifest["dimension"]
         ranges = manifest.get("int8_ranges")
+        seen = visible(manifest)
         row = 0
         for path in self.shard_paths():
             parquet = pq.ParquetFile(path, memory_map=True)
@@ -190,12 +196,17 @@ class OutputFolder:
                 table = parquet.read_row_group(group, columns=["embedding", *columns])
                 if table.num_rows == 0:
                     continue
+                rows = np.arange(row, row + table.num_rows, dtype=np.int64)
+                row += table.num_rows
+                keep = seen.keep(rows)
+                if not keep.all():  # rows an update dropped
+                    table, rows = table.filter(keep), rows[keep]
+                    if table.num_rows == 0:
+                        continue
                 flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
                 values = flat.reshape(table.num_rows, -1)
                 extra = {name: table.column(name).to_pylist() for name in columns}
-                rows = np.arange(row, row + table.num_rows, dtype=np.int64)
                 yield rows, to_float(values, precision, dimension, ranges), extra
-                row += table.num_rows
 
     def read_table(self, columns: list[str] | None = None) -> Any:
         """Every committed row as one ``pyarrow.Table`` (embeddings as stored)."""
@@ -205,7 +216,29 @@ class OutputFolder:
         tables = [pq.read_table(p, columns=columns, memory_map=True) for p in self.shard_paths()]
         if not tables:
             raise ValueError(f"{self.location!r} has no committed shard yet.")
-        return pa.concat_tables(tables, promote_options="default")
+        table = pa.concat_tables(tables, promote_options="default")
+        keep = visible(self.manifest).keep(np.arange(table.num_rows, dtype=np.int64))
+        return table if keep.all() else table.filter(keep)
+
+    def row_vectors(self, numbers: list[int]) -> np.ndarray:
+        """The float32 vectors of rows ``numbers`` (as stored: int8 and binary shards decoded), in that order."""
+        import pyarrow.parquet as pq
+
+        manifest = self.manifest
+        precision, dimension = manifest["options"]["precision"], manifest["dimension"]
+        found: dict[int, np.ndarray] = {}
+        start = 0
+        wanted = sorted(set(numbers))
+        for shard, path in zip(manifest["shards"], self.shard_paths(), strict=True):
+            end = start + shard["rows"]
+            local = [n - start for n in wanted if start <= n < end]
+            if local:
+                table = pq.read_table(path, columns=["embedding"], memory_map=True).take(local)
+                flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                vectors = to_float(flat.reshape(len(local), -1), precision, dimension, manifest.get("int8_ranges"))
+                found.update((start + n, vector) for n, vector in zip(local, vectors, strict=True))
+            start = end
+        return np.stack([found[n] for n in numbers]) if numbers else np.zeros((0, dimension), np.float32)
 
     def rows(self, numbers: list[int], columns: list[str] | None = None) -> list[dict[str, Any]]:
         """The rows ``numbers`` (counted from 0 over all shards), without their embedding, in the given order."""
@@ -305,9 +338,35 @@ class OutputFolder:
         """True for the names this module writes into an output folder."""
         return (
             name in (MANIFEST_FILE, ERRORS_FILE, INDEX_FILE, LOCK_FILE)
-            or (name.startswith("part-") and name.endswith(".parquet"))
+            or (name.startswith(("part-", "catalog-")) and name.endswith(".parquet"))
             or (name.startswith(".") and name.endswith(".tmp"))
         )
+
+    # ------------------------------------------------------------------------------------------- the catalog
+    @property
+    def catalog_folder(self) -> Path:
+        """Where the catalog's chunks are kept (the folder itself; a LanceDB store's sidecar folder)."""
+        return self.path
+
+    def write_catalog(self, index: int, table: Any) -> str:
+        """Write shard ``index``'s catalog entries (:mod:`.catalog`) where no reader looks until the commit; their
+        name for the shard's manifest entry."""
+        import pyarrow.parquet as pq
+
+        name = catalog_name(index)
+        temporary = self.catalog_folder / f".{name}.tmp"
+        with open(temporary, "wb") as f:
+            pq.write_table(table, f, compression="zstd")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, self.catalog_folder / name)
+        return name
+
+    def read_catalog(self, name: str) -> Any:
+        """The catalog chunk ``name`` as a ``pyarrow.Table``."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.catalog_folder / name)
 
     def clear(self) -> None:
         """Delete everything this module wrote (for ``--overwrite``); other files are left alone."""
@@ -331,12 +390,14 @@ class OutputFolder:
         """Remove what an interrupted run left that the manifest does not name; cut ``errors.jsonl`` to its
         committed length."""
         manifest = self.manifest
-        committed = {shard.get("file") for shard in manifest["shards"]}
-        for entry in self.path.iterdir():
-            stray_shard = entry.name.startswith("part-") and entry.name.endswith(".parquet")
-            temporary = entry.name.startswith(".") and entry.name.endswith(".tmp")
-            if (stray_shard and entry.name not in committed) or temporary:
-                entry.unlink()
+        shards = [*manifest["shards"], *(manifest.get("update") or {}).get("shards", [])]
+        committed = {shard.get(key) for shard in shards for key in ("file", "catalog")}
+        for folder in dict.fromkeys((self.path, self.catalog_folder)):
+            for entry in folder.iterdir():
+                stray = entry.name.startswith(("part-", "catalog-")) and entry.name.endswith(".parquet")
+                temporary = entry.name.startswith(".") and entry.name.endswith(".tmp")
+                if (stray and entry.name not in committed) or temporary:
+                    entry.unlink()
         length = manifest.get("errors_bytes", 0)
         if self.errors_path.exists() or length:
             with open(self.errors_path, "ab") as f:
@@ -354,17 +415,26 @@ class OutputFolder:
         self._manifest = manifest
 
     def commit_shard(
-        self, manifest: dict[str, Any], shard: dict[str, Any], table: Any, errors: list[dict[str, Any]]
+        self,
+        manifest: dict[str, Any],
+        shard: dict[str, Any],
+        table: Any,
+        errors: list[dict[str, Any]],
+        catalog: Any = None,
     ) -> None:
-        """Write one shard and its errors, then commit them with the updated ``manifest``.
+        """Write one shard, its errors and its catalog entries, then commit them with the updated ``manifest``.
 
         Args:
-            manifest: The manifest to commit; ``shard`` is appended to its shard list and ``errors_bytes`` set.
-            shard: ``{"index", "start", "end", "rows", "failed"}`` (``file`` is set here).
+            manifest: The manifest to commit; ``shard`` is appended to its shard list (to the update's, while an
+                update stages its shards: :func:`shard_list`) and ``errors_bytes`` set.
+            shard: ``{"index", "start", "end", "row", "rows", "failed"}`` (``file`` and ``catalog`` are set here).
             table: The shard's rows (a ``pyarrow.Table``).
             errors: One JSON object per failed item of the shard.
+            catalog: Its records' catalog entries (:func:`lco_embedding.corpus.catalog.entries_table`), or None.
         """
         entry = self.write_rows(manifest, shard, table)
+        if catalog is not None:
+            entry["catalog"] = self.write_catalog(shard["index"], catalog)
         self.commit(manifest, entry, errors)
 
     def write_rows(self, manifest: dict[str, Any], shard: dict[str, Any], table: Any) -> dict[str, Any]:
@@ -396,9 +466,21 @@ class OutputFolder:
                 f.flush()
                 os.fsync(f.fileno())
         _fsync_folder(self.path)
-        manifest["shards"].append(entry)
+        shard_list(manifest).append(entry)
         manifest["errors_bytes"] = self.errors_path.stat().st_size if self.errors_path.exists() else 0
         self.write_manifest(manifest)
+
+
+def catalog_name(index: int) -> str:
+    """File (or blob) name of shard ``index``'s catalog entries."""
+    return f"catalog-{index:05d}.parquet"
+
+
+def shard_list(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where a shard being committed is listed: the manifest's shards, or an update's while it stages its shards
+    (they become visible when the update commits)."""
+    update = manifest.get("update")
+    return update["shards"] if update else manifest["shards"]
 
 
 def refuse_where(store: Any, where: str | None) -> None:

@@ -1,0 +1,185 @@
+"""What a store knows about each item it holds, so that a re-run on a changed input set embeds only what changed.
+
+Every record a corpus job writes (embedded or failed) gets one catalog entry, committed with its shard:
+
+==========  ========================================================================================================
+position    the record's number, unique in the store (a fresh run numbers its inputs from 0; an update goes on
+            from the highest)
+key         what the item *is*: its id (a file's path as given under its input, a table row's ``id`` or
+            ``table:line``), with ``#n`` added to the n-th repeat of an id (``--allow-duplicate-ids``)
+content     a hash of what its embedding depends on: a file's bytes; a table row's item (texts, media values, and
+            for local media files their size and modification time)
+meta        a hash of the row's other columns (id, source, modality, the table's extra columns)
+size/mtime  a file's size and modification time (nanoseconds): the fast check, so that an unchanged file is not
+            read again
+row, rows   its first row number and how many rows it has (segments: one per segment; a failed item: 0)
+error       why it failed, or null
+==========  ========================================================================================================
+
+A shard's entries are kept beside its rows: ``catalog-NNNNN.parquet`` in a Parquet folder and in a LanceDB store's
+sidecar folder, chunks of the meta collection in Milvus. Stores written before the catalog existed have none: they
+cannot be updated in place (``--overwrite`` starts them over).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CATALOG_COLUMNS",
+    "Entry",
+    "Keys",
+    "content_of",
+    "entries_table",
+    "fingerprint",
+    "meta_of",
+    "read_entries",
+    "stat_of",
+]
+
+CATALOG_COLUMNS = ("position", "key", "content", "meta", "size", "mtime", "row", "rows", "error")
+
+
+@dataclass
+class Entry:
+    """One record's catalog entry (see the module)."""
+
+    position: int
+    key: str
+    content: str
+    meta: str
+    size: int | None = None
+    mtime: int | None = None
+    row: int | None = None
+    rows: int = 0
+    error: str | None = None
+
+
+def _digest(*parts: bytes) -> str:
+    hasher = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        hasher.update(len(part).to_bytes(8, "little"))
+        hasher.update(part)
+    return hasher.hexdigest()
+
+
+def stat_of(path: str) -> tuple[int, int] | None:
+    """A file's ``(size, modification time in ns)``, or None when it cannot be stat'ed."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_size, found.st_mtime_ns
+
+
+def file_content(path: str) -> str:
+    """The hash of a file's bytes (read in 1 MiB blocks); of its path when it cannot be read (the item then fails,
+    and fails again until the file changes)."""
+    hasher = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                hasher.update(block)
+    except OSError as e:
+        return _digest(b"unreadable", path.encode("utf-8", "surrogatepass"), type(e).__name__.encode())
+    return hasher.hexdigest()
+
+
+def _canonical(value: Any) -> bytes:
+    """A JSON-able value as bytes that do not depend on dict order; bytes values by their hash; local media files
+    by their path, size and modification time."""
+
+    def plain(item: Any) -> Any:
+        if isinstance(item, bytes | bytearray):
+            return {"bytes": hashlib.blake2b(bytes(item), digest_size=16).hexdigest()}
+        if isinstance(item, dict):
+            return {str(k): plain(v) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [plain(v) for v in item]
+        if isinstance(item, str) and os.path.isabs(item) and os.path.isfile(item):
+            return {"file": item, "stat": stat_of(item)}
+        return item
+
+    return json.dumps(plain(value), sort_keys=True, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass")
+
+
+def content_of(item: Any, error: str | None) -> str:
+    """The content hash of a table row's (or stdin line's) item; of its error when it has none."""
+    return _digest(b"item", _canonical(item)) if error is None else _digest(b"error", error.encode())
+
+
+def meta_of(record_id: str, source: str, modality: str, extras: dict[str, Any]) -> str:
+    """The hash of a row's columns other than its embedding."""
+    return _digest(b"meta", _canonical([record_id, source, modality, extras]))
+
+
+def entries_table(entries: list[Entry]) -> Any:
+    """Entries as a ``pyarrow.Table`` (the catalog's columns)."""
+    import pyarrow as pa
+
+    columns = {name: [getattr(entry, name) for entry in entries] for name in CATALOG_COLUMNS}
+    types = {
+        "position": pa.int64(),
+        "key": pa.string(),
+        "content": pa.string(),
+        "meta": pa.string(),
+        "size": pa.int64(),
+        "mtime": pa.int64(),
+        "row": pa.int64(),
+        "rows": pa.int32(),
+        "error": pa.string(),
+    }
+    return pa.table({name: pa.array(values, types[name]) for name, values in columns.items()})
+
+
+def read_entries(table: Any) -> list[Entry]:
+    """A catalog table's entries."""
+    return [Entry(**values) for values in table.select(list(CATALOG_COLUMNS)).to_pylist()]
+
+
+def table_bytes(table: Any) -> bytes:
+    """A catalog table as Parquet bytes (for stores that keep it as a blob)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def table_from_bytes(data: bytes) -> Any:
+    """The catalog table in Parquet bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(data))
+
+
+class Keys:
+    """Each record's key: its id, and ``id#n`` for the n-th repeat of an id in one input set."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def __call__(self, record_id: str) -> str:
+        count = self._seen.get(record_id, 0)
+        self._seen[record_id] = count + 1
+        return record_id if count == 0 else f"{record_id}#{count}"
+
+
+def fingerprint(record: Any, key: str, stat: tuple[int, int] | None = None, content: str | None = None) -> Entry:
+    """A record's catalog entry before it is written (no rows yet). A file is stat'ed before it is read, so that a
+    change during the read shows as a changed size or time the next time; ``stat`` and ``content`` may be given
+    (an unchanged file's, from the catalog)."""
+    meta = meta_of(record.id, record.source, record.modality, record.extras)
+    if record.file is None:
+        return Entry(record.position, key, content_of(record.item, record.error), meta, error=record.error)
+    if stat is None or content is None:
+        stat = stat_of(record.file)
+        content = file_content(record.file)
+    size, mtime = stat if stat is not None else (None, None)
+    return Entry(record.position, key, content, meta, size, mtime, error=record.error)

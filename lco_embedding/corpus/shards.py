@@ -1,0 +1,118 @@
+"""The shard being filled by a corpus job or an update: its records' rows, failures and catalog entries, as the
+store commits them together (:meth:`lco_embedding.corpus.stores.Store.commit_shard`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from lco_embedding.corpus.precision import Precision, to_arrow
+from lco_embedding.corpus.records import Record, output_name
+
+__all__ = ["SEGMENT_COLUMNS", "Shard", "fingerprinted"]
+
+SEGMENT_COLUMNS = {"segment": "int64", "start": "double", "end": "double"}
+"""The columns of a segmented run: each row's number within its record, and where it starts and ends."""
+
+
+def fingerprinted(records: Iterable[Record]) -> Iterator[Record]:
+    """The records, each with its catalog entry (:func:`lco_embedding.corpus.catalog.fingerprint`), taken before
+    the model reads it."""
+    from lco_embedding.corpus.catalog import Keys, fingerprint
+
+    keys = Keys()
+    for record in records:
+        record.entry = fingerprint(record, keys(record.id))
+        yield record
+
+
+class Shard:
+    """The rows and failures of the shard being filled."""
+
+    def __init__(
+        self, index: int, start: int, size: int, columns: dict[str, str], segmented: bool = False, row: int = 0
+    ) -> None:
+        self.index, self.start, self.end = index, start, start + size
+        self.row = row  # the number of its first row
+        self.columns = columns
+        self.segmented = segmented
+        self.entries: list[Any] = []
+        self.places: dict[str, list[Any]] = {name: [] for name in SEGMENT_COLUMNS} if segmented else {}
+        self.ids: list[str] = []
+        self.sources: list[str] = []
+        self.modalities: list[str] = []
+        self.embeddings: list[np.ndarray] = []
+        self.extras: dict[str, list[Any]] = {name: [] for name in columns}
+        self.errors: list[dict[str, Any]] = []
+        self.last = start - 1
+
+    def add(self, record: Record, embedding: Any, reason: str | None) -> None:
+        """Add a record's row (its embedding), its rows (its segments: a ``SourceSegments``) or its failure."""
+        if record.position != self.last + 1:
+            raise RuntimeError(f"record {record.position} arrived after {self.last}: the stream lost its order.")
+        self.last = record.position
+        if record.entry is not None:
+            self.entries.append(record.entry)
+        if embedding is None:
+            entry = {"position": record.position, "id": record.id, "source": record.source}
+            self.errors.append({**entry, "modality": record.modality, "error": reason})
+            if record.entry is not None:
+                record.entry.error = reason
+            return
+        rows = embedding.embeddings if self.segmented else [embedding]
+        if record.entry is not None:
+            record.entry.row, record.entry.rows = self.row + len(self.ids), len(rows)
+        for number, row in enumerate(rows):
+            self.ids.append(record.id)
+            self.sources.append(record.source)
+            self.modalities.append(record.modality)
+            self.embeddings.append(row)
+            for name, values in self.extras.items():
+                values.append(record.extras.get(name))
+            if self.segmented:
+                start, end = float(embedding.start[number]), float(embedding.end[number])
+                self.places["segment"].append(number)
+                self.places["start"].append(None if np.isnan(start) else start)
+                self.places["end"].append(None if np.isnan(end) else end)
+
+    @property
+    def full(self) -> bool:
+        return self.last + 1 >= self.end
+
+    def catalog(self) -> Any:
+        """The catalog entries of the shard's records (:mod:`.catalog`), or None when they were not fingerprinted."""
+        from lco_embedding.corpus.catalog import entries_table
+
+        return entries_table(self.entries) if self.entries else None
+
+    def table(self, precision: Precision, dimension: int, ranges: list[list[float]] | None) -> Any:
+        import pyarrow as pa
+
+        vectors = np.stack(self.embeddings) if self.embeddings else np.zeros((0, dimension), np.float32)
+        data = {
+            "id": pa.array(self.ids, pa.string()),
+            "source": pa.array(self.sources, pa.string()),
+            "modality": pa.array(self.modalities, pa.string()),
+            "embedding": to_arrow(vectors, precision, ranges),
+        }
+        for name, values in self.places.items():
+            data[name] = _extra_array(values, SEGMENT_COLUMNS[name])
+        for name, values in self.extras.items():
+            data[output_name(name)] = _extra_array(values, self.columns[name])
+        return pa.table(data)
+
+
+_ARROW_KINDS = {"string": "string", "int64": "int64", "double": "float64", "bool": "bool_"}
+
+
+def _extra_array(values: list[Any], kind: str) -> Any:
+    import json
+
+    import pyarrow as pa
+
+    if kind == "json":
+        text = [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in values]
+        return pa.array(text, pa.string())
+    return pa.array(values, getattr(pa, _ARROW_KINDS[kind])())

@@ -1,0 +1,374 @@
+"""Update a store in place: a re-run on a changed input set embeds only what changed.
+
+**The plan.** Each item of the new input set is matched by its key with the store's catalog (:mod:`.catalog`):
+
+* *unchanged*: same content and columns: its rows stay;
+* *changed*: same key, other content (embedded again unless that content is stored elsewhere) or only other columns
+  (its vectors copied into new rows);
+* *new*: a key the store does not have: embedded, unless its content is stored under another key: *moved* when that
+  key is gone from the inputs, *duplicate* when it is still there; either way the stored vectors are copied, no
+  model call;
+* *deleted*: a stored key the inputs no longer have: its rows go (``keep_deleted`` keeps them).
+
+A folder's files are matched by size and modification time first: an unchanged file is not read. Tables are read
+(their rows are the data), and a table row's content covers its item and the size and time of the local media it
+names.
+
+**Exactly once, and atomic.** Nothing committed is rewritten. The update writes its rows (new row numbers), failures
+(new positions) and catalog entries shard by shard, each shard committed into the manifest's ``update`` entry, which
+no reader looks at; a killed update resumes from its last staged shard when the plan is the same (the inputs did
+not change meanwhile), and starts over otherwise. Then **one manifest write** (the commit point) makes the staged
+shards visible and drops the replaced and deleted rows and failures (:mod:`.visibility`). A reader that read the
+manifest before it sees the store as it was, one that reads it after sees the update whole: never an item twice, or
+a changed item missing. Dropped rows stay in the shards, table or collection (no reader of lco-embed sees them; a
+reader of the LanceDB table or Milvus collection itself does, with ``row`` numbers the manifest drops).
+
+Does not retry items that failed and have not changed (use ``--overwrite`` to retry every failure), and does not
+reclaim the space of dropped rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import IO, Any
+
+import numpy as np
+
+from lco_embedding.corpus.catalog import Entry, Keys, fingerprint, meta_of, read_entries, stat_of
+from lco_embedding.corpus.records import (
+    InputSpec,
+    Record,
+    _file_record,
+    _records_of,
+    _walk,
+    extra_columns,
+    file_modality,
+)
+from lco_embedding.corpus.shards import Shard
+from lco_embedding.corpus.visibility import add_ranges, visible
+
+__all__ = [
+    "PLAN_KINDS",
+    "UpdatePlan",
+    "apply_update",
+    "commit_update",
+    "load_catalog",
+    "plan_summary",
+    "plan_update",
+    "stage_records",
+]
+
+PLAN_KINDS = ("new", "changed", "unchanged", "moved", "duplicate", "deleted")
+"""How the items of an update's input set stand against the store (see the module)."""
+
+
+@dataclass
+class Planned:
+    """One record the update writes: embedded (``source`` None) or copied from a stored entry."""
+
+    record: Record
+    source: Entry | None
+
+
+@dataclass
+class UpdatePlan:
+    """What an update does (see the module).
+
+    Attributes:
+        counts: Items per kind of :data:`PLAN_KINDS`, and ``embed`` (items the model embeds) and ``copy`` (items
+            whose stored vectors are copied).
+        write: The records that get new rows (or failures), in input order.
+        dropped: The stored entries whose rows and failures go.
+        digest: Identifies the plan, so that a killed update resumes only the same plan.
+    """
+
+    counts: dict[str, int]
+    write: list[Planned] = field(default_factory=list)
+    dropped: list[Entry] = field(default_factory=list)
+    digest: str = ""
+
+    @property
+    def changes(self) -> bool:
+        """True when the update writes or drops anything."""
+        return bool(self.write or self.dropped)
+
+    def summary(self) -> str:
+        """:func:`plan_summary` of the counts."""
+        return plan_summary(self.counts)
+
+
+def plan_summary(counts: dict[str, int]) -> str:
+    """``"8 items: 1 new, 0 changed, 7 unchanged, 0 deleted"`` (moved and duplicates when there are any)."""
+    items = sum(counts[kind] for kind in PLAN_KINDS if kind != "deleted")
+    shown = [kind for kind in PLAN_KINDS if kind in ("new", "changed", "unchanged", "deleted") or counts[kind]]
+    return f"{items:,} items: " + ", ".join(f"{counts[kind]:,} {kind}" for kind in shown)
+
+
+def load_catalog(store: Any, manifest: dict[str, Any]) -> dict[str, Entry]:
+    """The catalog entries a reader of the store sees, by key.
+
+    Raises:
+        ValueError: The store was written before catalogs existed (it cannot be updated in place).
+    """
+    seen = visible(manifest)
+    entries: dict[str, Entry] = {}
+    for shard in manifest["shards"]:
+        if not shard.get("catalog"):
+            raise ValueError(
+                f"{store.location!r} was written by an earlier lco-embedding, which kept no catalog of its items: it "
+                "cannot be updated in place. Pass --overwrite (overwrite=True) to embed it again."
+            )
+        for entry in read_entries(store.read_catalog(shard["catalog"])):
+            if seen.keeps_position(entry.position):
+                entries[entry.key] = entry
+    return entries
+
+
+def _candidates(specs: list[InputSpec], catalog: dict[str, Entry], stdin: IO[str] | None) -> Iterator[Any]:
+    """Each item of the inputs, in order: a stored key (an unchanged file, not read), or a fingerprinted record."""
+    keys = Keys()
+    for spec in specs:
+        if spec.kind == "folder":
+            root = spec.path or spec.argument
+            for relative, modality in _walk(Path(root)):
+                if modality is None:
+                    continue
+                display, path = os.path.join(spec.argument, relative), os.path.join(root, relative)
+                yield _file_candidate(display, path, catalog, keys)
+        elif spec.kind == "file":
+            yield _file_candidate(spec.argument, spec.path or spec.argument, catalog, keys)
+        else:
+            for record in _records_of(spec, 0, 0, stdin or sys.stdin):
+                assert isinstance(record, Record)
+                record.entry = fingerprint(record, keys(record.id))
+                yield record
+
+
+def _file_candidate(display: str, path: str, catalog: dict[str, Entry], keys: Keys) -> Any:
+    key = keys(display)
+    stored = catalog.get(key)
+    stat = stat_of(path)
+    if stored is not None and stat is not None and (stored.size, stored.mtime) == stat:
+        if stored.meta == meta_of(display, os.path.abspath(path), file_modality(path) or "text", {}):
+            return key  # unchanged: not read
+    record = _file_record(0, display, path)
+    record.entry = fingerprint(record, key)
+    return record
+
+
+def plan_update(
+    specs: list[InputSpec],
+    catalog: dict[str, Entry],
+    *,
+    keep_deleted: bool = False,
+    stdin: IO[str] | None = None,
+) -> UpdatePlan:
+    """The update of a store with ``catalog`` to the input set ``specs`` (see the module)."""
+    counts = dict.fromkeys((*PLAN_KINDS, "embed", "copy"), 0)
+    by_content: dict[str, Entry] = {}
+    for entry in catalog.values():
+        by_content.setdefault(entry.content, entry)
+    present: set[str] = set()
+    write: list[Planned] = []
+    dropped: list[Entry] = []
+    reused_elsewhere: list[tuple[Planned, Entry]] = []
+    for candidate in _candidates(specs, catalog, stdin):
+        if isinstance(candidate, str):
+            present.add(candidate)
+            counts["unchanged"] += 1
+            continue
+        entry: Entry = candidate.entry
+        present.add(entry.key)
+        stored = catalog.get(entry.key)
+        if stored is not None and stored.content == entry.content and stored.meta == entry.meta:
+            counts["unchanged"] += 1
+            continue
+        source = stored if stored is not None and stored.content == entry.content else by_content.get(entry.content)
+        planned = Planned(candidate, source)
+        write.append(planned)
+        if stored is not None:
+            counts["changed"] += 1
+            dropped.append(stored)
+        elif source is not None:
+            reused_elsewhere.append((planned, source))
+        else:
+            counts["new"] += 1
+        counts["embed" if source is None else "copy"] += 1
+    gone = {key: entry for key, entry in catalog.items() if key not in present}
+    claimed: set[str] = set()
+    for _, source in reused_elsewhere:
+        if source.key in gone and source.key not in claimed:
+            claimed.add(source.key)
+            counts["moved"] += 1
+        else:
+            counts["duplicate"] += 1
+    if not keep_deleted:
+        dropped += gone.values()
+        counts["deleted"] = len(gone) - len(claimed)
+    plan = UpdatePlan(counts, write, dropped)
+    plan.digest = _digest(plan)
+    return plan
+
+
+def _digest(plan: UpdatePlan) -> str:
+    hasher = hashlib.blake2b(digest_size=16)
+    for planned in plan.write:
+        entry = planned.record.entry
+        origin = "embed" if planned.source is None else str(planned.source.position)
+        hasher.update(f"w\0{entry.key}\0{entry.content}\0{entry.meta}\0{origin}\n".encode("utf-8", "surrogatepass"))
+    for entry in sorted(plan.dropped, key=lambda e: e.position):
+        hasher.update(f"d\0{entry.position}\n".encode())
+    return hasher.hexdigest()
+
+
+def stage_records(
+    plan: UpdatePlan,
+    store: Any,
+    first_position: int,
+    done: int,
+    embed: Callable[[Iterable[Record]], Iterator[tuple[Record, Any, str | None]]] | None,
+    segmented: bool,
+) -> Iterator[tuple[Record, Any, str | None]]:
+    """``(record, embedding or segments, error)`` of the plan's records from its ``done``-th on, numbered from
+    ``first_position`` in plan order: embedded by ``embed`` (the job's runner: this process or Ray), or copied from
+    the store's rows."""
+    todo = plan.write[done:]
+    for offset, planned in enumerate(todo):
+        planned.record.position = planned.record.entry.position = first_position + done + offset
+    outcomes = iter(embed(p.record for p in todo if p.source is None)) if embed is not None else iter(())
+    for planned in todo:
+        if planned.source is None:
+            record, result, error = next(outcomes)
+            if record is not planned.record:
+                raise RuntimeError(f"the model answered {record.id!r} where {planned.record.id!r} was due.")
+            yield record, result, error
+        else:
+            yield planned.record, *_copied(store, planned.source, segmented)
+
+
+def _copied(store: Any, source: Entry, segmented: bool) -> tuple[Any, str | None]:
+    """A stored entry's embedding (its segments') or its failure, to be written again under another key."""
+    if source.error is not None or source.row is None:
+        return None, source.error or "failed"
+    numbers = list(range(source.row, source.row + source.rows))
+    vectors = store.row_vectors(numbers)
+    if not segmented:
+        return vectors[0], None
+    places = store.rows(numbers, ["row", "start", "end"])
+    start = np.array([np.nan if p.get("start") is None else p["start"] for p in places], dtype=np.float64)
+    end = np.array([np.nan if p.get("end") is None else p["end"] for p in places], dtype=np.float64)
+    return SimpleNamespace(embeddings=vectors, start=start, end=end), None
+
+
+def commit_update(store: Any, manifest: dict[str, Any], plan: UpdatePlan) -> None:
+    """The update's commit point: its staged shards become visible and the rows and failures it replaced or
+    deleted are dropped, in one manifest write."""
+    update = manifest.pop("update")
+    seen = visible(manifest)
+    counts = manifest["counts"]
+    rows = manifest.get("rows") or {"next": seen.next_row, "dropped": []}
+    positions = manifest.get("positions") or {"next": seen.next_position, "dropped": []}
+    dropped_rows = [n for e in plan.dropped if e.row is not None for n in range(e.row, e.row + e.rows)]
+    manifest["shards"] += update["shards"]
+    manifest["rows"] = {"next": update["next_row"], "dropped": add_ranges(rows["dropped"], dropped_rows)}
+    manifest["positions"] = {
+        "next": update["next_position"],
+        "dropped": add_ranges(positions["dropped"], [entry.position for entry in plan.dropped]),
+    }
+    new_failed = sum(shard["failed"] for shard in update["shards"])
+    new_rows = sum(shard["rows"] for shard in update["shards"])
+    after = visible(manifest)
+    counts["embedded"] = after.next_row - after.dropped_rows.size
+    counts["done"] = counts["total"] = after.next_position - after.dropped_positions.size
+    counts["failed"] = counts["failed"] - sum(1 for entry in plan.dropped if entry.error is not None) + new_failed
+    manifest["status"] = "complete"
+    manifest["last_update"] = {**plan.counts, "rows_written": new_rows}
+    store.write_manifest(manifest)
+
+
+def apply_update(
+    store: Any,
+    manifest: dict[str, Any],
+    plan: UpdatePlan,
+    specs: list[InputSpec],
+    embed: Callable[[Iterable[Record]], Iterator[tuple[Record, Any, str | None]]] | None,
+    *,
+    show_progress_bar: bool = False,
+    on_failure: Callable[[dict[str, Any]], None] | None = None,
+    events: Callable[[str, int], None] | None = None,
+) -> float:
+    """Stage the plan's records shard by shard (resuming a staged update of the same plan), then commit it
+    (:func:`commit_update`); the seconds it took.
+
+    Args:
+        store: The store, locked and recovered.
+        manifest: Its manifest.
+        plan: :func:`plan_update`'s plan.
+        specs: The input set (for the extra columns).
+        embed: The records to embed -> their outcomes, in order (the runner's; None when the plan embeds nothing).
+        show_progress_bar: A progress bar over the records written.
+        on_failure: Called with each new failure's entry.
+        events: Called with ``("record", n)`` after the n-th record and ``("commit", n)`` after the n-th staged
+            shard's commit, and ``("update", 0)`` right before the update's own commit.
+    """
+    from tqdm.auto import tqdm
+
+    began = time.perf_counter()
+    stop_at = events or (lambda event, count: None)
+    update = manifest.get("update")
+    if update is not None and update.get("plan") != plan.digest:  # another plan: start it over
+        manifest.pop("update")
+        store.write_manifest(manifest)
+        store.recover()
+        update = None
+    if update is None:
+        seen = visible(manifest)
+        update = {"plan": plan.digest, "shards": [], "done": 0, "next_row": seen.next_row}
+        update["first_position"] = update["next_position"] = seen.next_position
+        manifest["update"] = update
+        store.write_manifest(manifest)
+    options = manifest["options"]
+    segmented = options.get("segment") is not None
+    columns = extra_columns(specs)
+    size, precision, dimension = options["shard_size"], options["precision"], manifest["dimension"]
+    index = len(manifest["shards"]) + len(update["shards"])
+    shard = Shard(index, update["next_position"], size, columns, segmented, update["next_row"])
+    staged = records = 0
+
+    def commit() -> None:
+        nonlocal shard, staged
+        if shard.last >= shard.start:
+            entry = {"index": shard.index, "start": shard.start, "end": shard.last + 1, "row": shard.row}
+            entry.update(rows=len(shard.ids), failed=len(shard.errors))
+            update["done"] += shard.last + 1 - shard.start
+            update["next_position"] = shard.last + 1
+            update["next_row"] = shard.row + len(shard.ids)
+            table = shard.table(precision, dimension, manifest["int8_ranges"])
+            store.commit_shard(manifest, entry, table, shard.errors, shard.catalog())
+            staged += 1
+            stop_at("commit", staged)
+        shard = Shard(shard.index + 1, shard.last + 1, size, columns, segmented, update["next_row"])
+
+    stream = stage_records(plan, store, update["first_position"], update["done"], embed, segmented)
+    with tqdm(total=len(plan.write), initial=update["done"], unit="item", desc="Updating",
+              disable=not show_progress_bar) as bar:  # fmt: skip
+        for record, embedding, reason in stream:
+            shard.add(record, embedding, reason)
+            records += 1
+            stop_at("record", records)
+            if reason is not None and on_failure is not None:
+                on_failure(shard.errors[-1])
+            bar.update(1)
+            if shard.full:
+                commit()
+        commit()
+    stop_at("update", 0)
+    commit_update(store, manifest, plan)
+    return time.perf_counter() - began
