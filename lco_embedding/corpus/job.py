@@ -60,8 +60,9 @@ DEFAULT_SHARD_SIZE = 10_000
 """Input positions per shard: the most work a kill can lose."""
 JobEvents = Callable[[str, int], None]
 """Called at each point of a run: ``("start", 0)`` before the model loads, ``("record", n)`` after this run's n-th
-record (before any commit it completes), ``("commit", n)`` right after its n-th shard commit. For progress
-reporting, or for tests that stop the job at a known point."""
+record (before any commit it completes), ``("commit", n)`` right after its n-th shard commit; in an update also
+``("fingerprint", n)`` after planning read its n-th changed item and ``("update", 0)`` right before the update's
+commit. For progress reporting, or for tests that stop the job at a known point."""
 
 
 class OutputMismatchError(LCOError, ValueError):
@@ -366,7 +367,8 @@ def _update(
 
     folder.recover()
     manifest = folder.manifest
-    plan = plan_update(work.specs, load_catalog(folder, manifest), keep_deleted=work.keep_deleted, stdin=work.stdin)
+    catalog = load_catalog(folder, manifest)
+    plan = plan_update(work.specs, catalog, keep_deleted=work.keep_deleted, stdin=work.stdin, events=stop_at)
     if work.dry_run:
         return _summary(folder, manifest, 0, 0.0, update=plan.counts, dry_run=True)
     same_prompt = work.prompt_name is None and manifest["prompts"]["instruction"] == work.prompt

@@ -169,8 +169,10 @@ def plan_update(
     *,
     keep_deleted: bool = False,
     stdin: IO[str] | None = None,
+    events: Callable[[str, int], None] | None = None,
 ) -> UpdatePlan:
-    """The update of a store with ``catalog`` to the input set ``specs`` (see the module)."""
+    """The update of a store with ``catalog`` to the input set ``specs`` (see the module); ``events`` is called
+    with ``("fingerprint", n)`` after the n-th item that had to be read."""
     counts = dict.fromkeys((*PLAN_KINDS, "embed", "copy"), 0)
     by_content: dict[str, Entry] = {}
     for entry in catalog.values():
@@ -179,11 +181,15 @@ def plan_update(
     write: list[Planned] = []
     dropped: list[Entry] = []
     reused_elsewhere: list[tuple[Planned, Entry]] = []
+    fingerprinted = 0
     for candidate in _candidates(specs, catalog, stdin):
         if isinstance(candidate, str):
             present.add(candidate)
             counts["unchanged"] += 1
             continue
+        fingerprinted += 1
+        if events is not None:
+            events("fingerprint", fingerprinted)
         entry: Entry = candidate.entry
         present.add(entry.key)
         stored = catalog.get(entry.key)

@@ -1,0 +1,194 @@
+"""Updates in place: a library of files and a table, encoded into a folder, LanceDB and Milvus, then changed (files
+added, changed, deleted, renamed and duplicated, table rows edited and added). The re-run embeds exactly the
+changed content (counted by the items the runner's model was given) and equals a from-scratch run on the new
+state; a dry run changes nothing; a no-change run loads no model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from lco_embedding.corpus import encode_corpus, open_store, read_embeddings
+from lco_embedding.corpus.job import LocalRunner
+from lco_embedding.testing import synthetic_image, write_wav
+
+TOL = 1e-5
+KINDS = ("parquet", "lancedb", "milvus")
+
+
+def target(kind: str, root, name: str) -> str:
+    return {
+        "parquet": str(root / name),
+        "lancedb": f"lancedb://{root}/db/{name}",
+        "milvus": f"milvus://{root}/{name}.db/corpus",
+    }[kind]
+
+
+class CountingRunner(LocalRunner):
+    """The local runner, counting the items its model is given."""
+
+    def __init__(self) -> None:
+        self.embedded: list[str] = []
+        self.started = 0
+
+    def start(self, model, **kwargs):
+        self.started += 1
+        job = super().start(model, **kwargs)
+        outcomes = job.outcomes
+
+        def counted(records, **encode_kwargs):
+            def fed():
+                for record in records:
+                    if record.error is None:
+                        self.embedded.append(record.id)
+                    yield record
+
+            return outcomes(fed(), **encode_kwargs)
+
+        job.outcomes = counted
+        return job
+
+
+def write_library(root, media) -> dict:
+    """A folder of images, sounds, a clip and texts, and a JSONL table with extra columns."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    files = root / "files"
+    files.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(synthetic_image(40 + 8 * i, 56, rng)).save(files / f"image{i}.png")
+    t = np.arange(8000) / 16000
+    for i in range(2):
+        write_wav(files / f"sound{i}.wav", 0.3 * np.sin(2 * np.pi * (300 + 200 * i) * t), 16000)
+    shutil.copy(media["mp4_short"], files / "clip.mp4")
+    (files / "note0.txt").write_text("a note about rivers")
+    (files / "note1.txt").write_text("a note about mountains")
+    rows = [
+        {"id": f"r{i}", "text": f"row {i} about " + "cats " * (i % 3), "year": 2000 + i, "lang": ("en", "fr")[i % 2]}
+        for i in range(6)
+    ]
+    (root / "table.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return {"files": files, "table": root / "table.jsonl", "rows": rows}
+
+
+def change_library(library) -> None:
+    """10 kinds of change: 1 file added, 1 changed, 1 deleted, 1 renamed, 1 duplicated; 2 rows edited (text; an
+    extra column only), 1 row added."""
+    from PIL import Image
+
+    files = library["files"]
+    Image.fromarray(synthetic_image(48, 48, np.random.default_rng(9))).save(files / "added.png")
+    Image.fromarray(synthetic_image(40, 56, np.random.default_rng(10))).save(files / "image0.png")  # changed
+    (files / "sound1.wav").unlink()  # deleted
+    (files / "note1.txt").rename(files / "renamed.txt")  # moved
+    shutil.copy(files / "image2.png", files / "copy-of-image2.png")  # duplicate
+    rows = [dict(row) for row in library["rows"]]
+    rows[1]["text"] = "row 1, rewritten"  # content changed
+    rows[2]["year"] = 1999  # only an extra column changed
+    rows.append({"id": "r6", "text": "a row added", "year": 2006, "lang": "en"})
+    library["table"].write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _sorted(table):
+    keys = list(zip(table.column("id").to_pylist(), range(table.num_rows), strict=True))
+    order = [i for _, i in sorted(keys)]
+    return table.take(order)
+
+
+def assert_same_rows(got, expected) -> None:
+    got, expected = _sorted(got), _sorted(expected)
+    drop = [c for c in ("row", "embedding") if c in got.column_names]
+    assert (
+        got.drop_columns(drop).to_pylist()
+        == expected.drop_columns([c for c in ("row", "embedding") if c in expected.column_names]).to_pylist()
+    )
+    vectors = [np.stack(t.column("embedding").to_numpy(zero_copy_only=False)) for t in (got, expected)]
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_update_embeds_only_what_changed_and_equals_a_fresh_run(tmp_path, media, embedder, kind):
+    library = write_library(tmp_path / "library", media)
+    inputs = [library["files"], library["table"]]
+    out = target(kind, tmp_path, "corpus")
+    first = CountingRunner()
+    encode_corpus(inputs, out, model=embedder, shard_size=4, runner=first, show_progress_bar=False)
+    assert len(first.embedded) == 14
+    before = read_embeddings(out)
+
+    change_library(library)
+    planned = encode_corpus(inputs, out, model=embedder, shard_size=4, dry_run=True, show_progress_bar=False)
+    assert planned.dry_run and planned.update == {
+        "new": 2, "changed": 3, "unchanged": 9, "moved": 1, "duplicate": 1, "deleted": 1, "embed": 4, "copy": 3,
+    }  # fmt: skip
+    assert_same_rows(read_embeddings(out), before)  # the dry run changed nothing
+
+    update = CountingRunner()
+    summary = encode_corpus(inputs, out, model=embedder, shard_size=4, runner=update, show_progress_bar=False)
+    assert summary.update == planned.update
+    assert sorted(update.embedded) == sorted(
+        [f"{library['files']}/added.png", f"{library['files']}/image0.png", "r1", "r6"]
+    )  # exactly the new and changed content went to the model
+    fresh = target(kind, tmp_path, "fresh")
+    encode_corpus(inputs, fresh, model=embedder, shard_size=4, show_progress_bar=False)
+    assert_same_rows(read_embeddings(out), read_embeddings(fresh))
+    store = open_store(out)
+    try:
+        assert store.manifest["counts"] == {"total": 16, "done": 16, "embedded": 16, "failed": 0}
+    finally:
+        store.close()
+
+    again = CountingRunner()
+    summary = encode_corpus(inputs, out, model=embedder, shard_size=4, runner=again, show_progress_bar=False)
+    assert summary.already_complete and summary.update["unchanged"] == 16 and again.started == 0  # no model
+
+
+def test_keep_deleted_keeps_the_rows_of_items_gone(tmp_path, media, embedder):
+    library = write_library(tmp_path / "library", media)
+    out = str(tmp_path / "corpus")
+    encode_corpus([library["files"]], out, model=embedder, show_progress_bar=False)
+    (library["files"] / "sound0.wav").unlink()
+    summary = encode_corpus([library["files"]], out, model=embedder, keep_deleted=True, show_progress_bar=False)
+    assert summary.update["deleted"] == 0 and summary.already_complete
+    assert any(i.endswith("sound0.wav") for i in read_embeddings(out).column("id").to_pylist())
+    summary = encode_corpus([library["files"]], out, model=embedder, show_progress_bar=False)
+    assert summary.update["deleted"] == 1
+    assert not any(i.endswith("sound0.wav") for i in read_embeddings(out).column("id").to_pylist())
+
+
+def test_a_changed_recording_re_embeds_its_segments(tmp_path, embedder):
+    from lco_embedding import SegmentSpec
+
+    folder = tmp_path / "talks"
+    folder.mkdir()
+    t = np.arange(25 * 16000) / 16000
+    write_wav(folder / "a.wav", 0.3 * np.sin(2 * np.pi * (220 + 6 * t) * t), 16000)
+    write_wav(folder / "b.wav", 0.3 * np.sin(2 * np.pi * (330 + 3 * t) * t), 16000)
+    spec = SegmentSpec(audio=10)
+    out = str(tmp_path / "corpus")
+    encode_corpus([folder], out, model=embedder, segment=spec, show_progress_bar=False)
+    write_wav(folder / "b.wav", 0.3 * np.sin(2 * np.pi * (500 + 2 * t[: 16000 * 15]) * t[: 16000 * 15]), 16000)
+    runner = CountingRunner()
+    summary = encode_corpus([folder], out, model=embedder, segment=spec, runner=runner, show_progress_bar=False)
+    assert summary.update["changed"] == 1 and runner.embedded == [f"{folder}/b.wav"]
+    fresh = str(tmp_path / "fresh")
+    encode_corpus([folder], fresh, model=embedder, segment=spec, show_progress_bar=False)
+    got, expected = read_embeddings(out), read_embeddings(fresh)
+
+    def in_order(table):
+        places = zip(table.column("id").to_pylist(), table.column("segment").to_pylist(), strict=True)
+        return table.take([i for *_, i in sorted((*place, i) for i, place in enumerate(places))])
+
+    got, expected = in_order(got), in_order(expected)
+    assert got.drop_columns(["embedding"]).to_pylist() == expected.drop_columns(["embedding"]).to_pylist()
+    np.testing.assert_allclose(
+        np.stack(got.column("embedding").to_numpy(zero_copy_only=False)),
+        np.stack(expected.column("embedding").to_numpy(zero_copy_only=False)),
+        atol=TOL,
+        rtol=0,
+    )
+    assert got.column("segment").to_pylist().count(2) == 1  # a: 3 windows; b now 2
