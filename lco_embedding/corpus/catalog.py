@@ -180,6 +180,7 @@ def fingerprint(record: Any, key: str, stat: tuple[int, int] | None = None, cont
         return Entry(record.position, key, content_of(record.item, record.error), meta, error=record.error)
     if stat is None or content is None:
         stat = stat_of(record.file)
-        content = file_content(record.file)
+        # a file that is not read (a FIFO would block, a dangling link has nothing) is known by its failure
+        content = file_content(record.file) if record.error is None else content_of(record.file, record.error)
     size, mtime = stat if stat is not None else (None, None)
     return Entry(record.position, key, content, meta, size, mtime, error=record.error)

@@ -62,14 +62,16 @@ def export_folder(
         shards = manifest["shards"]
         for shard in tqdm(shards[done:], unit="shard", desc="Exporting", disable=not show_progress_bar):
             table = pq.read_table(source.path / shard["file"], memory_map=True)
-            entry = {key: value for key, value in shard.items() if key != "file"}
+            entry = {key: value for key, value in shard.items() if key not in ("file", "catalog")}
+            entry.setdefault("row", written["counts"]["embedded"])
             written["counts"]["done"] = shard["end"]
             written["counts"]["embedded"] += shard["rows"]
             written["counts"]["failed"] += shard["failed"]
             failed = [e for e in errors if shard["start"] <= e["position"] < shard["end"]]
-            store.commit_shard(written, entry, table, failed)
-        for key in ("status", "seconds", "index_source"):
-            if key in manifest:
+            catalog = source.read_catalog(shard["catalog"]) if shard.get("catalog") else None
+            store.commit_shard(written, entry, table, failed, catalog)
+        for key in ("status", "seconds", "index_source", "rows", "positions", "last_update"):
+            if key in manifest:  # an updated folder's dropped rows and failures stay dropped
                 written[key] = manifest[key]
         written["counts"] = dict(manifest["counts"])
         written["exported_from"] = str(source.path.resolve())

@@ -162,7 +162,7 @@ class LanceStore(OutputFolder):
         before them; the shard's manifest entry."""
         import pyarrow as pa
 
-        first = shard["row"]
+        first = shard.get("row", manifest["counts"]["embedded"] - shard["rows"])  # set by the job; else dense
         if table.num_rows:
             rows = pa.array(np.arange(first, first + table.num_rows, dtype=np.int64))
             table = table.add_column(0, "row", rows)

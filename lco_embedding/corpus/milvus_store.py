@@ -257,7 +257,7 @@ class MilvusStore:
         catalog: Any = None,
     ) -> None:
         """Upsert the shard's rows (by row number), failures and catalog entries, then commit the manifest."""
-        first = shard["row"]
+        first = shard.get("row", manifest["counts"]["embedded"] - shard["rows"])  # set by the job; else dense
         records = table.to_pylist()
         for number, record in enumerate(records, first):
             record["row"] = number

@@ -172,7 +172,7 @@ def test_a_finished_folder_is_left_alone_and_other_settings_are_refused(finished
     table, out = finished
     before = _snapshot(out)
     result = run_cli("encode", table, "--out", out, "--model", tiny_omni, "--shard-size", 4)
-    assert "Nothing to do" in result.stdout and "6 items: 6 embedded, 0 failed" in result.stdout
+    assert "Nothing to do" in result.stdout and "6 items: 0 new, 0 changed, 6 unchanged, 0 deleted" in result.stdout
     assert _snapshot(out) == before
 
     refused = run_cli("encode", table, "--out", out, "--model", tiny_omni, "--shard-size", 4, "--precision", "int8",
@@ -191,11 +191,15 @@ def test_a_finished_folder_is_left_alone_and_other_settings_are_refused(finished
         assert refused.returncode == 1 and f"settings.preset: 'default' in the folder, {preset!r} now" in refused.stderr
     same = run_cli("encode", table, "--out", out, "--model", tiny_omni, "--shard-size", 4, "--preset", "default")
     assert "Nothing to do" in same.stdout
-    with table.open("a") as f:
-        f.write(json.dumps({"text": "one more"}) + "\n")
-    refused = run_cli("encode", table, "--out", out, "--model", tiny_omni, "--shard-size", 4, check=False)
-    assert refused.returncode == 1 and "inputs[0].items: 6 in the folder, 7 now" in refused.stderr
     assert _snapshot(out) == before
+    with table.open("a") as f:  # a changed input set: updated in place, only the new row embedded
+        f.write(json.dumps({"text": "one more"}) + "\n")
+    planned = run_cli("encode", table, "--out", out, "--model", tiny_omni, "--shard-size", 4, "--dry-run")
+    assert "7 items: 1 new, 0 changed, 6 unchanged, 0 deleted; would embed 1, copy 0" in planned.stdout
+    assert _snapshot(out) == before
+    updated = run_cli("encode", table, "--out", out, "--model", tiny_omni, "--shard-size", 4)
+    assert "7 items: 1 new, 0 changed, 6 unchanged, 0 deleted; embedded 1 in" in updated.stdout
+    assert len(read_rows(out)) == 7
 
 
 def test_overwrite_with_another_precision(finished, tiny_omni, embedder):
