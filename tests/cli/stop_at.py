@@ -5,8 +5,8 @@ in a known state instead of after a delay (POSIX only):
 
 Points: ``start`` (before the model loads), ``commit:N`` (right after the run's N-th shard commit), ``record:N``
 (after its N-th record, before any commit that completes); in an update also ``fingerprint:N`` (after planning read
-its N-th changed item) and ``update`` (every shard staged, right before the update's commit). The hook reaches the job as ``lco-embed``'s own
-``job_events`` hook (``lco_embedding.cli.main.main(hooks=...)``).
+its N-th changed item) and ``update`` (every shard staged, right before the update's commit). The hook reaches the
+job as ``lco-embed``'s own ``job_events`` hook (``lco_embedding.cli.main.main(hooks=...)``).
 """
 
 from __future__ import annotations
