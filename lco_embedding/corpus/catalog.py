@@ -89,9 +89,10 @@ def file_content(path: str) -> str:
     return hasher.hexdigest()
 
 
-def _canonical(value: Any) -> bytes:
-    """A JSON-able value as bytes that do not depend on dict order; bytes values by their hash; local media files
-    by their path, size and modification time."""
+def _canonical(value: Any, files: bool = False) -> bytes:
+    """A JSON-able value as bytes that do not depend on dict order; bytes values by their hash; with ``files``,
+    local media files (absolute paths, as a table row's item holds them) by their path, size and modification
+    time."""
 
     def plain(item: Any) -> Any:
         if isinstance(item, bytes | bytearray):
@@ -100,7 +101,7 @@ def _canonical(value: Any) -> bytes:
             return {str(k): plain(v) for k, v in item.items()}
         if isinstance(item, list | tuple):
             return [plain(v) for v in item]
-        if isinstance(item, str) and os.path.isabs(item) and os.path.isfile(item):
+        if files and isinstance(item, str) and os.path.isabs(item) and os.path.isfile(item):
             return {"file": item, "stat": stat_of(item)}
         return item
 
@@ -109,7 +110,7 @@ def _canonical(value: Any) -> bytes:
 
 def content_of(item: Any, error: str | None) -> str:
     """The content hash of a table row's (or stdin line's) item; of its error when it has none."""
-    return _digest(b"item", _canonical(item)) if error is None else _digest(b"error", error.encode())
+    return _digest(b"item", _canonical(item, files=True)) if error is None else _digest(b"error", error.encode())
 
 
 def meta_of(record_id: str, source: str, modality: str, extras: dict[str, Any]) -> str:

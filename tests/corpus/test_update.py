@@ -192,3 +192,50 @@ def test_a_changed_recording_re_embeds_its_segments(tmp_path, embedder):
         rtol=0,
     )
     assert got.column("segment").to_pylist().count(2) == 1  # a: 3 windows; b now 2
+
+
+class Killed(Exception):
+    """Raised by the events hook to stop a job where a kill would."""
+
+
+def killer(point: str):
+    event, _, number = point.partition(":")
+
+    def events(name: str, count: int) -> None:
+        if name == event and count == int(number or 0):
+            raise Killed(point)
+
+    return events
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_interrupted_update_is_never_seen_half_applied_and_resumes_to_the_fresh_run(tmp_path, media, embedder, kind):
+    from lco_embedding.corpus import search_folder
+
+    library = write_library(tmp_path / "library", media)
+    inputs = [library["files"], library["table"]]
+    out = target(kind, tmp_path, "corpus")
+    encode_corpus(inputs, out, model=embedder, shard_size=2, show_progress_bar=False)
+    before = read_embeddings(out)
+    query = embedder.encode("a note about rivers")
+    hits_before = [(h.id, round(h.score, 5)) for h in search_folder(out, query, k=20)[0]]
+    change_library(library)
+    # While fingerprinting, mid-embedding (after a staged shard's commit), between the last staged write and the
+    # update's commit: a reader sees the store as it was, whole.
+    for point in ("fingerprint:2", "record:3", "commit:1", "update"):
+        with pytest.raises(Killed):
+            encode_corpus(inputs, out, model=embedder, shard_size=2, events=killer(point), show_progress_bar=False)
+        assert_same_rows(read_embeddings(out), before)
+        assert [(h.id, round(h.score, 5)) for h in search_folder(out, query, k=20)[0]] == hits_before, point
+    runner = CountingRunner()
+    summary = encode_corpus(inputs, out, model=embedder, shard_size=2, runner=runner, show_progress_bar=False)
+    assert summary.update["embed"] == 4 and len(runner.embedded) <= 4  # what was staged before is not embedded again
+    fresh = target(kind, tmp_path, "fresh")
+    encode_corpus(inputs, fresh, model=embedder, shard_size=2, show_progress_bar=False)
+    assert_same_rows(read_embeddings(out), read_embeddings(fresh))
+    store, reference = open_store(out), open_store(fresh)
+    try:
+        assert sorted(e["id"] for e in store.read_errors()) == sorted(e["id"] for e in reference.read_errors())
+    finally:
+        store.close()
+        reference.close()
