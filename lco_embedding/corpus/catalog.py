@@ -31,6 +31,7 @@ from typing import Any
 
 __all__ = [
     "CATALOG_COLUMNS",
+    "Catalog",
     "Entry",
     "Keys",
     "content_of",
@@ -115,7 +116,8 @@ def content_of(item: Any, error: str | None) -> str:
 
 def meta_of(record_id: str, source: str, modality: str, extras: dict[str, Any]) -> str:
     """The hash of a row's columns other than its embedding."""
-    return _digest(b"meta", _canonical([record_id, source, modality, extras]))
+    fixed = f"{record_id}\0{source}\0{modality}".encode("utf-8", "surrogatepass")
+    return _digest(b"meta", fixed, _canonical(extras) if extras else b"")
 
 
 def entries_table(entries: list[Entry]) -> Any:
@@ -140,6 +142,68 @@ def entries_table(entries: list[Entry]) -> Any:
 def read_entries(table: Any) -> list[Entry]:
     """A catalog table's entries."""
     return [Entry(**values) for values in table.select(list(CATALOG_COLUMNS)).to_pylist()]
+
+
+class Catalog:
+    """The catalog entries a store shows, by key, kept as columns (an :class:`Entry` is made only when asked for):
+    a no-change re-run over 100,000 files looks up each file's size and time without building 100,000 objects.
+
+    Args:
+        tables: Catalog chunks (``pyarrow.Table``), in commit order.
+        seen: What a reader sees (:class:`lco_embedding.corpus.visibility.Visible`): entries of other positions are
+            left out.
+    """
+
+    def __init__(self, tables: list[Any], seen: Any) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        table = pa.concat_tables(tables) if tables else entries_table([])
+        positions = table.column("position").to_numpy()
+        kept = positions < seen.next_position
+        if seen.dropped_positions.size:
+            kept &= ~np.isin(positions, seen.dropped_positions)
+        table = table if kept.all() else table.filter(pa.array(kept, pa.bool_()))
+        self._columns = {name: table.column(name).to_pylist() for name in CATALOG_COLUMNS}
+        self.index = dict(zip(self._columns["key"], range(table.num_rows), strict=True))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.index
+
+    def entry(self, at: int) -> Entry:
+        """The entry at index ``at``."""
+        return Entry(**{name: values[at] for name, values in self._columns.items()})
+
+    def get(self, key: str) -> Entry | None:
+        """The entry of ``key``, or None."""
+        at = self.index.get(key)
+        return None if at is None else self.entry(at)
+
+    def unchanged_file(self, key: str, stat: tuple[int, int] | None, meta: str) -> bool:
+        """True when ``key`` is a file stored with this size, modification time and columns' hash."""
+        at = self.index.get(key)
+        columns = self._columns
+        return (
+            at is not None
+            and stat is not None
+            and columns["size"][at] == stat[0]
+            and columns["mtime"][at] == stat[1]
+            and columns["meta"][at] == meta
+        )
+
+    def by_content(self) -> dict[str, int]:
+        """Content hash -> the index of the first entry with it."""
+        found: dict[str, int] = {}
+        for at, content in enumerate(self._columns["content"]):
+            found.setdefault(content, at)
+        return found
+
+    def keys(self) -> list[str]:
+        """Every key, in commit order."""
+        return list(self.index)
 
 
 def table_bytes(table: Any) -> bytes:

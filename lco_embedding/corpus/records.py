@@ -106,6 +106,9 @@ class InputSpec:
     ignored: dict[str, int] = field(default_factory=dict)
     id_hashes: Any = field(default=None, repr=False, compare=False)
     """8-byte hashes of the ids the plan saw (an ``array("Q")``), for :func:`duplicate_ids`; not saved."""
+    files: Any = field(default=None, repr=False, compare=False)
+    """A folder's files as the plan saw them: ``(path relative to the folder, modality, (size, mtime ns) or None)``,
+    in order (what an update compares with the store's catalog without walking the folder again); not saved."""
 
     def to_json(self) -> dict[str, Any]:
         """The spec as written in the manifest."""
@@ -189,13 +192,14 @@ def plan_inputs(arguments: Iterable[str]) -> list[InputSpec]:
 
 def _walk(root: Path) -> Iterator[tuple[str, str | None]]:
     """Yield ``(relative path, modality or None)`` for every non-hidden file under ``root``, in sorted order."""
+    base = len(os.path.join(str(root), ""))
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        prefix = os.path.join(folder, "")[base:]  # the folder relative to root, "" for root itself
         for name in sorted(files):
             if name.startswith("."):
                 continue
-            relative = os.path.relpath(os.path.join(folder, name), root)
-            yield relative, file_modality(name)
+            yield prefix + name, file_modality(name)
 
 
 def _plan_folder(argument: str, path: Path) -> InputSpec:
@@ -203,27 +207,38 @@ def _plan_folder(argument: str, path: Path) -> InputSpec:
     items = 0
     ignored: Counter[str] = Counter()
     hashes = array("Q")
+    files: list[tuple[str, str, tuple[int, int] | None]] = []
+    root, shown = os.path.join(str(path), ""), os.path.join(argument, "")
     for relative, modality in _walk(path):
         if modality is None:
             ignored[os.path.splitext(relative)[1].lower() or "(none)"] += 1
             continue
         items += 1
-        digest.update(f"{relative}\0{_size(os.path.join(path, relative))}\n".encode())
-        hashes.append(_id_hash(os.path.join(argument, relative)))
+        stat = _stat(root + relative)
+        files.append((relative, modality, stat))
+        digest.update(f"{relative}\0{_size(root + relative, stat)}\n".encode())
+        hashes.append(_id_hash(shown + relative))
     spec = InputSpec(
         argument, "folder", str(path.resolve()), items=items, fingerprint=digest.hexdigest(), ignored=dict(ignored)
     )
     spec.id_hashes = hashes
+    spec.files = files
     return spec
 
 
-def _size(path: str) -> int:
+def _stat(path: str) -> tuple[int, int] | None:
+    """A file's ``(size, modification time in ns)`` (of what a link points to), or None when it cannot be stat'ed."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_size, found.st_mtime_ns
+
+
+def _size(path: str, stat: tuple[int, int] | None) -> int:
     """A file's size for the fingerprint: of what a link points to, or of the link itself when it dangles (the
     item then fails, alone, when it is read)."""
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return os.lstat(path).st_size
+    return stat[0] if stat is not None else os.lstat(path).st_size
 
 
 def _plan_table(argument: str, path: Path, fmt: str) -> InputSpec:

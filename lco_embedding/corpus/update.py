@@ -41,7 +41,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from lco_embedding.corpus.catalog import Entry, Keys, fingerprint, meta_of, read_entries, stat_of
+from lco_embedding.corpus.catalog import Catalog, Entry, Keys, fingerprint, meta_of, stat_of
 from lco_embedding.corpus.records import (
     InputSpec,
     Record,
@@ -111,39 +111,35 @@ def plan_summary(counts: dict[str, int]) -> str:
     return f"{items:,} items: " + ", ".join(f"{counts[kind]:,} {kind}" for kind in shown)
 
 
-def load_catalog(store: Any, manifest: dict[str, Any]) -> dict[str, Entry]:
-    """The catalog entries a reader of the store sees, by key.
+def load_catalog(store: Any, manifest: dict[str, Any]) -> Catalog:
+    """The catalog entries a reader of the store sees (:class:`~lco_embedding.corpus.catalog.Catalog`).
 
     Raises:
         ValueError: The store was written before catalogs existed (it cannot be updated in place).
     """
-    seen = visible(manifest)
-    entries: dict[str, Entry] = {}
     for shard in manifest["shards"]:
         if not shard.get("catalog"):
             raise ValueError(
                 f"{store.location!r} was written by an earlier lco-embedding, which kept no catalog of its items: it "
                 "cannot be updated in place. Pass --overwrite (overwrite=True) to embed it again."
             )
-        for entry in read_entries(store.read_catalog(shard["catalog"])):
-            if seen.keeps_position(entry.position):
-                entries[entry.key] = entry
-    return entries
+    tables = [store.read_catalog(shard["catalog"]) for shard in manifest["shards"]]
+    return Catalog(tables, visible(manifest))
 
 
-def _candidates(specs: list[InputSpec], catalog: dict[str, Entry], stdin: IO[str] | None) -> Iterator[Any]:
+def _candidates(specs: list[InputSpec], catalog: Catalog, stdin: IO[str] | None) -> Iterator[Any]:
     """Each item of the inputs, in order: a stored key (an unchanged file, not read), or a fingerprinted record."""
     keys = Keys()
     for spec in specs:
         if spec.kind == "folder":
-            root = spec.path or spec.argument
-            for relative, modality in _walk(Path(root)):
-                if modality is None:
-                    continue
-                display, path = os.path.join(spec.argument, relative), os.path.join(root, relative)
-                yield _file_candidate(display, path, catalog, keys)
+            root = os.path.join(spec.path or os.path.abspath(spec.argument), "")
+            shown = os.path.join(spec.argument, "")
+            files = spec.files if spec.files is not None else _listing(root)
+            for relative, modality, stat in files:
+                yield _file_candidate(shown + relative, root + relative, modality, stat, catalog, keys)
         elif spec.kind == "file":
-            yield _file_candidate(spec.argument, spec.path or spec.argument, catalog, keys)
+            path = spec.path or os.path.abspath(spec.argument)
+            yield _file_candidate(spec.argument, path, file_modality(path) or "text", stat_of(path), catalog, keys)
         else:
             for record in _records_of(spec, 0, 0, stdin or sys.stdin):
                 assert isinstance(record, Record)
@@ -151,13 +147,19 @@ def _candidates(specs: list[InputSpec], catalog: dict[str, Entry], stdin: IO[str
                 yield record
 
 
-def _file_candidate(display: str, path: str, catalog: dict[str, Entry], keys: Keys) -> Any:
+def _listing(root: str) -> list[tuple[str, str, tuple[int, int] | None]]:
+    """A folder's files with their modality and stat (when the plan did not keep them)."""
+    return [(relative, modality, stat_of(root + relative)) for relative, modality in _walk(Path(root)) if modality]
+
+
+def _file_candidate(
+    display: str, path: str, modality: str, stat: tuple[int, int] | None, catalog: Catalog, keys: Keys
+) -> Any:
+    """``display``'s key when it is stored with this size, time and columns (its content is not read), else its
+    fingerprinted record. ``path`` is absolute."""
     key = keys(display)
-    stored = catalog.get(key)
-    stat = stat_of(path)
-    if stored is not None and stat is not None and (stored.size, stored.mtime) == stat:
-        if stored.meta == meta_of(display, os.path.abspath(path), file_modality(path) or "text", {}):
-            return key  # unchanged: not read
+    if catalog.unchanged_file(key, stat, meta_of(display, path, modality, {})):
+        return key
     record = _file_record(0, display, path)
     record.entry = fingerprint(record, key)
     return record
@@ -165,7 +167,7 @@ def _file_candidate(display: str, path: str, catalog: dict[str, Entry], keys: Ke
 
 def plan_update(
     specs: list[InputSpec],
-    catalog: dict[str, Entry],
+    catalog: Catalog,
     *,
     keep_deleted: bool = False,
     stdin: IO[str] | None = None,
@@ -174,9 +176,7 @@ def plan_update(
     """The update of a store with ``catalog`` to the input set ``specs`` (see the module); ``events`` is called
     with ``("fingerprint", n)`` after the n-th item that had to be read."""
     counts = dict.fromkeys((*PLAN_KINDS, "embed", "copy"), 0)
-    by_content: dict[str, Entry] = {}
-    for entry in catalog.values():
-        by_content.setdefault(entry.content, entry)
+    by_content = catalog.by_content()
     present: set[str] = set()
     write: list[Planned] = []
     dropped: list[Entry] = []
@@ -196,7 +196,11 @@ def plan_update(
         if stored is not None and stored.content == entry.content and stored.meta == entry.meta:
             counts["unchanged"] += 1
             continue
-        source = stored if stored is not None and stored.content == entry.content else by_content.get(entry.content)
+        if stored is not None and stored.content == entry.content:
+            source: Entry | None = stored
+        else:
+            at = by_content.get(entry.content)
+            source = None if at is None else catalog.entry(at)
         planned = Planned(candidate, source)
         write.append(planned)
         if stored is not None:
@@ -207,7 +211,7 @@ def plan_update(
         else:
             counts["new"] += 1
         counts["embed" if source is None else "copy"] += 1
-    gone = {key: entry for key, entry in catalog.items() if key not in present}
+    gone = {key: catalog.entry(at) for key, at in catalog.index.items() if key not in present}
     claimed: set[str] = set()
     for _, source in reused_elsewhere:
         if source.key in gone and source.key not in claimed:
