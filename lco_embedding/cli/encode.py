@@ -13,6 +13,7 @@ from lco_embedding.cli.common import (
     audio_in_video,
     audio_in_video_option,
     is_quiet,
+    load_embedder,
     model_options,
     preset_kwargs,
     quantization_option,
@@ -91,6 +92,12 @@ SHOWN_FAILURES = 10
 )
 @click.option("--keep-deleted", is_flag=True, help="On an update: keep the rows of items the inputs no longer have.")
 @click.option(
+    "--watch",
+    is_flag=True,
+    help="After the run, keep OUT in sync with the inputs as files arrive, change and go (an update once changed "
+    "files stop changing); Ctrl-C stops it, leaving OUT as of its last update ([watch] extra).",
+)
+@click.option(
     "--allow-duplicate-ids",
     is_flag=True,
     help="Keep records whose id another record has (counted in the summary) instead of refusing the job.",
@@ -119,6 +126,7 @@ def encode(
     overwrite: bool,
     dry_run: bool,
     keep_deleted: bool,
+    watch: bool,
     allow_duplicate_ids: bool,
 ) -> None:
     """Embed INPUT... into Parquet shards in the folder --out, with a manifest.json and an errors.jsonl; or into a
@@ -149,16 +157,22 @@ def encode(
 
     runner = _runner(ray_address, ray_workers, ray_gpus_per_worker)
     segment = segment_spec(segment_text)
+    if watch and (dry_run or overwrite):
+        raise click.UsageError("--watch goes without --dry-run and --overwrite.")
+    settings = {"use_audio_in_video": audio_in_video(use_audio_in_video), **preset_kwargs()}
+    if watch and runner is None:  # loaded once for every update
+        model = load_embedder(model, revision=revision, device=device, dtype=dtype, quantization=quantization,
+                              **settings)  # fmt: skip
+        revision = device = quantization = None
+        settings = {}
     try:
-        summary = encode_corpus(
-            inputs,
-            out,
+        job = dict(
             model=model,
             revision=revision,
             device=device,
             dtype=None if dtype == "auto" else dtype,
             quantization=quantization,
-            embedder_kwargs={"use_audio_in_video": audio_in_video(use_audio_in_video), **preset_kwargs()},
+            embedder_kwargs=settings or None,
             precision=precision,  # type: ignore[arg-type]
             normalize=not no_normalize,
             prompt=prompt,
@@ -174,11 +188,18 @@ def encode(
             runner=runner,
             segment=segment,
             events=(click.get_current_context().obj or {}).get("job_events"),
-            dry_run=dry_run,
             keep_deleted=keep_deleted,
         )
+        if watch:
+            from lco_embedding.corpus.watch import watch_corpus
+
+            click.echo(f"Watching {', '.join(inputs)} (Ctrl-C to stop).", err=True)
+            watch_corpus(inputs, out, on_update=lambda s: _print_summary(s, out, segmented=segment is not None), **job)
+            return
+        summary = encode_corpus(inputs, out, dry_run=dry_run, **job)
     except KeyboardInterrupt:
-        click.echo("\nInterrupted. Every committed shard is kept: re-run the same command to continue.", err=True)
+        what = "Stopped watching" if watch else "Interrupted"
+        click.echo(f"\n{what}. Every committed shard is kept: re-run the same command to continue.", err=True)
         sys.exit(130)
     except (OutputMismatchError, ValueError, RuntimeError, OSError, ImportError, ConnectionError) as e:
         # Bad inputs, a refused folder, a model that cannot be loaded, a full disk: say it and stop.

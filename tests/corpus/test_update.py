@@ -239,3 +239,47 @@ def test_an_interrupted_update_is_never_seen_half_applied_and_resumes_to_the_fre
     finally:
         store.close()
         reference.close()
+
+
+def test_watch_applies_each_change_once_and_a_slow_file_once_complete(tmp_path, media, embedder):
+    """The watch driven by batches of changes the test makes (no timing): files added, changed and removed, and one
+    file written in three chunks, each chunk a batch; the store converges after the last change, each change is
+    applied once, and the slow file is embedded once, complete."""
+    from lco_embedding.corpus.watch import watch_corpus
+
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    (folder / "a.txt").write_text("the first note")
+    out = str(tmp_path / "corpus")
+    runner = CountingRunner()
+    summaries = []
+    slow = folder / "slow.txt"
+    chunks = ["a note written ", "slowly, in three ", "chunks"]
+
+    def changes():
+        (folder / "b.txt").write_text("a second note")
+        yield {("added", str(folder / "b.txt"))}
+        yield set()  # quiet: b.txt settled -> one update
+        (folder / "a.txt").write_text("the first note, edited")
+        (folder / "b.txt").unlink()
+        yield {("modified", str(folder / "a.txt")), ("deleted", str(folder / "b.txt"))}
+        yield set()  # -> one update
+        for chunk in chunks:  # a writer still at work: each batch sees the file grow, no update yet
+            with slow.open("a") as f:
+                f.write(chunk)
+            yield {("modified", str(slow))}
+        yield set()  # it stopped growing -> one update, with the whole file
+
+    watch_corpus([folder], out, changes=changes(), on_update=summaries.append, model=embedder, runner=runner,
+                 show_progress_bar=False)  # fmt: skip
+    kinds = [(s.update or {}) for s in summaries]
+    assert len(summaries) == 4, kinds  # the first run and one update per settled change
+    assert [(k["new"], k["changed"], k["deleted"]) for k in kinds[1:]] == [(1, 0, 0), (0, 1, 1), (1, 0, 0)]
+    assert sorted(runner.embedded) == sorted(
+        [f"{folder}/a.txt", f"{folder}/b.txt", f"{folder}/a.txt", f"{folder}/slow.txt"]
+    )
+    table = read_embeddings(out)
+    assert sorted(table.column("id").to_pylist()) == [f"{folder}/a.txt", f"{folder}/slow.txt"]
+    fresh = str(tmp_path / "fresh")
+    encode_corpus([folder], fresh, model=embedder, show_progress_bar=False)
+    assert_same_rows(table, read_embeddings(fresh))  # the slow file embedded complete: as a fresh run reads it
