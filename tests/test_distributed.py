@@ -12,6 +12,7 @@ import numpy as np
 import psutil
 import pytest
 
+from lco_embedding.corpus import read_embeddings
 from lco_embedding.corpus.job import encode_corpus
 from lco_embedding.distributed import embed_dataset
 from tests.cli.conftest import committed_shards, copy_media, kill_at, read_rows, run_cli
@@ -150,6 +151,24 @@ def test_lco_embed_encode_on_ray_writes_the_same_folder_and_resumes(ray_address,
         for key in ("created", "updated", "seconds"):
             manifest.pop(key)
     assert manifests[0] == manifests[1]
+
+    # An update on Ray: only the new and changed items go to the actors; it equals the same update done here.
+    copy_media(media, data / "media", {"new.png": "gray_png"})
+    lines[3] = json.dumps({"id": "t3", "text": "sentence three, rewritten", "n": 3})
+    (data / "texts.jsonl").write_text("\n".join(lines) + "\n")
+    updated = run_cli(*on_ray)
+    assert "48 items: 1 new, 1 changed, 46 unchanged, 0 deleted; embedded 2 in" in updated.stdout
+    encode_corpus([data / "media", data / "texts.jsonl"], tmp_path / "local", model=tiny_omni, shard_size=4)
+    local, ray_rows = (read_embeddings(tmp_path / name) for name in ("local", "ray"))
+    order = [sorted(range(t.num_rows), key=t.column("id").to_pylist().__getitem__) for t in (local, ray_rows)]
+    local, ray_rows = local.take(order[0]), ray_rows.take(order[1])
+    assert ray_rows.drop_columns(["embedding"]).to_pylist() == local.drop_columns(["embedding"]).to_pylist()
+    np.testing.assert_allclose(
+        np.stack(ray_rows.column("embedding").to_numpy(zero_copy_only=False)),
+        np.stack(local.column("embedding").to_numpy(zero_copy_only=False)),
+        atol=TOL,
+        rtol=0,
+    )
 
 
 def test_without_ray_the_error_names_the_extra(monkeypatch, tiny_omni):
