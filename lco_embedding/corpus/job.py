@@ -14,7 +14,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
@@ -148,6 +148,8 @@ class RunSummary:
             ``duplicate``, ``deleted``) and ``embed`` (items the model embedded) and ``copy`` (items whose stored
             vectors were copied); None for a fresh or resumed run.
         dry_run: The update was only planned; nothing was written.
+        not_taken: Files of the input folders that were not embedded because no modality reads their type (the
+            manifest's ``ignored_files`` counts them by extension).
     """
 
     out: Path | str
@@ -162,6 +164,7 @@ class RunSummary:
     errors_at: str = ""
     update: dict[str, int] | None = None
     dry_run: bool = False
+    not_taken: list[str] = field(default_factory=list)
 
     @property
     def processed(self) -> int:
@@ -287,7 +290,7 @@ def encode_corpus(
                 "max_tokens_per_batch": max_tokens_per_batch,
                 "num_workers": num_workers,
             }
-            return _update(folder, start, work, encode, show_progress_bar, on_failure, stop_at)
+            return _taken(_update(folder, start, work, encode, show_progress_bar, on_failure, stop_at), specs)
         if dry_run:
             raise ValueError(f"{folder.location!r} holds no finished run to update: dry_run plans an update.")
         job = start()
@@ -300,7 +303,7 @@ def encode_corpus(
         else:
             folder.create(manifest)
         if manifest["status"] == "complete":
-            return _summary(folder, manifest, manifest["counts"]["done"], 0.0, already_complete=True)
+            return _taken(_summary(folder, manifest, manifest["counts"]["done"], 0.0, already_complete=True), specs)
         summary = _run(
             job.outcomes,
             folder,
@@ -315,9 +318,25 @@ def encode_corpus(
             stop_at,
         )
         summary.duplicate_ids = repeats
-        return summary
+        return _taken(summary, specs)
     finally:
         folder.close()
+
+
+def _taken(summary: RunSummary, specs: list[InputSpec]) -> RunSummary:
+    """The summary with the folders' files that were not taken (no modality reads their type)."""
+    summary.not_taken = [path for spec in specs for path in spec.skipped]
+    if summary.not_taken:
+        kinds = sorted({os.path.splitext(path)[1].lower() or "(no extension)" for path in summary.not_taken})
+        shown = ", ".join(summary.not_taken[:10]) + (", ..." if len(summary.not_taken) > 10 else "")
+        logger.warning(
+            "Not taken: %d file(s) of a type no modality reads (%s): %s. `lco-embed encode --help` lists the types "
+            "it reads.",
+            len(summary.not_taken),
+            ", ".join(kinds),
+            shown,
+        )
+    return summary
 
 
 @dataclass

@@ -106,6 +106,9 @@ class InputSpec:
     ignored: dict[str, int] = field(default_factory=dict)
     id_hashes: Any = field(default=None, repr=False, compare=False)
     """8-byte hashes of the ids the plan saw (an ``array("Q")``), for :func:`duplicate_ids`; not saved."""
+    skipped: list[str] = field(default_factory=list, repr=False, compare=False)
+    """A folder's files that are not embedded because no modality reads their type (as given: the input + the
+    relative path), for the run's summary; not saved (``ignored`` counts them by extension)."""
     files: Any = field(default=None, repr=False, compare=False)
     """A folder's files as the plan saw them: ``(path relative to the folder, modality, (size, mtime ns) or None)``,
     in order (what an update compares with the store's catalog without walking the folder again); not saved."""
@@ -208,10 +211,12 @@ def _plan_folder(argument: str, path: Path) -> InputSpec:
     ignored: Counter[str] = Counter()
     hashes = array("Q")
     files: list[tuple[str, str, tuple[int, int] | None]] = []
+    skipped: list[str] = []
     root, shown = os.path.join(str(path), ""), os.path.join(argument, "")
     for relative, modality in _walk(path):
         if modality is None:
             ignored[os.path.splitext(relative)[1].lower() or "(none)"] += 1
+            skipped.append(shown + relative)
             continue
         items += 1
         stat = _stat(root + relative)
@@ -223,6 +228,7 @@ def _plan_folder(argument: str, path: Path) -> InputSpec:
     )
     spec.id_hashes = hashes
     spec.files = files
+    spec.skipped = skipped
     return spec
 
 

@@ -283,3 +283,14 @@ def test_watch_applies_each_change_once_and_a_slow_file_once_complete(tmp_path, 
     fresh = str(tmp_path / "fresh")
     encode_corpus([folder], fresh, model=embedder, show_progress_bar=False)
     assert_same_rows(table, read_embeddings(fresh))  # the slow file embedded complete: as a fresh run reads it
+
+
+def test_files_no_modality_reads_are_reported_not_dropped(tmp_path, embedder, caplog):
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "report.pdf").write_bytes(b"%PDF-1.4 not embedded yet")
+    (folder / "note.txt").write_text("a note")
+    with caplog.at_level("WARNING", logger="lco_embedding.corpus.job"):
+        summary = encode_corpus([folder], tmp_path / "out", model=embedder, show_progress_bar=False)
+    assert summary.not_taken == [f"{folder}/report.pdf"] and summary.done == 1
+    assert "Not taken: 1 file(s) of a type no modality reads (.pdf)" in caplog.text and "report.pdf" in caplog.text
