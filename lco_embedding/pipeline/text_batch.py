@@ -164,8 +164,9 @@ class TextBatcher:
         item). A text of no more UTF-8 bytes than that is not (no token is shorter than a byte); a longer one is
         tokenized :data:`COUNT_CHUNK_CHARS` characters at a time, each chunk ending before a space, until the count
         passes ``tokens`` or the text ends, so memory stays flat whatever its length. Byte-level BPE tokenizers with
-        Qwen's pre-tokenizer split before spaces, so the chunks' counts add up to the whole text's; other tokenizers
-        may differ by a token per chunk."""
+        Qwen's pre-tokenizer split before spaces, so the chunks' counts add up to the whole text's exactly; a chunk
+        of 64K characters with no space in it ends inside a token, and counts a token or two more there (never
+        fewer, in ``tests/pipeline/test_text_batch.py``)."""
         if len(text) <= tokens and len(text.encode("utf-8")) <= tokens:
             return False
         counted, start = 0, 0

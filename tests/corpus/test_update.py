@@ -294,3 +294,87 @@ def test_files_no_modality_reads_are_reported_not_dropped(tmp_path, embedder, ca
         summary = encode_corpus([folder], tmp_path / "out", model=embedder, show_progress_bar=False)
     assert summary.not_taken == [f"{folder}/report.pdf"] and summary.done == 1
     assert "Not taken: 1 file(s) of a type no modality reads (.pdf)" in caplog.text and "report.pdf" in caplog.text
+
+
+def write_large_library(root) -> dict:
+    """1,000 items: 900 table rows with extra columns, 60 images, 20 sounds, a 25-s recording (cut into segments),
+    10 clips and 9 text files."""
+    from PIL import Image
+
+    from lco_embedding.testing import write_mp4
+
+    rng = np.random.default_rng(11)
+    files = root / "files"
+    files.mkdir(parents=True)
+    for i in range(60):
+        Image.fromarray(synthetic_image(28 + 4 * (i % 5), 40, rng)).save(files / f"image{i:02d}.png")
+    t = np.arange(4000) / 16000
+    for i in range(20):
+        write_wav(files / f"sound{i:02d}.wav", 0.3 * np.sin(2 * np.pi * (200 + 40 * i) * t), 16000)
+    long = np.arange(25 * 16000) / 16000
+    write_wav(files / "recording.wav", 0.3 * np.sin(2 * np.pi * (220 + 6 * long) * long), 16000)
+    for i in range(10):
+        write_mp4(files / f"clip{i}.mp4", seconds=0.5, fps=4, width=28, height=28, rng=rng)
+    for i in range(9):
+        (files / f"note{i}.txt").write_text(f"note {i} about " + "rivers " * (i + 1))
+    rows = [
+        {"id": f"r{i:03d}", "text": f"row {i} about " + "cats " * (i % 4), "year": 1990 + i % 30} for i in range(900)
+    ]
+    (root / "table.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return {"files": files, "table": root / "table.jsonl", "rows": rows}
+
+
+def change_large_library(library) -> None:
+    """10 files added, 5 changed, 5 deleted, 3 renamed, 2 duplicated; 20 table rows edited."""
+    from PIL import Image
+
+    files, rng = library["files"], np.random.default_rng(12)
+    for i in range(10):
+        Image.fromarray(synthetic_image(36, 36, rng)).save(files / f"added{i}.png")
+    for i in range(5):
+        Image.fromarray(synthetic_image(28, 40, rng)).save(files / f"image{i:02d}.png")
+        (files / f"sound{i:02d}.wav").unlink()
+    for i in range(3):
+        (files / f"note{i}.txt").rename(files / f"renamed{i}.txt")
+    for i in range(2):
+        shutil.copy(files / f"image{50 + i}.png", files / f"copy{i}.png")
+    rows = [dict(row) for row in library["rows"]]
+    for i in range(0, 200, 10):
+        rows[i]["text"] = f"row {i}, rewritten"
+    library["table"].write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_1000_item_library_updated_in_place_equals_a_fresh_run(tmp_path, embedder, kind):
+    """The acceptance run: a 1,000-item library (segments included), changed in every way, in each store."""
+    from lco_embedding import SegmentSpec
+
+    library = write_large_library(tmp_path / "library")
+    inputs, spec = [library["files"], library["table"]], SegmentSpec(audio=10)
+    out = target(kind, tmp_path, "corpus")
+    encode_corpus(inputs, out, model=embedder, segment=spec, shard_size=200, show_progress_bar=False)
+    change_large_library(library)
+    runner = CountingRunner()
+    summary = encode_corpus(inputs, out, model=embedder, segment=spec, shard_size=200, runner=runner,
+                            show_progress_bar=False)  # fmt: skip
+    assert summary.update == {
+        "new": 10, "changed": 25, "unchanged": 967, "moved": 3, "duplicate": 2, "deleted": 5, "embed": 35, "copy": 5,
+    }  # fmt: skip
+    assert len(runner.embedded) == 35
+    fresh = target(kind, tmp_path, "fresh")
+    encode_corpus(inputs, fresh, model=embedder, segment=spec, shard_size=200, show_progress_bar=False)
+
+    def in_order(table):
+        places = zip(table.column("id").to_pylist(), table.column("segment").to_pylist(), strict=True)
+        return table.take([i for *_, i in sorted((a, -1 if b is None else b, i) for i, (a, b) in enumerate(places))])
+
+    got, expected = in_order(read_embeddings(out)), in_order(read_embeddings(fresh))
+    drop = [c for c in ("row", "embedding") if c in got.column_names]
+    assert got.drop_columns(drop).to_pylist() == expected.drop_columns(drop).to_pylist()
+    np.testing.assert_allclose(
+        np.stack(got.column("embedding").to_numpy(zero_copy_only=False)),
+        np.stack(expected.column("embedding").to_numpy(zero_copy_only=False)),
+        atol=TOL,
+        rtol=0,
+    )

@@ -139,16 +139,17 @@ def test_a_million_characters_cost_what_max_length_needs(embedder):
 @settings(max_examples=60, deadline=None)
 @given(
     pieces=st.lists(
-        st.sampled_from(["a", "b ", "  ", "\n", "é", "e\u0301", "<|im_end|>", "the ", ".", "x" * 40, "🙂",
-                         " " * 9, "z" * 30]),
+        st.sampled_from(["a ", "b ", "  ", "\n ", "é ", "e\u0301 ", "<|im_end|> ", "the ", ". ", "x" * 40 + " ",
+                         "🙂 ", " " * 9, "z" * 30 + " "]),
         min_size=1, max_size=120,
     ),
-    chunk=st.integers(8, 64),
+    chunk=st.integers(48, 96),
     slack=st.integers(-2, 2),
 )  # fmt: skip
 def test_a_texts_length_counted_a_chunk_at_a_time_is_its_whole_length(embedder, pieces, chunk, slack):
     """``longer_than`` (the server's bound on an item, under every preset) tokenizes a chunk at a time, each chunk
-    ending before a space; the chunks' counts add up to the count of the whole text, so the answer is exact."""
+    ending before a space; where every chunk has a space to end at, the chunks' counts add up to the count of the
+    whole text, so the answer is exact."""
     import lco_embedding.pipeline.text_batch as text_batch
 
     batcher = embedder.pipeline().featurizer.text_batcher
@@ -158,6 +159,27 @@ def test_a_texts_length_counted_a_chunk_at_a_time_is_its_whole_length(embedder, 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(text_batch, "COUNT_CHUNK_CHARS", chunk)
         assert batcher.longer_than(text, limit) == (whole > limit), (whole, limit)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from(["a", "é", "e\u0301", "x" * 40, "🙂", "z" * 30, "<|im_end|>"]), min_size=1,
+                    max_size=120),
+    chunk=st.integers(8, 64),
+)  # fmt: skip
+def test_a_text_without_spaces_is_counted_within_a_few_tokens_per_chunk(embedder, pieces, chunk):
+    """Without a space to end a chunk at, a chunk may end inside what the whole text tokenizes as one token: the
+    count can only grow there, by a token or two per chunk, never shrink (a text is never let through short)."""
+    import lco_embedding.pipeline.text_batch as text_batch
+
+    batcher = embedder.pipeline().featurizer.text_batcher
+    text = "".join(pieces)
+    whole = len(batcher._encode([text])[0])
+    chunks = -(-len(text) // chunk)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(text_batch, "COUNT_CHUNK_CHARS", chunk)
+        assert batcher.longer_than(text, whole - 1) or whole <= 1
+        assert not batcher.longer_than(text, whole + 2 * chunks)
 
 
 def test_counting_a_long_texts_tokens_costs_a_chunk(embedder):
