@@ -201,7 +201,7 @@ class LanceStore(OutputFolder):
         """The rows ``numbers``, without their embedding, in the given order."""
         if not numbers:
             return []
-        names = columns or [name for name in self.table().schema.names if name != "embedding"]
+        names = list(dict.fromkeys(["row", *(columns or [n for n in self.table().schema.names if n != "embedding"])]))
         wanted = ", ".join(str(int(n)) for n in sorted(set(numbers)))
         found = self.table().search().where(f"row IN ({wanted})").select(names).limit(None).to_arrow().to_pylist()
         by_row = {int(values["row"]): values for values in found}

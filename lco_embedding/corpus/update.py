@@ -271,7 +271,7 @@ def _copied(store: Any, source: Entry, segmented: bool) -> tuple[Any, str | None
     vectors = store.row_vectors(numbers)
     if not segmented:
         return vectors[0], None
-    places = store.rows(numbers, ["row", "start", "end"])
+    places = store.rows(numbers, ["start", "end"])
     start = np.array([np.nan if p.get("start") is None else p["start"] for p in places], dtype=np.float64)
     end = np.array([np.nan if p.get("end") is None else p["end"] for p in places], dtype=np.float64)
     return SimpleNamespace(embeddings=vectors, start=start, end=end), None

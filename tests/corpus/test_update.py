@@ -172,9 +172,10 @@ def test_a_changed_recording_re_embeds_its_segments(tmp_path, embedder):
     out = str(tmp_path / "corpus")
     encode_corpus([folder], out, model=embedder, segment=spec, show_progress_bar=False)
     write_wav(folder / "b.wav", 0.3 * np.sin(2 * np.pi * (500 + 2 * t[: 16000 * 15]) * t[: 16000 * 15]), 16000)
+    (folder / "a.wav").rename(folder / "c.wav")  # moved: its three segments copied
     runner = CountingRunner()
     summary = encode_corpus([folder], out, model=embedder, segment=spec, runner=runner, show_progress_bar=False)
-    assert summary.update["changed"] == 1 and runner.embedded == [f"{folder}/b.wav"]
+    assert summary.update["changed"] == 1 and summary.update["moved"] == 1 and runner.embedded == [f"{folder}/b.wav"]
     fresh = str(tmp_path / "fresh")
     encode_corpus([folder], fresh, model=embedder, segment=spec, show_progress_bar=False)
     got, expected = read_embeddings(out), read_embeddings(fresh)
