@@ -34,9 +34,22 @@ from pathlib import Path
 
 LCO_EMBED = Path(sys.executable).with_name("lco-embed")
 # Variables a run may change without a fresh interpreter: read when used, not when a module is imported.
-READ_AT_USE = frozenset({"PATH", "TMPDIR", "PYTEST_CURRENT_TEST", "TORCHINDUCTOR_CACHE_DIR"})
+READ_AT_USE = frozenset(
+    {
+        "PATH",
+        "TMPDIR",
+        "PYTEST_CURRENT_TEST",
+        "TORCHINDUCTOR_CACHE_DIR",
+        "RAY_CLIENT_MODE",
+        "RAY_AUTH_MODE",
+        "RAY_USAGE_STATS_ENABLED",
+        "PYTHONBREAKPOINT",
+    }
+)
 """(torch sets ``TORCHINDUCTOR_CACHE_DIR`` in the test process when a fixture first imports its inductor; only a
-compilation reads it, and no command compiles.)"""
+compilation reads it, and no command compiles. ``ray.init`` in the test process sets the ``RAY_*`` variables and
+``PYTHONBREAKPOINT``; only Ray reads them, and commands that start Ray run fresh anyway. Without them here, every
+command of a test file that an xdist worker ran after the Ray tests started a fresh interpreter: 8-10 s each.)"""
 
 
 def _preload() -> None:
