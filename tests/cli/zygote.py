@@ -44,12 +44,17 @@ READ_AT_USE = frozenset(
         "RAY_AUTH_MODE",
         "RAY_USAGE_STATS_ENABLED",
         "PYTHONBREAKPOINT",
+        "TRANSFORMERS_VERBOSITY",
+        "HF_HUB_VERBOSITY",
+        "HF_HUB_DISABLE_PROGRESS_BARS",
     }
 )
 """(torch sets ``TORCHINDUCTOR_CACHE_DIR`` in the test process when a fixture first imports its inductor; only a
 compilation reads it, and no command compiles. ``ray.init`` in the test process sets the ``RAY_*`` variables and
-``PYTHONBREAKPOINT``; only Ray reads them, and commands that start Ray run fresh anyway. Without them here, every
-command of a test file that an xdist worker ran after the Ray tests started a fresh interpreter: 8-10 s each.)"""
+``PYTHONBREAKPOINT``; only Ray reads them, and commands that start Ray run fresh anyway. A command run in the test
+process sets the logging variables (``lco_embedding.core.logs.configure_logging``), which every command sets for
+itself again, through the libraries' functions. Without them here, every command of a test file that an xdist
+worker ran after those tests started a fresh interpreter: 8-10 s each.)"""
 
 
 def _preload() -> None:
