@@ -23,7 +23,13 @@ from lco_embedding.cli.search import print_hits, query_prompt
 
 __all__ = ["demo"]
 
-WORKDIR = Path(tempfile.gettempdir()) / "lco-embedding-demo"
+
+def workdir() -> Path:
+    """Where the demo keeps its samples, checkpoint and embeddings: under the temporary folder of the moment (read
+    when the demo runs, not when this module is imported)."""
+    return Path(tempfile.gettempdir()) / "lco-embedding-demo"
+
+
 BANNER = (
     "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
     "!! {reason}\n"
@@ -81,7 +87,7 @@ def _model(model: str | None, device: str | None) -> tuple[Any, str | None]:
     click.echo(BANNER.format(reason=reason))
     from lco_embedding.testing import build_tiny_checkpoint
 
-    path = WORKDIR / "tiny-checkpoint"
+    path = workdir() / "tiny-checkpoint"
     if not (path / "model.safetensors").is_file():
         build_tiny_checkpoint(path)
     return load_embedder(str(path), device=device), reason
@@ -142,7 +148,8 @@ def _timed_hit(embedder: Any, medley: Path, prompt: str | None) -> None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
-    help=f"Where to write the embeddings [default: {WORKDIR / 'embeddings'}, replaced on every run].",
+    help="Where to write the embeddings [default: lco-embedding-demo/embeddings in the temporary folder, replaced on "
+    "every run].",
 )
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=3, show_default=True, help="Hits per query.")
 def demo(model: str | None, device: str | None, out: str | None, k: int) -> None:
@@ -155,9 +162,9 @@ def demo(model: str | None, device: str | None, out: str | None, k: int) -> None
     from lco_embedding.corpus.store import OutputFolder
 
     # Paths the caller gave are relative to the caller's folder: resolve them before anything changes folder.
-    output = Path(os.path.abspath(os.path.expanduser(out))) if out else WORKDIR / "embeddings"
+    output = Path(os.path.abspath(os.path.expanduser(out))) if out else workdir() / "embeddings"
     model = _absolute(model) if model is not None else None
-    samples = write_samples(WORKDIR / "samples")
+    samples = write_samples(workdir() / "samples")
     embedder, fallback = _model(model, device)
     click.echo(
         f"Model: {embedder.model_name_or_path} ({embedder.model_type}, {embedder.get_embedding_dimension()}-d, "
