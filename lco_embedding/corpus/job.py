@@ -32,7 +32,7 @@ from lco_embedding.corpus.records import (
     output_name,
     plan_inputs,
 )
-from lco_embedding.corpus.shards import SEGMENT_COLUMNS, Shard, fingerprinted
+from lco_embedding.corpus.shards import SEGMENT_COLUMNS, Shard, fingerprinted, write_outcomes
 from lco_embedding.corpus.store import FORMAT, FORMAT_VERSION, now
 from lco_embedding.corpus.stores import Store, is_store_uri, open_store
 from lco_embedding.segments.spec import SegmentSpec
@@ -670,7 +670,7 @@ def _run(
     segment = options.get("segment")
     segmented = segment is not None
     shard = Shard(len(manifest["shards"]), start, size, columns, segmented, counts["embedded"])
-    commits = records = 0
+    commits = 0
 
     def commit(final: bool) -> None:
         nonlocal shard, commits
@@ -707,15 +707,7 @@ def _run(
     with tqdm(
         total=counts["total"], initial=start, unit="item", desc="Embedding", disable=not show_progress_bar
     ) as bar:
-        for record, embedding, reason in outcomes:
-            shard.add(record, embedding, reason)
-            records += 1
-            stop_at("record", records)
-            if reason is not None and on_failure is not None:
-                on_failure(shard.errors[-1])
-            bar.update(1)
-            if shard.full:
-                commit(final=False)
+        write_outcomes(outcomes, lambda: shard, lambda: commit(final=False), stop_at, on_failure, bar)
         commit(final=True)
     if counts["failed"]:
         logger.info("%d of %d items failed: see %s", counts["failed"], counts["done"], folder.errors_location)

@@ -43,6 +43,7 @@ from typing import IO, Any, Literal
 
 from lco_embedding.core.files import file_problem, local_file
 from lco_embedding.core.modalities import MODALITIES, MODALITY_TABLE, TEXT, is_text
+from lco_embedding.corpus.catalog import stat_of
 from lco_embedding.inputs.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS
 
 __all__ = [
@@ -219,7 +220,7 @@ def _plan_folder(argument: str, path: Path) -> InputSpec:
             skipped.append(shown + relative)
             continue
         items += 1
-        stat = _stat(root + relative)
+        stat = stat_of(root + relative)
         files.append((relative, modality, stat))
         digest.update(f"{relative}\0{_size(root + relative, stat)}\n".encode())
         hashes.append(_id_hash(shown + relative))
@@ -230,15 +231,6 @@ def _plan_folder(argument: str, path: Path) -> InputSpec:
     spec.files = files
     spec.skipped = skipped
     return spec
-
-
-def _stat(path: str) -> tuple[int, int] | None:
-    """A file's ``(size, modification time in ns)`` (of what a link points to), or None when it cannot be stat'ed."""
-    try:
-        found = os.stat(path)
-    except OSError:
-        return None
-    return found.st_size, found.st_mtime_ns
 
 
 def _size(path: str, stat: tuple[int, int] | None) -> int:

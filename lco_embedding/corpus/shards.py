@@ -11,7 +11,7 @@ import numpy as np
 from lco_embedding.corpus.precision import Precision, to_arrow
 from lco_embedding.corpus.records import Record, output_name
 
-__all__ = ["SEGMENT_COLUMNS", "Shard", "fingerprinted"]
+__all__ = ["SEGMENT_COLUMNS", "Shard", "fingerprinted", "write_outcomes"]
 
 SEGMENT_COLUMNS = {"segment": "int64", "start": "double", "end": "double"}
 """The columns of a segmented run: each row's number within its record, and where it starts and ends."""
@@ -116,3 +116,25 @@ def _extra_array(values: list[Any], kind: str) -> Any:
         text = [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in values]
         return pa.array(text, pa.string())
     return pa.array(values, getattr(pa, _ARROW_KINDS[kind])())
+
+
+def write_outcomes(
+    outcomes: Iterable[tuple[Record, Any, str | None]],
+    current: Any,
+    commit: Any,
+    events: Any,
+    on_failure: Any,
+    bar: Any,
+) -> None:
+    """Add each ``(record, embedding, error)`` to the shard being filled (``current()``), calling ``events("record",
+    n)`` after the n-th, ``on_failure`` with each failure's entry, and ``commit()`` whenever the shard is full; the
+    last, partly filled shard is the caller's to commit."""
+    for count, (record, embedding, reason) in enumerate(outcomes, 1):
+        shard = current()
+        shard.add(record, embedding, reason)
+        events("record", count)
+        if reason is not None and on_failure is not None:
+            on_failure(shard.errors[-1])
+        bar.update(1)
+        if shard.full:
+            commit()

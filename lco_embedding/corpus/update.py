@@ -51,7 +51,7 @@ from lco_embedding.corpus.records import (
     extra_columns,
     file_modality,
 )
-from lco_embedding.corpus.shards import Shard
+from lco_embedding.corpus.shards import Shard, write_outcomes
 from lco_embedding.corpus.visibility import add_ranges, visible
 
 __all__ = [
@@ -350,7 +350,7 @@ def apply_update(
     size, precision, dimension = options["shard_size"], options["precision"], manifest["dimension"]
     index = len(manifest["shards"]) + len(update["shards"])
     shard = Shard(index, update["next_position"], size, columns, segmented, update["next_row"])
-    staged = records = 0
+    staged = 0
 
     def commit() -> None:
         nonlocal shard, staged
@@ -369,15 +369,7 @@ def apply_update(
     stream = stage_records(plan, store, update["first_position"], update["done"], embed, segmented)
     with tqdm(total=len(plan.write), initial=update["done"], unit="item", desc="Updating",
               disable=not show_progress_bar) as bar:  # fmt: skip
-        for record, embedding, reason in stream:
-            shard.add(record, embedding, reason)
-            records += 1
-            stop_at("record", records)
-            if reason is not None and on_failure is not None:
-                on_failure(shard.errors[-1])
-            bar.update(1)
-            if shard.full:
-                commit()
+        write_outcomes(stream, lambda: shard, commit, stop_at, on_failure, bar)
         commit()
     stop_at("update", 0)
     commit_update(store, manifest, plan)
