@@ -457,9 +457,9 @@ def _opened(folder: Store, known: dict[str, Any], overwrite: bool) -> dict[str, 
         _check_same(folder, known)
         return folder.manifest
     leftovers = folder.leftovers()
-    if leftovers and overwrite and folder.kind != "parquet":  # a table or collection is replaced whole
+    if leftovers and overwrite and folder.replaces_foreign_data:  # a table or collection is replaced whole
         folder.clear()
-    elif leftovers and folder.kind == "parquet":
+    elif leftovers and not folder.replaces_foreign_data:
         raise ValueError(
             f"{folder.location!r} holds files ({', '.join(leftovers[:5])}) but no manifest.json: it is not an "
             "lco-embed output folder. Give an empty or new folder for --out."
@@ -495,7 +495,7 @@ def _summary(
 ) -> RunSummary:
     counts = manifest["counts"]
     return RunSummary(
-        out=getattr(folder, "path", None) if folder.kind == "parquet" else folder.location,
+        out=folder.output,
         total=counts["total"],
         done=counts["done"],
         embedded=counts["embedded"],

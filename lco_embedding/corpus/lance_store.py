@@ -80,6 +80,13 @@ class LanceStore(OutputFolder):
     kind = "lancedb"
     filters = True
     native_group_by = False
+    native_search = True
+    replaces_foreign_data = True
+
+    @property
+    def output(self) -> str:
+        """The output as a run's summary names it: the target."""
+        return self.target
 
     def __init__(self, database: str | Path, table: str, target: str | None = None) -> None:
         _lancedb()

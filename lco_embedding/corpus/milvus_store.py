@@ -71,6 +71,13 @@ class MilvusStore:
     kind = "milvus"
     filters = True
     native_group_by = True
+    native_search = True
+    replaces_foreign_data = True
+
+    @property
+    def output(self) -> str:
+        """The output as a run's summary names it: the target."""
+        return self.target
 
     def __init__(self, address: str, collection: str, target: str | None = None) -> None:
         _pymilvus()

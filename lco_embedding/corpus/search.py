@@ -332,7 +332,7 @@ def _checked(store: Store, queries: np.ndarray, k: int, group_by: str | None) ->
 
 def _native_answers(store: Store, group_by: str | None) -> bool:
     """True when a store's own search answers a per-modality query (LanceDB and Milvus; not a folder)."""
-    return store.kind != "parquet" and not (group_by is not None and not getattr(store, "native_group_by", False))
+    return store.native_search and (group_by is None or store.native_group_by)
 
 
 def _modalities(store: Store) -> list[str]:

@@ -105,6 +105,20 @@ class OutputFolder:
     """The store's kind (:mod:`lco_embedding.corpus.stores`)."""
     filters = False
     """A Parquet folder takes no filter expressions (``where``); ``modalities`` filter every store."""
+    native_search = False
+    """True when the store's own vector search answers a search of one modality (a folder's usearch index does
+    not: the scan does)."""
+    native_group_by = False
+    """True when the store's own search groups hits by a column."""
+    replaces_foreign_data = False
+    """True when ``--overwrite`` replaces data another program left under the target (a table or collection
+    is replaced whole); a folder's foreign files are never deleted."""
+
+    @property
+    def output(self) -> Path | str:
+        """The output as a run's summary names it: the folder's path."""
+        return self.path
+
     index_file = INDEX_FILE
 
     def __init__(self, path: str | os.PathLike[str]) -> None:

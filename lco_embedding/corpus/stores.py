@@ -44,6 +44,17 @@ class Store(Protocol):
     kind: str
     filters: bool
     """True when the store takes filter expressions (``where``)."""
+    native_search: bool
+    """True when the store's own vector search answers a search of one modality."""
+    native_group_by: bool
+    """True when the store's own search groups hits by a column."""
+    replaces_foreign_data: bool
+    """True when ``--overwrite`` replaces data another program left under the target."""
+
+    @property
+    def output(self) -> Any:
+        """The output as a run's summary names it (a folder's path, a store's target)."""
+        ...
 
     @property
     def location(self) -> str:
