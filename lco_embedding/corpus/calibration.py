@@ -27,7 +27,15 @@ import numpy as np
 
 from lco_embedding.corpus.visibility import visible
 
-__all__ = ["MIN_STD", "SAMPLE_ROWS", "calibrated_scores", "compute_calibration", "is_current", "statistics_for"]
+__all__ = [
+    "MIN_STD",
+    "SAMPLE_ROWS",
+    "compute_calibration",
+    "cosine_of",
+    "is_current",
+    "standardised",
+    "statistics_for",
+]
 
 SAMPLE_ROWS = 512
 """Rows sampled per modality."""
@@ -112,12 +120,12 @@ def statistics_for(calibration: dict[str, Any], query_modality: str, modality: s
     return 0.0, 1.0
 
 
-def calibrated_scores(
-    scores: np.ndarray, modalities: list[str], calibration: dict[str, Any], query_modality: str
-) -> np.ndarray:
-    """``scores`` of rows of ``modalities`` standardised for a query of ``query_modality``."""
-    out = np.empty(len(scores), dtype=np.float64)
-    for i, (score, modality) in enumerate(zip(scores, modalities, strict=True)):
-        mean, std = statistics_for(calibration, query_modality, modality)
-        out[i] = (float(score) - mean) / std
-    return out
+def standardised(cosines: Any, mean: Any, std: Any) -> Any:
+    """Cosines as calibrated scores, ``(cosine - mean) / std`` (numbers or arrays): the one place the formula is
+    written."""
+    return (cosines - mean) / std
+
+
+def cosine_of(score: float, mean: float, std: float) -> float:
+    """The cosine a calibrated ``score`` stands for (the inverse of :func:`standardised`)."""
+    return score * std + mean

@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 
 from lco_embedding.core.modalities import MODALITY_TABLE
-from lco_embedding.corpus.calibration import compute_calibration, is_current, statistics_for
+from lco_embedding.corpus.calibration import (
+    compute_calibration,
+    cosine_of,
+    is_current,
+    standardised,
+    statistics_for,
+)
 from lco_embedding.corpus.stores import Store, open_store
 
 __all__ = ["GROUP_BY", "Hit", "build_index", "search_folder", "search_per_modality"]
@@ -260,7 +266,7 @@ def _search(
 
     def adjust(scores: np.ndarray, row_modalities: list[str]) -> np.ndarray:
         mean_std = np.array([statistics.get(m, (0.0, 1.0)) for m in row_modalities], dtype=np.float64).reshape(-1, 2)
-        return (scores - mean_std[:, 0]) / mean_std[:, 1]
+        return standardised(scores, mean_std[:, 0], mean_std[:, 1])
 
     wanted = set(modalities or calibration["modalities"])
     if _native_answers(store, group_by):
@@ -268,7 +274,7 @@ def _search(
         for modality in sorted(wanted):
             mean, std = statistics.get(modality, (0.0, 1.0))
             for query, hits in zip(merged, _raw(store, queries, k, exact, {modality}, where, group_by), strict=True):
-                query += [((score - mean) / std, row, score) for score, row in hits]
+                query += [(standardised(score, mean, std), row, score) for score, row in hits]
         found = [sorted(query, key=lambda hit: (-hit[0], hit[1]))[:k] for query in merged]
         return _hits(store, [[(z, row) for z, row, _ in query] for query in found], cosines=found)
     if group_by is not None:
@@ -379,7 +385,7 @@ def _hits(
                 cosine = cosines[number][rank - 1][2]
             elif statistics is not None:
                 mean, std = statistics.get(values["modality"], (0.0, 1.0))
-                cosine = score * std + mean
+                cosine = cosine_of(score, mean, std)
             else:
                 cosine = score
             listed.append(_hit(rank, score, row, values, cosine))
