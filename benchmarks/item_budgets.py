@@ -107,6 +107,7 @@ def _round_four(folder: Path, media: dict[str, str]) -> dict[str, tuple]:
     from lco_embedding.evaluation import evaluate_retrieval
     from tests.corpus.conftest import write_folder
     from tests.corpus.test_stores import _with_uncommitted_row, target
+    from tests.evaluation.test_bad_inputs import _write as write_dataset
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((20, 64)).astype(np.float32)
@@ -135,12 +136,7 @@ def _round_four(folder: Path, media: dict[str, str]) -> dict[str, tuple]:
         return f"{len(hits[0])} hits: {[h.id for h in hits[0]][:4]}..."
 
     def dataset(name: str, corpus: list, queries: list, qrels: str) -> Path:
-        root = folder / "r4" / name
-        (root / "qrels").mkdir(parents=True, exist_ok=True)
-        (root / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in corpus))
-        (root / "queries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in queries))
-        (root / "qrels" / "test.tsv").write_text(qrels)
-        return root
+        return write_dataset(folder / "r4" / name, corpus, queries, qrels)  # the eval tests' writer
 
     corpus = [{"_id": "d1", "text": "a cat on a mat"}, {"_id": "d2", "text": "rivers"}]
     queries = [{"_id": "q1", "text": "cat"}, {"_id": "q2", "text": "sea"}]
