@@ -113,29 +113,9 @@ def test_where_filters_on_the_tables_columns(corpus, kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_uncommitted_write_is_never_seen_and_is_removed_on_recovery(tmp_path, unit_vectors, kind):
-    out = target(kind, tmp_path)
     vectors = unit_vectors(30, 8)
-    write_folder(out, vectors, shard_size=10)
-    store = open_store(out)
-    store.lock()
-    manifest = store.manifest
-    table = pa.table(
-        {
-            "id": ["ghost"],
-            "source": ["/ghost"],
-            "modality": ["text"],
-            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors[0]), 8),
-        }
-    )
     # The rows of a shard are written, then the process dies before the manifest is committed.
-    uncommitted = {**manifest, "counts": {**manifest["counts"], "embedded": 31}, "shards": list(manifest["shards"])}
-    if kind == "milvus":
-        record = {**table.to_pylist()[0], "row": 30}
-        store._ready(store.collection)
-        store.client().upsert(store.collection, [record])
-    else:
-        store.write_rows(uncommitted, {"index": 3, "start": 30, "end": 31, "rows": 1, "failed": 0}, table)
-    store.close()
+    out = _with_uncommitted_row(kind, tmp_path, vectors, modality="text")
     hits = search_folder(out, vectors[0], k=40)[0]
     assert len(hits) == 30 and "ghost" not in {h.id for h in hits}
     assert read_embeddings(out).num_rows == 30
