@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from lco_embedding.core.require import require
-from lco_embedding.corpus.store import OutputFolder
+from lco_embedding.corpus.store import OutputFolder, first_row
 from lco_embedding.corpus.visibility import visible, written
 
 __all__ = ["LanceStore"]
@@ -169,7 +169,7 @@ class LanceStore(OutputFolder):
         before them; the shard's manifest entry."""
         import pyarrow as pa
 
-        first = shard.get("row", manifest["counts"]["embedded"] - shard["rows"])  # set by the job; else dense
+        first = first_row(manifest, shard)
         if table.num_rows:
             rows = pa.array(np.arange(first, first + table.num_rows, dtype=np.int64))
             table = table.add_column(0, "row", rows)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from lco_embedding.core.require import require
-from lco_embedding.corpus.store import catalog_name, shard_list
+from lco_embedding.corpus.store import catalog_name, first_row, shard_list
 from lco_embedding.corpus.visibility import visible, written
 
 __all__ = ["MilvusStore"]
@@ -264,7 +264,7 @@ class MilvusStore:
         catalog: Any = None,
     ) -> None:
         """Upsert the shard's rows (by row number), failures and catalog entries, then commit the manifest."""
-        first = shard.get("row", manifest["counts"]["embedded"] - shard["rows"])  # set by the job; else dense
+        first = first_row(manifest, shard)
         records = table.to_pylist()
         for number, record in enumerate(records, first):
             record["row"] = number

@@ -39,6 +39,7 @@ __all__ = [
     "MANIFEST_FILE",
     "OutputFolder",
     "catalog_name",
+    "first_row",
     "refuse_where",
     "shard_list",
     "shard_name",
@@ -488,6 +489,12 @@ class OutputFolder:
 def catalog_name(index: int) -> str:
     """File (or blob) name of shard ``index``'s catalog entries."""
     return f"catalog-{index:05d}.parquet"
+
+
+def first_row(manifest: dict[str, Any], shard: dict[str, Any]) -> int:
+    """The number of a shard's first row: as the job numbered it (``shard["row"]``), else (a shard written before
+    rows were numbered in their entries, or by a caller that does not) right after the rows committed before it."""
+    return int(shard.get("row", manifest["counts"]["embedded"] - shard["rows"]))
 
 
 def shard_list(manifest: dict[str, Any]) -> list[dict[str, Any]]:

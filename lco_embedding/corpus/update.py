@@ -35,7 +35,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 from typing import IO, Any
 
@@ -47,7 +46,6 @@ from lco_embedding.corpus.records import (
     Record,
     _file_record,
     _records_of,
-    _walk,
     extra_columns,
     file_modality,
 )
@@ -134,8 +132,7 @@ def _candidates(specs: list[InputSpec], catalog: Catalog, stdin: IO[str] | None)
         if spec.kind == "folder":
             root = os.path.join(spec.path or os.path.abspath(spec.argument), "")
             shown = os.path.join(spec.argument, "")
-            files = spec.files if spec.files is not None else _listing(root)
-            for relative, modality, stat in files:
+            for relative, modality, stat in spec.files:  # listed and stat'ed once, by plan_inputs
                 yield _file_candidate(shown + relative, root + relative, modality, stat, catalog, keys)
         elif spec.kind == "file":
             path = spec.path or os.path.abspath(spec.argument)
@@ -145,11 +142,6 @@ def _candidates(specs: list[InputSpec], catalog: Catalog, stdin: IO[str] | None)
                 assert isinstance(record, Record)
                 record.entry = fingerprint(record, keys(record.id))
                 yield record
-
-
-def _listing(root: str) -> list[tuple[str, str, tuple[int, int] | None]]:
-    """A folder's files with their modality and stat (when the plan did not keep them)."""
-    return [(relative, modality, stat_of(root + relative)) for relative, modality in _walk(Path(root)) if modality]
 
 
 def _file_candidate(
