@@ -159,7 +159,7 @@ def demo(model: str | None, device: str | None, out: str | None, k: int) -> None
     """
     from lco_embedding.corpus.job import OutputMismatchError, encode_corpus
     from lco_embedding.corpus.search import search_folder
-    from lco_embedding.corpus.store import OutputFolder
+    from lco_embedding.corpus.parquet_store import OutputFolder
 
     # Paths the caller gave are relative to the caller's folder: resolve them before anything changes folder.
     output = Path(os.path.abspath(os.path.expanduser(out))) if out else workdir() / "embeddings"

@@ -28,7 +28,7 @@ def export_folder(
     import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 
-    from lco_embedding.corpus.store import OutputFolder
+    from lco_embedding.corpus.parquet_store import OutputFolder
     from lco_embedding.corpus.stores import is_store_uri, open_store
 
     if not is_store_uri(target):

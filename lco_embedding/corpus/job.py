@@ -33,7 +33,7 @@ from lco_embedding.corpus.records import (
     plan_inputs,
 )
 from lco_embedding.corpus.shards import SEGMENT_COLUMNS, Shard, fingerprinted, write_outcomes
-from lco_embedding.corpus.store import FORMAT, FORMAT_VERSION, now
+from lco_embedding.corpus.manifest_folder import FORMAT, FORMAT_VERSION, now
 from lco_embedding.corpus.stores import Store, is_store_uri, open_store
 from lco_embedding.segments.spec import SegmentSpec
 
@@ -457,9 +457,9 @@ def _opened(folder: Store, known: dict[str, Any], overwrite: bool) -> dict[str, 
         _check_same(folder, known)
         return folder.manifest
     leftovers = folder.leftovers()
-    if leftovers and overwrite and folder.replaces_foreign_data:  # a table or collection is replaced whole
+    if leftovers and overwrite and folder.capabilities.replaces_foreign_data:  # a table or collection is replaced whole
         folder.clear()
-    elif leftovers and not folder.replaces_foreign_data:
+    elif leftovers and not folder.capabilities.replaces_foreign_data:
         raise ValueError(
             f"{folder.location!r} holds files ({', '.join(leftovers[:5])}) but no manifest.json: it is not an "
             "lco-embed output folder. Give an empty or new folder for --out."

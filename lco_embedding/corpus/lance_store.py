@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from lco_embedding.core.require import require
-from lco_embedding.corpus.store import OutputFolder, first_row
+from lco_embedding.corpus.manifest_folder import ManifestFolder, first_row
+from lco_embedding.corpus.search_request import Scored, SearchRequest, in_order
+from lco_embedding.corpus.stores import Capabilities
 from lco_embedding.corpus.visibility import visible, written
 
 __all__ = ["LanceStore"]
@@ -68,7 +70,7 @@ def _lancedb() -> Any:
     return lancedb
 
 
-class LanceStore(OutputFolder):
+class LanceStore(ManifestFolder):
     """A corpus in a LanceDB table (see the module).
 
     Args:
@@ -78,10 +80,7 @@ class LanceStore(OutputFolder):
     """
 
     kind = "lancedb"
-    filters = True
-    native_group_by = False
-    native_search = True
-    replaces_foreign_data = True
+    capabilities = Capabilities(filters=True, native_search=True, native_group_by=False, replaces_foreign_data=True)
 
     @property
     def output(self) -> str:
@@ -121,21 +120,13 @@ class LanceStore(OutputFolder):
 
     def _committed(self, where: str | None = None) -> str:
         """The filter that keeps committed rows (and ``where``). Only a pre-filter: a ``where`` that closes its
-        parenthesis can widen it, so every reader also keeps only rows below the count itself (:meth:`_kept`)."""
+        parenthesis can widen it, so every reader also keeps only the rows :func:`~.visibility.visible` keeps."""
         committed = f"row < {self.committed_rows()}"
         return f"({committed}) AND ({where})" if where else committed
 
     def committed_rows(self) -> int:
         """Rows numbered below this are committed (:mod:`.visibility`: less those an update dropped)."""
         return visible(self.manifest).next_row
-
-    def _kept(self, rows: np.ndarray, modalities: list[str] | None, wanted: set[str] | None) -> np.ndarray:
-        """Which of the rows LanceDB returned a reader sees: committed, not dropped by an update (and of ``wanted``
-        modalities). The guard no filter string can change."""
-        keep = visible(self.manifest).keep(rows)
-        if wanted and modalities is not None:
-            keep &= np.fromiter((m in wanted for m in modalities), bool, len(rows))
-        return keep
 
     def _uncommitted(self) -> int:
         """How many rows of the table a reader does not see (uncommitted or dropped): the most a search's guard
@@ -182,10 +173,6 @@ class LanceStore(OutputFolder):
         return dict(shard)
 
     # -------------------------------------------------------------------------------------------------- reading
-    def shard_paths(self) -> list[Path]:
-        """A LanceDB store has no shard files."""
-        return []
-
     def iter_embeddings(
         self, columns: tuple[str, ...] = (), where: str | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, list]]]:
@@ -195,7 +182,7 @@ class LanceStore(OutputFolder):
         query = self.table().search().where(self._committed(where)).select(["row", "embedding", *columns])
         for batch in _filtered_batches(lambda: query.limit(None).to_batches(batch_size=SCAN_BATCH_ROWS), where):
             rows = batch.column("row").to_numpy(zero_copy_only=False).astype(np.int64)
-            keep = self._kept(rows, None, None)
+            keep = visible(self.manifest).keep(rows)  # the guard no filter string can change
             if not keep.any():
                 continue
             flat = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
@@ -211,11 +198,7 @@ class LanceStore(OutputFolder):
         names = list(dict.fromkeys(["row", *(columns or [n for n in self.table().schema.names if n != "embedding"])]))
         wanted = ", ".join(str(int(n)) for n in sorted(set(numbers)))
         found = self.table().search().where(f"row IN ({wanted})").select(names).limit(None).to_arrow().to_pylist()
-        by_row = {int(values["row"]): values for values in found}
-        missing = [n for n in numbers if n not in by_row]
-        if missing:
-            raise IndexError(f"rows {missing[:5]} are not in {self.location!r}.")
-        return [by_row[n] for n in numbers]
+        return in_order(numbers, {int(values["row"]): values for values in found}, self.location)
 
     def read_table(self, columns: list[str] | None = None) -> Any:
         """Every committed row, in row order."""
@@ -225,7 +208,7 @@ class LanceStore(OutputFolder):
         if columns:
             query = query.select(list(dict.fromkeys(["row", *columns])))
         table = query.limit(None).to_arrow().sort_by("row")
-        keep = self._kept(table.column("row").to_numpy(), None, None)
+        keep = visible(self.manifest).keep(table.column("row").to_numpy())
         table = table if keep.all() else table.filter(keep)
         return table.select(columns) if columns else table
 
@@ -237,45 +220,34 @@ class LanceStore(OutputFolder):
         found = self.table().search().where(f"row IN ({wanted})").select(["row", "embedding"]).limit(None).to_arrow()
         flat = found.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         by_row = dict(zip(found.column("row").to_pylist(), flat.reshape(found.num_rows, -1), strict=True))
-        return np.stack([by_row[n] for n in numbers]).astype(np.float32, copy=False)
+        return np.stack(in_order(numbers, by_row, self.location)).astype(np.float32, copy=False)
 
     # --------------------------------------------------------------------------------------------------- search
-    def nearest(
-        self,
-        queries: np.ndarray,
-        k: int,
-        *,
-        exact: bool | None,
-        modalities: set[str] | None,
-        where: str | None,
-        group_by: str | None,
-    ) -> list[list[tuple[float, int]]] | None:
+    def nearest(self, request: SearchRequest) -> list[Scored] | None:
         """LanceDB's vector search (cosine; brute force unless an index exists and ``exact`` is not True), or None
         for grouping (the caller's exact scan)."""
-        if group_by is not None:
+        if request.group_by is not None:
             return None
-        if exact is False and not (self.manifest.get("index") or {}).get("type"):
-            raise ValueError(f"{self.location!r} has no index: build it with lco-embed index.")
+        request.refuse_unindexed(bool((self.manifest.get("index") or {}).get("type")), self.location)
         if not self.has_table():
-            return [[] for _ in queries]
-        if modalities:
-            listed = ", ".join("'" + m.replace("'", "''") + "'" for m in sorted(modalities))
+            return [[] for _ in request.queries]
+        where = request.where
+        if request.modalities:
+            listed = ", ".join("'" + m.replace("'", "''") + "'" for m in sorted(request.modalities))
             where = f"modality IN ({listed})" + (f" AND ({where})" if where else "")
-        table = self.table()
-        limit = k + self._uncommitted()  # room for rows the guard below drops, should the filter let them through
+        table, seen = self.table(), visible(self.manifest)
+        limit = request.k + self._uncommitted()  # room for rows the guard drops, should the filter let them through
         results = []
-        for query in queries:
+        for query in request.queries:
             search = table.search(query, vector_column_name="embedding").metric("cosine")
             search = search.where(self._committed(where), prefilter=True).select(["row", "modality", "_distance"])
             search = search.limit(limit)
-            if exact:
+            if request.exact:
                 search = search.bypass_vector_index()
-            found = _filtered(search.to_arrow, where)
-            rows = found.column("row").to_numpy(zero_copy_only=False).astype(np.int64)
-            keep = self._kept(rows, found.column("modality").to_pylist(), modalities)
-            distances = found.column("_distance").to_numpy(zero_copy_only=False)[keep]
-            hits = [(1.0 - float(d), int(r)) for d, r in zip(distances, rows[keep], strict=True)]
-            results.append(sorted(hits, key=lambda hit: (-hit[0], hit[1]))[:k])
+            found = _filtered(search.to_arrow, request.where)
+            cosines = 1.0 - found.column("_distance").to_numpy(zero_copy_only=False)
+            rows = found.column("row").to_numpy(zero_copy_only=False)
+            results.append(request.kept(rows, cosines, found.column("modality").to_pylist(), seen))
         return results
 
     def build_index(self, *, connectivity: int | None = None, **_: Any) -> dict[str, Any]:

@@ -26,14 +26,15 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lco_embedding.core.require import require
-from lco_embedding.corpus.store import catalog_name, first_row, shard_list
+from lco_embedding.corpus.manifest_folder import catalog_name, committed_shards, first_row, now, shard_list
+from lco_embedding.corpus.search_request import Scored, SearchRequest, in_order
+from lco_embedding.corpus.stores import Capabilities
 from lco_embedding.corpus.visibility import visible, written
 
 __all__ = ["MilvusStore"]
@@ -69,10 +70,7 @@ class MilvusStore:
     """
 
     kind = "milvus"
-    filters = True
-    native_group_by = True
-    native_search = True
-    replaces_foreign_data = True
+    capabilities = Capabilities(filters=True, native_search=True, native_group_by=True, replaces_foreign_data=True)
 
     @property
     def output(self) -> str:
@@ -175,7 +173,7 @@ class MilvusStore:
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Write the manifest's chunks under a new generation, then point ``head`` at it: the commit."""
-        manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        manifest["updated"] = now()
         text = json.dumps(manifest, ensure_ascii=True)
         generation = self._generation + 1
         chunks = [text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
@@ -290,8 +288,7 @@ class MilvusStore:
         stale = [key for key in self._meta_keys("error:") if _position(key) >= positions]
         generation = _chunk_key(self._generation, 0)[:-6]
         stale += [key for key in self._meta_keys("manifest:") if not key.startswith(generation)]
-        shards = [*self.manifest["shards"], *(self.manifest.get("update") or {}).get("shards", [])]
-        named = {shard.get("catalog") for shard in shards}
+        named = {shard.get("catalog") for shard in committed_shards(self.manifest)}
         stale += [key for key in self._meta_keys("catalog:") if key.split(":")[1] not in named]
         if stale:
             self.client().delete(self.meta, ids=stale)
@@ -305,7 +302,7 @@ class MilvusStore:
         found = self._get_meta(keys) if keys else {}
         return [json.loads(found[key]) for key in keys]
 
-    def _committed(self, where: str | None = None, modalities: set[str] | None = None) -> str:
+    def _committed(self, where: str | None = None, modalities: frozenset[str] | None = None) -> str:
         parts = [f"row < {visible(self.manifest).next_row}"]
         if modalities:
             parts.append("modality in [" + ", ".join(json.dumps(m) for m in sorted(modalities)) + "]")
@@ -353,10 +350,7 @@ class MilvusStore:
         self._ready(self.collection)
         found = self.client().get(self.collection, ids=sorted(set(numbers)), output_fields=columns or self._fields())
         by_row = {int(values["row"]): {k: v for k, v in values.items() if k != "embedding"} for values in found}
-        missing = [n for n in numbers if n not in by_row]
-        if missing:
-            raise IndexError(f"rows {missing[:5]} are not in {self.location!r}.")
-        return [by_row[n] for n in numbers]
+        return in_order(numbers, by_row, self.location)
 
     def read_table(self, columns: list[str] | None = None) -> Any:
         """Every committed row, in row order (the rows' columns as the manifest lists them)."""
@@ -380,56 +374,44 @@ class MilvusStore:
         return pa.table(data)
 
     # -------------------------------------------------------------------------------------------------- search
-    def nearest(
-        self,
-        queries: np.ndarray,
-        k: int,
-        *,
-        exact: bool | None,
-        modalities: set[str] | None,
-        where: str | None,
-        group_by: str | None,
-    ) -> list[list[tuple[float, int]]] | None:
+    def nearest(self, request: SearchRequest) -> list[Scored] | None:
         """Milvus's vector search (cosine; exact on the FLAT index, approximate on HNSW), grouped by a column with
         ``group_by``; None when an exact answer is asked of an HNSW index (the caller's scan)."""
         indexed = (self.manifest.get("index") or {}).get("type")
-        if exact is False and not indexed:
-            raise ValueError(f"{self.location!r} has no index: build it with lco-embed index.")
-        if exact and indexed:
+        request.refuse_unindexed(bool(indexed), self.location)
+        if request.exact and indexed:
             return None
         if not self._has(self.collection) or not self.manifest["counts"]["embedded"]:
-            return [[] for _ in queries]
-        seen = visible(self.manifest)
+            return [[] for _ in request.queries]
         self._ready(self.collection)
-        limit = k + self._uncommitted()  # room for rows the guard below drops, should the filter let them through
+        limit = request.k + self._uncommitted()  # room for rows the guard drops, should the filter let them through
         if limit > MAX_TOP_K:
-            if exact is False:
+            if request.exact is False:
                 raise ValueError(f"Milvus returns at most {MAX_TOP_K:,} hits a search; ask for fewer (-k).")
             return None
         params: dict[str, Any] = {"metric_type": "COSINE"}
         if indexed:
             params["params"] = {"ef": max(64, limit)}
-        with _filter_errors(where):
+        with _filter_errors(request.where):
             found = self.client().search(
                 self.collection,
-                data=[np.asarray(q, dtype=np.float32) for q in queries],
+                data=[np.asarray(q, dtype=np.float32) for q in request.queries],
                 limit=limit,
-                filter=self._committed(where, modalities),
+                filter=self._committed(request.where, request.modalities),
                 output_fields=["row", "modality"],
                 search_params=params,
-                **({"group_by_field": group_by} if group_by else {}),
+                **({"group_by_field": request.group_by} if request.group_by else {}),
             )
-        results = []
-        for hits in found:
-            rows = np.array([int(h["row"]) for h in hits], dtype=np.int64)
-            keep = seen.keep(rows) if len(rows) else np.zeros(0, bool)
-            kept = [
-                (float(h["distance"]), int(h["row"]))
-                for h, ok in zip(hits, keep, strict=True)
-                if ok and (not modalities or _field(h, "modality") in modalities)
-            ]
-            results.append(sorted(kept, key=lambda h: (-h[0], h[1]))[:k])
-        return results
+        seen = visible(self.manifest)
+        return [
+            request.kept(
+                [int(h["row"]) for h in hits],
+                [float(h["distance"]) for h in hits],
+                [_field(h, "modality") for h in hits],
+                seen,
+            )
+            for hits in found
+        ]
 
     def _uncommitted(self) -> int:
         """Rows of the collection a reader does not see (past the committed rows, or dropped by an update): the
@@ -445,7 +427,7 @@ class MilvusStore:
         self._ready(self.collection)
         found = self.client().get(self.collection, ids=sorted(set(numbers)), output_fields=["row", "embedding"])
         by_row = {int(values["row"]): values["embedding"] for values in found}
-        return np.array([by_row[n] for n in numbers], dtype=np.float32)
+        return np.array(in_order(numbers, by_row, self.location), dtype=np.float32)
 
     # ----------------------------------------------------------------------------------------------- catalog
     def write_catalog(self, index: int, table: Any) -> str:

@@ -14,6 +14,7 @@ modality, so each modality's top k holds every row of the merged top k).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -30,16 +31,12 @@ from lco_embedding.corpus.calibration import (
     standardised,
     statistics_for,
 )
-from lco_embedding.corpus.stores import Store, open_store
+from lco_embedding.corpus.search_request import GROUP_BY, Scored, SearchRequest
+from lco_embedding.corpus.stores import SearchableStore, open_store
 
-__all__ = ["GROUP_BY", "Hit", "build_index", "search_folder", "search_per_modality"]
+__all__ = ["GROUP_BY", "Hit", "SearchRequest", "build_index", "search_folder", "search_per_modality"]
 
 logger = logging.getLogger(__name__)
-
-GROUP_BY = ("source", "id")
-"""Columns a search may group its hits by (one hit per value)."""
-Scored = list[tuple[float, int]]
-"""One query's hits: ``(score, row)``, best first."""
 
 
 @dataclass
@@ -105,29 +102,18 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}{fraction}" if hours else f"{minutes}:{secs:02d}{fraction}"
 
 
-def _normalize(queries: np.ndarray) -> np.ndarray:
-    queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-    return queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), np.float32(1e-12))
-
-
 # ------------------------------------------------------------------------------------------------- the exact scan
 Adjust = Callable[[np.ndarray, list[str]], np.ndarray]
 """Scores of a batch's rows (one query's) and their modalities -> the scores they are ranked by."""
 
 
-def _scan(
-    store: Store,
-    queries: np.ndarray,
-    k: int,
-    modalities: set[str] | None,
-    where: str | None,
-    adjust: Adjust | None = None,
-) -> list[Scored]:
-    """Running top k of every query over the store's rows (optionally of ``modalities``, matching ``where``)."""
+def _scan(store: SearchableStore, request: SearchRequest, adjust: Adjust | None = None) -> list[Scored]:
+    """Running top k of every query over the store's rows (of the request's modalities, matching its filter)."""
+    queries, k, modalities = request.queries, request.k, request.modalities
     best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float64)
     best_rows = np.zeros((len(queries), 0), dtype=np.int64)
     columns = ("modality",) if modalities or adjust else ()
-    for rows, vectors, extra in store.iter_embeddings(columns, where):
+    for rows, vectors, extra in store.iter_embeddings(columns, request.where):
         keep = _kept(extra, modalities, len(rows))
         scores = (queries @ _unit(vectors[keep]).T).astype(np.float64)  # [queries, rows]
         rows = rows[keep]
@@ -142,21 +128,15 @@ def _scan(
     return [list(zip(s.tolist(), r.tolist(), strict=True)) for s, r in zip(best_scores, best_rows, strict=True)]
 
 
-def _scan_grouped(
-    store: Store,
-    queries: np.ndarray,
-    k: int,
-    modalities: set[str] | None,
-    where: str | None,
-    group_by: str,
-    adjust: Adjust | None = None,
-) -> list[Scored]:
-    """The best row of each value of ``group_by`` (e.g. each source file's best segment), ``k`` values a query."""
-    best: list[dict[Any, tuple[float, int]]] = [{} for _ in queries]
+def _scan_grouped(store: SearchableStore, request: SearchRequest, adjust: Adjust | None = None) -> list[Scored]:
+    """The best row of each value of the request's ``group_by`` (e.g. each source file's best segment), ``k`` values
+    a query."""
+    group_by, modalities = str(request.group_by), request.modalities
+    best: list[dict[Any, tuple[float, int]]] = [{} for _ in request.queries]
     columns = (group_by, *(("modality",) if modalities or adjust else ()))
-    for rows, vectors, extra in store.iter_embeddings(columns, where):
+    for rows, vectors, extra in store.iter_embeddings(columns, request.where):
         keep = _kept(extra, modalities, len(rows))
-        scores = (queries @ _unit(vectors[keep]).T).astype(np.float64)
+        scores = (request.queries @ _unit(vectors[keep]).T).astype(np.float64)
         kept_rows = rows[keep].tolist()
         keys = [key for key, ok in zip(extra[group_by], keep, strict=True) if ok]
         if adjust is not None and kept_rows:
@@ -167,10 +147,10 @@ def _scan_grouped(
                 held = query.get(key)
                 if held is None or score > held[0] or (score == held[0] and row < held[1]):
                     query[key] = (score, row)
-    return [sorted(query.values(), key=lambda hit: (-hit[0], hit[1]))[:k] for query in best]
+    return [sorted(query.values(), key=lambda hit: (-hit[0], hit[1]))[: request.k] for query in best]
 
 
-def _kept(extra: dict[str, list], modalities: set[str] | None, count: int) -> np.ndarray:
+def _kept(extra: dict[str, list], modalities: frozenset[str] | None, count: int) -> np.ndarray:
     if not modalities:
         return np.ones(count, dtype=bool)
     return np.fromiter((m in modalities for m in extra["modality"]), bool, count)
@@ -182,22 +162,12 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), np.float32(1e-12))
 
 
-def _raw(
-    store: Store,
-    queries: np.ndarray,
-    k: int,
-    exact: bool | None,
-    modalities: set[str] | None,
-    where: str | None,
-    group_by: str | None,
-) -> list[Scored]:
-    """Cosine hits: the store's own search where it answers, else the exact scan."""
-    native = store.nearest(queries, k, exact=exact, modalities=modalities, where=where, group_by=group_by)
+def _raw(store: SearchableStore, request: SearchRequest, adjust: Adjust | None = None) -> list[Scored]:
+    """Hits: the store's own search where it answers (cosines), else the exact scan (scores ``adjust``-ed)."""
+    native = store.nearest(request) if adjust is None else None
     if native is not None:
         return native
-    if group_by is not None:
-        return _scan_grouped(store, queries, k, modalities, where, group_by)
-    return _scan(store, queries, k, modalities, where)
+    return (_scan if request.group_by is None else _scan_grouped)(store, request, adjust)
 
 
 # ------------------------------------------------------------------------------------------------------ search
@@ -239,26 +209,23 @@ def search_folder(
     """
     store = open_store(path)
     try:
-        checked, k = _checked(store, queries, k, group_by)
-        return _search(store, checked, k, exact, modalities, group_by, where, calibrate, query_modality)
+        request = _request(store, queries, k, exact=exact, modalities=modalities, where=where, group_by=group_by)
+        return _search(store, request, calibrate, query_modality)
     finally:
         store.close()
 
 
-def _search(
-    store: Store,
-    queries: np.ndarray,
-    k: int,
-    exact: bool | None,
-    modalities: set[str] | None,
-    group_by: str | None,
-    where: str | None,
-    calibrate: bool,
-    query_modality: str,
-) -> list[list[Hit]]:
+def _request(store: SearchableStore, queries: np.ndarray, k: int, **options: Any) -> SearchRequest:
+    """The checked request for ``store`` (its dimension and rows)."""
+    manifest = store.manifest
+    return SearchRequest.make(
+        queries, k, dimension=manifest["dimension"], rows=manifest["counts"]["embedded"], **options
+    )
+
+
+def _search(store: SearchableStore, request: SearchRequest, calibrate: bool, query_modality: str) -> list[list[Hit]]:
     if not calibrate:
-        found = _raw(store, queries, k, exact, modalities, where, group_by)
-        return _hits(store, found)
+        return _hits(store, _raw(store, request))
     calibration = _calibration(store)
     statistics = {
         modality: statistics_for(calibration, query_modality, modality) for modality in calibration["modalities"]
@@ -268,19 +235,16 @@ def _search(
         mean_std = np.array([statistics.get(m, (0.0, 1.0)) for m in row_modalities], dtype=np.float64).reshape(-1, 2)
         return standardised(scores, mean_std[:, 0], mean_std[:, 1])
 
-    wanted = set(modalities or calibration["modalities"])
-    if _native_answers(store, group_by):
-        merged: list[list[tuple[float, int, float]]] = [[] for _ in queries]
+    wanted = request.modalities or frozenset(calibration["modalities"])
+    if _native_answers(store, request.group_by):
+        merged: list[list[tuple[float, int, float]]] = [[] for _ in request.queries]
         for modality in sorted(wanted):
             mean, std = statistics.get(modality, (0.0, 1.0))
-            for query, hits in zip(merged, _raw(store, queries, k, exact, {modality}, where, group_by), strict=True):
+            for query, hits in zip(merged, _raw(store, request.only(modality)), strict=True):
                 query += [(standardised(score, mean, std), row, score) for score, row in hits]
-        found = [sorted(query, key=lambda hit: (-hit[0], hit[1]))[:k] for query in merged]
+        found = [sorted(query, key=lambda hit: (-hit[0], hit[1]))[: request.k] for query in merged]
         return _hits(store, [[(z, row) for z, row, _ in query] for query in found], cosines=found)
-    if group_by is not None:
-        scored = _scan_grouped(store, queries, k, wanted, where, group_by, adjust)
-    else:
-        scored = _scan(store, queries, k, wanted, where, adjust)
+    scored = _raw(store, dataclasses.replace(request, modalities=wanted), adjust)
     return _hits(store, scored, statistics=statistics)
 
 
@@ -298,50 +262,24 @@ def search_per_modality(
     the side-by-side view that no modality gap can distort. Arguments as :func:`search_folder`'s."""
     store = open_store(path)
     try:
-        checked, k = _checked(store, queries, k, group_by)
-        present = _modalities(store)
-        wanted = [m for m in present if not modalities or m in modalities]
-        results: list[dict[str, list[Hit]]] = [{} for _ in checked]
-        for modality in wanted:
-            found = _hits(store, _raw(store, checked, k, exact, {modality}, where, group_by))
-            for query, hits in zip(results, found, strict=True):
+        request = _request(store, queries, k, exact=exact, modalities=modalities, where=where, group_by=group_by)
+        results: list[dict[str, list[Hit]]] = [{} for _ in request.queries]
+        for modality in _modalities(store):
+            if request.modalities and modality not in request.modalities:
+                continue
+            for query, hits in zip(results, _hits(store, _raw(store, request.only(modality))), strict=True):
                 query[modality] = hits
         return results
     finally:
         store.close()
 
 
-def _checked(store: Store, queries: np.ndarray, k: int, group_by: str | None) -> tuple[np.ndarray, int]:
-    """The queries normalised and ``k`` cut to the rows there are, once ``k``, ``group_by``, the queries' values and
-    their dimension are checked."""
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k}.")
-    if group_by not in (None, *GROUP_BY):
-        raise ValueError(f"group_by must be 'source', 'id' or None, got {group_by!r}.")
-    given = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-    if given.ndim != 2:
-        raise ValueError(f"queries must be one vector [d] or a matrix [q, d], got shape {given.shape}.")
-    broken = np.flatnonzero(~np.isfinite(given).all(axis=1))
-    if broken.size:
-        raise ValueError(
-            f"query {int(broken[0])} has a value that is not a finite number (NaN or infinity): embed the query again, "
-            "or check the vector it came from."
-        )
-    queries = _normalize(given)
-    if queries.shape[1] != store.manifest["dimension"]:
-        raise ValueError(
-            f"the queries have {queries.shape[1]} dimensions, the store's embeddings {store.manifest['dimension']}: "
-            "embed the queries with the store's model."
-        )
-    return queries, min(k, max(1, int(store.manifest["counts"]["embedded"])))  # never more hits than rows
-
-
-def _native_answers(store: Store, group_by: str | None) -> bool:
+def _native_answers(store: SearchableStore, group_by: str | None) -> bool:
     """True when a store's own search answers a per-modality query (LanceDB and Milvus; not a folder)."""
-    return store.native_search and (group_by is None or store.native_group_by)
+    return store.capabilities.native_search and (group_by is None or store.capabilities.native_group_by)
 
 
-def _modalities(store: Store) -> list[str]:
+def _modalities(store: SearchableStore) -> list[str]:
     """The modalities the store's rows have, in the modality table's order (``mixed`` last)."""
     recorded = store.manifest.get("calibration")
     found = set(recorded["modalities"]) if is_current(recorded, store.manifest) else _distinct(store)
@@ -349,14 +287,14 @@ def _modalities(store: Store) -> list[str]:
     return sorted(found, key=lambda m: order.index(m) if m in order else len(order))
 
 
-def _distinct(store: Store) -> set[str]:
+def _distinct(store: SearchableStore) -> set[str]:
     found: set[str] = set()
     for _, _, extra in store.iter_embeddings(("modality",)):
         found.update(extra["modality"])
     return found
 
 
-def _calibration(store: Store) -> dict[str, Any]:
+def _calibration(store: SearchableStore) -> dict[str, Any]:
     """The store's recorded calibration if it covers every row, else one computed now (not saved)."""
     manifest = store.manifest
     recorded = manifest.get("calibration")
@@ -369,7 +307,7 @@ def _calibration(store: Store) -> dict[str, Any]:
 
 
 def _hits(
-    store: Store,
+    store: SearchableStore,
     found: list[Scored],
     cosines: list[list[tuple[float, int, float]]] | None = None,
     statistics: dict[str, tuple[float, float]] | None = None,

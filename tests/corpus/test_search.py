@@ -7,13 +7,13 @@ import logging
 import numpy as np
 import pytest
 
-from lco_embedding.corpus import build_index, search_folder, store
+from lco_embedding.corpus import build_index, parquet_store, search_folder
 from tests.corpus.conftest import write_folder
 
 
 @pytest.fixture
 def small_row_groups(monkeypatch):
-    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 7)  # many chunks per shard
+    monkeypatch.setattr(parquet_store, "ROW_GROUP_ROWS", 7)  # many chunks per shard
 
 
 def test_exact_search_equals_brute_force(tmp_path, unit_vectors, small_row_groups):
@@ -62,7 +62,7 @@ def test_the_index_agrees_with_the_exact_search_and_is_not_used_when_stale(tmp_p
     out = tmp_path / "out"
     write_folder(out, vectors, shard_size=200)
     entry = build_index(out)
-    assert entry["file"] == "index.usearch" and store.OutputFolder(out).manifest["index"]["rows"] == 600
+    assert entry["file"] == "index.usearch" and parquet_store.OutputFolder(out).manifest["index"]["rows"] == 600
     assert (out / "index.usearch").is_file()
     queries = unit_vectors(20, 32, seed=3)
     exact = search_folder(out, queries, k=10, exact=True)
@@ -79,7 +79,7 @@ def test_the_index_agrees_with_the_exact_search_and_is_not_used_when_stale(tmp_p
     self_hits = search_folder(out, vectors[:100], k=1, exact=False)
     assert np.mean([hits[0].row == i for i, hits in enumerate(self_hits)]) >= 0.95
     # More rows committed after the index was built: the index is stale and the search falls back to exact.
-    folder = store.OutputFolder(out)
+    folder = parquet_store.OutputFolder(out)
     manifest = folder.manifest
     manifest["counts"]["embedded"] += 1
     folder.write_manifest(manifest)

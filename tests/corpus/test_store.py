@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lco_embedding.corpus import OutputFolder, encode_corpus, read_embeddings
-from lco_embedding.corpus.store import MANIFEST_FILE
+from lco_embedding.corpus.manifest_folder import MANIFEST_FILE
 from tests.corpus.conftest import write_folder
 
 

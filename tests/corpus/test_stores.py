@@ -10,7 +10,7 @@ import pytest
 
 from lco_embedding.corpus import build_index, export_folder, open_store, read_embeddings, search_folder
 from lco_embedding.corpus.search import search_per_modality
-from lco_embedding.corpus.stores import parse_lancedb, parse_milvus
+from lco_embedding.corpus.targets import parse_lancedb, parse_milvus
 from lco_embedding.testing import modality_offset_corpus, peak_memory_growth
 from tests.corpus.conftest import write_folder
 
