@@ -48,8 +48,8 @@ def sink(kind: str, root: Path, rows: int, dimension: int, shard: int) -> float:
     """Rows/s committed through the store (see the module)."""
     import pyarrow as pa
 
-    from lco_embedding.corpus.precision import to_arrow
     from lco_embedding.corpus.manifest_folder import FORMAT, FORMAT_VERSION
+    from lco_embedding.corpus.precision import to_arrow
 
     rng = np.random.default_rng(0)
     store = open_store(_target(kind, root, "sink"))

@@ -158,8 +158,8 @@ def demo(model: str | None, device: str | None, out: str | None, k: int) -> None
     The same steps as `lco-embed encode` and `lco-embed search`; the commands to repeat them are printed at the end.
     """
     from lco_embedding.corpus.job import OutputMismatchError, encode_corpus
-    from lco_embedding.corpus.search import search_folder
     from lco_embedding.corpus.parquet_store import OutputFolder
+    from lco_embedding.corpus.search import search_folder
 
     # Paths the caller gave are relative to the caller's folder: resolve them before anything changes folder.
     output = Path(os.path.abspath(os.path.expanduser(out))) if out else workdir() / "embeddings"

@@ -22,6 +22,7 @@ import numpy as np
 
 from lco_embedding.core.errors import LCOError
 from lco_embedding.corpus.description import describe_embedder, model_name
+from lco_embedding.corpus.manifest_folder import FORMAT, FORMAT_VERSION, now
 from lco_embedding.corpus.precision import PRECISIONS, Precision, arrow_type, calibrate
 from lco_embedding.corpus.records import (
     InputSpec,
@@ -33,7 +34,6 @@ from lco_embedding.corpus.records import (
     plan_inputs,
 )
 from lco_embedding.corpus.shards import SEGMENT_COLUMNS, Shard, fingerprinted, write_outcomes
-from lco_embedding.corpus.manifest_folder import FORMAT, FORMAT_VERSION, now
 from lco_embedding.corpus.stores import Store, is_store_uri, open_store
 from lco_embedding.segments.spec import SegmentSpec
 

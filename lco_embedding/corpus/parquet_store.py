@@ -17,7 +17,6 @@ keeps two writers out of one folder.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any

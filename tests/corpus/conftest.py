@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from lco_embedding.corpus.precision import calibrate, to_arrow
 from lco_embedding.corpus.manifest_folder import FORMAT, FORMAT_VERSION
+from lco_embedding.corpus.precision import calibrate, to_arrow
 from lco_embedding.corpus.stores import open_store
 
 
