@@ -24,7 +24,7 @@ import numpy as np
 from lco_embedding.core.modalities import MODALITIES
 from lco_embedding.core.outcomes import check_on_error
 from lco_embedding.core.require import require
-from lco_embedding.corpus.description import model_name
+from lco_embedding.corpus.job_options import CorpusOptions, ModelSpec
 from lco_embedding.corpus.records import Record, row_item
 from lco_embedding.segments.spec import SegmentSpec
 
@@ -332,30 +332,19 @@ class RayOptions:
 @dataclass
 class RayRunner:
     """Runs a corpus job's embedding on Ray actors: ``encode_corpus(..., runner=RayRunner(RayOptions(...)))``, what
-    ``lco-embed encode --ray`` passes (a :class:`lco_embedding.corpus.job.Runner`)."""
+    ``lco-embed encode --ray`` passes (a :class:`lco_embedding.corpus.runners.Runner`)."""
 
     options: RayOptions = field(default_factory=RayOptions)
 
-    def start(
-        self,
-        model: Any,
-        *,
-        revision: str | None,
-        device: str | None,
-        dtype: str | None,
-        embedder_kwargs: dict[str, Any] | None,
-    ) -> RayJob:
-        """The job's Ray side; ``model`` must be a name (each actor loads it).
+    def start(self, spec: ModelSpec) -> RayJob:
+        """The job's Ray side; the spec's model must be a name (each actor loads it).
 
         Raises:
-            TypeError: ``model`` is a loaded embedder.
+            TypeError: The spec holds a loaded embedder.
         """
-        if not isinstance(model, str):
+        if spec.is_loaded:
             raise TypeError("with Ray, model must be a hub id or folder: each Ray actor loads it.")
-        kwargs = {"revision": revision, "dtype": dtype, **(embedder_kwargs or {})}
-        if device is not None:
-            kwargs["device"] = device
-        return RayJob(model_name(model), kwargs, self.options)
+        return RayJob(spec.name, spec.load_kwargs(), self.options)
 
 
 class RayJob:
@@ -378,12 +367,13 @@ class RayJob:
         self.model, self.options, self.gpus, self.workers = model, options, gpus, workers
         self.embedder_kwargs = _worker_kwargs(embedder_kwargs, gpus)
 
-    def describe(self, prompt_name: str | None, prompt: str | None) -> dict[str, Any]:
+    def describe(self, options: CorpusOptions) -> dict[str, Any]:
         """The model's manifest description, made on a worker with the actors' resources."""
         import ray
 
         task = ray.remote(num_gpus=self.gpus or None, num_cpus=self.options.cpus_per_worker)(_describe)
-        return ray.get(task.remote(self.model, self.embedder_kwargs, prompt_name, prompt))
+        call = (options.prompt_name, options.prompt, options.use_audio_in_video)
+        return ray.get(task.remote(self.model, self.embedder_kwargs, *call))
 
     def outcomes(self, records: Iterable[Record], **encode_kwargs: Any) -> Iterator[tuple[Record, Any, Any]]:
         """``(record, embedding, None)`` or ``(record, None, reason)`` for every record, in order."""
@@ -487,8 +477,10 @@ def _segment_results(embedded: Any) -> Iterator[tuple[int, Any, str | None]]:
         )
 
 
-def _describe(model: str, embedder_kwargs: dict[str, Any], prompt_name: str | None, prompt: str | None) -> dict:
+def _describe(
+    model: str, embedder_kwargs: dict[str, Any], prompt_name: str | None, prompt: str | None, use_audio_in_video: Any
+) -> dict:
     from lco_embedding.corpus.description import describe_embedder
     from lco_embedding.embedder import LCOEmbedder
 
-    return describe_embedder(LCOEmbedder(model, **embedder_kwargs), prompt_name, prompt)
+    return describe_embedder(LCOEmbedder(model, **embedder_kwargs), prompt_name, prompt, use_audio_in_video)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from lco_embedding.core.logs import configure_logging
-from lco_embedding.corpus.job import DEFAULT_MODEL
+from lco_embedding.corpus.job_options import DEFAULT_MODEL
 
 __all__ = [
     "configure_logging",

@@ -73,7 +73,7 @@ def _model(model: str | None, device: str | None) -> tuple[Any, str | None]:
     The banner is printed as soon as the fallback is decided, before the tiny checkpoint is built and loaded.
     """
     from lco_embedding.core.errors import CheckpointNotFoundError
-    from lco_embedding.corpus.job import DEFAULT_MODEL
+    from lco_embedding.corpus.job_options import DEFAULT_MODEL
     from lco_embedding.model.hub import locate_checkpoint
 
     if model is not None:
@@ -157,7 +157,7 @@ def demo(model: str | None, device: str | None, out: str | None, k: int) -> None
 
     The same steps as `lco-embed encode` and `lco-embed search`; the commands to repeat them are printed at the end.
     """
-    from lco_embedding.corpus.job import OutputMismatchError, encode_corpus
+    from lco_embedding.corpus import OutputMismatchError, encode_corpus
     from lco_embedding.corpus.parquet_store import OutputFolder
     from lco_embedding.corpus.search import search_folder
 

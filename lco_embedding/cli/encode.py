@@ -13,13 +13,13 @@ from lco_embedding.cli.common import (
     audio_in_video,
     audio_in_video_option,
     is_quiet,
-    load_embedder,
+    loading_errors,
     model_options,
     preset_kwargs,
     quantization_option,
     segment_spec,
 )
-from lco_embedding.corpus.job import DEFAULT_SHARD_SIZE
+from lco_embedding.corpus.job_options import DEFAULT_SHARD_SIZE
 from lco_embedding.corpus.precision import PRECISIONS
 
 __all__ = ["encode"]
@@ -153,42 +153,43 @@ def encode(
     keeps them), and the update becomes visible at once (--dry-run only prints the plan). An output made with
     another model, other settings or other options is refused unless --overwrite.
     """
-    from lco_embedding.corpus.job import OutputMismatchError, encode_corpus
+    from lco_embedding.corpus import CorpusOptions, ModelSpec, OutputMismatchError, encode_corpus
 
     runner = _runner(ray_address, ray_workers, ray_gpus_per_worker)
     segment = segment_spec(segment_text)
     if watch and (dry_run or overwrite):
         raise click.UsageError("--watch goes without --dry-run and --overwrite.")
-    settings = {"use_audio_in_video": audio_in_video(use_audio_in_video), **preset_kwargs()}
-    if watch and runner is None:  # loaded once for every update
-        model = load_embedder(model, revision=revision, device=device, dtype=dtype, quantization=quantization,
-                              **settings)  # fmt: skip
-        revision = device = quantization = None
-        settings = {}
+    spec = ModelSpec(
+        model, revision=revision, device=device, dtype=None if dtype == "auto" else dtype, quantization=quantization,
+        settings=preset_kwargs(),
+    )  # fmt: skip
     try:
-        job = dict(
-            model=model,
-            revision=revision,
-            device=device,
-            dtype=None if dtype == "auto" else dtype,
-            quantization=quantization,
-            embedder_kwargs=settings or None,
+        if watch and runner is None:  # loaded once for every update
+            with loading_errors(model):
+                spec = ModelSpec(spec.load())
+        options = CorpusOptions(
             precision=precision,  # type: ignore[arg-type]
             normalize=not no_normalize,
             prompt=prompt,
             prompt_name=prompt_name,
             shard_size=shard_size,
+            segment=segment,
+            use_audio_in_video=audio_in_video(use_audio_in_video),
             batch_size=batch_size,
             max_tokens_per_batch=max_tokens,
             num_workers=num_workers,
             overwrite=overwrite,
             allow_duplicate_ids=allow_duplicate_ids,
+            dry_run=dry_run,
+            keep_deleted=keep_deleted,
             show_progress_bar=not is_quiet(),
+        )
+        job = dict(
+            model=spec,
+            options=options,
             on_failure=_FailureReport(),
             runner=runner,
-            segment=segment,
             events=(click.get_current_context().obj or {}).get("job_events"),
-            keep_deleted=keep_deleted,
         )
         if watch:
             from lco_embedding.corpus.watch import watch_corpus
@@ -196,7 +197,7 @@ def encode(
             click.echo(f"Watching {', '.join(inputs)} (Ctrl-C to stop).", err=True)
             watch_corpus(inputs, out, on_update=lambda s: _print_summary(s, out, segmented=segment is not None), **job)
             return
-        summary = encode_corpus(inputs, out, dry_run=dry_run, **job)
+        summary = encode_corpus(inputs, out, **job)
     except KeyboardInterrupt:
         what = "Stopped watching" if watch else "Interrupted"
         click.echo(f"\n{what}. Every committed shard is kept: re-run the same command to continue.", err=True)

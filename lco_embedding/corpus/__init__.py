@@ -18,13 +18,18 @@ Example:
 """
 
 from lco_embedding.corpus.export import export_folder
-from lco_embedding.corpus.job import DEFAULT_MODEL, OutputMismatchError, RunSummary, encode_corpus
+from lco_embedding.corpus.job import encode_corpus
+from lco_embedding.corpus.job_options import DEFAULT_MODEL, CorpusOptions, ModelSpec
 from lco_embedding.corpus.parquet_store import OutputFolder
+from lco_embedding.corpus.run_identity import OutputMismatchError
+from lco_embedding.corpus.run_summary import RunSummary
 from lco_embedding.corpus.search import Hit, build_index, search_folder, search_per_modality
 from lco_embedding.corpus.stores import open_store, read_embeddings
 
 __all__ = [
     "DEFAULT_MODEL",
+    "CorpusOptions",
+    "ModelSpec",
     "Hit",
     "OutputFolder",
     "OutputMismatchError",

@@ -21,8 +21,11 @@ def model_name(model: LCOEmbedder | str) -> str:
     return os.path.abspath(name) if os.path.isdir(name) else name
 
 
-def describe_embedder(embedder: LCOEmbedder, prompt_name: str | None, prompt: str | None) -> dict[str, Any]:
-    """The manifest entries that describe a loaded model: what decides its embeddings.
+def describe_embedder(
+    embedder: LCOEmbedder, prompt_name: str | None, prompt: str | None, use_audio_in_video: Any = None
+) -> dict[str, Any]:
+    """The manifest entries that describe a loaded model: what decides its embeddings (its settings with a call's
+    ``use_audio_in_video`` over them).
 
     Made where the model is loaded: in this process, or on a Ray worker for ``lco-embed encode --ray``.
     """
@@ -46,7 +49,7 @@ def describe_embedder(embedder: LCOEmbedder, prompt_name: str | None, prompt: st
             "suffixes": {**SUFFIXES, "mixed": MIXED_SUFFIX},
             "mixed_rule": embedder.embedder_settings.mixed_suffix,
         },
-        "settings": embedder.embedder_settings.saved(),
+        "settings": embedder.embedder_settings.for_call(use_audio_in_video).saved(),
     }
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from lco_embedding.core.require import require
 from lco_embedding.corpus.manifest_folder import ManifestFolder, first_row
 from lco_embedding.corpus.search_request import Scored, SearchRequest, in_order
-from lco_embedding.corpus.stores import Capabilities
+from lco_embedding.corpus.store_roles import Capabilities
 from lco_embedding.corpus.visibility import visible, written
 
 __all__ = ["LanceStore"]

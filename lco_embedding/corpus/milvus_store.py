@@ -34,7 +34,7 @@ import numpy as np
 from lco_embedding.core.require import require
 from lco_embedding.corpus.manifest_folder import catalog_name, committed_shards, first_row, now, shard_list
 from lco_embedding.corpus.search_request import Scored, SearchRequest, in_order
-from lco_embedding.corpus.stores import Capabilities
+from lco_embedding.corpus.store_roles import Capabilities
 from lco_embedding.corpus.visibility import visible, written
 
 __all__ = ["MilvusStore"]

@@ -26,7 +26,7 @@ import numpy as np
 from lco_embedding.corpus.manifest_folder import ManifestFolder, refuse_where, write_atomically
 from lco_embedding.corpus.precision import to_float
 from lco_embedding.corpus.search_request import Scored, SearchRequest, in_order
-from lco_embedding.corpus.stores import Capabilities
+from lco_embedding.corpus.store_roles import Capabilities
 from lco_embedding.corpus.visibility import visible
 
 __all__ = ["INDEX_FILE", "OutputFolder", "shard_name"]

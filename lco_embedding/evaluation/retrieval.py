@@ -203,7 +203,7 @@ def _corpus_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _default_model() -> str:
-    from lco_embedding.corpus.job import DEFAULT_MODEL
+    from lco_embedding.corpus.job_options import DEFAULT_MODEL
 
     return DEFAULT_MODEL
 

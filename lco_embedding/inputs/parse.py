@@ -125,6 +125,12 @@ class ParsedItem:
         """True for an item that is one text and nothing else."""
         return self.kind != "conversation" and len(self.parts) == 1 and not self.parts[0].is_media
 
+    def with_sound(self, setting: AudioInVideo) -> AudioInVideo:
+        """Whether its videos are embedded with their sound tracks: its own ``use_audio_in_video`` where it gives
+        one, else ``setting`` (the call's settings: :meth:`~lco_embedding.pipeline.settings.EmbedderSettings.for_call`).
+        """
+        return setting if self.audio_in_video is None else self.audio_in_video
+
 
 def _is_url(text: str) -> bool:
     return text.startswith(("http://", "https://")) and not any(c.isspace() for c in text)

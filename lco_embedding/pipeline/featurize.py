@@ -242,7 +242,7 @@ class Featurizer:
         each, None (a standalone audio) or the index of the video it is the sound of; else ``sound_of`` is None.
         """
         media: dict[str, list[Any]] = {modality: [] for modality in MEDIA_MODALITIES}
-        wanted = self.use_audio_in_video if item.audio_in_video is None else item.audio_in_video
+        wanted = item.with_sound(self.use_audio_in_video)
         with_sound = wanted is not False and any(spec_of(part.modality).sound == "track" for part in item.media)
         sounds: list[tuple[int | None, Any]] = []  # (None, a sound) or (i, the track of video i), in order
         for part in item.media:

@@ -141,9 +141,7 @@ class Pipeline:
 
     def __init__(self, parts: ModelParts, settings: EmbedderSettings, options: EncodeOptions) -> None:
         self.parts, self.options = parts, options
-        if options.use_audio_in_video is not None:
-            settings = settings.replace(use_audio_in_video=options.use_audio_in_video)
-        self.settings = settings
+        self.settings = settings.for_call(options.use_audio_in_video)
         self.featurizer = parts.featurizer(settings)
         self.stats = EngineStats()
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal
 
 from lco_embedding.inputs.budgets import ItemLimits
+from lco_embedding.inputs.parse import AudioInVideo
 from lco_embedding.inputs.prompts import MixedSuffixRule
 from lco_embedding.inputs.special_tokens import SPECIAL_TOKEN_POLICIES, SpecialTokenPolicy
 from lco_embedding.preprocessing.audio import AudioOptions
@@ -186,6 +187,16 @@ class EmbedderSettings:
     def replace(self, **changes: Any) -> EmbedderSettings:
         """A copy with ``changes`` (validated)."""
         return replace(self, **changes)
+
+    def for_call(self, use_audio_in_video: AudioInVideo | None) -> EmbedderSettings:
+        """The settings a call embeds with: these, with the call's ``use_audio_in_video`` where it gives one.
+
+        The one place the call-over-model rule is written; an item's own key wins over both
+        (:meth:`~lco_embedding.inputs.parse.ParsedItem.with_sound`).
+        """
+        if use_audio_in_video is None or use_audio_in_video == self.use_audio_in_video:
+            return self
+        return self.replace(use_audio_in_video=use_audio_in_video)
 
     def limits(self) -> ReadLimits:
         """The bounds on downloads."""

@@ -99,7 +99,7 @@ def _pieces(
     value = item.parts[0].value
     if row.frames and not _is_file(value):  # frames in memory: embedded whole
         return None
-    wanted = featurizer.use_audio_in_video if item.audio_in_video is None else item.audio_in_video
+    wanted = item.with_sound(featurizer.use_audio_in_video)
     problem = spec.limit_problem(item.kind, featurizer.settings, with_sound=wanted is not False)
     if problem is not None:
         raise LCOInputError(problem)
@@ -143,7 +143,7 @@ def video_pieces(
 ) -> Iterator[tuple[float, float, int | None, Any]]:
     """A video file's windows of seconds, each with its sampled frames and, with ``use_audio_in_video``, the sound of
     the same time range (the sound track is cut on the video's own windows)."""
-    wanted = featurizer.use_audio_in_video if item.audio_in_video is None else item.audio_in_video
+    wanted = item.with_sound(featurizer.use_audio_in_video)
     budgets = {name: v for name, v in item.budgets.items() if name in _CARRIED_BUDGETS}
     options = featurizer.options_for(item.kind, item.budgets)
     rate = getattr(featurizer, SOUND.options or "").sampling_rate

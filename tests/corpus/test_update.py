@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lco_embedding.corpus import encode_corpus, open_store, read_embeddings
-from lco_embedding.corpus.job import LocalRunner
+from lco_embedding.corpus.runners import LocalRunner
 from lco_embedding.testing import synthetic_image, write_wav
 
 TOL = 1e-5
