@@ -142,7 +142,7 @@ class Pipeline:
     def __init__(self, parts: ModelParts, settings: EmbedderSettings, options: EncodeOptions) -> None:
         self.parts, self.options = parts, options
         self.settings = settings.for_call(options.use_audio_in_video)
-        self.featurizer = parts.featurizer(settings)
+        self.featurizer = parts.featurizer(self.settings)
         self.stats = EngineStats()
 
     # ------------------------------------------------------------------------------------------------ stages
