@@ -20,9 +20,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from lco_embedding.corpus.input_plan import InputSpec, duplicate_ids, extra_columns, plan_inputs
 from lco_embedding.corpus.job_options import DEFAULT_MODEL, CorpusOptions, ModelSpec, job_values
 from lco_embedding.corpus.precision import calibrate
-from lco_embedding.corpus.records import InputSpec, duplicate_ids, extra_columns, iter_records, plan_inputs
+from lco_embedding.corpus.records import iter_records
 from lco_embedding.corpus.run_identity import (
     RUN_KEY,
     check_same,

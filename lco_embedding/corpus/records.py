@@ -1,23 +1,7 @@
-"""What a corpus job reads: files, folders, tables and stdin turned into one ordered stream of records.
+"""What a corpus job embeds: its planned inputs (:mod:`~.input_plan`) turned into one ordered stream of records.
 
-:func:`plan_inputs` looks at every input once before any embedding (counts for the progress bar, the extra
-columns of tables, a fingerprint that tells a resumed run whether its inputs changed); :func:`iter_records`
-then yields one :class:`Record` per item, numbered from 0 across all inputs in a fixed order, so that a resumed
-run can skip exactly the positions already written.
-
-Modality from the extension (folders and files given directly):
-
-=========  =============================================================
-text       .txt .md (the whole file is one text item, UTF-8)
-image      .jpg .jpeg .png .gif .bmp .tiff .tif .webp .avif .jfif
-audio      .mp3 .wav .ogg .flac .aac .m4a .opus .aiff .aif
-video      .mp4 .avi .mov .wmv .flv .mkv .webm .m4v .mpg .mpeg .3gp
-table      .jsonl .ndjson .csv .tsv .parquet (only as an input of its own)
-=========  =============================================================
-
-Folders are walked recursively in sorted order; hidden files and folders (``.name``), tables and files with
-other extensions are not embedded, and are counted in the plan as ignored. Symbolic links to folders are not
-followed.
+:func:`iter_records` yields one :class:`Record` per item, numbered from 0 across all inputs in a fixed order, so
+that a resumed run can skip exactly the positions already written.
 
 Tables have columns ``text``/``image``/``audio``/``video`` (several filled in one row = one mixed item) and an
 optional ``id``; every other column is carried to the output. Media values are paths (relative to the table's
@@ -29,103 +13,20 @@ Does not read stdin twice: a resumed run must be given the same lines again.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 import os
 import sys
-from array import array
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 from lco_embedding.core.files import file_problem, local_file
-from lco_embedding.core.modalities import MODALITIES, MODALITY_TABLE, TEXT, is_text
-from lco_embedding.corpus.catalog import stat_of
+from lco_embedding.core.modalities import MODALITIES, TEXT, is_text
+from lco_embedding.corpus.input_plan import InputSpec, file_modality, walk
+from lco_embedding.corpus.table_rows import parquet_rows, record_id, text_rows
 from lco_embedding.inputs.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS
 
-__all__ = [
-    "TEXT_EXTENSIONS",
-    "TABLE_FORMATS",
-    "OUTPUT_COLUMNS",
-    "InputSpec",
-    "Record",
-    "duplicate_ids",
-    "extra_columns",
-    "file_modality",
-    "output_name",
-    "plan_inputs",
-    "iter_records",
-    "record_id",
-]
-
-TEXT_EXTENSIONS = (".txt", ".md")
-TABLE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
-"""Table file extension -> format."""
-OUTPUT_COLUMNS = ("id", "source", "modality", "embedding")
-"""The columns every output shard has; extra input columns follow."""
-_FILE_MODALITIES = {
-    **{ext: "text" for ext in TEXT_EXTENSIONS},
-    **{ext: name for name, spec in MODALITY_TABLE.items() for ext in spec.extensions},
-}
-_ITEM_COLUMNS = ("id", *MODALITIES)
-_CSV_FIELD_LIMIT = 1 << 30
-
-InputKind = Literal["folder", "table", "file", "stdin"]
-
-
-def file_modality(path: str | Path) -> str | None:
-    """The modality of a file from its extension (see the module's table), or None."""
-    return _FILE_MODALITIES.get(os.path.splitext(str(path))[1].lower())
-
-
-@dataclass
-class InputSpec:
-    """One input of a job, resolved by :func:`plan_inputs`.
-
-    Attributes:
-        argument: The input as given (``"-"`` for stdin).
-        kind: ``"folder"``, ``"table"``, ``"file"`` or ``"stdin"``.
-        path: Absolute path (``None`` for stdin).
-        format: Table format (``jsonl``, ``csv``, ``tsv``, ``parquet``) or None.
-        items: Number of items it holds (``None`` for stdin: unknown until read).
-        fingerprint: Changes when the input changes in a way that moves positions (``None`` for stdin).
-        columns: Extra columns of a table -> their Arrow type (``"string"``, ``"int64"``, ..., or ``"json"`` for
-            values stored as JSON text).
-        ignored: Files of a folder that are not embedded, counted by extension.
-    """
-
-    argument: str
-    kind: InputKind
-    path: str | None = None
-    format: str | None = None
-    items: int | None = None
-    fingerprint: str | None = None
-    columns: dict[str, str] = field(default_factory=dict)
-    ignored: dict[str, int] = field(default_factory=dict)
-    id_hashes: Any = field(default=None, repr=False, compare=False)
-    """8-byte hashes of the ids the plan saw (an ``array("Q")``), for :func:`duplicate_ids`; not saved."""
-    skipped: list[str] = field(default_factory=list, repr=False, compare=False)
-    """A folder's files that are not embedded because no modality reads their type (as given: the input + the
-    relative path), for the run's summary; not saved (``ignored`` counts them by extension)."""
-    files: Any = field(default=None, repr=False, compare=False)
-    """A folder's files as the plan saw them: ``(path relative to the folder, modality, (size, mtime ns) or None)``,
-    in order (what an update compares with the store's catalog without walking the folder again); not saved."""
-
-    def to_json(self) -> dict[str, Any]:
-        """The spec as written in the manifest."""
-        return {
-            "argument": self.argument,
-            "kind": self.kind,
-            "path": self.path,
-            "format": self.format,
-            "items": self.items,
-            "fingerprint": self.fingerprint,
-            "columns": self.columns,
-            "ignored": self.ignored,
-        }
+__all__ = ["ITEM_SETTINGS", "Record", "file_record", "iter_records", "records_of", "row_item"]
 
 
 @dataclass
@@ -155,299 +56,6 @@ class Record:
     entry: Any = None
 
 
-# ------------------------------------------------------------------------------------------------------ the plan
-def plan_inputs(arguments: Iterable[str]) -> list[InputSpec]:
-    """Resolve and count every input, reading tables once (in a stream) to count rows and find their columns.
-
-    Raises:
-        ValueError: An input does not exist, has an unknown extension, or ``-`` is given twice.
-    """
-    specs = []
-    for argument in arguments:
-        argument = str(argument)
-        if argument == "-":
-            if any(spec.kind == "stdin" for spec in specs):
-                raise ValueError("'-' (stdin) can be given only once.")
-            specs.append(InputSpec(argument, "stdin"))
-            continue
-        path = Path(argument)
-        if path.is_dir():
-            specs.append(_plan_folder(argument, path))
-        elif os.path.lexists(path) and file_problem(str(path)) is not None:
-            raise ValueError(f"input {file_problem(str(path))}")
-        elif path.is_file():
-            extension = path.suffix.lower()
-            if extension in TABLE_FORMATS:
-                specs.append(_plan_table(argument, path, TABLE_FORMATS[extension]))
-            elif file_modality(path) is not None:
-                stat = path.stat()
-                spec = InputSpec(argument, "file", str(path.resolve()), items=1, fingerprint=f"{stat.st_size}")
-                spec.id_hashes = array("Q", [_id_hash(argument)])
-                specs.append(spec)
-            else:
-                raise ValueError(
-                    f"{argument!r} has an extension lco-embed does not read ({extension or 'none'}); accepted: "
-                    f"{', '.join(sorted(_FILE_MODALITIES))} and tables {', '.join(TABLE_FORMATS)}."
-                )
-        else:
-            raise ValueError(f"input {argument!r} does not exist (give files, folders, tables, or '-' for stdin).")
-    return specs
-
-
-def _walk(root: Path) -> Iterator[tuple[str, str | None]]:
-    """Yield ``(relative path, modality or None)`` for every non-hidden file under ``root``, in sorted order."""
-    base = len(os.path.join(str(root), ""))
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        prefix = os.path.join(folder, "")[base:]  # the folder relative to root, "" for root itself
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            yield prefix + name, file_modality(name)
-
-
-def _plan_folder(argument: str, path: Path) -> InputSpec:
-    digest = hashlib.sha256()
-    items = 0
-    ignored: Counter[str] = Counter()
-    hashes = array("Q")
-    files: list[tuple[str, str, tuple[int, int] | None]] = []
-    skipped: list[str] = []
-    root, shown = os.path.join(str(path), ""), os.path.join(argument, "")
-    for relative, modality in _walk(path):
-        if modality is None:
-            ignored[os.path.splitext(relative)[1].lower() or "(none)"] += 1
-            skipped.append(shown + relative)
-            continue
-        items += 1
-        stat = stat_of(root + relative)
-        files.append((relative, modality, stat))
-        digest.update(f"{relative}\0{_size(root + relative, stat)}\n".encode())
-        hashes.append(_id_hash(shown + relative))
-    spec = InputSpec(
-        argument, "folder", str(path.resolve()), items=items, fingerprint=digest.hexdigest(), ignored=dict(ignored)
-    )
-    spec.id_hashes = hashes
-    spec.files = files
-    spec.skipped = skipped
-    return spec
-
-
-def _size(path: str, stat: tuple[int, int] | None) -> int:
-    """A file's size for the fingerprint: of what a link points to, or of the link itself when it dangles (the
-    item then fails, alone, when it is read)."""
-    return stat[0] if stat is not None else os.lstat(path).st_size
-
-
-def _plan_table(argument: str, path: Path, fmt: str) -> InputSpec:
-    hashes = array("Q")
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        parquet = pq.ParquetFile(path)
-        schema = parquet.schema_arrow
-        columns = {
-            name: _arrow_column_type(schema.field(name).type) for name in schema.names if name not in _ITEM_COLUMNS
-        }
-        rows = parquet.metadata.num_rows
-        _check_media_columns(argument, schema.names)
-        hashes.extend(_id_hash(record_id) for record_id, _ in _parquet_ids(argument, str(path)))
-        fingerprint = f"{path.stat().st_size}:{rows}:{hashlib.sha256(str(schema).encode()).hexdigest()[:16]}"
-        spec = InputSpec(argument, "table", str(path.resolve()), fmt, rows, fingerprint, columns)
-        spec.id_hashes = hashes
-        return spec
-    digest = hashlib.sha256()
-    rows = 0
-    if fmt == "jsonl":
-        types: dict[str, set[type]] = {}
-        names: set[str] = set()
-        with open(path, "rb") as f:
-            for line_number, line in enumerate(f, 1):
-                digest.update(line)
-                if not line.strip():
-                    continue
-                rows += 1
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    row = None  # reported as that row's error when the records are read
-                if isinstance(row, dict):
-                    names.update(row)
-                    for key, value in row.items():
-                        if key not in _ITEM_COLUMNS:
-                            types.setdefault(key, set()).add(type(value))
-                raw = row.get("id") if isinstance(row, dict) else None
-                hashes.append(_id_hash(record_id(raw, f"{argument}:{line_number}")))
-        columns = {key: _json_column_type(seen) for key, seen in types.items()}
-    else:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        header, rows = _csv_header_and_rows(path, fmt, argument, hashes)
-        columns = {name: "string" for name in header if name not in _ITEM_COLUMNS}
-        names = set(header)
-    _check_media_columns(argument, names)
-    spec = InputSpec(argument, "table", str(path.resolve()), fmt, rows, digest.hexdigest(), columns)
-    spec.id_hashes = hashes
-    return spec
-
-
-def record_id(raw: Any, default: str) -> str:
-    """A record's id: the table's ``id`` value as text, or ``default`` (where it came from) when there is none."""
-    return default if raw is None or raw == "" else str(raw)
-
-
-def _id_hash(value: str) -> int:
-    return int.from_bytes(hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
-
-
-def _csv_ids(argument: str, path: str, fmt: str) -> Iterator[tuple[str, str]]:
-    """``(id, source)`` of every row of a CSV/TSV table, in order."""
-    for line, row, _ in _text_rows(path, fmt, 0):
-        yield record_id((row or {}).get("id"), f"{argument}:{line}"), f"{path}:{line}"
-
-
-def _parquet_ids(argument: str, path: str) -> Iterator[tuple[str, str]]:
-    """``(id, source)`` of every row of a Parquet table, in order, reading only its ``id`` column."""
-    import pyarrow.parquet as pq
-
-    parquet = pq.ParquetFile(path)
-    number = 0
-    if "id" not in parquet.schema_arrow.names:
-        for number in range(1, parquet.metadata.num_rows + 1):
-            yield f"{argument}:{number}", f"{path}:{number}"
-        return
-    for batch in parquet.iter_batches(batch_size=8192, columns=["id"]):
-        for raw in batch.column(0).to_pylist():
-            number += 1
-            yield record_id(raw, f"{argument}:{number}"), f"{path}:{number}"
-
-
-def _jsonl_ids(argument: str, path: str) -> Iterator[tuple[str, str]]:
-    for line, row, _ in _text_rows(path, "jsonl", 0):
-        yield record_id((row or {}).get("id"), f"{argument}:{line}"), f"{path}:{line}"
-
-
-def _ids_of(spec: InputSpec) -> Iterator[tuple[str, str]]:
-    """``(id, source)`` of every record of an input, in order (stdin: none, its ids are its line numbers)."""
-    if spec.kind == "folder":
-        for relative, modality in _walk(Path(spec.path or spec.argument)):
-            if modality is not None:
-                yield os.path.join(spec.argument, relative), os.path.join(spec.path or "", relative)
-    elif spec.kind == "file":
-        yield spec.argument, spec.path or spec.argument
-    elif spec.kind == "table" and spec.path is not None:
-        if spec.format == "parquet":
-            yield from _parquet_ids(spec.argument, spec.path)
-        elif spec.format == "jsonl":
-            yield from _jsonl_ids(spec.argument, spec.path)
-        else:
-            yield from _csv_ids(spec.argument, spec.path, spec.format or "csv")
-
-
-def duplicate_ids(specs: list[InputSpec], limit: int = 10) -> tuple[int, list[tuple[str, list[str]]]]:
-    """Ids that more than one record of the inputs has: ``(how many records repeat an earlier id, the first
-    ``limit`` repeated ids with the sources that have them)``. Memory: 8 bytes per record (a hash), plus a second
-    pass over the inputs only when there are repeats."""
-    import numpy as np
-
-    parts = [np.frombuffer(spec.id_hashes, dtype=np.uint64) for spec in specs if spec.id_hashes is not None]
-    if not parts:
-        return 0, []
-    hashes = np.sort(np.concatenate(parts))
-    repeated = hashes[1:][hashes[1:] == hashes[:-1]]
-    if not repeated.size:
-        return 0, []
-    suspects = set(repeated.tolist())
-    sources: dict[str, list[str]] = {}
-    for spec in specs:
-        for value, source in _ids_of(spec):
-            if _id_hash(value) in suspects:
-                sources.setdefault(value, []).append(source)
-    repeats = {value: where for value, where in sources.items() if len(where) > 1}  # not a hash collision
-    extra = sum(len(where) - 1 for where in repeats.values())
-    return extra, list(repeats.items())[:limit]
-
-
-def _check_media_columns(argument: str, names: Iterable[str]) -> None:
-    if not set(names) & set(MODALITIES):
-        raise ValueError(
-            f"table {argument!r} has no column named text, image, audio or video (columns: {sorted(names)}); "
-            "name the content columns so, e.g. a CSV header 'id,text,image'."
-        )
-
-
-def _json_column_type(seen: set[type]) -> str:
-    """Arrow type of an extra JSONL column from the Python types of its values (``json`` = stored as JSON text)."""
-    seen = seen - {type(None)}
-    if not seen or seen == {str}:
-        return "string"
-    if seen == {bool}:
-        return "bool"
-    if seen == {int}:
-        return "int64"
-    if seen <= {int, float}:
-        return "double"
-    return "json"
-
-
-def _arrow_column_type(arrow_type: Any) -> str:
-    """The stored type of an extra Parquet column: strings, integers, floats and booleans keep their kind;
-    anything else (timestamps, lists, structs, bytes) is stored as JSON text."""
-    import pyarrow.types as pt
-
-    if pt.is_string(arrow_type) or pt.is_large_string(arrow_type):
-        return "string"
-    if pt.is_boolean(arrow_type):
-        return "bool"
-    if pt.is_integer(arrow_type) and not pt.is_uint64(arrow_type):
-        return "int64"
-    if pt.is_floating(arrow_type):
-        return "double"
-    return "json"
-
-
-def extra_columns(specs: Iterable[InputSpec]) -> dict[str, str]:
-    """Extra columns over all inputs -> stored type; a column typed differently by two inputs is stored as JSON
-    text (``int64`` and ``double`` make ``double``)."""
-    merged: dict[str, str] = {}
-    for spec in specs:
-        for name, kind in spec.columns.items():
-            before = merged.setdefault(name, kind)
-            if before != kind:
-                merged[name] = "double" if {before, kind} == {"int64", "double"} else "json"
-    return merged
-
-
-def output_name(column: str) -> str:
-    """The output column of an extra input column: ``input_<name>`` where it clashes with an output column."""
-    return f"input_{column}" if column in OUTPUT_COLUMNS else column
-
-
-def _csv_reader(f: IO[str], fmt: str) -> Any:
-    csv.field_size_limit(_CSV_FIELD_LIMIT)
-    return csv.reader(f, delimiter="\t" if fmt == "tsv" else ",")
-
-
-def _csv_header_and_rows(path: Path, fmt: str, argument: str, hashes: array) -> tuple[list[str], int]:
-    """The header and the number of rows of a CSV/TSV table, in one pass that also hashes every row's id."""
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            header = next(_csv_reader(f, fmt), [])
-        rows = 0
-        for record_id, _ in _csv_ids(argument, str(path), fmt):
-            rows += 1
-            hashes.append(_id_hash(record_id))
-    except UnicodeDecodeError as e:
-        raise ValueError(f"table {str(path)!r} is not UTF-8 text ({e}); save it as UTF-8.") from e
-    except csv.Error as e:
-        raise ValueError(f"table {str(path)!r} cannot be read as {fmt.upper()} ({e}).") from e
-    if not header:
-        raise ValueError(f"table {str(path)!r} is empty: it needs a header row naming its columns.")
-    return header, rows
-
-
-# --------------------------------------------------------------------------------------------------- the records
 def iter_records(specs: list[InputSpec], *, start: int = 0, stdin: IO[str] | None = None) -> Iterator[Record]:
     """Yield the records of ``specs`` in order, from position ``start`` on.
 
@@ -459,7 +67,7 @@ def iter_records(specs: list[InputSpec], *, start: int = 0, stdin: IO[str] | Non
         if spec.items is not None and position + spec.items <= start:
             position += spec.items
             continue
-        for entry in _records_of(spec, position, max(0, start - position), stdin or sys.stdin):
+        for entry in records_of(spec, position, max(0, start - position), stdin or sys.stdin):
             if isinstance(entry, int):
                 position += entry
             else:
@@ -467,19 +75,20 @@ def iter_records(specs: list[InputSpec], *, start: int = 0, stdin: IO[str] | Non
                 position += 1
 
 
-def _records_of(spec: InputSpec, first: int, skip: int, stdin: IO[str]) -> Iterator[Record | int]:
+def records_of(spec: InputSpec, first: int, skip: int, stdin: IO[str]) -> Iterator[Record | int]:
     """The input's records from its ``skip``-th on; skipped positions come as counts (ints)."""
     if spec.kind == "folder":
         yield from _folder_records(spec, first, skip)
     elif spec.kind == "file":
-        yield 1 if skip else _file_record(first, spec.argument, spec.path or spec.argument)
+        yield 1 if skip else file_record(first, spec.argument, spec.path or spec.argument)
     elif spec.kind == "stdin":
         yield from _stdin_records(stdin, first, skip)
     else:
         yield from _table_records(spec, first, skip)
 
 
-def _file_record(position: int, display: str, path: str) -> Record:
+def file_record(position: int, display: str, path: str) -> Record:
+    """The record of one file (a folder's or a file input's): its item, or why it cannot be read."""
     modality = file_modality(path) or TEXT.name
     record = Record(position, display, os.path.abspath(path), modality, file=os.path.abspath(path))
     problem = file_problem(path)  # a FIFO would block, a dangling link or a folder has nothing to read
@@ -499,14 +108,14 @@ def _file_record(position: int, display: str, path: str) -> Record:
 def _folder_records(spec: InputSpec, first: int, skip: int) -> Iterator[Record | int]:
     root = spec.path or spec.argument
     number = 0
-    for relative, modality in _walk(Path(root)):
+    for relative, modality in walk(Path(root)):
         if modality is None:
             continue
         number += 1
         if number <= skip:
             yield 1
         else:
-            yield _file_record(first + number - 1, os.path.join(spec.argument, relative), os.path.join(root, relative))
+            yield file_record(first + number - 1, os.path.join(spec.argument, relative), os.path.join(root, relative))
 
 
 def _stdin_records(stdin: IO[str], first: int, skip: int) -> Iterator[Record | int]:
@@ -520,7 +129,7 @@ def _stdin_records(stdin: IO[str], first: int, skip: int) -> Iterator[Record | i
 
 def _table_records(spec: InputSpec, first: int, skip: int) -> Iterator[Record | int]:
     assert spec.path is not None
-    rows = _parquet_rows(spec.path, skip) if spec.format == "parquet" else _text_rows(spec.path, spec.format, skip)
+    rows = parquet_rows(spec.path, skip) if spec.format == "parquet" else text_rows(spec.path, spec.format, skip)
     folder = os.path.dirname(spec.path)
     position = first + skip
     for line, row, problem in rows:  # the line number names the row everywhere (Parquet: the row number)
@@ -534,67 +143,6 @@ def _table_records(spec: InputSpec, first: int, skip: int) -> Iterator[Record | 
         else:
             yield _row_record(position, row, source, default_id, folder, spec.columns)
         position += 1
-
-
-def _text_rows(path: str, fmt: str | None, skip: int) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """``(line number, row, problem)`` of a JSONL, CSV or TSV table's rows (blank lines are not rows); the first
-    ``skip`` rows come as ``(line number, None, None)`` without being parsed. A CSV row that spans several lines has
-    the number of its first line; the header is line 1."""
-    if fmt == "jsonl":
-        with open(path, "rb") as f:  # bytes, as the plan counted them; json.loads reads UTF-8 (and names bad bytes)
-            number = 0
-            for line_number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                number += 1
-                if number <= skip:
-                    yield line_number, None, None
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as e:
-                    yield line_number, {}, f"not valid JSON ({e})."
-                    continue
-                if not isinstance(row, dict):
-                    yield line_number, {}, f"a JSON {type(row).__name__}, not an object."
-                    continue
-                yield line_number, row, None
-        return
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = _csv_reader(f, fmt or "csv")
-        header = next(reader, [])
-        number = 0
-        last = reader.line_num
-        for values in reader:
-            line_number, last = last + 1, reader.line_num
-            if not values:
-                continue
-            number += 1
-            if number <= skip:
-                yield line_number, None, None
-                continue
-            if len(values) != len(header):
-                yield line_number, {}, f"the row has {len(values)} fields, the header has {len(header)}."
-                continue
-            yield line_number, dict(zip(header, values, strict=True)), None
-
-
-def _parquet_rows(path: str, skip: int) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    import pyarrow.parquet as pq
-
-    parquet = pq.ParquetFile(path, memory_map=True)
-    number = 0
-    for index in range(parquet.num_row_groups):
-        size = parquet.metadata.row_group(index).num_rows
-        if number + size <= skip:
-            for _ in range(size):  # a whole row group before the start: not read
-                number += 1
-                yield number, None, None
-            continue
-        for batch in parquet.iter_batches(batch_size=1024, row_groups=[index]):
-            for row in batch.to_pylist():
-                number += 1
-                yield number, (row if number > skip else None), None
 
 
 def _row_record(

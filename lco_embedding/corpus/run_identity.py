@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from lco_embedding.core.errors import LCOError
+from lco_embedding.corpus.input_plan import InputSpec, extra_columns, output_name
 from lco_embedding.corpus.manifest_folder import FORMAT, FORMAT_VERSION, now
 from lco_embedding.corpus.precision import arrow_type
-from lco_embedding.corpus.records import InputSpec, extra_columns, output_name
 from lco_embedding.corpus.shards import SEGMENT_COLUMNS
 from lco_embedding.corpus.store_roles import StoreWriter
 

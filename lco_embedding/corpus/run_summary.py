@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lco_embedding.corpus.records import InputSpec
+from lco_embedding.corpus.input_plan import InputSpec
 from lco_embedding.corpus.store_roles import StoreReader
 
 __all__ = ["RunSummary", "summary_of", "with_not_taken"]

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from lco_embedding.corpus.input_plan import output_name
 from lco_embedding.corpus.precision import Precision, to_arrow
-from lco_embedding.corpus.records import Record, output_name
+from lco_embedding.corpus.records import Record
 
 __all__ = ["SEGMENT_COLUMNS", "Shard", "fingerprinted", "write_outcomes"]
 

@@ -41,14 +41,8 @@ from typing import IO, Any
 import numpy as np
 
 from lco_embedding.corpus.catalog import Catalog, Entry, Keys, fingerprint, meta_of, stat_of
-from lco_embedding.corpus.records import (
-    InputSpec,
-    Record,
-    _file_record,
-    _records_of,
-    extra_columns,
-    file_modality,
-)
+from lco_embedding.corpus.input_plan import InputSpec, extra_columns, file_modality
+from lco_embedding.corpus.records import Record, file_record, records_of
 from lco_embedding.corpus.shards import Shard, write_outcomes
 from lco_embedding.corpus.visibility import add_ranges, visible
 
@@ -138,7 +132,7 @@ def _candidates(specs: list[InputSpec], catalog: Catalog, stdin: IO[str] | None)
             path = spec.path or os.path.abspath(spec.argument)
             yield _file_candidate(spec.argument, path, file_modality(path) or "text", stat_of(path), catalog, keys)
         else:
-            for record in _records_of(spec, 0, 0, stdin or sys.stdin):
+            for record in records_of(spec, 0, 0, stdin or sys.stdin):
                 assert isinstance(record, Record)
                 record.entry = fingerprint(record, keys(record.id))
                 yield record
@@ -152,7 +146,7 @@ def _file_candidate(
     key = keys(display)
     if catalog.unchanged_file(key, stat, meta_of(display, path, modality, {})):
         return key
-    record = _file_record(0, display, path)
+    record = file_record(0, display, path)
     record.entry = fingerprint(record, key)
     return record
 

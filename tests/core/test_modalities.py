@@ -10,7 +10,7 @@ import pytest
 
 from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES, MODALITY_TABLE
 from lco_embedding.core.modalities import resolve as _loader
-from lco_embedding.corpus.records import file_modality
+from lco_embedding.corpus.input_plan import file_modality
 from lco_embedding.inputs.parse import infer_modality
 from lco_embedding.inputs.prompts import SUFFIXES
 from lco_embedding.pipeline.backbone import FLOAT_INPUTS

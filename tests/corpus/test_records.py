@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lco_embedding.corpus.records import extra_columns, file_modality, iter_records, output_name, plan_inputs
+from lco_embedding.corpus.input_plan import extra_columns, file_modality, output_name, plan_inputs
+from lco_embedding.corpus.records import iter_records
 
 
 @pytest.fixture
@@ -191,7 +192,7 @@ def test_jsonl_lines_are_split_and_decoded_the_same_way_in_both_passes(tmp_path)
 
 
 def test_duplicate_ids_are_found_across_inputs_with_where_they_are(tmp_path):
-    from lco_embedding.corpus.records import duplicate_ids
+    from lco_embedding.corpus.input_plan import duplicate_ids
 
     jsonl = tmp_path / "a.jsonl"
     jsonl.write_text('{"id": "x", "text": "1"}\n{"text": "2"}\n{"id": 7, "text": "3"}\n')
