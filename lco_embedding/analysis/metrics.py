@@ -50,7 +50,6 @@ __all__ = [
     "lcs_knn",
     "modality_gap",
     "mutual_knn",
-    "nearest_neighbors",
     "probe_accuracy",
     "svcca",
 ]
@@ -192,14 +191,6 @@ def anisotropy(x: Any, *, conventions: Conventions = "paper", device: str | torc
 
 
 # ------------------------------------------------------------------------------------------- k-NN metrics
-def nearest_neighbors(
-    x: Any, k: int, *, conventions: Conventions = "paper", device: str | torch.device | None = None
-) -> torch.Tensor:
-    """``[n, k]`` indices of each row's ``k`` most similar other rows, most similar first (ties: lower index); cosine
-    similarity, or the dot product of the rows as given with ``conventions="authors"``."""
-    return PairedSets(x, x, conventions=conventions, device=device).neighbors("a", k)
-
-
 def mutual_knn(
     a: Any, b: Any, k: int = 10, *, conventions: Conventions = "paper", device: str | torch.device | None = None
 ) -> float:

@@ -16,7 +16,6 @@ Does not embed a pair's two sides together: each side is one ``encode`` item.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,7 +24,8 @@ from typing import Any, Literal
 import numpy as np
 
 from lco_embedding.analysis.metrics import ALIGNMENT_METRICS, Conventions, alignment_scores, anisotropy
-from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES, MODALITY_TABLE, TEXT
+from lco_embedding.core.jsonl import read_jsonl
+from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITY_TABLE, TEXT, item_modality
 from lco_embedding.inputs.prompts import MIXED_SUFFIX, SUFFIXES
 
 __all__ = [
@@ -53,21 +53,14 @@ def read_pairs(path: str | os.PathLike[str]) -> list[Pair]:
     """
     folder = Path(path).resolve().parent
     pairs = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as e:
-                raise ValueError(f"{path}, line {number}: not valid JSON ({e}).") from e
-            media = [m for m in MEDIA_MODALITIES if isinstance(row, dict) and row.get(m)]
-            if not isinstance(row, dict) or len(media) != 1 or not isinstance(row.get("text"), str):
-                raise ValueError(
-                    f"{path}, line {number}: a pair is one of 'image', 'audio', 'video' (a path) and a 'text', e.g. "
-                    '{"image": "img/001.jpg", "text": "a cat on a mat"}.'
-                )
-            pairs.append(({media[0]: str(folder / row[media[0]])}, {"text": row["text"]}))
+    for number, row in read_jsonl(path):
+        media = [m for m in MEDIA_MODALITIES if isinstance(row, dict) and row.get(m)]
+        if not isinstance(row, dict) or len(media) != 1 or not isinstance(row.get("text"), str):
+            raise ValueError(
+                f"{path}, line {number}: a pair is one of 'image', 'audio', 'video' (a path) and a 'text', e.g. "
+                '{"image": "img/001.jpg", "text": "a cat on a mat"}.'
+            )
+        pairs.append(({media[0]: str(folder / row[media[0]])}, {"text": row["text"]}))
     if not pairs:
         raise ValueError(f"{path} holds no pairs.")
     return pairs
@@ -77,8 +70,7 @@ def _modality(item: Any) -> str:
     if isinstance(item, str):
         return "text"
     if isinstance(item, dict):
-        keys = [key for key in MODALITIES if key in item]
-        return keys[0] if len(keys) == 1 else "mixed"
+        return item_modality(item)
     return type(item).__name__
 
 

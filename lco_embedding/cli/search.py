@@ -11,11 +11,9 @@ import click
 
 from lco_embedding.cli.common import StoreTarget, format_table, is_quiet, loading_errors, shorten
 from lco_embedding.core.errors import LCOInputError
-from lco_embedding.core.modalities import spec_of
+from lco_embedding.core.modalities import ROW_MODALITIES, item_modality, spec_of
 
 __all__ = ["export", "index", "load_folder_model", "print_hits", "query_item", "query_prompt", "search"]
-
-MODALITIES = ("text", "image", "audio", "video", "mixed")
 
 
 def query_item(words: tuple[str, ...] | list[str], image: str | None, audio: str | None, video: str | None) -> dict:
@@ -81,7 +79,7 @@ def print_hits(hits: list[Any], *, source_width: int = 60) -> None:
 @click.option("--video", type=click.Path(exists=True, dir_okay=False), help="Query with this video.")
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Hits to show.")
 @click.option(
-    "--only", type=click.Choice(MODALITIES), multiple=True, help="Only rows of this modality (repeat for several)."
+    "--only", type=click.Choice(ROW_MODALITIES), multiple=True, help="Only rows of this modality (repeat for several)."
 )
 @click.option(
     "--where",
@@ -180,7 +178,9 @@ def search(
         if per_modality is not None:
             columns = search_per_modality(store, vector, per_modality, **options)[0]
         else:
-            hits = search_folder(store, vector, k, calibrate=calibrate, query_modality=_modality(item), **options)[0]
+            hits = search_folder(store, vector, k, calibrate=calibrate, query_modality=item_modality(item), **options)[
+                0
+            ]
     except (ValueError, ImportError, RuntimeError) as e:
         raise click.ClickException(str(e)) from e
     if per_modality is not None:
@@ -191,11 +191,6 @@ def search(
         print_hits(hits)
     else:
         click.echo("No rows to search." if not (only or where) else "No rows match the filter.")
-
-
-def _modality(item: dict[str, Any]) -> str:
-    """The query's modality, as the corpus's ``modality`` column names it."""
-    return next(iter(item)) if len(item) == 1 else "mixed"
 
 
 def _print_columns(columns: dict[str, list[Any]], as_json: bool) -> None:

@@ -13,7 +13,7 @@ import os
 import stat
 from urllib.parse import unquote, urlparse
 
-__all__ = ["file_problem", "file_url_path", "is_regular_file", "local_file"]
+__all__ = ["file_problem", "file_url_path", "local_file"]
 
 
 def file_url_path(text: str) -> str:
@@ -78,8 +78,3 @@ def file_problem(path: str) -> str | None:
     if not os.access(path, os.R_OK):
         return f"{path!r} cannot be read: permission denied."
     return None
-
-
-def is_regular_file(path: str) -> bool:
-    """True when ``path`` is a readable regular file (following symbolic links)."""
-    return file_problem(path) is None

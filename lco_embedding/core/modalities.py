@@ -13,6 +13,7 @@ named, not imported.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -21,13 +22,16 @@ __all__ = [
     "DOMINANCE",
     "IMAGE_EXTENSIONS",
     "MEDIA_MODALITIES",
+    "MIXED",
     "MIXED_ORDER",
     "MODALITIES",
+    "ROW_MODALITIES",
     "MODALITY_TABLE",
     "SOUND",
     "TEXT",
     "VIDEO_EXTENSIONS",
     "Modality",
+    "item_modality",
     "ModalitySpec",
     "is_text",
     "resolve",
@@ -39,6 +43,10 @@ Modality: TypeAlias = Literal["text", "image", "audio", "video"]
 
 MEDIA_MODALITIES: tuple[Modality, ...] = ("image", "audio", "video")
 MODALITIES: tuple[Modality, ...] = ("text", "image", "audio", "video")
+MIXED = "mixed"
+"""The modality of an item that holds several modalities (a mixed row, query or pair)."""
+ROW_MODALITIES: tuple[str, ...] = (*MODALITIES, MIXED)
+"""What a corpus row's ``modality`` column, a query's and a report's modality can be."""
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tiff", ".tif", ".webp", ".avif", ".jfif")
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".ogg", ".flac", ".aac", ".m4a", ".opus", ".aiff", ".aif")
@@ -222,6 +230,19 @@ def spec_of(modality: str) -> ModalitySpec:
 def is_text(modality: str) -> bool:
     """True for the modality that is not media."""
     return not spec_of(modality).is_media
+
+
+def item_modality(present: Iterable[str]) -> str:
+    """The modality of an item (a table row, a query, a pair's side) from the modalities it holds: its one
+    modality, or :data:`MIXED`. The one place this rule is written.
+
+    Example:
+        >>> item_modality(["image"]), item_modality({"image": "cat.png", "text": "a cat"})
+        ('image', 'mixed')
+    """
+    given = set(present)
+    names = [name for name in MODALITIES if name in given]
+    return names[0] if len(names) == 1 else MIXED
 
 
 def resolve(name: str) -> Any:

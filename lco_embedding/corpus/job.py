@@ -88,11 +88,7 @@ def encode_corpus(
         RuntimeError: Another process is writing to ``out``.
     """
     spec, options = job_values(model, options, keywords)
-    if options.precision != "float32" and is_store_uri(out):
-        raise ValueError(
-            f"precision {options.precision!r} is for Parquet folders: LanceDB and Milvus keep float32 vectors and "
-            "compress them in their index (lco-embed index), so leave --precision at float32 with a store."
-        )
+    _check_precision(options, out)
     specs = plan_inputs([str(i) for i in inputs])
     repeats, examples = duplicate_ids(specs)
     if repeats and not options.allow_duplicate_ids:
@@ -113,6 +109,14 @@ def encode_corpus(
         return with_not_taken(summary, specs)
     finally:
         folder.close()
+
+
+def _check_precision(options: CorpusOptions, out: str | os.PathLike[str]) -> None:
+    if options.precision != "float32" and is_store_uri(out):
+        raise ValueError(
+            f"precision {options.precision!r} is for Parquet folders: LanceDB and Milvus keep float32 vectors and "
+            "compress them in their index (lco-embed index), so leave --precision at float32 with a store."
+        )
 
 
 def _no_events(event: str, count: int) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from lco_embedding.core.files import file_problem, local_file
-from lco_embedding.core.modalities import MODALITIES, TEXT, is_text
+from lco_embedding.core.modalities import MODALITIES, TEXT, is_text, item_modality
 from lco_embedding.corpus.input_plan import InputSpec, file_modality, walk
 from lco_embedding.corpus.table_rows import parquet_rows, record_id, text_rows
 from lco_embedding.inputs.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS
@@ -182,7 +182,7 @@ def row_item(
         content[modality] = value
     if not content:
         return None, "text", "the row has no text, image, audio or video value."
-    modality = next(iter(content)) if len(content) == 1 else "mixed"
+    modality = item_modality(content)
     if problems:
         return None, modality, " ".join(problems)
     for key in ITEM_SETTINGS:  # the row's own media settings, as a dict item carries them

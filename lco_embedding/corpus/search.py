@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from lco_embedding.core.modalities import MODALITY_TABLE
+from lco_embedding.core.modalities import MODALITY_TABLE, ROW_MODALITIES
 from lco_embedding.corpus.calibration import (
     compute_calibration,
     cosine_of,
@@ -283,7 +283,7 @@ def _modalities(store: SearchableStore) -> list[str]:
     """The modalities the store's rows have, in the modality table's order (``mixed`` last)."""
     recorded = store.manifest.get("calibration")
     found = set(recorded["modalities"]) if is_current(recorded, store.manifest) else _distinct(store)
-    order = [*MODALITY_TABLE, "mixed"]
+    order = list(ROW_MODALITIES)
     return sorted(found, key=lambda m: order.index(m) if m in order else len(order))
 
 

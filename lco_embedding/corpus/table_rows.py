@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from collections.abc import Iterator
 from typing import IO, Any
+
+from lco_embedding.core.jsonl import jsonl_rows
 
 __all__ = ["csv_ids", "csv_reader", "id_hash", "jsonl_ids", "parquet_ids", "parquet_rows", "record_id", "text_rows"]
 
@@ -26,23 +27,14 @@ def text_rows(path: str, fmt: str | None, skip: int) -> Iterator[tuple[int, dict
     ``skip`` rows come as ``(line number, None, None)`` without being parsed. A CSV row that spans several lines has
     the number of its first line; the header is line 1."""
     if fmt == "jsonl":
-        with open(path, "rb") as f:  # bytes, as the plan counted them; json.loads reads UTF-8 (and names bad bytes)
-            number = 0
-            for line_number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                number += 1
-                if number <= skip:
-                    yield line_number, None, None
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as e:
-                    yield line_number, {}, f"not valid JSON ({e})."
-                    continue
-                if not isinstance(row, dict):
-                    yield line_number, {}, f"a JSON {type(row).__name__}, not an object."
-                    continue
+        for count, (line_number, row, problem) in enumerate(jsonl_rows(path, skip), 1):
+            if count <= skip:
+                yield line_number, None, None
+            elif problem is not None:
+                yield line_number, {}, problem
+            elif not isinstance(row, dict):
+                yield line_number, {}, f"a JSON {type(row).__name__}, not an object."
+            else:
                 yield line_number, row, None
         return
     with open(path, encoding="utf-8-sig", newline="") as f:

@@ -17,13 +17,13 @@ judgement with a bad score is an error, never skipped. Scores are integers (``py
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES
+from lco_embedding.core.jsonl import read_jsonl
+from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES, item_modality
 
 __all__ = ["Dataset", "load_dataset", "row_item", "row_modality"]
 
@@ -51,24 +51,17 @@ def _rows(path: Path, folder: Path, what: str) -> tuple[dict[str, dict[str, Any]
         )
     rows: dict[str, dict[str, Any]] = {}
     lines: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as e:
-                raise ValueError(f"{path}, line {number}: not valid JSON ({e}).") from e
-            if not isinstance(row, dict) or not isinstance(row.get("_id"), str | int):
-                raise ValueError(f'{path}, line {number}: a {what} row is an object with an "_id".')
-            key = str(row["_id"])
-            if key in rows:
-                raise ValueError(f"{path}, line {number}: the {what} id {key!r} is given twice.")
-            problem = _problem(row)
-            if problem:
-                raise ValueError(f"{path}, line {number}: {what} {key!r} {problem}")
-            rows[key] = _resolved(row, folder)
-            lines[key] = number
+    for number, row in read_jsonl(path):
+        if not isinstance(row, dict) or not isinstance(row.get("_id"), str | int):
+            raise ValueError(f'{path}, line {number}: a {what} row is an object with an "_id".')
+        key = str(row["_id"])
+        if key in rows:
+            raise ValueError(f"{path}, line {number}: the {what} id {key!r} is given twice.")
+        problem = _problem(row)
+        if problem:
+            raise ValueError(f"{path}, line {number}: {what} {key!r} {problem}")
+        rows[key] = _resolved(row, folder)
+        lines[key] = number
     if not rows:
         example = '{"_id": "1", "text": "..."}'
         raise ValueError(f"{path} has no rows: give one JSON object per line, e.g. {example}.")
@@ -106,8 +99,7 @@ def row_item(row: dict[str, Any]) -> dict[str, Any]:
 
 def row_modality(row: dict[str, Any]) -> str:
     """A row's modality as the corpus job names it: its one modality, or ``mixed``."""
-    present = [m for m in MODALITIES if row.get(m)]
-    return present[0] if len(present) == 1 else "mixed"
+    return item_modality(m for m in MODALITIES if row.get(m))
 
 
 _HEADER_NAMES = (

@@ -7,29 +7,15 @@ actors, so every path post-processes alike.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 
-__all__ = ["PRECISIONS", "Precision", "check_encode_arguments", "finish", "finish_row", "token_output"]
+__all__ = ["PRECISIONS", "Precision", "finish", "finish_row", "token_output"]
 
 Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
 PRECISIONS: tuple[str, ...] = ("float32", "int8", "uint8", "binary", "ubinary")
-
-
-def check_encode_arguments(batch_size: Any, on_error: Any, precision: Any) -> None:
-    """Refuse bad ``encode`` arguments with the message sentence-transformers gives.
-
-    Raises:
-        ValueError: A ``batch_size`` that is not a positive integer, an unknown ``on_error`` or ``precision``.
-    """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
 
 
 def finish(

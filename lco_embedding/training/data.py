@@ -20,13 +20,12 @@ Every malformed line raises ``ValueError`` naming the file, the line number and 
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lco_embedding.core.jsonl import read_jsonl
 from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES
 from lco_embedding.corpus.records import row_item
 
@@ -66,18 +65,6 @@ class GenerativeExample:
     text: str
     media: dict[str, Any]
     line: int = 0
-
-
-def _lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
-    """The JSON values of a JSONL file's non-blank lines, with their line numbers."""
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except ValueError as e:
-                raise ValueError(f"{path}, line {number}: not valid JSON ({e}).") from e
 
 
 def _side(value: Any, name: str, folder: str) -> dict[str, Any]:
@@ -152,7 +139,7 @@ def _generative(value: Any, folder: str, line: int) -> GenerativeExample:
 def _read(path: str | os.PathLike[str], parse: Any) -> list[Any]:
     folder = str(Path(path).resolve().parent)
     examples = []
-    for number, value in _lines(path):
+    for number, value in read_jsonl(path):
         try:
             examples.append(parse(value, folder, number))
         except ValueError as e:

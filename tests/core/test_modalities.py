@@ -103,3 +103,11 @@ def test_one_window_planner_cuts_audio_files_in_memory_audio_and_video_sound_ali
     for segment in segments:
         sound = parse_item(segment.item).parts[0].value["audio"]
         assert len(sound) == pytest.approx((segment.end - segment.start) * rate, abs=2)
+
+
+def test_an_items_modality_is_its_one_modality_or_mixed_from_any_iterable():
+    from lco_embedding.core.modalities import item_modality
+
+    assert item_modality(m for m in ("video",)) == "video"
+    assert item_modality(iter(["text", "image"])) == "mixed"
+    assert item_modality({"audio": "a.wav", "fps": 2}) == "audio"  # settings are not modalities

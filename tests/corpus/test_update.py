@@ -34,9 +34,9 @@ class CountingRunner(LocalRunner):
         self.embedded: list[str] = []
         self.started = 0
 
-    def start(self, model, **kwargs):
+    def start(self, spec):
         self.started += 1
-        job = super().start(model, **kwargs)
+        job = super().start(spec)
         outcomes = job.outcomes
 
         def counted(records, **encode_kwargs):
