@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from lco_embedding.core.precision import Precision
     from lco_embedding.core.types import SingleInput
-    from lco_embedding.pipeline.postprocess import Precision
 
 __all__ = ["SentenceTransformerSurface"]
 

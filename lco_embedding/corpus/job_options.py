@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lco_embedding.core.precision import Precision, check_precision
 from lco_embedding.corpus.description import model_name
-from lco_embedding.corpus.precision import PRECISIONS, Precision
 from lco_embedding.segments.spec import SegmentSpec
 
 if TYPE_CHECKING:
@@ -136,8 +136,7 @@ class CorpusOptions:
     show_progress_bar: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
+        check_precision(self.precision, "stored-range")
         if not isinstance(self.shard_size, int) or isinstance(self.shard_size, bool) or self.shard_size < 1:
             raise ValueError(f"shard_size must be a positive integer, got {self.shard_size}.")
         if self.show_progress_bar is None:

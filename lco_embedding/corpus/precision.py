@@ -1,4 +1,5 @@
-"""How embeddings are stored in shards, and read back as float32 for search.
+"""How embeddings are stored in shards (the ``stored-range`` scheme of :mod:`lco_embedding.core.precision`, as
+Arrow columns), and read back as float32 for search.
 
 * ``float32`` — as computed, ``fixed_size_list<float>[d]``.
 * ``int8`` — scalar quantization with one ``[min, max]`` range per dimension (sentence-transformers' scheme),
@@ -14,60 +15,49 @@ approximates the float32 cosine.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 import numpy as np
 
+from lco_embedding.core.precision import (
+    SCHEME_PRECISIONS,
+    Precision,
+    check_precision,
+    dequantize_stored,
+    quantize_stored,
+    stored_ranges,
+)
+
 __all__ = ["PRECISIONS", "Precision", "arrow_type", "calibrate", "to_arrow", "to_float"]
 
-Precision: TypeAlias = Literal["float32", "int8", "binary"]
-PRECISIONS: tuple[Precision, ...] = ("float32", "int8", "binary")
+PRECISIONS: tuple[Precision, ...] = SCHEME_PRECISIONS["stored-range"]
+"""The precisions a corpus stores (the ``stored-range`` scheme)."""
 
 
 def arrow_type(precision: Precision, dimension: int) -> Any:
     """The Arrow type of the ``embedding`` column."""
     import pyarrow as pa
 
+    check_precision(precision, "stored-range")
     if precision == "float32":
         return pa.list_(pa.float32(), dimension)
     if precision == "int8":
         return pa.list_(pa.int8(), dimension)
-    if precision == "binary":
-        return pa.list_(pa.uint8(), (dimension + 7) // 8)
-    raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+    return pa.list_(pa.uint8(), (dimension + 7) // 8)
 
 
 def calibrate(embeddings: np.ndarray) -> list[list[float]]:
-    """Per-dimension ``[mins, maxs]`` of ``embeddings`` ``[n, d]`` (n >= 1), the int8 ranges."""
-    if len(embeddings) == 0:
-        raise ValueError("int8 calibration needs at least one embedding.")
-    return [embeddings.min(axis=0).astype(float).tolist(), embeddings.max(axis=0).astype(float).tolist()]
-
-
-def _steps(ranges: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
-    starts = np.asarray(ranges[0], dtype=np.float32)
-    steps = (np.asarray(ranges[1], dtype=np.float32) - starts) / 255
-    # A dimension that did not vary in the calibration set gets a tiny step instead of a division by zero.
-    return starts, np.maximum(steps, np.float32(1e-12))
+    """Per-dimension ``[mins, maxs]`` of ``embeddings`` ``[n, d]`` (n >= 1), the int8 ranges
+    (:func:`~lco_embedding.core.precision.stored_ranges`)."""
+    return stored_ranges(embeddings)
 
 
 def to_arrow(embeddings: np.ndarray, precision: Precision, ranges: list[list[float]] | None = None) -> Any:
     """``[n, d]`` float32 embeddings -> the ``embedding`` column (a ``FixedSizeListArray``)."""
     import pyarrow as pa
 
-    n, dimension = embeddings.shape
-    if precision == "float32":
-        values = np.ascontiguousarray(embeddings, dtype=np.float32)
-    elif precision == "int8":
-        if ranges is None:
-            raise ValueError("int8 needs calibration ranges (see calibrate).")
-        starts, steps = _steps(ranges)
-        values = np.clip(np.floor((embeddings - starts) / steps) - 128, -128, 127).astype(np.int8)
-    elif precision == "binary":
-        values = np.packbits(embeddings > 0, axis=-1)
-    else:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
-    width = arrow_type(precision, dimension).list_size
+    values = quantize_stored(embeddings, precision, ranges)
+    width = arrow_type(precision, embeddings.shape[1]).list_size
     return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), width)
 
 
@@ -75,16 +65,4 @@ def to_float(
     values: np.ndarray, precision: Precision, dimension: int, ranges: list[list[float]] | None = None
 ) -> np.ndarray:
     """Stored ``[n, width]`` values -> ``[n, dimension]`` L2-normalised float32 vectors."""
-    if precision == "float32":
-        vectors = values.astype(np.float32, copy=False)
-    elif precision == "int8":
-        if ranges is None:
-            raise ValueError("int8 needs the calibration ranges from the manifest.")
-        starts, steps = _steps(ranges)
-        vectors = starts + (values.astype(np.float32) + 128.5) * steps
-    elif precision == "binary":
-        vectors = np.unpackbits(values, axis=-1, count=dimension).astype(np.float32) * 2 - 1
-    else:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, np.float32(1e-12))
+    return dequantize_stored(values, precision, dimension, ranges)

@@ -16,8 +16,8 @@ from typing import Any, Literal, Protocol
 from lco_embedding.core.keywords import check_unknown_keywords
 from lco_embedding.core.modalities import MODALITIES, Modality
 from lco_embedding.core.outcomes import OnError, check_on_error
+from lco_embedding.core.precision import Precision, check_precision
 from lco_embedding.inputs.parse import AudioInVideo, check_audio_in_video
-from lco_embedding.pipeline.postprocess import PRECISIONS, Precision
 from lco_embedding.segments.spec import SegmentSpec
 
 __all__ = ["KEYWORDS", "OUTPUT_VALUES", "EncodeOptions", "ModelDefaults"]
@@ -85,8 +85,7 @@ class EncodeOptions:
     def __post_init__(self) -> None:
         _positive("batch_size", self.batch_size)
         check_on_error(self.on_error)
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
+        check_precision(self.precision, "calibrated")
         if self.output_value not in OUTPUT_VALUES:
             raise ValueError(
                 "output_value must be one of 'sentence_embedding', 'token_embeddings' or None, got "

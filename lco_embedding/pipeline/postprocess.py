@@ -1,8 +1,9 @@
 """After the forward pass: raw float32 rows become what ``encode`` returns — truncated (Matryoshka-style),
 L2-normalised, quantized, as numpy arrays or tensors; token states become ``output_value`` dicts.
 
-The same functions serve ``encode``, ``encode_iter`` / ``encode_outcomes`` (row by row), the server and the Ray
-actors, so every path post-processes alike.
+The same functions serve ``encode``, ``encode_iter`` / ``encode_outcomes`` (row by row) and the Ray actors; the
+server renders its raw rows with the same truncate-and-normalise step
+(:func:`lco_embedding.core.precision.truncate_normalize`), so every path post-processes alike.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-__all__ = ["PRECISIONS", "Precision", "finish", "finish_row", "token_output"]
+from lco_embedding.core.precision import Precision, quantize_calibrated, truncate_normalize
 
-Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
-PRECISIONS: tuple[str, ...] = ("float32", "int8", "uint8", "binary", "ubinary")
+__all__ = ["finish", "finish_row", "token_output"]
 
 
 def finish(
@@ -48,16 +48,12 @@ def finish(
         [[0.6000000238418579, 0.800000011920929]]
     """
     stacked = torch.stack(rows) if rows else torch.empty((0, dimension), dtype=torch.float32)
-    if truncate_dim is not None:
-        stacked = stacked[..., :truncate_dim]
-    if normalize and stacked.numel():
-        stacked = torch.nn.functional.normalize(stacked, p=2, dim=-1)
+    array = truncate_normalize(stacked.numpy(), truncate_dim, normalize)
     if precision != "float32":
         if layered:
             raise ValueError("precision other than float32 cannot be combined with output_layers.")
-        from sentence_transformers.util import quantize_embeddings
-
-        stacked = torch.from_numpy(np.ascontiguousarray(quantize_embeddings(stacked.numpy(), precision=precision)))
+        array = quantize_calibrated(array, precision)
+    stacked = torch.from_numpy(np.ascontiguousarray(array))
     if convert_to_tensor:
         return stacked[0] if single else stacked
     if convert_to_numpy:
@@ -96,11 +92,7 @@ def token_output(
     embedding): the ``[tokens, d]`` states, or sentence-transformers' dict of them."""
     if output_value == "token_embeddings":
         return output["token_embeddings"]
-    sentence = output["token_embeddings"][-1]
-    if truncate_dim is not None:
-        sentence = sentence[:truncate_dim]
-    if normalize:
-        sentence = torch.nn.functional.normalize(sentence, p=2, dim=-1)
+    sentence = torch.from_numpy(truncate_normalize(output["token_embeddings"][-1].numpy(), truncate_dim, normalize))
     return {
         "sentence_embedding": sentence,
         "token_embeddings": output["token_embeddings"],

@@ -22,13 +22,13 @@ L2-normalised vector (after ``output_dimension`` and a renormalisation, as ``enc
 from __future__ import annotations
 
 import base64
-import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from lco_embedding.core.precision import quantize_fixed
 from lco_embedding.serving.wire import RequestError, dumps, load_object
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "INPUT_TYPE_PROMPTS",
     "TRUNCATE",
     "EmbedRequest",
-    "default_int8_range",
     "parse_embed_request",
     "quantize",
     "render_embed",
@@ -128,23 +127,14 @@ def _content(entry: Any, number: int) -> list[Any]:
     return entry["content"]
 
 
-def default_int8_range(dimension: int) -> float:
-    """The int8 range of a ``dimension``-d unit vector's coordinates: four of their standard deviations."""
-    return 4.0 / math.sqrt(dimension)
-
-
 def quantize(rows: np.ndarray, kind: str, int8_range: float | None = None) -> list[Any]:
-    """``rows`` (L2-normalised float32, ``[n, d]``) as Cohere's embedding type ``kind`` (see the module)."""
+    """``rows`` (L2-normalised float32, ``[n, d]``) as Cohere's embedding type ``kind`` (see the module): the
+    ``fixed-range`` scheme of :mod:`lco_embedding.core.precision` for the quantized types."""
     if kind == "float":
         return list(rows)
     if kind == "base64":
         return [base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode("ascii") for row in rows]
-    if kind in ("int8", "uint8"):
-        r = int8_range if int8_range is not None else default_int8_range(rows.shape[1])
-        values = np.round(np.clip(rows / np.float32(r), -1.0, 1.0) * 127).astype(np.int16)
-        return (values if kind == "int8" else values + 128).tolist()
-    packed = np.packbits(rows > 0, axis=-1).astype(np.int16)
-    return (packed - 128 if kind == "binary" else packed).tolist()
+    return quantize_fixed(rows, kind, int8_range).tolist()  # type: ignore[arg-type]
 
 
 def render_embed(

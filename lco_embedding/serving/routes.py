@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from lco_embedding.core import notes
+from lco_embedding.core.precision import truncate_normalize
 from lco_embedding.pipeline.options import resolve_prompt
 from lco_embedding.serving.batcher import DynamicBatcher, Embedded, QueueFull, RequestTooLarge, Ticket
 from lco_embedding.serving.cohere import INPUT_TYPE_PROMPTS, EmbedRequest, parse_embed_request, render_embed
@@ -322,9 +323,7 @@ class CohereEmbed(EmbedRoute):
     def render(self, call: Call, embedded: Embedded) -> bytes:
         request: EmbedRequest = call.request
         rows = np.stack([np.asarray(v, dtype=np.float32) for v in embedded.vectors])
-        if request.output_dimension is not None:
-            rows = rows[:, : request.output_dimension]
-        rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), np.float32(1e-12))
+        rows = truncate_normalize(rows, request.output_dimension)
         return render_embed(
             rows,
             request,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from lco_embedding.core.errors import LCOError
+from lco_embedding.core.precision import truncate_normalize
 
 __all__ = [
     "REQUEST_SCHEMA",
@@ -170,11 +171,7 @@ def render_embeddings(
     L2-normalised (as ``encode(truncate_dim=...)`` does), as floats or base64. ``places`` says, for each vector,
     its item's index and, for a segment, ``{"segment", "start", "end"}`` (added to its entry); default: vector i
     is item i. ``truncation`` (what preprocessing cut) joins ``usage``."""
-    rows = np.stack([_float32(v) for v in vectors])
-    if dimensions is not None:
-        rows = rows[:, :dimensions]
-    norms = np.sqrt(np.square(rows, dtype=np.float32).sum(axis=1, keepdims=True, dtype=np.float32))
-    rows = np.ascontiguousarray(rows / np.maximum(norms, np.float32(1e-12)), dtype="<f4")
+    rows = np.ascontiguousarray(truncate_normalize(np.stack([_float32(v) for v in vectors]), dimensions), dtype="<f4")
     if encoding == "base64":
         embeddings: list[Any] = [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
     else:

@@ -134,7 +134,7 @@ def test_cohere_texts_every_embedding_type_and_input_types(co, prompted):
         assert getattr(documents.embeddings, kind) == quantize(floats, kind), kind
     decoded = np.stack([np.frombuffer(base64.b64decode(b), dtype="<f4") for b in documents.embeddings.base64])
     np.testing.assert_array_equal(decoded, floats)
-    from sentence_transformers.quantization import quantize_embeddings
+    from sentence_transformers.util import quantize_embeddings
 
     for kind in ("binary", "ubinary"):  # the bit types as sentence-transformers defines them
         assert getattr(documents.embeddings, kind) == quantize_embeddings(floats, kind).tolist(), kind
