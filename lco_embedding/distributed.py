@@ -158,12 +158,12 @@ class EmbedBatch:
                     column.append(None)
                 reasons.append(errors[row] if part is None else part.error.reason)
                 continue
-            for number in range(len(part)):
+            for number, place in enumerate(part.places()):
                 take.append(row)
                 vectors.append(part.embeddings[number])
-                numbers.append(number)
-                starts.append(None if np.isnan(part.start[number]) else float(part.start[number]))
-                ends.append(None if np.isnan(part.end[number]) else float(part.end[number]))
+                numbers.append(place["segment"])
+                starts.append(place["start"])
+                ends.append(place["end"])
                 reasons.append(None)
         values = np.stack(vectors) if vectors else np.zeros((0, dimension), np.float32)
         failed = pa.array([reason is not None for reason in reasons], pa.bool_())
@@ -462,19 +462,8 @@ def _segment_results(embedded: Any) -> Iterator[tuple[int, Any, str | None]]:
         if error is not None:
             yield position, None, error
             continue
-        nan = float("nan")
-        yield (
-            position,
-            SourceSegments(
-                index=position,
-                embeddings=np.asarray([row[1] for row in rows], dtype=np.float32),
-                start=np.asarray([nan if row[3] is None else row[3] for row in rows]),
-                end=np.asarray([nan if row[4] is None else row[4] for row in rows]),
-                tokens=np.full(len(rows), -1, np.int64),
-                modality="",
-            ),
-            None,
-        )
+        places = [{"start": row[3], "end": row[4]} for row in rows]
+        yield position, SourceSegments.from_places(position, [row[1] for row in rows], places), None
 
 
 def _describe(

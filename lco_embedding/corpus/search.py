@@ -33,6 +33,7 @@ from lco_embedding.corpus.calibration import (
 )
 from lco_embedding.corpus.search_request import GROUP_BY, Scored, SearchRequest
 from lco_embedding.corpus.stores import SearchableStore, open_store
+from lco_embedding.segments.result import PLACE_FIELDS
 
 __all__ = ["GROUP_BY", "Hit", "SearchRequest", "build_index", "search_folder", "search_per_modality"]
 
@@ -332,9 +333,9 @@ def _hits(
 
 
 def _hit(rank: int, score: float, row: int, values: dict[str, Any], cosine: float) -> Hit:
-    fixed = ("row", "id", "source", "modality", "segment", "start", "end")
+    fixed = ("row", "id", "source", "modality", *PLACE_FIELDS)
     extra = {key: value for key, value in values.items() if key not in fixed}
-    place = {name: values.get(name) for name in ("segment", "start", "end")}
+    place = {name: values.get(name) for name in PLACE_FIELDS}
     return Hit(
         rank, float(score), row, values["id"], values["source"], values["modality"], extra, **place, cosine=cosine
     )

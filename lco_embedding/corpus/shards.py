@@ -11,10 +11,11 @@ import numpy as np
 from lco_embedding.corpus.input_plan import output_name
 from lco_embedding.corpus.precision import Precision, to_arrow
 from lco_embedding.corpus.records import Record
+from lco_embedding.segments.result import PLACE_FIELDS
 
 __all__ = ["SEGMENT_COLUMNS", "Shard", "fingerprinted", "write_outcomes"]
 
-SEGMENT_COLUMNS = {"segment": "int64", "start": "double", "end": "double"}
+SEGMENT_COLUMNS = dict(zip(PLACE_FIELDS, ("int64", "double", "double"), strict=True))
 """The columns of a segmented run: each row's number within its record, and where it starts and ends."""
 
 
@@ -63,6 +64,7 @@ class Shard:
                 record.entry.error = reason
             return
         rows = embedding.embeddings if self.segmented else [embedding]
+        places = embedding.places() if self.segmented else []
         if record.entry is not None:
             record.entry.row, record.entry.rows = self.row + len(self.ids), len(rows)
         for number, row in enumerate(rows):
@@ -72,11 +74,8 @@ class Shard:
             self.embeddings.append(row)
             for name, values in self.extras.items():
                 values.append(record.extras.get(name))
-            if self.segmented:
-                start, end = float(embedding.start[number]), float(embedding.end[number])
-                self.places["segment"].append(number)
-                self.places["start"].append(None if np.isnan(start) else start)
-                self.places["end"].append(None if np.isnan(end) else end)
+            for name, value in places[number].items() if self.segmented else ():
+                self.places[name].append(value)
 
     @property
     def full(self) -> bool:

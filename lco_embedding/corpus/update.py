@@ -35,16 +35,14 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import IO, Any
-
-import numpy as np
 
 from lco_embedding.corpus.catalog import Catalog, Entry, Keys, fingerprint, meta_of, stat_of
 from lco_embedding.corpus.input_plan import InputSpec, extra_columns, file_modality
 from lco_embedding.corpus.records import Record, file_record, records_of
 from lco_embedding.corpus.shards import Shard, write_outcomes
 from lco_embedding.corpus.visibility import add_ranges, visible
+from lco_embedding.segments.result import SourceSegments
 
 __all__ = [
     "PLAN_KINDS",
@@ -257,10 +255,7 @@ def _copied(store: Any, source: Entry, segmented: bool) -> tuple[Any, str | None
     vectors = store.row_vectors(numbers)
     if not segmented:
         return vectors[0], None
-    places = store.rows(numbers, ["start", "end"])
-    start = np.array([np.nan if p.get("start") is None else p["start"] for p in places], dtype=np.float64)
-    end = np.array([np.nan if p.get("end") is None else p["end"] for p in places], dtype=np.float64)
-    return SimpleNamespace(embeddings=vectors, start=start, end=end), None
+    return SourceSegments.from_places(0, vectors, store.rows(numbers, ["start", "end"])), None
 
 
 def commit_update(store: Any, manifest: dict[str, Any], plan: UpdatePlan) -> None:

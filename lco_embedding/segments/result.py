@@ -5,12 +5,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from lco_embedding.core.errors import ItemError
 
-__all__ = ["Segments", "SourceSegments"]
+__all__ = ["PLACE_FIELDS", "Segments", "SourceSegments", "segment_place"]
+
+PLACE_FIELDS = ("segment", "start", "end")
+"""What says where a segment row is in its source: its number, its start and its end (the corpus columns, the
+server's fields)."""
+
+
+def segment_place(number: int, start: float, end: float) -> dict[str, int | float | None]:
+    """A segment row's place as rows, columns and JSON carry it: ``{"segment", "start", "end"}``, with ``None`` for
+    the NaN of an item embedded whole. The one place this conversion is written.
+
+    Example:
+        >>> segment_place(1, 10.0, float("nan"))
+        {'segment': 1, 'start': 10.0, 'end': None}
+    """
+    return {
+        "segment": int(number),
+        "start": None if np.isnan(start) else float(start),
+        "end": None if np.isnan(end) else float(end),
+    }
 
 
 @dataclass
@@ -43,6 +63,26 @@ class SourceSegments:
 
     def __len__(self) -> int:
         return len(self.start)
+
+    @classmethod
+    def from_places(
+        cls, index: int, embeddings: np.ndarray, places: Iterable[dict[str, Any]], modality: str = ""
+    ) -> SourceSegments:
+        """The segments of stored rows (their embeddings and :func:`segment_place` values, ``None`` for NaN)."""
+        rows = list(places)
+        nan = float("nan")
+        return cls(
+            index=index,
+            embeddings=np.asarray(embeddings, dtype=np.float32),
+            start=np.array([nan if p.get("start") is None else p["start"] for p in rows], dtype=np.float64),
+            end=np.array([nan if p.get("end") is None else p["end"] for p in rows], dtype=np.float64),
+            tokens=np.full(len(rows), -1, np.int64),
+            modality=modality,
+        )
+
+    def places(self) -> list[dict[str, int | float | None]]:
+        """Each segment's :func:`segment_place`, in order."""
+        return [segment_place(n, start, end) for n, (start, end) in enumerate(zip(self.start, self.end, strict=True))]
 
 
 @dataclass

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -30,6 +29,7 @@ from lco_embedding.core.errors import LCOEmbeddingError, LCOError, LCOInputError
 from lco_embedding.core.modalities import TEXT
 from lco_embedding.pipeline.batching import padded_tokens
 from lco_embedding.pipeline.featurize import Features
+from lco_embedding.segments.result import segment_place
 from lco_embedding.segments.split import split_item
 from lco_embedding.serving.inputs import SEGMENT, RequestItemError, resolve_media
 from lco_embedding.serving.metrics import ServerMetrics
@@ -50,11 +50,6 @@ class QueueFull(LCOError, RuntimeError):
 
 class RequestTooLarge(LCOError, ValueError):
     """A request the server could never admit (more items or tokens than its queue holds): 413, naming the limit."""
-
-
-def _finite(value: float) -> float | None:
-    """A segment's start or end for JSON: None for an item embedded whole (NaN)."""
-    return None if math.isnan(value) else value
 
 
 @dataclass
@@ -255,7 +250,7 @@ class DynamicBatcher:
         if spec is not None:
             pieces = []
             for segment in split_item(index, item, spec, self.featurizer):
-                place = {"segment": segment.number, "start": _finite(segment.start), "end": _finite(segment.end)}
+                place = segment_place(segment.number, segment.start, segment.end)
                 pieces.append((place, segment.item))
         out = []
         for place, piece in pieces:
