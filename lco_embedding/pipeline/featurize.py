@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +40,7 @@ from lco_embedding.pipeline.settings import EmbedderSettings, Geometry
 from lco_embedding.pipeline.text_batch import TextBatcher
 from lco_embedding.preprocessing.fast_image import FastImageLoader
 from lco_embedding.preprocessing.soundtrack import preprocess_video_with_sound
+from lco_embedding.segments.context import CutContext
 
 __all__ = ["AUDIO_TAIL", "Features", "Featurizer", "featurize_in_worker", "install_worker_featurizer"]
 
@@ -113,6 +115,18 @@ class Featurizer:
     def use_audio_in_video(self) -> AudioInVideo:
         """Whether videos are embedded with their sound tracks (an item's own key wins)."""
         return self.settings.use_audio_in_video
+
+    @functools.cached_property
+    def cut_context(self) -> CutContext:
+        """What cutting items into segments needs of this featurizer (:class:`~lco_embedding.segments.CutContext`)."""
+        limits = {row.window_limit for row in MODALITY_TABLE.values() if row.window_limit}
+        return CutContext(
+            tokenizer=self.processor.tokenizer,
+            sound=getattr(self, SOUND.options or ""),
+            use_audio_in_video=self.use_audio_in_video,
+            bounds={name: getattr(self.settings, name) for name in sorted(limits)},
+            options_for=self.options_for,
+        )
 
     def __call__(self, index: int, item: Any, modality: Modality | None, prompt: str | None) -> Features:
         """Featurize the raw input ``item`` found at position ``index``.

@@ -248,7 +248,7 @@ class Pipeline:
         return grouped_segments(
             items,
             self.options.segment,
-            self.featurizer,
+            self.featurizer.cut_context,
             rows.outcomes,
             map_large_allocations=self.parts.device.type == "cpu",
         )

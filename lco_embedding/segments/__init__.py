@@ -9,7 +9,8 @@ Example:
 
 from __future__ import annotations
 
+from lco_embedding.segments.context import CutContext
 from lco_embedding.segments.result import Segments, SourceSegments
 from lco_embedding.segments.spec import SegmentSpec
 
-__all__ = ["SegmentSpec", "Segments", "SourceSegments"]
+__all__ = ["CutContext", "SegmentSpec", "Segments", "SourceSegments"]

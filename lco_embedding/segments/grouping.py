@@ -13,6 +13,7 @@ import numpy as np
 from lco_embedding.core.memory import large_allocations_mapped
 from lco_embedding.core.modalities import spec_of
 from lco_embedding.core.outcomes import Outcome
+from lco_embedding.segments.context import CutContext
 from lco_embedding.segments.result import SourceSegments
 from lco_embedding.segments.spec import SegmentSpec
 from lco_embedding.segments.split import Segment, split_item
@@ -23,7 +24,7 @@ __all__ = ["grouped_segments"]
 def grouped_segments(
     items: Iterable[Any],
     spec: SegmentSpec,
-    featurizer: Any,
+    context: CutContext,
     embed: Callable[[Iterable[Any]], Iterator[Outcome]],
     *,
     map_large_allocations: bool = False,
@@ -41,7 +42,7 @@ def grouped_segments(
 
     def pieces() -> Iterator[Any]:
         for index, item in enumerate(items):
-            for segment in split_item(index, item, spec, featurizer):
+            for segment in split_item(index, item, spec, context):
                 places.append(replace(segment, item=None))  # its place; the item may be megabytes
                 yield segment.item
 

@@ -8,6 +8,7 @@ not cut: its items are embedded whole, as one segment each.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -161,14 +162,16 @@ class SegmentSpec:
         given = {key: v for key, v in value.items() if key in fields}
         return cls(**given).with_window(value.get("window"), value.get("stride"))
 
-    def limit_problem(self, modality: str, settings: Any, *, with_sound: bool = False) -> str | None:
+    def limit_problem(
+        self, modality: str, bounds: Mapping[str, float | None], *, with_sound: bool = False
+    ) -> str | None:
         """Why windows of this spec would be cut before the model sees them whole, for an item of ``modality``
         (the modality table's ``window_limit``: text windows above ``max_length`` tokens, audio windows above
         ``max_audio_seconds``; a video's with its sound, the sound's limit), or None: such segments would claim a
-        span the model never saw. ``settings`` holds the limits (an ``EmbedderSettings``)."""
+        span the model never saw. ``bounds``: the limits by setting name (:attr:`~.context.CutContext.bounds`)."""
         window, row = self.window(modality), spec_of(modality)
         limit = row.window_limit or (SOUND.window_limit if row.sound == "track" and with_sound else None)
-        bound = getattr(settings, limit) if limit else None
+        bound = bounds.get(limit) if limit else None
         if window is None or bound is None or window <= bound:
             return None
         unit = "tokens" if row.window_unit == "tokens" else "s"

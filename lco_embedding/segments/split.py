@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from lco_embedding.core.errors import LCOInputError
-from lco_embedding.core.modalities import MODALITY_TABLE, SOUND, resolve
+from lco_embedding.core.modalities import MODALITY_TABLE, resolve
 from lco_embedding.inputs.parse import AUDIO_IN_VIDEO, ParsedItem, parse_item
 from lco_embedding.preprocessing.audio import preprocess_audio
 from lco_embedding.preprocessing.sources import is_file_object, is_reference, local_copy
 from lco_embedding.preprocessing.stream import audio_windows
 from lco_embedding.preprocessing.video import video_windows
 from lco_embedding.preprocessing.windows import WindowPlan
+from lco_embedding.segments.context import CutContext
 from lco_embedding.segments.spec import SegmentSpec
 from lco_embedding.segments.text import text_windows
 
@@ -61,10 +62,10 @@ class Segment:
     last: bool
 
 
-def split_item(index: int, item: Any, spec: SegmentSpec, featurizer: Any) -> Iterator[Segment]:
+def split_item(index: int, item: Any, spec: SegmentSpec, context: CutContext) -> Iterator[Segment]:
     """The segments of ``item`` (found at ``index``) under ``spec``, read as they are consumed.
 
-    ``featurizer`` (a :class:`~.pipeline.featurize.Featurizer`) gives the tokenizer, the media settings and the
+    ``context`` (:class:`~.context.CutContext`) gives the tokenizer, the media settings and the
     ``use_audio_in_video`` default. A source that cannot be read or cut yields one final segment whose ``item`` is
     its :class:`LCOInputError` (raised when it is featurized, so the pipeline reports it as that item's error).
     """
@@ -74,7 +75,7 @@ def split_item(index: int, item: Any, spec: SegmentSpec, featurizer: Any) -> Ite
     try:
         parsed = parse_item(item)
         modality = parsed.kind
-        pieces = _pieces(parsed, spec, featurizer)
+        pieces = _pieces(parsed, spec, context)
         if pieces is None:
             yield Segment(index, 0, math.nan, math.nan, None, modality, item, True)
             return
@@ -89,7 +90,7 @@ def split_item(index: int, item: Any, spec: SegmentSpec, featurizer: Any) -> Ite
 
 
 def _pieces(
-    item: ParsedItem, spec: SegmentSpec, featurizer: Any
+    item: ParsedItem, spec: SegmentSpec, context: CutContext
 ) -> Iterator[tuple[float, float, int | None, Any]] | None:
     """``(start, end, tokens, item)`` of each window of a single-modality item (the modality table's
     ``segmenter``), or None when it is not cut."""
@@ -99,20 +100,20 @@ def _pieces(
     value = item.parts[0].value
     if row.frames and not _is_file(value):  # frames in memory: embedded whole
         return None
-    wanted = item.with_sound(featurizer.use_audio_in_video)
-    problem = spec.limit_problem(item.kind, featurizer.settings, with_sound=wanted is not False)
+    wanted = item.with_sound(context.use_audio_in_video)
+    problem = spec.limit_problem(item.kind, context.bounds, with_sound=wanted is not False)
     if problem is not None:
         raise LCOInputError(problem)
-    return resolve(row.segmenter)(item, value, spec, featurizer)
+    return resolve(row.segmenter)(item, value, spec, context)
 
 
 def text_pieces(
-    item: ParsedItem, text: str, spec: SegmentSpec, featurizer: Any
+    item: ParsedItem, text: str, spec: SegmentSpec, context: CutContext
 ) -> Iterator[tuple[float, float, int | None, Any]]:
     """A text's windows of the checkpoint's tokenizer (character offsets)."""
     window, overlap = spec.window(item.kind), spec.text_overlap
     assert window is not None
-    for piece in text_windows(text, featurizer.processor.tokenizer, window=int(window), overlap=overlap):
+    for piece in text_windows(text, context.tokenizer, window=int(window), overlap=overlap):
         yield float(piece.start), float(piece.end), piece.tokens, {item.kind: piece.text}
 
 
@@ -121,11 +122,11 @@ def _is_file(value: Any) -> bool:
 
 
 def audio_pieces(
-    item: ParsedItem, value: Any, spec: SegmentSpec, featurizer: Any
+    item: ParsedItem, value: Any, spec: SegmentSpec, context: CutContext
 ) -> Iterator[tuple[float, float, int | None, Any]]:
     """An audio's windows of seconds: a file streamed, an in-memory waveform cut on the same plan."""
     plan = WindowPlan(float(spec.window(item.kind) or 0), float(spec.stride(item.kind) or 0))
-    options = getattr(featurizer, SOUND.options or "")
+    options = context.sound
     rate = options.sampling_rate
     if not _is_file(value):  # in memory already: cut the whole waveform
         waveform = preprocess_audio(value, dataclasses.replace(options, max_seconds=None))
@@ -139,14 +140,14 @@ def audio_pieces(
 
 
 def video_pieces(
-    item: ParsedItem, value: Any, spec: SegmentSpec, featurizer: Any
+    item: ParsedItem, value: Any, spec: SegmentSpec, context: CutContext
 ) -> Iterator[tuple[float, float, int | None, Any]]:
     """A video file's windows of seconds, each with its sampled frames and, with ``use_audio_in_video``, the sound of
     the same time range (the sound track is cut on the video's own windows)."""
-    wanted = item.with_sound(featurizer.use_audio_in_video)
+    wanted = item.with_sound(context.use_audio_in_video)
     budgets = {name: v for name, v in item.budgets.items() if name in _CARRIED_BUDGETS}
-    options = featurizer.options_for(item.kind, item.budgets)
-    rate = getattr(featurizer, SOUND.options or "").sampling_rate
+    options = context.options_for(item.kind, item.budgets)
+    rate = context.sound.sampling_rate
     with ExitStack() as stack:
         path = stack.enter_context(local_copy(value, limits=options.limits, suffix=".mp4"))
         windows = video_windows(path, window=float(spec.window(item.kind) or 0), stride=spec.stride(item.kind),

@@ -249,7 +249,7 @@ class DynamicBatcher:
         pieces: list[tuple[Any, Any]] = [(None, item)]
         if spec is not None:
             pieces = []
-            for segment in split_item(index, item, spec, self.featurizer):
+            for segment in split_item(index, item, spec, self.featurizer.cut_context):
                 place = segment_place(segment.number, segment.start, segment.end)
                 pieces.append((place, segment.item))
         out = []

@@ -92,13 +92,13 @@ def test_one_window_planner_cuts_audio_files_in_memory_audio_and_video_sound_ali
     streamed = [(w.start, w.end) for w in audio_windows(str(tmp_path / "a.wav"), window=2.0, stride=1.5)]
     assert streamed == plan.spans(len(samples) / rate)
     spec = SegmentSpec(audio=2.0, audio_stride=1.5)
-    featurizer = embedder.pipeline().featurizer
-    in_memory = split_item(0, {"audio": {"array": samples.astype(np.float32), "sampling_rate": rate}}, spec, featurizer)
+    context = embedder.pipeline().featurizer.cut_context
+    in_memory = split_item(0, {"audio": {"array": samples.astype(np.float32), "sampling_rate": rate}}, spec, context)
     assert [(s.start, s.end) for s in in_memory] == streamed
     # A video whose last window would hold one frame: it joins the window before, and so does its sound.
     clip = write_clip_with_sound(tmp_path / "v.mkv", seconds=4.25, fps=4, video_codec="mjpeg")
     item = {"video": str(clip), "use_audio_in_video": True}
-    segments = list(split_item(0, item, SegmentSpec(video=2.0), featurizer))
+    segments = list(split_item(0, item, SegmentSpec(video=2.0), context))
     assert [(s.start, s.end) for s in segments] == [(0.0, 2.0), (2.0, 4.25)]
     for segment in segments:
         sound = parse_item(segment.item).parts[0].value["audio"]
