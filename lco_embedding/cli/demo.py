@@ -13,13 +13,16 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lco_embedding.cli.common import is_quiet, load_embedder
 from lco_embedding.cli.samples import write_samples
 from lco_embedding.cli.search import print_hits, query_prompt
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
 
 __all__ = ["demo"]
 
@@ -112,7 +115,7 @@ def _command_prefix() -> str:
     return f"{shlex.quote(sys.executable)} -m lco_embedding.cli"
 
 
-def _timed_hit(embedder: Any, medley: Path, prompt: str | None) -> None:
+def _timed_hit(embedder: LCOEmbedder, medley: Path, prompt: str | None) -> None:
     """Step 3: where in a longer recording a text is heard (3-s segments, as ``encode --segment audio=3s``)."""
     import numpy as np
 

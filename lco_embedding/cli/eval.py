@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from lco_embedding.cli.common import StoreTarget, is_quiet, load_embedder, model_options, preset_kwargs, segment_spec
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
 
 __all__ = ["evaluate"]
 
@@ -96,7 +99,7 @@ def evaluate(
     click.echo(f"\nResults: {folder / 'results.json'} (per query: per_query), {folder / 'results.png'}")
 
 
-def _run_mteb(names: str, out: Path, embedder: Any, batch_size: int) -> None:
+def _run_mteb(names: str, out: Path, embedder: LCOEmbedder, batch_size: int) -> None:
     """Run installed mteb tasks through the mteb wrapper, with their data from the local cache."""
     from lco_embedding.evaluation.mteb_tasks import run_mteb_tasks
 

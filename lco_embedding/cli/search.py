@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lco_embedding.cli.common import StoreTarget, format_table, is_quiet, loading_errors, shorten
 from lco_embedding.core.errors import LCOInputError
 from lco_embedding.core.modalities import ROW_MODALITIES, item_modality, spec_of
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
 
 __all__ = ["export", "index", "load_folder_model", "print_hits", "query_item", "query_prompt", "search"]
 
@@ -35,7 +38,9 @@ def query_item(words: tuple[str, ...] | list[str], image: str | None, audio: str
     return item
 
 
-def query_prompt(embedder: Any, manifest: dict[str, Any], prompt: str | None, prompt_name: str | None) -> str | None:
+def query_prompt(
+    embedder: LCOEmbedder, manifest: dict[str, Any], prompt: str | None, prompt_name: str | None
+) -> str | None:
     """The instruction for queries: the one asked for, else the model's "query" prompt, else the documents'."""
     if prompt is not None:
         return prompt

@@ -5,14 +5,17 @@ from the local Hugging Face cache: this package downloads nothing itself, and sa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lco_embedding.core.require import require
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
 
 __all__ = ["run_mteb_tasks"]
 
 
-def run_mteb_tasks(names: list[str], embedder: Any, out: str | Path, batch_size: int = 32) -> dict[str, float]:
+def run_mteb_tasks(names: list[str], embedder: LCOEmbedder, out: str | Path, batch_size: int = 32) -> dict[str, float]:
     """Evaluate ``embedder`` on the mteb tasks ``names``; the main score of each, the full results in ``out``
     (mteb's result cache layout).
 

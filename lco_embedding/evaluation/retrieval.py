@@ -16,13 +16,16 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lco_embedding.core.errors import LCOInputError
 from lco_embedding.evaluation.beir import Dataset, load_dataset, row_item, row_modality
 from lco_embedding.evaluation.metrics import METRICS, score_run
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
 
 __all__ = ["ALL", "EvalResult", "evaluate_retrieval"]
 
@@ -68,7 +71,7 @@ def evaluate_retrieval(
     data: str | os.PathLike[str] | Dataset,
     out: str | os.PathLike[str],
     *,
-    model: Any = None,
+    model: LCOEmbedder | str | None = None,
     corpus_from: str | None = None,
     split: str = "test",
     k: int = 100,
@@ -209,7 +212,11 @@ def _default_model() -> str:
 
 
 def _embedder(
-    model: Any, store: str, embedder_kwargs: dict[str, Any] | None, *, allow_other_model: bool = False
+    model: LCOEmbedder | str | None,
+    store: str,
+    embedder_kwargs: dict[str, Any] | None,
+    *,
+    allow_other_model: bool = False,
 ) -> Any:
     """The model that embeds the queries: the one that made the store, loaded as its manifest records it
     (:func:`~lco_embedding.corpus.description.load_store_model`: revision, dtype, quantization, settings), or
@@ -292,7 +299,7 @@ def _run(
     return run
 
 
-def _write(result: EvalResult, folder: Path, dataset: Dataset, embedder: Any, calibrate: bool) -> None:
+def _write(result: EvalResult, folder: Path, dataset: Dataset, embedder: LCOEmbedder, calibrate: bool) -> None:
     document = {
         "dataset": str(dataset.folder),
         "split": dataset.split,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -56,6 +56,25 @@ class _Template:
     extra_keys: tuple[str, ...]  # processor outputs besides input_ids/attention_mask, all zeros for text
 
 
+class PerItemFeaturizer(Protocol):
+    """What the text batcher needs of the per-item featurizer it reproduces (a
+    :class:`~lco_embedding.pipeline.featurize.Featurizer`)."""
+
+    processor: Any
+    guard: Any
+    max_length: int | None
+    mixed_suffix: Any
+    special_tokens: Any
+
+    def prepare(self, item: Any, prompt: str | None) -> tuple[Any, Any]:
+        """The item's chat messages and media."""
+        ...
+
+    def featurize(self, index: int, item: Any, prompt: str | None) -> Any:
+        """The item's features, one at a time."""
+        ...
+
+
 class TextBatcher:
     """Builds text items' features many at a time (see the module).
 
@@ -64,7 +83,7 @@ class TextBatcher:
             this batcher; typed loosely so that neither module imports the other).
     """
 
-    def __init__(self, featurizer: Any) -> None:
+    def __init__(self, featurizer: PerItemFeaturizer) -> None:
         self.featurizer = featurizer
         self._templates: dict[tuple[str, str], _Template | None] = {}
         self._longest_token: int | None = None

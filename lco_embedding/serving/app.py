@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lco_embedding.core.require import require
 from lco_embedding.serving.batcher import DynamicBatcher
@@ -20,6 +20,9 @@ from lco_embedding.serving.metrics import ServerMetrics
 from lco_embedding.serving.routes import CohereEmbed, EmbedRoute, OpenAIEmbeddings, openai_error
 from lco_embedding.serving.settings import ServerSettings
 from lco_embedding.serving.wire import REQUEST_SCHEMA
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
 
 __all__ = ["create_app"]
 
@@ -89,7 +92,7 @@ class _BodyLimit:
         await self.app(scope, replay, send)
 
 
-def create_app(embedder: Any, settings: ServerSettings | None = None, *, model_loop: Any = None) -> Any:
+def create_app(embedder: LCOEmbedder, settings: ServerSettings | None = None, *, model_loop: Any = None) -> Any:
     """The FastAPI application serving ``embedder`` (``pip install 'lco-embedding[server]'``).
 
     The model runs in one loop (:class:`~lco_embedding.serving.batcher.DynamicBatcher`), started with the
@@ -190,7 +193,7 @@ def _unauthorized() -> Any:
 
 def _info_routes(
     app: Any,
-    embedder: Any,
+    embedder: LCOEmbedder,
     settings: ServerSettings,
     metrics: ServerMetrics,
     state: dict[str, DynamicBatcher],

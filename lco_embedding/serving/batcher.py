@@ -23,7 +23,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lco_embedding.core.errors import LCOEmbeddingError, LCOError, LCOInputError
 from lco_embedding.core.modalities import TEXT
@@ -34,6 +34,9 @@ from lco_embedding.segments.split import split_item
 from lco_embedding.serving.inputs import SEGMENT, RequestItemError, resolve_media
 from lco_embedding.serving.metrics import ServerMetrics
 from lco_embedding.serving.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
 
 __all__ = ["DynamicBatcher", "Embedded", "QueueFull", "RequestTooLarge", "Ticket"]
 
@@ -129,7 +132,7 @@ class DynamicBatcher:
     """
 
     def __init__(
-        self, embedder: Any, settings: ServerSettings, metrics: ServerMetrics, *, model_thread: bool = True
+        self, embedder: LCOEmbedder, settings: ServerSettings, metrics: ServerMetrics, *, model_thread: bool = True
     ) -> None:
         self.embedder, self.settings, self.metrics = embedder, settings, metrics
         self.pipeline = embedder.pipeline(

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from lco_embedding.serving.inputs import (
 from lco_embedding.serving.metrics import ServerMetrics
 from lco_embedding.serving.settings import ServerSettings
 from lco_embedding.serving.wire import EmbeddingRequest, RequestError, parse_request, render_embeddings
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
 
 __all__ = ["Call", "CohereEmbed", "OpenAIEmbeddings", "openai_error", "truncation_summary"]
 
@@ -107,7 +110,7 @@ class EmbedRoute:
 
     def __init__(
         self,
-        embedder: Any,
+        embedder: LCOEmbedder,
         settings: ServerSettings,
         metrics: ServerMetrics,
         state: dict[str, DynamicBatcher],
