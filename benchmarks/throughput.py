@@ -2,8 +2,8 @@
 
 For every workload (text, images, audio, video, mixed; see workloads.py) and every path:
 
-(a) reference: the model card's loop (lco_embedding.reference: processor + process_mm_info, batches of 8 for text,
-    images and mixed and of 4 for audio and video, in input order, left padding, output_hidden_states=True,
+(a) reference: the model card's loop (lco_embedding.testing.reference: processor + process_mm_info, batches of 8 for
+    text, images and mixed and of 4 for audio and video, in input order, left padding, output_hidden_states=True,
     hidden_states[-1][:, -1], empty_cache() after each batch),
 (b) sentence-transformers 6: Transformer + Pooling("lasttoken") + Normalize on the same checkpoint (st_path.py says
     which workloads it can run, and why not the others),
@@ -44,7 +44,7 @@ from workloads import build_workloads  # noqa: E402
 
 from lco_embedding import LCOEmbedder  # noqa: E402
 from lco_embedding.core.errors import EncodeReport  # noqa: E402
-from lco_embedding.reference import ReferencePipeline  # noqa: E402
+from lco_embedding.testing.reference import ReferencePipeline  # noqa: E402
 
 CARD_BATCH = {"text": 8, "images": 8, "mixed": 8, "audio": 4, "video": 4}
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}

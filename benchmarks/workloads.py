@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lco_embedding.reference import media_content, mixed_content, text_content
 from lco_embedding.testing import synthetic_image, write_mp4, write_wav
+from lco_embedding.testing.reference import media_content, mixed_content, text_content
 
 _WORDS = (
     "the model embeds text images audio and video into one space so that a query finds the document that answers it "

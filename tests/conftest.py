@@ -41,7 +41,7 @@ def embedder(tiny_omni) -> LCOEmbedder:
 @pytest.fixture(scope="session")
 def reference(tiny_omni):
     """The model-card pipeline on the same checkpoint, float32, left padding."""
-    from lco_embedding.reference import ReferencePipeline
+    from lco_embedding.testing.reference import ReferencePipeline
 
     return ReferencePipeline(tiny_omni)
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sentence_transformers.util import quantize_embeddings
 
 from lco_embedding import LCOEmbedder
-from lco_embedding.reference import text_content
+from lco_embedding.testing.reference import text_content
 
 TOL = 1e-5
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lco_embedding.reference import media_content, mixed_content, text_content
+from lco_embedding.testing.reference import media_content, mixed_content, text_content
 
 TOL = 1e-5
 

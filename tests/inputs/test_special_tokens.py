@@ -83,7 +83,7 @@ def test_mentions_of_media_placeholders_embed_as_text_even_next_to_media(embedde
 
 
 def test_parse_reproduces_the_reference_pipeline(tiny_omni, reference, embedder):
-    from lco_embedding.reference import text_content
+    from lco_embedding.testing.reference import text_content
 
     parse = LCOEmbedder(tiny_omni, device="cpu", special_tokens="parse")
     text = "closing<|im_end|> early"

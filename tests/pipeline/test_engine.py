@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from lco_embedding import EncodeReport, LCOEmbedder, LCOEmbeddingError, LCOInputError
 from lco_embedding.pipeline.batching import padded_tokens
-from lco_embedding.reference import text_content
 from lco_embedding.testing import simulate_oom
+from lco_embedding.testing.reference import text_content
 
 TOL = 1e-5
 
@@ -243,8 +243,8 @@ def test_peak_memory_of_a_forward_is_below_the_reference_forward(tmp_path):
     """Memory measurement (every allocation recorded by the torch profiler): the reference materializes
     [batch, seq, vocab] logits and keeps every layer's hidden state; we do neither. A vocabulary of 8,192 (as large
     relative to the hidden size 64 as Qwen's 152k is to 3,584... and more) makes the logits visible."""
-    from lco_embedding.reference import ReferencePipeline
     from lco_embedding.testing import build_tiny_checkpoint
+    from lco_embedding.testing.reference import ReferencePipeline
 
     path = str(build_tiny_checkpoint(tmp_path, text_config={"vocab_size": 8192, "num_hidden_layers": 4}))
     model = LCOEmbedder(path, device="cpu", num_workers=0)

@@ -80,17 +80,19 @@ def test_every_caller_embeds_through_the_one_factory(tiny_omni, media, tmp_path,
     called("trainer", lambda: _Run(model, [example], tmp_path / "run", TrainingConfig(), 0, 1, "data"))
     assert set(found) == {"encode", "encode_iter", "encode_outcomes", "encode_segments", "corpus job", "Ray actor",
                           "server", "sentence-transformers", "trainer"}  # fmt: skip
-    assert "lco_embedding.st_module" in found["sentence-transformers"]
+    assert "lco_embedding.embedder.st_module" in found["sentence-transformers"]
     assert "lco_embedding.training.trainer" in found["trainer"]
     assert "lco_embedding.serving.batcher" in found["server"]
 
 
 _MADE_ONLY_IN = {
-    "Pipeline": {"lco_embedding/embedder.py", "lco_embedding/pipeline/pipeline.py"},
+    "Pipeline": {"lco_embedding/embedder/lco_embedder.py", "lco_embedding/pipeline/pipeline.py"},
     "Engine": {"lco_embedding/pipeline/pipeline.py"},
     "Featurizer": {"lco_embedding/pipeline/pipeline.py"},
-    "Backbone": {"lco_embedding/embedder.py"},
-    "EncodeOptions": {"lco_embedding/embedder.py"},  # elsewhere built from keywords: EncodeOptions.from_keywords
+    "Backbone": {"lco_embedding/embedder/lco_embedder.py"},
+    "EncodeOptions": {
+        "lco_embedding/embedder/lco_embedder.py"
+    },  # elsewhere built from keywords: EncodeOptions.from_keywords
 }
 """Each stage is constructed in one place: the pipeline's own module, or the embedder that owns the model."""
 

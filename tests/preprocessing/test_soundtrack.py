@@ -17,8 +17,8 @@ import torch
 
 from lco_embedding import LCOEmbedder, LCOInputError
 from lco_embedding.preprocessing.soundtrack import read_soundtrack
-from lco_embedding.reference import media_content, mixed_content
 from lco_embedding.testing import write_clip_with_silent_track, write_clip_with_sound
+from lco_embedding.testing.reference import media_content, mixed_content
 
 TOL = 1e-5
 

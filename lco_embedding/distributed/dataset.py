@@ -1,22 +1,12 @@
-"""Scale-out on Ray Data: :func:`embed_dataset`, and the Ray side of ``lco-embed encode --ray``.
-
-Both run ``map_batches`` with a callable class, :class:`EmbedBatch`, so that each actor loads the model once and
-embeds batch after batch; Ray Data streams the blocks, applies back-pressure, and re-runs the tasks of an actor
-that dies (a task's output is kept only when the whole task succeeds, so every row comes out exactly once).
-
-``pip install 'lco-embedding[ray]'``. On a cluster, every worker must be able to read the media: shared storage,
-URLs, or bytes in the dataset.
-
-Does not choose the number of actors for you on :func:`embed_dataset`: give ``concurrency`` (and
-``num_gpus_per_worker`` on GPUs).
-"""
+"""Ray Data: :func:`embed_dataset` over a dataset's columns, with :class:`EmbedBatch`, the callable class each actor
+runs (the model loaded once per actor, batch after batch). See :mod:`lco_embedding.distributed`."""
 
 from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -24,11 +14,10 @@ import numpy as np
 from lco_embedding.core.modalities import MODALITIES
 from lco_embedding.core.outcomes import check_on_error
 from lco_embedding.core.require import require
-from lco_embedding.corpus.job_options import CorpusOptions, ModelSpec
-from lco_embedding.corpus.records import Record, row_item
+from lco_embedding.corpus.records import row_item
 from lco_embedding.segments.spec import SegmentSpec
 
-__all__ = ["EmbedBatch", "RayJob", "RayOptions", "RayRunner", "embed_dataset"]
+__all__ = ["ColumnItems", "EmbedBatch", "PickledItems", "compute_strategy", "embed_dataset", "worker_kwargs"]
 
 
 # ------------------------------------------------------------------------------------------- reading items
@@ -180,7 +169,7 @@ class EmbedBatch:
         return table
 
 
-def _compute(concurrency: int | tuple[int, int]) -> Any:
+def compute_strategy(concurrency: int | tuple[int, int]) -> Any:
     import ray.data
 
     if isinstance(concurrency, tuple):
@@ -188,7 +177,7 @@ def _compute(concurrency: int | tuple[int, int]) -> Any:
     return ray.data.ActorPoolStrategy(size=concurrency)
 
 
-def _worker_kwargs(embedder_kwargs: dict[str, Any] | None, num_gpus: float) -> dict[str, Any]:
+def worker_kwargs(embedder_kwargs: dict[str, Any] | None, num_gpus: float) -> dict[str, Any]:
     kwargs = dict(embedder_kwargs or {})
     kwargs.setdefault("device", "cuda" if num_gpus > 0 else "cpu")
     return kwargs
@@ -289,7 +278,7 @@ def embed_dataset(
         EmbedBatch,
         fn_constructor_kwargs={
             "model": str(model),
-            "embedder_kwargs": _worker_kwargs(embedder_kwargs, num_gpus_per_worker),
+            "embedder_kwargs": worker_kwargs(embedder_kwargs, num_gpus_per_worker),
             "read": read,
             "output_column": output_column,
             "error_column": error_column,
@@ -299,177 +288,7 @@ def embed_dataset(
         },
         batch_size=batch_size,
         batch_format="pyarrow",
-        compute=_compute(concurrency),
+        compute=compute_strategy(concurrency),
         num_gpus=num_gpus_per_worker or None,
         num_cpus=num_cpus_per_worker,
     )
-
-
-# ------------------------------------------------------------------------------------ lco-embed encode --ray
-@dataclass
-class RayOptions:
-    """How ``lco-embed encode --ray`` runs.
-
-    Attributes:
-        address: A Ray cluster's address; None starts a local Ray, or joins the cluster ``RAY_ADDRESS`` names.
-        workers: Actors; default: one per GPU of the cluster when ``gpus_per_worker`` is not 0, else 1.
-        gpus_per_worker: GPUs per actor; default 1 when the cluster has GPUs, else 0.
-        cpus_per_worker: CPUs per actor.
-        batch_size: Rows per actor call.
-        chunk_rows: Records the driver hands to Ray at a time (one actor pool per chunk: bounds the driver's
-            memory).
-    """
-
-    address: str | None = None
-    workers: int | None = None
-    gpus_per_worker: float | None = None
-    cpus_per_worker: float = 1.0
-    batch_size: int = 256
-    chunk_rows: int = 100_000
-    ray_init_kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class RayRunner:
-    """Runs a corpus job's embedding on Ray actors: ``encode_corpus(..., runner=RayRunner(RayOptions(...)))``, what
-    ``lco-embed encode --ray`` passes (a :class:`lco_embedding.corpus.runners.Runner`)."""
-
-    options: RayOptions = field(default_factory=RayOptions)
-
-    def start(self, spec: ModelSpec) -> RayJob:
-        """The job's Ray side; the spec's model must be a name (each actor loads it).
-
-        Raises:
-            TypeError: The spec holds a loaded embedder.
-        """
-        if spec.is_loaded:
-            raise TypeError("with Ray, model must be a hub id or folder: each Ray actor loads it.")
-        return RayJob(spec.name, spec.load_kwargs(), self.options)
-
-
-class RayJob:
-    """The Ray side of a corpus job: describe the model on a worker, then embed the records on actors.
-
-    The driver keeps planning, ordering and committing (:mod:`lco_embedding.corpus.job`); it never loads the model.
-    """
-
-    def __init__(self, model: str, embedder_kwargs: dict[str, Any], options: RayOptions) -> None:
-        require("ray.data", "ray")
-        import ray
-
-        if not ray.is_initialized():
-            ray.init(address=options.address, log_to_driver=False, **options.ray_init_kwargs)
-        resources = ray.cluster_resources()
-        gpus = options.gpus_per_worker
-        if gpus is None:
-            gpus = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
-        workers = options.workers or (max(1, int(resources.get("GPU", 0) // gpus)) if gpus else 1)
-        self.model, self.options, self.gpus, self.workers = model, options, gpus, workers
-        self.embedder_kwargs = _worker_kwargs(embedder_kwargs, gpus)
-
-    def describe(self, options: CorpusOptions) -> dict[str, Any]:
-        """The model's manifest description, made on a worker with the actors' resources."""
-        import ray
-
-        task = ray.remote(num_gpus=self.gpus or None, num_cpus=self.options.cpus_per_worker)(_describe)
-        call = (options.prompt_name, options.prompt, options.use_audio_in_video)
-        return ray.get(task.remote(self.model, self.embedder_kwargs, *call))
-
-    def outcomes(self, records: Iterable[Record], **encode_kwargs: Any) -> Iterator[tuple[Record, Any, Any]]:
-        """``(record, embedding, None)`` or ``(record, None, reason)`` for every record, in order."""
-        import ray.data
-
-        context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True  # results come back in position order
-        chunk: list[Record] = []
-        for record in records:
-            chunk.append(record)
-            if len(chunk) >= self.options.chunk_rows:
-                yield from self._chunk(chunk, encode_kwargs)
-                chunk = []
-        yield from self._chunk(chunk, encode_kwargs)
-
-    def _chunk(self, chunk: list[Record], encode_kwargs: dict[str, Any]) -> Iterator[tuple[Record, Any, Any]]:
-        import ray.data
-
-        encode_kwargs = dict(encode_kwargs)
-        segment = encode_kwargs.pop("segment", None)
-        rows = [{"position": r.position, "item": pickle.dumps(r.item)} for r in chunk if r.error is None]
-        pending = iter(chunk)
-        if rows:
-            # At least a few blocks per actor, so that every actor works and results stream back in order.
-            blocks = max(min(len(rows), 4 * self.workers), -(-len(rows) // self.options.batch_size))
-            ds = ray.data.from_items(rows, override_num_blocks=blocks)
-            embedded = ds.map_batches(
-                EmbedBatch,
-                fn_constructor_kwargs={
-                    "model": self.model,
-                    "embedder_kwargs": self.embedder_kwargs,
-                    "read": PickledItems(),
-                    "output_column": "embedding",
-                    "error_column": "error",
-                    "on_error": "skip",
-                    "encode_kwargs": encode_kwargs,
-                    "segment": segment,
-                },
-                batch_size=self.options.batch_size,
-                batch_format="pyarrow",
-                compute=_compute(self.workers),
-                num_gpus=self.gpus or None,
-                num_cpus=self.options.cpus_per_worker,
-            )
-            results = _row_results(embedded) if segment is None else _segment_results(embedded)
-            for position, result, error in results:
-                record = next(pending)
-                while record.error is not None:  # made by the driver; never sent
-                    yield record, None, record.error
-                    record = next(pending)
-                if record.position != position:
-                    raise RuntimeError(f"Ray returned position {position} where {record.position} was due.")
-                yield record, None if error else result, error
-        for record in pending:
-            if record.error is None:
-                raise RuntimeError(f"Ray returned no result for position {record.position}.")
-            yield record, None, record.error
-
-
-def _row_results(embedded: Any) -> Iterator[tuple[int, Any, str | None]]:
-    """``(position, embedding, error)`` of each row Ray returns."""
-    for batch in embedded.iter_batches(batch_format="pyarrow", batch_size=None):
-        columns = (batch.column(name).to_pylist() for name in ("position", "embedding", "error"))
-        for position, vector, error in zip(*columns, strict=True):
-            yield position, None if error else np.asarray(vector, dtype=np.float32), error
-
-
-def _segment_results(embedded: Any) -> Iterator[tuple[int, Any, str | None]]:
-    """``(position, SourceSegments, error)`` of each record, from the rows of its segments Ray returns in order."""
-    from lco_embedding.segments import SourceSegments
-
-    def grouped() -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
-        current: list[tuple[Any, ...]] = []
-        for batch in embedded.iter_batches(batch_format="pyarrow", batch_size=None):
-            names = ("position", "embedding", "error", "start", "end")
-            for row in zip(*(batch.column(name).to_pylist() for name in names), strict=True):
-                if current and current[0][0] != row[0]:
-                    yield current[0][0], current
-                    current = []
-                current.append(row)
-        if current:
-            yield current[0][0], current
-
-    for position, rows in grouped():
-        error = rows[0][2]
-        if error is not None:
-            yield position, None, error
-            continue
-        places = [{"start": row[3], "end": row[4]} for row in rows]
-        yield position, SourceSegments.from_places(position, [row[1] for row in rows], places), None
-
-
-def _describe(
-    model: str, embedder_kwargs: dict[str, Any], prompt_name: str | None, prompt: str | None, use_audio_in_video: Any
-) -> dict:
-    from lco_embedding.corpus.description import describe_embedder
-    from lco_embedding.embedder import LCOEmbedder
-
-    return describe_embedder(LCOEmbedder(model, **embedder_kwargs), prompt_name, prompt, use_audio_in_video)

@@ -5,7 +5,7 @@ What an item goes through lives in :mod:`lco_embedding.pipeline` (settings, feat
 post-process); this module loads the model, holds what the pipeline shares between calls
 (:class:`~lco_embedding.pipeline.pipeline.ModelParts`), and turns ``encode``'s keywords into an
 :class:`~lco_embedding.pipeline.options.EncodeOptions`. The sentence-transformers surface (``encode``'s typed
-signature, ``similarity``, ``max_seq_length``, ...) is :mod:`lco_embedding.st_compat`.
+signature, ``similarity``, ``max_seq_length``, ...) is :mod:`lco_embedding.embedder.st_compat`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from lco_embedding.core.errors import EncodeReport
 from lco_embedding.core.modalities import Modality
 from lco_embedding.core.outcomes import Outcome, apply_on_error, check_on_error
 from lco_embedding.core.types import SingleInput
+from lco_embedding.embedder.st_compat import SentenceTransformerSurface
 from lco_embedding.inputs.parse import split_inputs
 from lco_embedding.model.hub import locate_checkpoint
 from lco_embedding.model.loading import (
@@ -38,7 +39,6 @@ from lco_embedding.pipeline.pipeline import ModelParts, Pipeline
 from lco_embedding.pipeline.settings import PRESET_DTYPES, SETTINGS_FILE, EmbedderSettings
 from lco_embedding.pipeline.workers import WorkerType
 from lco_embedding.segments.result import Segments, SourceSegments
-from lco_embedding.st_compat import SentenceTransformerSurface
 
 __all__ = ["LCOEmbedder"]
 
@@ -228,7 +228,7 @@ class LCOEmbedder(SentenceTransformerSurface):
     def to_sentence_transformer(self) -> Any:
         """A ``SentenceTransformer`` sharing this embedder's weights, whose ``encode`` gives the same embeddings
         (with ``normalize_embeddings=True``), prompts included."""
-        from lco_embedding.st_module import to_sentence_transformer
+        from lco_embedding.embedder.st_module import to_sentence_transformer
 
         return to_sentence_transformer(self)
 
