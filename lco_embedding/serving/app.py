@@ -92,7 +92,7 @@ class _BodyLimit:
         await self.app(scope, replay, send)
 
 
-def create_app(embedder: LCOEmbedder, settings: ServerSettings | None = None, *, model_loop: Any = None) -> Any:
+def create_app(embedder: "LCOEmbedder", settings: ServerSettings | None = None, *, model_loop: Any = None) -> Any:
     """The FastAPI application serving ``embedder`` (``pip install 'lco-embedding[server]'``).
 
     The model runs in one loop (:class:`~lco_embedding.serving.batcher.DynamicBatcher`), started with the
@@ -193,7 +193,7 @@ def _unauthorized() -> Any:
 
 def _info_routes(
     app: Any,
-    embedder: LCOEmbedder,
+    embedder: "LCOEmbedder",
     settings: ServerSettings,
     metrics: ServerMetrics,
     state: dict[str, DynamicBatcher],
