@@ -4,8 +4,10 @@
 Every mteb batch (``BatchedInput``: ``"text"``, ``"image"``, ``"audio"``, ``"video"`` columns, possibly several at
 once) becomes one ``LCOEmbedder.encode`` item per row, so mteb gets exactly the SDK's embeddings. Query and
 document sides (``prompt_type``) use the embedder's ``"query"`` / ``"document"`` prompts when it has them; mteb's
-task instructions are used instead with ``use_task_instructions=True``. Audio and video columns go through mteb's
-own collators (they need ``torchaudio`` / ``torchcodec``, mteb's ``[audio]`` / ``[video]`` extras).
+task instructions are used instead with ``use_task_instructions=True``. Audio columns are batched by
+:func:`collate_audio_rows` as they come (the SDK resamples and mixes down audio itself, with soxr), not by mteb's
+``AudioCollator``, which imports ``torchaudio`` — a package with no wheel for every torch. Video columns go through
+mteb's ``VideoCollator`` (it needs ``torchcodec`` and the system's FFmpeg libraries, mteb's ``[video]`` extra).
 
 mteb's own registry also has ``LCO-Embedding/LCO-Embedding-Omni-3B`` etc. (its wrapper: bf16, the "dominant"
 suffix rule, no prompts); :func:`load` builds ours with the same suffix rule by default.
@@ -35,7 +37,7 @@ _mteb = require("mteb", "mteb")
 AbsEncoder = require("mteb.models.abs_encoder", "mteb").AbsEncoder
 ModelMeta = require("mteb.models", "mteb").ModelMeta
 
-__all__ = ["LCOMtebEncoder", "load", "model_meta"]
+__all__ = ["LCOMtebEncoder", "collate_audio_rows", "load", "model_meta"]
 
 _COLUMNS = MIXED_ORDER
 """mteb's columns are named by modality; a row's item lists them in the mixed-item order."""
@@ -97,8 +99,7 @@ class LCOMtebEncoder(AbsEncoder):
                 target_sampling_rate=16000, num_frames=self.video_frames, max_samples=4_800_000
             )
         elif any(spec.sound == "item" for spec in present):
-            collators = require("mteb.models.modality_collators", "mteb")
-            inputs.collate_fn = collators.AudioCollator(target_sampling_rate=16000, max_samples=4_800_000)
+            inputs.collate_fn = collate_audio_rows  # not mteb's AudioCollator: it needs torchaudio to resample
         prompt = self._prompt(task_metadata, prompt_type)
         batch_size = kwargs.get("batch_size", 32)
         rows = (_rows(batch, self.use_audio_in_video) for batch in inputs)
@@ -111,6 +112,17 @@ class LCOMtebEncoder(AbsEncoder):
             return self.get_task_instruction(task_metadata, prompt_type) or None
         side = getattr(prompt_type, "value", prompt_type)
         return self.model.prompts.get(side) or None if side in ("query", "document") else None
+
+
+def collate_audio_rows(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """mteb's rows -> its column batch (``BatchedInput``), each audio as ``{"array", "sampling_rate"}`` at its own
+    rate and channels: ``encode`` resamples and mixes it down as for any other audio, so no ``torchaudio`` is
+    needed (mteb's ``AudioCollator`` resamples with it first)."""
+    for row in rows:
+        audio = row.get(SOUND.name)
+        if audio is not None:  # a dict, or datasets' decoder object, which reads the same keys
+            row[SOUND.name] = {"array": np.asarray(audio["array"]), "sampling_rate": int(audio["sampling_rate"])}
+    return {key: [row.get(key) for row in rows] for key in rows[0]} if rows else {}
 
 
 def _rows(batch: dict[str, Any], audio_in_video: bool = False) -> list[Any]:

@@ -194,3 +194,30 @@ def test_the_mteb_preset_embeds_as_mtebs_own_lco_wrapper(tiny_omni, monkeypatch,
 
     got = wrapper.encode(DataLoader(Videos(), batch_size=1), task_metadata=meta, hf_split="test", hf_subset="default")
     np.testing.assert_allclose(ours.encode([{"video": str(path)}]), got.numpy(), atol=1e-5, rtol=0)
+
+
+def test_audio_tasks_need_no_torchaudio_and_embed_each_clip_at_its_own_rate(model, monkeypatch):
+    """mteb's AudioCollator imports torchaudio (no wheel for this torch); ours hands encode the clips as they are."""
+    import sys
+
+    from mteb.mocks.mock_tasks.sts import MockSTSTask
+    from torch.utils.data import DataLoader
+
+    from lco_embedding.integrations.mteb import LCOMtebEncoder
+
+    monkeypatch.setitem(sys.modules, "torchaudio", None)  # any import of it fails
+    rng = np.random.default_rng(3)
+    clips = [
+        {"array": rng.standard_normal((2, 22050)).astype(np.float32), "sampling_rate": 44100},  # stereo, 44.1 kHz
+        {"array": np.sin(np.arange(8000) / 5.0).astype(np.float32), "sampling_rate": 8000},
+        {"array": np.sin(np.arange(16000) / 9.0).astype(np.float32), "sampling_rate": 16000},
+    ]
+
+    class Rows(list):
+        features = {"audio": "Audio"}  # what mteb's datasets say of an audio column
+
+    loader = DataLoader(Rows({"audio": dict(clip)} for clip in clips), batch_size=2)
+    encoder = LCOMtebEncoder(model)
+    out = encoder.encode(loader, task_metadata=MockSTSTask().metadata, hf_split="test", hf_subset="default")
+    expected = model.encode([{"audio": clip} for clip in clips])
+    np.testing.assert_allclose(out, expected, atol=1e-5, rtol=0)
