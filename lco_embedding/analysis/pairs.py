@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -42,6 +42,18 @@ DEFAULT_METRICS = ("mutual_knn", "cka_linear", "unbiased_cka_linear", "cknna", "
 """Alignment metrics computed unless others are asked for (mutual k-NN with k = 10 is the paper's main one)."""
 
 Pair = tuple[Any, Any]
+
+
+class LayeredEncoder(Protocol):
+    """What the analysis needs of a model (an :class:`~lco_embedding.LCOEmbedder`): per-layer states from
+    ``encode(output_layers=...)`` and its number of layers. The analysis sits below the embedder layer, so it names
+    this much instead of importing it."""
+
+    num_layers: int
+
+    def encode(self, inputs: Any, **keywords: Any) -> Any:
+        """Embeddings (per layer, with ``output_layers``)."""
+        ...
 
 
 def read_pairs(path: str | os.PathLike[str]) -> list[Pair]:
@@ -98,7 +110,7 @@ def authors_item(item: Any) -> Any:
 
 
 def layer_embeddings(
-    model: Any, items: Sequence[Any], layers: Literal["all"] | Iterable[int] = "all", **encode_kwargs: Any
+    model: LayeredEncoder, items: Sequence[Any], layers: Literal["all"] | Iterable[int] = "all", **encode_kwargs: Any
 ) -> np.ndarray:
     """``[n, layers, d]`` float32 last-token states of ``items`` at every layer asked for (streamed and batched as
     ``encode`` does; not normalised)."""
@@ -112,7 +124,7 @@ def _layer_ids(count: int, layers: Literal["all"] | Iterable[int]) -> list[int]:
 
 
 def embed_pairs(
-    model: Any,
+    model: LayeredEncoder,
     pairs: Sequence[Pair],
     layers: Literal["all"] | Iterable[int] = "all",
     *,
@@ -129,7 +141,7 @@ def embed_pairs(
 
 
 def analyze_pairs(
-    model: Any,
+    model: LayeredEncoder,
     pairs: Sequence[Pair],
     *,
     metrics: Sequence[str] = DEFAULT_METRICS,

@@ -15,12 +15,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
 
 __all__ = ["resolve_embedder"]
 
 
-def resolve_embedder(model: Any, embedder_kwargs: dict[str, Any] | None = None) -> Any:
+def resolve_embedder(model: LCOEmbedder | str, embedder_kwargs: dict[str, Any] | None = None) -> LCOEmbedder:
     """An :class:`~lco_embedding.LCOEmbedder`: ``model`` itself, or one loaded from the name or path ``model``."""
     from lco_embedding.embedder import LCOEmbedder
 

@@ -15,10 +15,13 @@ Example:
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lco_embedding.core.require import require
 from lco_embedding.integrations import resolve_embedder
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
 
 Embeddings = require("langchain_core.embeddings", "langchain").Embeddings
 
@@ -34,7 +37,9 @@ class LCOEmbeddings(Embeddings):
         **embedder_kwargs: Constructor arguments when ``model`` is a name or path.
     """
 
-    def __init__(self, model: Any, encode_kwargs: dict[str, Any] | None = None, **embedder_kwargs: Any) -> None:
+    def __init__(
+        self, model: LCOEmbedder | str, encode_kwargs: dict[str, Any] | None = None, **embedder_kwargs: Any
+    ) -> None:
         self.model = resolve_embedder(model, embedder_kwargs)
         self.encode_kwargs = dict(encode_kwargs or {})
 

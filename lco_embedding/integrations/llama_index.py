@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lco_embedding.core.require import require
 from lco_embedding.integrations import resolve_embedder
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
 
 _core = require("llama_index.core.embeddings", "llama-index")
 _bridge = require("llama_index.core.bridge.pydantic", "llama-index")
@@ -43,7 +46,7 @@ class LCOEmbedding(MultiModalEmbedding):
 
     def __init__(
         self,
-        model: Any,
+        model: LCOEmbedder | str,
         embed_batch_size: int = 32,
         encode_kwargs: dict[str, Any] | None = None,
         embedder_kwargs: dict[str, Any] | None = None,

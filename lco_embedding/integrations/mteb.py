@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from lco_embedding.core.modalities import MIXED_ORDER, MODALITY_TABLE, SOUND, TE
 from lco_embedding.core.require import require
 from lco_embedding.inputs.budgets import AUDIO_IN_VIDEO
 from lco_embedding.integrations import resolve_embedder
+
+if TYPE_CHECKING:
+    from lco_embedding.embedder import LCOEmbedder
 
 _mteb = require("mteb", "mteb")
 AbsEncoder = require("mteb.models.abs_encoder", "mteb").AbsEncoder
@@ -62,7 +65,7 @@ class LCOMtebEncoder(AbsEncoder):
 
     def __init__(
         self,
-        model: Any,
+        model: LCOEmbedder | str,
         revision: str | None = None,
         device: str | None = None,
         *,
@@ -153,7 +156,7 @@ def _rows(batch: dict[str, Any], audio_in_video: bool = False) -> list[Any]:
     return rows
 
 
-def model_meta(model: Any, *, name: str | None = None, revision: str | None = None) -> Any:
+def model_meta(model: LCOEmbedder, *, name: str | None = None, revision: str | None = None) -> Any:
     """An mteb ``ModelMeta`` for an :class:`~lco_embedding.LCOEmbedder` (cosine similarity, its modalities)."""
     given = str(model.model_name_or_path)
     name = name or (given if "/" in given and not given.startswith(("/", ".")) else f"local/{given.strip('/')}")
@@ -180,6 +183,6 @@ def model_meta(model: Any, *, name: str | None = None, revision: str | None = No
     )
 
 
-def load(model: Any, **kwargs: Any) -> LCOMtebEncoder:
+def load(model: LCOEmbedder | str, **kwargs: Any) -> LCOMtebEncoder:
     """An mteb-ready encoder (with ``mteb_model_meta`` set) for an ``LCOEmbedder`` or a hub id / folder."""
     return LCOMtebEncoder(model, **kwargs)
