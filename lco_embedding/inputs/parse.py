@@ -38,6 +38,7 @@ from lco_embedding.core.modalities import (
 )
 from lco_embedding.core.types import MODALITIES, ItemKind, Message, Modality
 from lco_embedding.inputs.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS, parse_budgets
+from lco_embedding.inputs.documents import PDF, is_pdf, page_item, whole_document_problem
 from lco_embedding.inputs.prompts import MixedSuffixRule, suffix_for
 
 __all__ = [
@@ -149,6 +150,8 @@ _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}$")
 
 def _string_modality(text: str) -> Modality:
     """Decide whether a string is text or a reference to a media file (see docs/inputs.md)."""
+    if is_pdf(text) and (text.startswith(("data:", "http://", "https://")) or local_media_path(text) is not None):
+        raise LCOInputError(whole_document_problem(text))
     if text.startswith("data:"):
         return _data_uri_modality(text) or TEXT.name
     if _is_url(text):
@@ -224,6 +227,8 @@ def sniff_modality(head: bytes) -> Modality | None:
 def _bytes_modality(data: bytes | bytearray) -> Modality:
     """Bytes given bare: the modality their signature names, else an image (whose decoder then says what it
     cannot read, and how to name another modality)."""
+    if is_pdf(data):
+        raise LCOInputError(whole_document_problem(data))
     return sniff_modality(bytes(data[:32])) or _FRAME_MODALITIES[0]
 
 
@@ -371,6 +376,8 @@ def infer_modality(item: Any) -> ItemKind:
             return "conversation"
         if "type" in item:
             return "parts"
+        if PDF in item:  # a page of a document: its image (and with pdf_text, its text)
+            return "mixed" if item.get("pdf_text") else _FRAME_MODALITIES[0]
         if "array" in item:
             if "sampling_rate" not in item:
                 raise LCOInputError(
@@ -500,6 +507,8 @@ def parse_item(item: Any, modality: Modality | None = None) -> ParsedItem:
                 continue
             media.extend(p for p in _parts_from_content(content) if p.is_media)
         return ParsedItem("conversation", media, conversation=messages)
+    if PDF in item:
+        item = page_item(item)
     # A dict of modalities: media first (video, audio, image), then text.
     parts = []
     for key in MIXED_ORDER:

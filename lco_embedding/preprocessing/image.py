@@ -31,6 +31,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from lco_embedding.core.errors import LCOInputError
+from lco_embedding.preprocessing.pdf import PdfPage, render_page
 from lco_embedding.preprocessing.sources import ReadLimits, is_file_object, is_reference, read_bytes
 
 __all__ = ["MAX_IMAGE_PIXELS", "ImageOptions", "load_image", "preprocess_image", "array_to_image", "to_rgb"]
@@ -126,10 +127,14 @@ class _DecodeBudget:
 _DECODING = _DecodeBudget()
 
 
-def _open(source: Any, limits: ReadLimits) -> Image.Image:
-    """The image behind ``source``, header read but pixels not yet decoded (for files and bytes)."""
+def _open(source: Any, options: ImageOptions) -> Image.Image:
+    """The image behind ``source``, header read but pixels not yet decoded (for files and bytes); a PDF page
+    rendered at the budget (:func:`~lco_embedding.preprocessing.pdf.render_page`)."""
+    limits = options.limits
     if isinstance(source, Image.Image):
         return source
+    if isinstance(source, PdfPage):
+        return render_page(source, options.max_pixels, limits)
     if isinstance(source, np.ndarray | torch.Tensor):
         return array_to_image(source)
     if isinstance(source, bytes | bytearray) or is_reference(source) or is_file_object(source):
@@ -180,7 +185,7 @@ def load_image(source: Any, options: ImageOptions | None = None) -> Image.Image:
             array.
     """
     options = options or ImageOptions()
-    image = _open(source, options.limits)
+    image = _open(source, options)
     pixels = _check_size(image, options.max_image_pixels)
     with _DECODING.hold(pixels, options.max_image_pixels):
         return _decoded_rgb(image)
@@ -271,7 +276,7 @@ def preprocess_image(source: Any, options: ImageOptions = ImageOptions()) -> Ima
     """
     from qwen_omni_utils.v2_5.vision_process import fetch_image
 
-    image = _open(source, options.limits)
+    image = _open(source, options)
     pixels = _check_size(image, options.max_image_pixels)
     with _DECODING.hold(pixels, options.max_image_pixels):  # held until the decoded original is resized away
         image = _decoded_rgb(image)

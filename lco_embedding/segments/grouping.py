@@ -13,6 +13,7 @@ import numpy as np
 from lco_embedding.core.memory import large_allocations_mapped
 from lco_embedding.core.modalities import spec_of
 from lco_embedding.core.outcomes import Outcome
+from lco_embedding.inputs.documents import PDF
 from lco_embedding.segments.context import CutContext
 from lco_embedding.segments.result import SourceSegments
 from lco_embedding.segments.spec import SegmentSpec
@@ -64,6 +65,8 @@ def grouped_segments(
 
 
 def _span(place: Segment) -> str:
+    if place.modality == PDF:
+        return f"page {place.start:g}"
     unit = "characters" if spec_of(place.modality).window_unit == "tokens" else "s"
     return f"{place.start:g}-{place.end:g} {unit}"
 

@@ -21,9 +21,11 @@ from typing import Any
 
 from lco_embedding.core.errors import LCOInputError
 from lco_embedding.core.modalities import MODALITY_TABLE, resolve
+from lco_embedding.inputs.documents import PDF, whole_document
 from lco_embedding.inputs.parse import AUDIO_IN_VIDEO, ParsedItem, parse_item
 from lco_embedding.preprocessing.audio import preprocess_audio
-from lco_embedding.preprocessing.sources import is_file_object, is_reference, local_copy
+from lco_embedding.preprocessing.pdf import page_count
+from lco_embedding.preprocessing.sources import is_file_object, is_reference, local_copy, read_bytes
 from lco_embedding.preprocessing.stream import audio_windows
 from lco_embedding.preprocessing.video import video_windows
 from lco_embedding.preprocessing.windows import WindowPlan
@@ -33,6 +35,8 @@ from lco_embedding.segments.text import text_windows
 
 __all__ = ["Segment", "split_item"]
 
+_IMAGE = next(name for name, row in MODALITY_TABLE.items() if row.frame)
+"""The modality a document's page is embedded as (an image)."""
 _CARRIED_BUDGETS = ("max_frames", "min_pixels", "max_pixels")
 """An item's own video settings that still apply to its windows' frames (``fps`` has chosen them already)."""
 
@@ -69,6 +73,10 @@ def split_item(index: int, item: Any, spec: SegmentSpec, context: CutContext) ->
     ``use_audio_in_video`` default. A source that cannot be read or cut yields one final segment whose ``item`` is
     its :class:`LCOInputError` (raised when it is featurized, so the pipeline reports it as that item's error).
     """
+    document = whole_document(item)
+    if document is not None:
+        yield from _pages(index, document, context)
+        return
     number = 0
     pieces: Iterator[tuple[float, float, int | None, Any]] | None = None
     modality = "item"
@@ -87,6 +95,23 @@ def split_item(index: int, item: Any, spec: SegmentSpec, context: CutContext) ->
             number, previous = number + 1, following
     except LCOInputError as e:
         yield Segment(index, number, math.nan, math.nan, None, modality, e, True)
+
+
+def _pages(index: int, document: dict[str, Any], context: CutContext) -> Iterator[Segment]:
+    """A whole PDF's pages, one segment each (``start`` = ``end`` = the page number, from 1): each an ordinary
+    ``{"pdf": source, "page": n}`` item. A PDF read from a URL or data URI is read once, its pages given its bytes."""
+    source, password = document[PDF], document.get("pdf_password")
+    try:
+        limits = context.options_for(_IMAGE, None).limits
+        if isinstance(source, str) and source.startswith(("http://", "https://", "data:")):
+            source = document[PDF] = read_bytes(source, limits=limits)
+        count = page_count(source, password, limits)
+    except LCOInputError as e:
+        yield Segment(index, 0, math.nan, math.nan, None, PDF, e, True)
+        return
+    for number in range(1, count + 1):
+        item = {**document, "page": number}
+        yield Segment(index, number - 1, float(number), float(number), None, PDF, item, number == count)
 
 
 def _pieces(
