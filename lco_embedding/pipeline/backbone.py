@@ -3,11 +3,13 @@
 :class:`Backbone` owns what touches the model: :func:`~lco_embedding.pipeline.collate.collate`, the copy to the device
 (floating media tensors in the model's dtype; on CUDA from pinned host memory, without blocking), the backbone's
 forward (no vocabulary head, no hidden states of other layers unless asked), pooling on the device, and one
-device-to-host copy of the pooled rows per batch. On CUDA the next batch can be prepared
-(:meth:`Backbone.prepare`: collated, pinned and copied on a side stream) while the current one runs.
+device-to-host copy of the pooled rows per batch. On CUDA a batch is prepared (:meth:`Backbone.prepare`:
+collated, pinned and copied on a side stream) right before it runs: the engine calls ``prepare`` then ``run``, so
+the copy does not yet overlap the previous batch's forward.
 
 Every item starts with the chat template's system turn and the user turn's header ("You are Qwen, a virtual human
-developed by ...": 79 tokens): for short texts more than half of each row. A batch's rows
+developed by ...": a few dozen tokens, 79 with the tiny test checkpoint's tokenizer): for short texts more than
+half of each row. A batch's rows
 share that prefix, so its keys and values are computed once, kept (:data:`PREFIXES_KEPT`, most recently used) and
 broadcast over the batch, and the forward runs only the rows' own tokens. Causal attention makes this exact: the
 prefix's states never depend on what follows them. It stops before the first media token (media positions and
