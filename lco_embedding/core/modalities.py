@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeAlias
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "DOCUMENT_KEYS",
     "DOMINANCE",
     "IMAGE_EXTENSIONS",
     "MEDIA_MODALITIES",
@@ -27,6 +28,7 @@ __all__ = [
     "MODALITIES",
     "ROW_MODALITIES",
     "MODALITY_TABLE",
+    "PDF",
     "SOUND",
     "TEXT",
     "VIDEO_EXTENSIONS",
@@ -43,6 +45,11 @@ Modality: TypeAlias = Literal["text", "image", "audio", "video"]
 
 MEDIA_MODALITIES: tuple[Modality, ...] = ("image", "audio", "video")
 MODALITIES: tuple[Modality, ...] = ("text", "image", "audio", "video")
+PDF = "pdf"
+"""The key of a document item, ``{"pdf": source, "page": n}`` (:mod:`lco_embedding.inputs.documents`): a container
+of pages, each embedded as an image, not a modality of its own."""
+DOCUMENT_KEYS = (PDF, "page", "pdf_password", "pdf_text")
+"""The keys a document item may have (with the image settings ``min_pixels`` / ``max_pixels``)."""
 MIXED = "mixed"
 """The modality of an item that holds several modalities (a mixed row, query or pair)."""
 ROW_MODALITIES: tuple[str, ...] = (*MODALITIES, MIXED)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lco_embedding.core.files import file_problem
-from lco_embedding.core.modalities import MODALITIES, MODALITY_TABLE
+from lco_embedding.core.modalities import MODALITIES, MODALITY_TABLE, PDF
 from lco_embedding.corpus.catalog import stat_of
 from lco_embedding.corpus.table_rows import csv_ids, csv_reader, id_hash, jsonl_ids, parquet_ids, record_id
 
@@ -57,7 +57,7 @@ _FILE_MODALITIES = {
     **{ext: "text" for ext in TEXT_EXTENSIONS},
     **{ext: name for name, spec in MODALITY_TABLE.items() for ext in spec.extensions},
 }
-_ITEM_COLUMNS = ("id", *MODALITIES)
+_ITEM_COLUMNS = ("id", *MODALITIES, PDF)
 
 InputKind = Literal["folder", "table", "file", "stdin"]
 
@@ -292,10 +292,10 @@ def duplicate_ids(specs: list[InputSpec], limit: int = 10) -> tuple[int, list[tu
 
 
 def _check_media_columns(argument: str, names: Iterable[str]) -> None:
-    if not set(names) & set(MODALITIES):
+    if not set(names) & {*MODALITIES, PDF}:
         raise ValueError(
-            f"table {argument!r} has no column named text, image, audio or video (columns: {sorted(names)}); "
-            "name the content columns so, e.g. a CSV header 'id,text,image'."
+            f"table {argument!r} has no column named text, image, audio, video or pdf (columns: {sorted(names)}); "
+            "name the content columns so, e.g. a CSV header 'id,text,image' (or 'id,pdf,page' for PDF pages)."
         )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from lco_embedding.core.files import file_problem, local_file
-from lco_embedding.core.modalities import MODALITIES, TEXT, is_text, item_modality
+from lco_embedding.core.modalities import DOCUMENT_KEYS, MODALITIES, PDF, TEXT, is_text, item_modality
 from lco_embedding.corpus.input_plan import InputSpec, file_modality, walk
 from lco_embedding.corpus.table_rows import parquet_rows, record_id, text_rows
 from lco_embedding.inputs.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS
@@ -165,7 +165,9 @@ def row_item(
         folder: Relative media paths are resolved against it (None: used as they are).
         columns: Modality -> column name (default: the columns named ``text``, ``image``, ``audio``, ``video``).
 
-    Several filled columns make one mixed item (``modality="mixed"``); empty strings and nulls are absent.
+    Several filled columns make one mixed item (``modality="mixed"``); empty strings and nulls are absent. A
+    ``pdf`` column with a ``page`` column is a page of that PDF (:mod:`lco_embedding.inputs.documents`: its image,
+    ``modality="image"``, mixed with the row's other content; ``pdf_text`` and ``pdf_password`` columns apply).
     """
     content: dict[str, Any] = {}
     problems = []
@@ -180,9 +182,21 @@ def row_item(
         if problem:
             problems.append(problem)
         content[modality] = value
+    document = row.get(PDF)
+    if document is not None and document != "":  # a page of a PDF: its image (and the row's other content)
+        value, problem = _media_value(document, folder, PDF)
+        if problem:
+            problems.append(problem)
+        content[PDF] = value
+        for key in DOCUMENT_KEYS[1:]:
+            setting = _setting_value(row.get(key))
+            if setting is not None:
+                content[key] = setting
     if not content:
-        return None, "text", "the row has no text, image, audio or video value."
-    modality = item_modality(content)
+        return None, "text", "the row has no text, image, audio, video or pdf value."
+    # A page is its image, and its text with pdf_text (as infer_modality says of a document item).
+    page = (["image"] + (["text"] if content.get("pdf_text") is True else [])) if PDF in content else []
+    modality = item_modality([*content, *page])
     if problems:
         return None, modality, " ".join(problems)
     for key in ITEM_SETTINGS:  # the row's own media settings, as a dict item carries them

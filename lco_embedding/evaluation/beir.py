@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lco_embedding.core.jsonl import read_jsonl
-from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES, item_modality
+from lco_embedding.core.modalities import DOCUMENT_KEYS, MEDIA_MODALITIES, MODALITIES, PDF, item_modality
 
 __all__ = ["Dataset", "load_dataset", "row_item", "row_modality"]
 
@@ -70,19 +70,21 @@ def _rows(path: Path, folder: Path, what: str) -> tuple[dict[str, dict[str, Any]
 
 def _problem(row: dict[str, Any]) -> str | None:
     """What keeps a row from being an item: a field of the wrong type, or no content at all."""
-    for name in ("title", *MODALITIES):
+    for name in ("title", *MODALITIES, PDF):
         value = row.get(name)
         if value is not None and not isinstance(value, str):
             return f"has a {name!r} that is a {type(value).__name__}, not a string (a text, or a path or URL)."
-    if not any(row.get(m) for m in MODALITIES) and not (row.get("title") or "").strip():
-        return "has none of 'text' (or 'title'), 'image', 'audio', 'video'."
+    if row.get(PDF) and (isinstance(row.get("page"), bool) or not isinstance(row.get("page"), int)):
+        return "has a 'pdf' without a 'page' number (pages are numbered from 1)."
+    if not any(row.get(m) for m in (*MODALITIES, PDF)) and not (row.get("title") or "").strip():
+        return "has none of 'text' (or 'title'), 'image', 'audio', 'video', 'pdf'."
     return None
 
 
 def _resolved(row: dict[str, Any], folder: Path) -> dict[str, Any]:
     """The row with media paths relative to the dataset made absolute, and its title before its text."""
     out = dict(row)
-    for modality in MEDIA_MODALITIES:
+    for modality in (*MEDIA_MODALITIES, PDF):
         value = out.get(modality)
         if isinstance(value, str) and value and "://" not in value and not value.startswith("data:"):
             out[modality] = str(folder / value) if not os.path.isabs(value) else value
@@ -93,13 +95,18 @@ def _resolved(row: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def row_item(row: dict[str, Any]) -> dict[str, Any]:
-    """The ``encode`` item of a row: its modalities, nothing else."""
-    return {m: row[m] for m in MODALITIES if row.get(m)}
+    """The ``encode`` item of a row: its modalities, or a page of a PDF (``pdf``, ``page``, ``pdf_text``) with them."""
+    item = {m: row[m] for m in MODALITIES if row.get(m)}
+    if row.get(PDF):
+        item.update({key: row[key] for key in DOCUMENT_KEYS if row.get(key) is not None})
+    return item
 
 
 def row_modality(row: dict[str, Any]) -> str:
-    """A row's modality as the corpus job names it: its one modality, or ``mixed``."""
-    return item_modality(m for m in MODALITIES if row.get(m))
+    """A row's modality as the corpus job names it: its one modality, or ``mixed`` (a page is an image, and with
+    ``pdf_text`` also a text)."""
+    page = (["image"] + (["text"] if row.get("pdf_text") is True else [])) if row.get(PDF) else []
+    return item_modality([*(m for m in MODALITIES if row.get(m)), *page])
 
 
 _HEADER_NAMES = (

@@ -19,6 +19,7 @@ import os
 from typing import Any
 
 from lco_embedding.core.errors import LCOInputError
+from lco_embedding.core.modalities import DOCUMENT_KEYS, PDF
 from lco_embedding.preprocessing.pdf import PdfPage, page_text
 
 __all__ = [
@@ -32,11 +33,7 @@ __all__ = [
     "whole_document_problem",
 ]
 
-PDF = "pdf"
-"""The key of a document item: ``{"pdf": source, "page": n}``."""
-PAGE, PASSWORD, WITH_TEXT = "page", "pdf_password", "pdf_text"
-DOCUMENT_KEYS = (PDF, PAGE, PASSWORD, WITH_TEXT)
-"""The keys a document item may have (with the image settings ``min_pixels`` / ``max_pixels``)."""
+PAGE, PASSWORD, WITH_TEXT = DOCUMENT_KEYS[1:]
 PDF_SIGNATURE = b"%PDF-"
 _DATA_URI = "data:application/pdf"
 

@@ -8,7 +8,9 @@ embedded with its sound track (``use_audio_in_video``: true, false or "auto"), a
 object such as ``{"window": 30}``: :meth:`lco_embedding.segments.SegmentSpec.from_json`) to get one embedding per
 segment of a long audio, video or text. Strings are always
 text: the server never reads a path a client names. Media are data URIs (``data:image/png;base64,...``), or
-http(s) URLs when the server fetches URLs (:mod:`.fetch`).
+http(s) URLs when the server fetches URLs (:mod:`.fetch`). A page of a PDF is an item of its own, ``{"pdf":
+"data:application/pdf;base64,...", "page": 3}`` (with ``pdf_text``, ``pdf_password``:
+:mod:`lco_embedding.inputs.documents`); with ``segment``, a whole PDF gives one embedding per page.
 
 An ``input`` item may also be a typed content part, or a list of them (one item, its parts in order, the modality's
 one-word-summary suffix after them): ``{"type": "text", "text": ...}``, ``{"type": "image_url", "image_url": {"url":
@@ -25,7 +27,15 @@ from __future__ import annotations
 from typing import Any
 
 from lco_embedding.core.errors import LCOError
-from lco_embedding.core.modalities import MEDIA_MODALITIES, MODALITIES, MODALITY_TABLE, TEXT, is_text
+from lco_embedding.core.modalities import (
+    DOCUMENT_KEYS,
+    MEDIA_MODALITIES,
+    MODALITIES,
+    MODALITY_TABLE,
+    PDF,
+    TEXT,
+    is_text,
+)
 from lco_embedding.inputs.parse import AUDIO_IN_VIDEO, ITEM_BUDGETS
 from lco_embedding.serving.fetch import FetchError, fetch
 from lco_embedding.serving.settings import ServerSettings
@@ -127,17 +137,20 @@ def _item(entry: Any, index: int, settings: ServerSettings) -> Any:
         return content_item(entry if isinstance(entry, list) else [entry], index, settings)
     if not isinstance(entry, dict):
         raise RequestItemError(f"an item must be a string or an object, got {type(entry).__name__}.", index)
-    unknown = sorted(set(entry) - set(MODALITIES) - _ITEM_OPTIONS - {SEGMENT})
-    if unknown or not set(entry) & set(MODALITIES):
+    unknown = sorted(set(entry) - set(MODALITIES) - _ITEM_OPTIONS - {SEGMENT} - set(DOCUMENT_KEYS))
+    if unknown or not set(entry) & {*MODALITIES, PDF}:
         raise RequestItemError(
             f"item keys {unknown or '(none)'} are not understood; an item has any of 'text', 'image', 'audio', "
-            '\'video\', e.g. {"text": "a caption", "image": "data:image/png;base64,..."}, and may carry its own '
-            f"media settings {', '.join(map(repr, [*ITEM_BUDGETS, AUDIO_IN_VIDEO]))} and 'segment'.",
+            '\'video\', e.g. {"text": "a caption", "image": "data:image/png;base64,..."}, or is a page of a PDF, '
+            '{"pdf": "data:application/pdf;base64,...", "page": 1}, and may carry its own media settings '
+            f"{', '.join(map(repr, [*ITEM_BUDGETS, AUDIO_IN_VIDEO]))} and 'segment'.",
             index,
         )
     item: dict[str, Any] = {}
     for key, part in entry.items():
-        if key in _ITEM_OPTIONS:
+        if key == PDF:
+            item[key] = _media(key, part, index, settings)
+        elif key in _ITEM_OPTIONS or key in DOCUMENT_KEYS:
             item[key] = part  # checked where the item is parsed, as for encode
         elif key == SEGMENT:
             item[key] = _segment(part, index)
@@ -257,10 +270,11 @@ def _text(text: str, index: int, settings: ServerSettings, field: str = "input")
 def _media(modality: str, value: Any, index: int, settings: ServerSettings) -> str:
     if not isinstance(value, str):
         raise RequestItemError(f"'{modality}' must be a data URI or URL string, got {type(value).__name__}.", index)
+    mime = "application/pdf" if modality == PDF else f"{modality}/..."
     if value.startswith("data:"):
         header, _, payload = value.partition(",")
         if not header.endswith(";base64"):
-            raise RequestItemError(f"a data URI must look like 'data:{modality}/...;base64,<data>'.", index)
+            raise RequestItemError(f"a data URI must look like 'data:{mime};base64,<data>'.", index)
         if len(payload) * 3 // 4 > settings.max_item_bytes:
             raise RequestItemError(
                 f"the {modality} is larger than this server's limit of {settings.max_item_bytes:,} bytes.", index
@@ -275,7 +289,7 @@ def _media(modality: str, value: Any, index: int, settings: ServerSettings) -> s
             )
         return value
     raise RequestItemError(
-        f"'{modality}' must be a data URI (data:{modality}/...;base64,...)"
+        f"'{modality}' must be a data URI (data:{mime};base64,...)"
         + (" or an http(s) URL" if settings.allow_url else "")
         + "; the server does not read files on its own disk.",
         index,
@@ -292,7 +306,7 @@ def resolve_media(item: Any, index: int, settings: ServerSettings, field: str = 
     if isinstance(item, list):
         return [_resolved_entry(entry, index, settings, field) for entry in item]
     resolved = dict(item)
-    for modality in MEDIA_MODALITIES:
+    for modality in (*MEDIA_MODALITIES, PDF):
         value = item.get(modality)
         if isinstance(value, str) and value.startswith(("http://", "https://")):
             resolved[modality] = _fetched(value, index, settings, field)

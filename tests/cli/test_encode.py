@@ -226,7 +226,7 @@ def test_bad_inputs_fail_before_anything_is_written(tmp_path, tiny_omni):
     assert result.returncode == 1 and "does not exist" in result.stderr and not out.exists()
     (tmp_path / "x.csv").write_text("name\nvalue\n")
     result = run_cli("encode", tmp_path / "x.csv", "--out", out, "--model", tiny_omni, check=False)
-    assert result.returncode == 1 and "no column named text, image, audio or video" in result.stderr
+    assert result.returncode == 1 and "no column named text, image, audio, video or pdf" in result.stderr
     result = run_cli("encode", "--out", out, check=False)
     assert result.returncode == 2 and "Missing argument 'INPUT...'" in result.stderr
     result = run_cli("encode", tmp_path / "x.csv", "--out", out, "--segment", "audio=30s,audio=10s", check=False)

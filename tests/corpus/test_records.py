@@ -169,7 +169,7 @@ def test_bad_inputs_are_refused_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match="extension lco-embed does not read"):
         plan_inputs([str(tmp_path / "x.pdf")])
     (tmp_path / "t.csv").write_text("name,value\na,1\n")
-    with pytest.raises(ValueError, match="no column named text, image, audio or video"):
+    with pytest.raises(ValueError, match="no column named text, image, audio, video or pdf"):
         plan_inputs([str(tmp_path / "t.csv")])
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(ValueError, match="needs a header row"):

@@ -117,3 +117,28 @@ def test_a_segmented_corpus_scores_each_document_by_its_best_segment(tmp_path, e
     rows = read_embeddings(tmp_path / "out" / "corpus").column("id").to_pylist()
     assert rows.count("long") > 3 and rows.count("short") == 1  # the long text in segments, one row for the short
     assert result.pairs["all -> all"]["recall@100"] == 1.0  # the document counted once, by its best segment
+
+
+def test_a_corpus_of_pdf_pages_finds_each_page_from_its_image(tmp_path, embedder):
+    """A ViDoRe-style layout: corpus rows are pages of PDFs (``pdf``, ``page``); each query, the image of one page,
+    finds its page first."""
+    from lco_embedding.preprocessing.pdf import PdfPage, render_page
+    from tests.inputs.test_documents import image_pdf
+
+    root = tmp_path / "data"
+    (root / "qrels").mkdir(parents=True)
+    image_pdf(root / "a.pdf", [(300, 400), (500, 200)])
+    image_pdf(root / "b.pdf", [(400, 300)])
+    pages = [("a.pdf", 1), ("a.pdf", 2), ("b.pdf", 1)]
+    corpus = [{"_id": f"{name}#{page}", "pdf": name, "page": page} for name, page in pages]
+    queries = []
+    for number, (name, page) in enumerate(pages):
+        render_page(PdfPage(str(root / name), page), 1280 * 28 * 28).save(root / f"q{number}.png")
+        queries.append({"_id": f"q{number}", "image": f"q{number}.png"})
+    (root / "corpus.jsonl").write_text("".join(json.dumps(row) + "\n" for row in corpus))
+    (root / "queries.jsonl").write_text("".join(json.dumps(row) + "\n" for row in queries))
+    (root / "qrels" / "test.tsv").write_text(
+        "".join(f"q{i}\t{name}#{page}\t1\n" for i, (name, page) in enumerate(pages))
+    )
+    result = evaluate_retrieval(root, tmp_path / "out", model=embedder)
+    assert result.pairs["image -> image"]["recall@1"] == 1.0 and result.pairs["image -> image"]["queries"] == 3

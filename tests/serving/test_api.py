@@ -370,3 +370,27 @@ def test_a_request_past_the_queued_tokens_gets_429_while_others_wait(tiny_omni, 
         second.join()
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1, refused.text
     assert [r.status_code for r in results] == [200, 200]
+
+
+def test_pdf_pages_are_items_and_a_segmented_pdf_gives_one_embedding_per_page(client, server, embedder, tmp_path):
+    from tests.inputs.test_documents import text_pdf
+
+    path = tmp_path / "report.pdf"
+    uri = "data:application/pdf;base64," + base64.b64encode(text_pdf(path)).decode()
+    small = 40 * 28 * 28
+    inputs = [{"pdf": uri, "page": 2, "max_pixels": small}, {"pdf": uri, "segment": True, "max_pixels": small}]
+    response = client.embeddings.create(model=NAME, input=inputs)
+    entries = [(item.index, item.model_extra or {}, np.array(item.embedding, np.float32)) for item in response.data]
+    assert [index for index, _, _ in entries] == [0, 1, 1]
+    want = embedder.encode({"pdf": str(path), "page": 2, "max_pixels": small})
+    np.testing.assert_allclose(entries[0][2], want, atol=TOL, rtol=0)
+    pages = embedder.encode_segments({"pdf": str(path), "max_pixels": small})
+    np.testing.assert_allclose(np.stack([e for _, _, e in entries[1:]]), pages.embeddings, atol=TOL, rtol=0)
+    assert [(extra["start"], extra["end"]) for _, extra, _ in entries[1:]] == [(1.0, 1.0), (2.0, 2.0)]
+    for entry, message in (
+        ({"pdf": uri}, "container of pages"),
+        ({"pdf": "/srv/report.pdf", "page": 1}, "does not read files on its own disk"),
+        ({"pdf": uri, "page": 3}, "page 3 is not in the PDF: it has 2 pages"),
+    ):
+        refused = _post(server, {"model": NAME, "input": [entry]})
+        assert refused.status_code == 400 and message in refused.json()["error"]["message"], refused.text
