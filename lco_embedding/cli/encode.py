@@ -195,7 +195,7 @@ def encode(
             from lco_embedding.corpus.watch import watch_corpus
 
             click.echo(f"Watching {', '.join(inputs)} (Ctrl-C to stop).", err=True)
-            watch_corpus(inputs, out, on_update=lambda s: _print_summary(s, out, segmented=segment is not None), **job)
+            watch_corpus(inputs, out, on_update=lambda s: _print_summary(s, out), **job)
             return
         summary = encode_corpus(inputs, out, **job)
     except KeyboardInterrupt:
@@ -205,10 +205,10 @@ def encode(
     except (OutputMismatchError, ValueError, RuntimeError, OSError, ImportError, ConnectionError) as e:
         # Bad inputs, a refused folder, a model that cannot be loaded, a full disk: say it and stop.
         raise click.ClickException(str(e)) from e
-    _print_summary(summary, out, segmented=segment is not None)
+    _print_summary(summary, out)
 
 
-def _print_summary(summary: Any, out: str, *, segmented: bool) -> None:
+def _print_summary(summary: Any, out: str) -> None:
     if summary.update is not None:
         _print_update(summary, out)
         return
@@ -222,9 +222,9 @@ def _print_summary(summary: Any, out: str, *, segmented: bool) -> None:
         click.echo(f"Resumed at item {summary.resumed_from:,}.")
     failed = f"{summary.failed:,} failed (see {summary.errors_at})" if summary.failed else "0 failed"
     repeats = f" {summary.duplicate_ids:,} records repeat an earlier id (kept)." if summary.duplicate_ids else ""
-    embedded = f"{summary.done - summary.failed:,} of {summary.done:,} items as {summary.embedded:,} segments"
+    embedded = f"{summary.done - summary.failed:,} of {summary.done:,} items as {summary.embedded:,} rows"
     click.echo(
-        f"Embedded {embedded if segmented else f'{summary.embedded:,} of {summary.done:,} items'}, {failed}; "
+        f"Embedded {embedded if summary.segmented else f'{summary.embedded:,} of {summary.done:,} items'}, {failed}; "
         f"this run: {summary.processed:,} items "
         f"in {summary.seconds:.1f} s ({summary.items_per_second:.1f} items/s). Output: {summary.out}{repeats}"
     )

@@ -52,8 +52,9 @@ DOCUMENT_KEYS = (PDF, "page", "pdf_password", "pdf_text")
 """The keys a document item may have (with the image settings ``min_pixels`` / ``max_pixels``)."""
 MIXED = "mixed"
 """The modality of an item that holds several modalities (a mixed row, query or pair)."""
-ROW_MODALITIES: tuple[str, ...] = (*MODALITIES, MIXED)
-"""What a corpus row's ``modality`` column, a query's and a report's modality can be."""
+ROW_MODALITIES: tuple[str, ...] = (*MODALITIES, MIXED, PDF)
+"""What a corpus row's ``modality`` column, a query's and a report's modality can be (``pdf``: a page of a PDF file
+of a folder)."""
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tiff", ".tif", ".webp", ".avif", ".jfif")
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".ogg", ".flac", ".aac", ".m4a", ".opus", ".aiff", ".aif")

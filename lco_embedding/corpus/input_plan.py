@@ -9,6 +9,7 @@ text       .txt .md (the whole file is one text item, UTF-8)
 image      .jpg .jpeg .png .gif .bmp .tiff .tif .webp .avif .jfif
 audio      .mp3 .wav .ogg .flac .aac .m4a .opus .aiff .aif
 video      .mp4 .avi .mov .wmv .flv .mkv .webm .m4v .mpg .mpeg .3gp
+pdf        .pdf (a document: one row per page, its image; the job then runs with segments)
 table      .jsonl .ndjson .csv .tsv .parquet (only as an input of its own)
 =========  =============================================================
 
@@ -36,6 +37,7 @@ from lco_embedding.corpus.catalog import stat_of
 from lco_embedding.corpus.table_rows import csv_ids, csv_reader, id_hash, jsonl_ids, parquet_ids, record_id
 
 __all__ = [
+    "holds_documents",
     "OUTPUT_COLUMNS",
     "TABLE_FORMATS",
     "TEXT_EXTENSIONS",
@@ -56,10 +58,21 @@ OUTPUT_COLUMNS = ("id", "source", "modality", "embedding")
 _FILE_MODALITIES = {
     **{ext: "text" for ext in TEXT_EXTENSIONS},
     **{ext: name for name, spec in MODALITY_TABLE.items() for ext in spec.extensions},
+    ".pdf": PDF,
 }
 _ITEM_COLUMNS = ("id", *MODALITIES, PDF)
 
 InputKind = Literal["folder", "table", "file", "stdin"]
+
+
+def holds_documents(specs: Iterable[InputSpec]) -> bool:
+    """True when a folder or file among the inputs is a PDF (each of its pages is then a row of its own)."""
+    for spec in specs:
+        if spec.kind == "file" and file_modality(spec.path or spec.argument) == PDF:
+            return True
+        if spec.kind == "folder" and any(modality == PDF for _, modality, _ in spec.files or ()):
+            return True
+    return False
 
 
 def file_modality(path: str | Path) -> str | None:

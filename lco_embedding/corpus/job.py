@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from lco_embedding.corpus.input_plan import InputSpec, duplicate_ids, extra_columns, plan_inputs
+from lco_embedding.corpus.input_plan import InputSpec, duplicate_ids, extra_columns, holds_documents, plan_inputs
 from lco_embedding.corpus.job_options import DEFAULT_MODEL, CorpusOptions, ModelSpec, job_values
 from lco_embedding.corpus.precision import calibrate
 from lco_embedding.corpus.records import iter_records
@@ -37,6 +37,7 @@ from lco_embedding.corpus.runners import LocalRunner, Runner, RunnerJob
 from lco_embedding.corpus.shards import Shard, fingerprinted, write_outcomes
 from lco_embedding.corpus.stores import StoreWriter, open_store
 from lco_embedding.corpus.targets import is_store_uri
+from lco_embedding.segments.spec import SegmentSpec
 
 if TYPE_CHECKING:
     from lco_embedding.embedder import LCOEmbedder
@@ -90,6 +91,7 @@ def encode_corpus(
     spec, options = job_values(model, options, keywords)
     _check_precision(options, out)
     specs = plan_inputs([str(i) for i in inputs])
+    options = _with_pages(options, specs)
     repeats, examples = duplicate_ids(specs)
     if repeats and not options.allow_duplicate_ids:
         raise ValueError(duplicates_message(repeats, examples))
@@ -109,6 +111,16 @@ def encode_corpus(
         return with_not_taken(summary, specs)
     finally:
         folder.close()
+
+
+PAGES_ONLY = SegmentSpec(audio=None, video=None, text=None)
+"""The segments of a job whose inputs hold PDFs and ask for none: each page a row, every other item whole."""
+
+
+def _with_pages(options: CorpusOptions, specs: list[InputSpec]) -> CorpusOptions:
+    """The options with :data:`PAGES_ONLY` segments when the inputs hold PDF files and no segments were asked for
+    (a PDF is a container of pages: one row per page, ``start`` = ``end`` = the page number)."""
+    return options.replace(segment=PAGES_ONLY) if options.segment is None and holds_documents(specs) else options
 
 
 def _check_precision(options: CorpusOptions, out: str | os.PathLike[str]) -> None:

@@ -94,7 +94,7 @@ def file_record(position: int, display: str, path: str) -> Record:
     problem = file_problem(path)  # a FIFO would block, a dangling link or a folder has nothing to read
     if problem is not None:
         record.error = problem
-    elif is_text(modality):
+    elif modality != PDF and is_text(modality):  # a PDF is a container of pages (the job cuts it into them)
         try:
             with open(path, encoding="utf-8") as f:
                 record.item = {"text": f.read()}

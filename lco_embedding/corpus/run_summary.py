@@ -37,6 +37,8 @@ class RunSummary:
             ``duplicate``, ``deleted``) and ``embed`` (items the model embedded) and ``copy`` (items whose stored
             vectors were copied); None for a fresh or resumed run.
         dry_run: The update was only planned; nothing was written.
+        segmented: The output has a row per segment or page (``segment``, ``start``, ``end`` columns): with
+            segments asked for, or inputs holding PDFs; ``embedded`` then counts rows.
         not_taken: Files of the input folders that were not embedded because no modality reads their type (the
             manifest's ``ignored_files`` counts them by extension).
     """
@@ -54,6 +56,7 @@ class RunSummary:
     update: dict[str, int] | None = None
     dry_run: bool = False
     not_taken: list[str] = field(default_factory=list)
+    segmented: bool = False
 
     @property
     def processed(self) -> int:
@@ -91,6 +94,7 @@ def summary_of(
         errors_at=folder.errors_location,
         update=update,
         dry_run=dry_run,
+        segmented=manifest["options"].get("segment") is not None,
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from lco_embedding.core.modalities import MODALITY_TABLE, ROW_MODALITIES
+from lco_embedding.core.modalities import MODALITY_TABLE, PDF, ROW_MODALITIES
 from lco_embedding.corpus.calibration import (
     compute_calibration,
     cosine_of,
@@ -85,10 +85,12 @@ class Hit:
 
     @property
     def span(self) -> str:
-        """Where the hit lies in its source, for people: ``1:30-2:00`` (audio, video), ``chars 324-704`` (text), or
-        empty for a row that is a whole item."""
+        """Where the hit lies in its source, for people: ``1:30-2:00`` (audio, video), ``chars 324-704`` (text),
+        ``page 12`` (a PDF's page), or empty for a row that is a whole item."""
         if self.start is None or self.end is None:
             return ""
+        if self.modality == PDF:
+            return f"page {self.start:.0f}"
         row = MODALITY_TABLE.get(self.modality)  # type: ignore[call-overload]
         if row is not None and row.window_unit == "tokens":  # windows of a text: character offsets
             return f"chars {self.start:.0f}-{self.end:.0f}"

@@ -42,7 +42,7 @@ def every_modality(tmp_path_factory, media):
     (corpus / "broken" / "truncated.mp4").write_bytes(video[: len(video) * 6 // 10])
     (corpus / "notes").mkdir()
     (corpus / "notes" / "cat.txt").write_text("a cat on a mat\n", encoding="utf-8")
-    (corpus / "notes" / "readme.pdf").write_bytes(b"%PDF-1.4")
+    (corpus / "notes" / "readme.docx").write_bytes(b"%PDF-1.4")
     os.mkfifo(corpus / "broken" / "pipe.txt")  # opening it would block for ever
     (corpus / "broken" / "gone.png").symlink_to(corpus / "nowhere.png")  # a dangling link
     return corpus
@@ -52,7 +52,7 @@ def _walk(corpus: Path) -> list[Path]:
     found = []
     for folder, dirs, files in os.walk(corpus):
         dirs.sort()
-        found += [Path(folder) / name for name in sorted(files) if not name.endswith(".pdf")]
+        found += [Path(folder) / name for name in sorted(files) if not name.endswith(".docx")]
     return found
 
 
@@ -91,7 +91,7 @@ def test_a_folder_of_every_modality_with_broken_files(every_modality, tmp_path, 
     assert manifest["model"]["model_type"] == "qwen2_5_omni_thinker" and manifest["model"]["dtype"] == "float32"
     assert [(s["start"], s["end"]) for s in manifest["shards"]] == [(0, 4), (4, 8), (8, 12), (12, 15)]
     assert sum(s["rows"] for s in manifest["shards"]) == 10
-    assert manifest["ignored_files"] == {str(every_modality): {".pdf": 1}}
+    assert manifest["ignored_files"] == {str(every_modality): {".docx": 1}}
     assert manifest["prompts"]["suffixes"]["image"] == "\nSummarize the above image in one word:"
     assert manifest["errors_bytes"] == (out / "errors.jsonl").stat().st_size
     assert pq.read_schema(out / "part-00000.parquet").field("embedding").type == pa.list_(pa.float32(), 64)

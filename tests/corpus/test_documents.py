@@ -58,3 +58,32 @@ def test_a_table_of_pdf_pages_is_embedded_as_encode_embeds_each_page(tmp_path, e
     new = {row["id"]: row for row in read_embeddings(out).to_pylist()}["s1"]
     want = embedder.encode({"pdf": str(folder / "report.pdf"), "page": 2, "max_pixels": SMALL})
     np.testing.assert_allclose(new["embedding"], want, atol=1e-5, rtol=0)
+
+
+def test_a_folder_of_pdfs_and_images_gives_a_row_per_page_and_names_what_it_did_not_take(tmp_path, embedder):
+    from lco_embedding.corpus import search_folder
+    from lco_embedding.testing import synthetic_image
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    image_pdf(folder / "scans.pdf", [(300, 400), (500, 200), (400, 400)])
+    text_pdf(folder / "report.pdf")
+    from PIL import Image
+
+    Image.fromarray(synthetic_image(32, 48, np.random.default_rng(1))).save(folder / "photo.png")
+    (folder / "data.xyz").write_bytes(b"no modality reads this")
+    summary = encode_corpus([folder], tmp_path / "out", model=embedder, show_progress_bar=False)
+    assert summary.not_taken == [f"{folder}/data.xyz"]
+    rows = read_embeddings(tmp_path / "out").to_pylist()
+    pages = [(row["id"].rsplit("/", 1)[1], row["segment"], row["start"]) for row in rows if row["modality"] == "pdf"]
+    assert pages == [("report.pdf", 0, 1.0), ("report.pdf", 1, 2.0), ("scans.pdf", 0, 1.0), ("scans.pdf", 1, 2.0),
+                     ("scans.pdf", 2, 3.0)]  # fmt: skip
+    photo = next(row for row in rows if row["modality"] == "image")
+    assert photo["start"] is None  # every other item whole, one row
+    third = next(row for row in rows if row["id"].endswith("scans.pdf") and row["start"] == 3.0)
+    want = embedder.encode({"pdf": str(folder / "scans.pdf"), "page": 3})
+    np.testing.assert_allclose(third["embedding"], want, atol=1e-5, rtol=0)
+    hit = search_folder(tmp_path / "out", want, k=1)[0][0]
+    assert hit.source.endswith("scans.pdf") and hit.span == "page 3"
+    best = search_folder(tmp_path / "out", want, k=5, group_by="source")[0]
+    assert len({h.source for h in best}) == len(best) == 3  # each document's best page (and the photo)

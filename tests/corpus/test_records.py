@@ -23,7 +23,7 @@ def tree(tmp_path, media):
         (root / name).write_bytes(open(media[target], "rb").read())
     (root / "note.txt").write_text("a note about cats", encoding="utf-8")
     (root / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
-    (root / "readme.pdf").write_bytes(b"%PDF")
+    (root / "readme.docx").write_bytes(b"%PDF")
     (root / "rows.jsonl").write_text("{}\n")  # a table inside a folder is not read
     (root / ".hidden" / "x.png").write_bytes(b"")
     (root / ".DS_Store").write_bytes(b"")
@@ -31,7 +31,7 @@ def tree(tmp_path, media):
 
 
 def test_the_extension_table():
-    assert [file_modality(n) for n in ("a.TXT", "b.md", "c.JPeG", "d.opus", "e.webm", "f.pdf", "g")] == [
+    assert [file_modality(n) for n in ("a.TXT", "b.md", "c.JPeG", "d.opus", "e.webm", "f.docx", "g")] == [
         "text",
         "text",
         "image",
@@ -45,7 +45,7 @@ def test_the_extension_table():
 def test_a_folder_is_walked_in_sorted_order_and_ignored_files_are_counted(tree):
     (spec,) = plan_inputs([str(tree)])
     assert spec.kind == "folder" and spec.items == 5
-    assert spec.ignored == {".pdf": 1, ".jsonl": 1}
+    assert spec.ignored == {".docx": 1, ".jsonl": 1}
     records = list(iter_records([spec]))
     relative = [os.path.relpath(r.source, tree) for r in records]
     assert relative == ["a.wav", "b.png", "latin1.txt", "note.txt", "sub/c.mp4"]
@@ -165,9 +165,9 @@ def test_resuming_at_any_position_gives_the_rest_of_the_stream(tree, tmp_path, m
 def test_bad_inputs_are_refused_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         plan_inputs([str(tmp_path / "nope")])
-    (tmp_path / "x.pdf").write_bytes(b"")
+    (tmp_path / "x.docx").write_bytes(b"")
     with pytest.raises(ValueError, match="extension lco-embed does not read"):
-        plan_inputs([str(tmp_path / "x.pdf")])
+        plan_inputs([str(tmp_path / "x.docx")])
     (tmp_path / "t.csv").write_text("name,value\na,1\n")
     with pytest.raises(ValueError, match="no column named text, image, audio, video or pdf"):
         plan_inputs([str(tmp_path / "t.csv")])

@@ -289,12 +289,12 @@ def test_watch_applies_each_change_once_and_a_slow_file_once_complete(tmp_path, 
 def test_files_no_modality_reads_are_reported_not_dropped(tmp_path, embedder, caplog):
     folder = tmp_path / "documents"
     folder.mkdir()
-    (folder / "report.pdf").write_bytes(b"%PDF-1.4 not embedded yet")
+    (folder / "report.xyz").write_bytes(b"no modality reads this")
     (folder / "note.txt").write_text("a note")
     with caplog.at_level("WARNING", logger="lco_embedding.corpus.job"):
         summary = encode_corpus([folder], tmp_path / "out", model=embedder, show_progress_bar=False)
-    assert summary.not_taken == [f"{folder}/report.pdf"] and summary.done == 1
-    assert "Not taken: 1 file(s) of a type no modality reads (.pdf)" in caplog.text and "report.pdf" in caplog.text
+    assert summary.not_taken == [f"{folder}/report.xyz"] and summary.done == 1
+    assert "Not taken: 1 file(s) of a type no modality reads (.xyz)" in caplog.text and "report.xyz" in caplog.text
 
 
 def write_large_library(root) -> dict:
