@@ -33,7 +33,7 @@ DIMENSION = 8
 class StandInJob:
     """A runner job that embeds every record as the same unit vector (the store's contents do not matter here)."""
 
-    def describe(self, prompt_name: str | None, prompt: str | None) -> dict[str, Any]:
+    def describe(self, options: Any) -> dict[str, Any]:
         return _description()
 
     def outcomes(self, records: Any, **encode_kwargs: Any) -> Any:
@@ -61,7 +61,7 @@ class StandInRunner:
     def __init__(self, refuse: bool = False) -> None:
         self.refuse = refuse
 
-    def start(self, model: Any, **kwargs: Any) -> Any:
+    def start(self, spec: Any) -> Any:
         if self.refuse:
             raise AssertionError("the no-change run started the runner (it would load the model)")
         return StandInJob()

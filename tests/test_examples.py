@@ -65,6 +65,13 @@ def _check_demo(out: str) -> None:
         assert len(values) == 5 and values[i] == 1.0, line
 
 
+def _check_documents(out: str) -> None:
+    assert "page 2: (64,)" in out
+    assert "pages: [1.0, 2.0] same as page 2: True" in out
+    assert "corpus: 1 document(s) as 2 page rows" in out
+    assert re.search(r"^best page for the photo: report\.pdf page [12]$", out, re.M)
+
+
 def _check_image(out: str) -> None:
     same = re.search(r"path vs PIL vs array: (\[\[.*?\]\])", out, re.S)
     assert same and set(_numbers(same.group(1))) == {1.0}
@@ -99,6 +106,7 @@ CHECKS = {
     "corpus.py": _check_corpus,
     "cross_modal_search.py": _check_cross_modal,
     "demo.py": _check_demo,
+    "documents.py": _check_documents,
     "image.py": _check_image,
     "mixed.py": _check_mixed,
     "stores.py": _check_stores,

@@ -91,7 +91,7 @@ def test_jsonl_rows_ids_extras_relative_paths_and_bad_lines(tmp_path, media):
     assert records[1].item == {"text": "caption", "image": str(tmp_path / "img" / "cat.png")}
     assert records[2].error.startswith("not valid JSON")
     assert "JSON list, not an object" in records[3].error
-    assert "no text, image, audio or video value" in records[4].error
+    assert "no text, image, audio, video or pdf value" in records[4].error
     assert "file not found" in records[5].error and f"resolved against {str(tmp_path)!r}" in records[5].error
     assert records[6].item == {"audio": "https://example.com/a.wav"} and records[6].modality == "audio"
     assert output_name("source") == "input_source" and output_name("lang") == "lang"
