@@ -95,7 +95,7 @@ class LCOModule(InputModule):
                 would take for "no prompt support" and retry without the prompt.
         """
         from lco_embedding.core.errors import LCOInputError
-        from lco_embedding.inputs.parse import describe_item
+        from lco_embedding.inputs.sniff import describe_item
 
         pipeline = self.embedder.pipeline(prompt=prompt)
         features = []

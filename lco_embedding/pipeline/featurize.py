@@ -30,10 +30,10 @@ from lco_embedding.inputs.parse import (
     AudioInVideo,
     ParsedItem,
     build_messages,
-    looks_like_file,
     parse_item,
 )
 from lco_embedding.inputs.prompts import MixedSuffixRule
+from lco_embedding.inputs.sniff import looks_like_file
 from lco_embedding.inputs.special_tokens import SpecialTokenGuard, SpecialTokenPolicy
 from lco_embedding.pipeline.features import Features
 from lco_embedding.pipeline.settings import EmbedderSettings, Geometry

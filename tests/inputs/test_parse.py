@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from lco_embedding.core.errors import LCOInputError
-from lco_embedding.inputs.parse import build_messages, infer_modality, parse_item, sniff_modality, split_inputs
+from lco_embedding.inputs.parse import build_messages, infer_modality, parse_item, split_inputs
 from lco_embedding.inputs.prompts import MIXED_SUFFIX, SUFFIXES, suffix_for
+from lco_embedding.inputs.sniff import sniff_modality
 
 
 def test_strings(media, tmp_path):
@@ -177,7 +178,7 @@ def test_an_existing_file_with_an_unknown_extension_is_not_embedded_as_text(tmp_
 def test_text_with_a_lone_surrogate_and_file_objects_get_clear_messages(media):
     import io
 
-    from lco_embedding.inputs.parse import describe_item
+    from lco_embedding.inputs.sniff import describe_item
 
     with pytest.raises(LCOInputError, match=r"lone surrogate \('\\ud800' at character 2\), which is not valid"):
         parse_item("ab\ud800cd")

@@ -221,3 +221,31 @@ def test_audio_tasks_need_no_torchaudio_and_embed_each_clip_at_its_own_rate(mode
     out = encoder.encode(loader, task_metadata=MockSTSTask().metadata, hf_split="test", hf_subset="default")
     expected = model.encode([{"audio": clip} for clip in clips])
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=0)
+
+
+AUDIO_TASKS = {  # one of each type mteb's own mock tasks have for audio
+    "classification": "MockAudioClassification",
+    "clustering": "MockAudioClusteringTask",
+    "pair classification": "MockAudioPairClassification",
+    "reranking": "MockAudioReranking",
+    "zero-shot classification": "MockAudioZeroshotClassificationTask",
+}
+
+
+def test_mteb_audio_tasks_of_every_type_run_without_torchaudio(model, tmp_path, monkeypatch):
+    """mteb.evaluate on its own audio mock tasks with torchaudio unimportable: every task runs and scores, through
+    our collator and encode (mteb's AudioCollator would import torchaudio and fail)."""
+    import sys
+
+    from mteb.mocks import mock_tasks
+
+    from lco_embedding.integrations.mteb import load
+
+    monkeypatch.setitem(sys.modules, "torchaudio", None)
+    tasks = [getattr(mock_tasks, name)() for name in AUDIO_TASKS.values()]
+    results = mteb.evaluate(
+        load(model), tasks, cache=mteb.ResultCache(str(tmp_path)), overwrite_strategy="always", show_progress_bar=False
+    )
+    assert not results.exceptions, results.exceptions
+    scores = {r.task_name: r.get_score() for r in results.task_results}
+    assert len(scores) == len(AUDIO_TASKS) and all(np.isfinite(s) for s in scores.values()), scores
