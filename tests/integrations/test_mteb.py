@@ -234,14 +234,25 @@ AUDIO_TASKS = {  # one of each type mteb's own mock tasks have for audio
 
 def test_mteb_audio_tasks_of_every_type_run_without_torchaudio(model, tmp_path, monkeypatch):
     """mteb.evaluate on its own audio mock tasks with torchaudio unimportable: every task runs and scores, through
-    our collator and encode (mteb's AudioCollator would import torchaudio and fail)."""
+    our collator and encode (mteb's AudioCollator would import torchaudio and fail). The mock tasks cast their
+    audio columns to datasets' ``Audio`` feature, whose encoding needs torchcodec (and the system's FFmpeg), absent
+    here: the cast is skipped, so rows arrive as the ``{"array", "sampling_rate"}`` dicts a decoded column gives. Pair
+    classification's two audio columns reach encode as mteb's collator would leave them."""
     import sys
 
+    import datasets
     from mteb.mocks import mock_tasks
 
     from lco_embedding.integrations.mteb import load
 
     monkeypatch.setitem(sys.modules, "torchaudio", None)
+    for kind in (datasets.Dataset, datasets.DatasetDict):
+        cast = kind.cast_column
+
+        def skip_audio(self, column, feature, cast=cast):
+            return self if isinstance(feature, datasets.Audio) else cast(self, column, feature)
+
+        monkeypatch.setattr(kind, "cast_column", skip_audio)
     tasks = [getattr(mock_tasks, name)() for name in AUDIO_TASKS.values()]
     results = mteb.evaluate(
         load(model), tasks, cache=mteb.ResultCache(str(tmp_path)), overwrite_strategy="always", show_progress_bar=False
