@@ -15,7 +15,9 @@ http(s) URLs when the server fetches URLs (:mod:`.fetch`). A page of a PDF is an
 An ``input`` item may also be a typed content part, or a list of them (one item, its parts in order, the modality's
 one-word-summary suffix after them): ``{"type": "text", "text": ...}``, ``{"type": "image_url", "image_url": {"url":
 ...}}`` (``audio_url``, ``video_url`` alike, the URL as an object or a string), OpenAI's ``{"type": "input_audio",
-"input_audio": {"data": <base64>, "format": "wav"}}``, or Qwen's ``{"type": "image", "image": ...}``. ``messages``
+"input_audio": {"data": <base64>, "format": "wav"}}``, OpenAI's ``{"type": "file", "file": {"file_data":
+"data:application/pdf;base64,...", "page": 3}}`` (a page of a PDF; ``page`` is ours), or Qwen's ``{"type":
+"image", "image": ...}``. ``messages``
 (a list of ``{"role", "content"}``, the content a string or a list of parts) is one item embedded as given, as
 vLLM embeds a chat: the chat template around it, no prompt and no suffix added.
 
@@ -37,6 +39,7 @@ from lco_embedding.core.modalities import (
     is_text,
 )
 from lco_embedding.inputs.parse import AUDIO_IN_VIDEO, ITEM_BUDGETS
+from lco_embedding.preprocessing.pdf import PdfPage
 from lco_embedding.serving.fetch import FetchError, fetch
 from lco_embedding.serving.settings import ServerSettings
 
@@ -166,7 +169,7 @@ def _item(entry: Any, index: int, settings: ServerSettings) -> Any:
 # Typed content parts: `{m}_url` (vLLM, llama.cpp, Cohere) and Qwen's own `{"type": m, m: ...}` for every modality
 # of the table, and OpenAI's `input_audio`.
 _URL_PARTS = {f"{modality}_url": modality for modality in MEDIA_MODALITIES}
-_PART_TYPES = sorted({*MODALITIES, *_URL_PARTS, "input_audio"})
+_PART_TYPES = sorted({*MODALITIES, *_URL_PARTS, "input_audio", "file"})
 
 
 def content_item(parts: list[Any], index: int, settings: ServerSettings, field: str = "input") -> list[dict[str, Any]]:
@@ -202,6 +205,8 @@ def _part(part: Any, index: int, settings: ServerSettings, field: str, number: i
             if not isinstance(text, str):
                 raise RequestItemError(f"'text' must be a string, got {type(text).__name__}.", index, field)
             return {"type": "text", "text": _text(text, index, settings, field)}
+        if kind == "file":
+            return {"type": "image", "image": _file_page(part.get("file"), index, settings)}
         if kind == "input_audio":
             return {"type": "audio", "audio": _media("audio", _input_audio(part.get("input_audio")), index, settings)}
         modality = _URL_PARTS.get(kind, kind)
@@ -210,6 +215,24 @@ def _part(part: Any, index: int, settings: ServerSettings, field: str, number: i
         return {"type": modality, modality: _media(modality, url, index, settings)}
     except RequestItemError as e:
         raise RequestItemError(where + e.reason, index, field) from None
+
+
+def _file_page(value: Any, index: int, settings: ServerSettings) -> PdfPage:
+    """OpenAI's file part, ``{"file_data": "data:application/pdf;base64,...", "page": n}``, as that page of the PDF
+    (``page`` is ours: OpenAI's part has none, and a whole PDF is not one item)."""
+    if not isinstance(value, dict) or not isinstance(value.get("file_data"), str):
+        raise RequestItemError(
+            'a file part is {"type": "file", "file": {"file_data": "data:application/pdf;base64,..."}}.'
+        )
+    page = value.get("page")
+    if page is None:
+        raise RequestItemError(
+            'the file part names no page: a PDF is a container of pages, so add "page": n to the file object (pages '
+            'from 1), or send {"pdf": ..., "page": n} items, or {"pdf": ..., "segment": true} for every page.'
+        )
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise RequestItemError(f"the file part's 'page' must be a page number from 1, got {page!r}.")
+    return PdfPage(_media(PDF, value["file_data"], index, settings), page)
 
 
 def _input_audio(value: Any) -> str:

@@ -373,6 +373,7 @@ def test_a_request_past_the_queued_tokens_gets_429_while_others_wait(tiny_omni, 
 
 
 def test_pdf_pages_are_items_and_a_segmented_pdf_gives_one_embedding_per_page(client, server, embedder, tmp_path):
+    from lco_embedding.preprocessing.pdf import PdfPage, render_page
     from tests.inputs.test_documents import text_pdf
 
     path = tmp_path / "report.pdf"
@@ -387,7 +388,14 @@ def test_pdf_pages_are_items_and_a_segmented_pdf_gives_one_embedding_per_page(cl
     pages = embedder.encode_segments({"pdf": str(path), "max_pixels": small})
     np.testing.assert_allclose(np.stack([e for _, _, e in entries[1:]]), pages.embeddings, atol=TOL, rtol=0)
     assert [(extra["start"], extra["end"]) for _, extra, _ in entries[1:]] == [(1.0, 1.0), (2.0, 2.0)]
+    # OpenAI's file content part, with the page ours adds: the same page, with a caption after it.
+    parts = [{"type": "file", "file": {"file_data": uri, "page": 2}}, {"type": "text", "text": "the costs"}]
+    response = client.embeddings.create(model=NAME, input=[parts])
+    page = render_page(PdfPage(str(path), 2), 1280 * 28 * 28)
+    want = embedder.encode([[{"type": "image", "image": page}, {"type": "text", "text": "the costs"}]])[0]
+    np.testing.assert_allclose(response.data[0].embedding, want, atol=TOL, rtol=0)
     for entry, message in (
+        ([{"type": "file", "file": {"file_data": uri}}], "the file part names no page"),
         ({"pdf": uri}, "container of pages"),
         ({"pdf": "/srv/report.pdf", "page": 1}, "does not read files on its own disk"),
         ({"pdf": uri, "page": 3}, "page 3 is not in the PDF: it has 2 pages"),
