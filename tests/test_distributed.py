@@ -123,9 +123,9 @@ def test_a_killed_actor_loses_and_duplicates_nothing(ray_address, media, tiny_om
 
 def test_lco_embed_encode_on_ray_writes_the_same_folder_and_resumes(ray_address, tmp_path, media, tiny_omni):
     data = tmp_path / "data"
-    names = {f"m{i:02d}.png" if i % 2 else f"m{i:02d}.wav": "png" if i % 2 else "wav" for i in range(36)}
+    names = {f"m{i:02d}.png" if i % 2 else f"m{i:02d}.wav": "png" if i % 2 else "wav" for i in range(12)}
     copy_media(media, data / "media", {**names, "zz.png": "corrupt_png"})
-    lines = [json.dumps({"id": f"t{i}", "text": f"sentence {i}", "n": i}) for i in range(9)] + ["{broken"]
+    lines = [json.dumps({"id": f"t{i}", "text": f"sentence {i}", "n": i}) for i in range(5)] + ["{broken"]
     (data / "texts.jsonl").write_text("\n".join(lines) + "\n")
     common = ["encode", data / "media", data / "texts.jsonl", "--model", tiny_omni, "--shard-size", 4, "-q"]
     # The same job without Ray, in this process (the CLI's own local path is tested in tests/cli).
@@ -137,7 +137,7 @@ def test_lco_embed_encode_on_ray_writes_the_same_folder_and_resumes(ray_address,
     done = json.loads((tmp_path / "ray" / "manifest.json").read_text())["counts"]["done"]
     assert done == 4
     result = run_cli(*on_ray)
-    assert f"Resumed at item {done}" in result.stdout and "Embedded 45 of 47 items, 2 failed" in result.stdout
+    assert f"Resumed at item {done}" in result.stdout and "Embedded 17 of 19 items, 2 failed" in result.stdout
 
     local, ray_rows = read_rows(tmp_path / "local"), read_rows(tmp_path / "ray")
     strip = [{k: v for k, v in row.items() if k != "embedding"} for row in local]
@@ -157,7 +157,7 @@ def test_lco_embed_encode_on_ray_writes_the_same_folder_and_resumes(ray_address,
     lines[3] = json.dumps({"id": "t3", "text": "sentence three, rewritten", "n": 3})
     (data / "texts.jsonl").write_text("\n".join(lines) + "\n")
     updated = run_cli(*on_ray)
-    assert "48 items: 1 new, 1 changed, 46 unchanged, 0 deleted; embedded 2 in" in updated.stdout
+    assert "20 items: 1 new, 1 changed, 18 unchanged, 0 deleted; embedded 2 in" in updated.stdout
     encode_corpus([data / "media", data / "texts.jsonl"], tmp_path / "local", model=tiny_omni, shard_size=4)
     local, ray_rows = (read_embeddings(tmp_path / name) for name in ("local", "ray"))
     order = [sorted(range(t.num_rows), key=t.column("id").to_pylist().__getitem__) for t in (local, ray_rows)]
