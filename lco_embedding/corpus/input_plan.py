@@ -13,9 +13,10 @@ pdf        .pdf (a document: one row per page, its image; the job then runs with
 table      .jsonl .ndjson .csv .tsv .parquet (only as an input of its own)
 =========  =============================================================
 
-Folders are walked recursively in sorted order; hidden files and folders (``.name``), tables and files with
-other extensions are not embedded: the plan counts them by extension and lists them, and the run's summary and
-errors file name each. Symbolic links to folders are not followed.
+Folders are walked recursively in sorted order; hidden files and folders (``.name``) are passed over. A file no
+modality reads (another extension, or a table inside a folder) is an item that fails with the reason, so the run's
+summary and errors file name it; the plan also counts such files by extension (``ignored_files``). Symbolic links
+to folders are not followed.
 """
 
 from __future__ import annotations
@@ -182,14 +183,13 @@ def _plan_folder(argument: str, path: Path) -> InputSpec:
     items = 0
     ignored: Counter[str] = Counter()
     hashes = array("Q")
-    files: list[tuple[str, str, tuple[int, int] | None]] = []
+    files: list[tuple[str, str | None, tuple[int, int] | None]] = []
     skipped: list[str] = []
     root, shown = os.path.join(str(path), ""), os.path.join(argument, "")
     for relative, modality in walk(path):
-        if modality is None:
+        if modality is None:  # a failed item of its own: named, with the reason, in the summary and errors.jsonl
             ignored[os.path.splitext(relative)[1].lower() or "(none)"] += 1
             skipped.append(shown + relative)
-            continue
         items += 1
         stat = stat_of(root + relative)
         files.append((relative, modality, stat))
@@ -266,9 +266,8 @@ def _plan_table(argument: str, path: Path, fmt: str) -> InputSpec:
 def _ids_of(spec: InputSpec) -> Iterator[tuple[str, str]]:
     """``(id, source)`` of every record of an input, in order (stdin: none, its ids are its line numbers)."""
     if spec.kind == "folder":
-        for relative, modality in walk(Path(spec.path or spec.argument)):
-            if modality is not None:
-                yield os.path.join(spec.argument, relative), os.path.join(spec.path or "", relative)
+        for relative, _ in walk(Path(spec.path or spec.argument)):
+            yield os.path.join(spec.argument, relative), os.path.join(spec.path or "", relative)
     elif spec.kind == "file":
         yield spec.argument, spec.path or spec.argument
     elif spec.kind == "table" and spec.path is not None:

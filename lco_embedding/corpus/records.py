@@ -21,12 +21,21 @@ from pathlib import Path
 from typing import IO, Any
 
 from lco_embedding.core.files import file_problem, local_file
-from lco_embedding.core.modalities import DOCUMENT_KEYS, MODALITIES, PDF, TEXT, is_text, item_modality
-from lco_embedding.corpus.input_plan import InputSpec, file_modality, walk
+from lco_embedding.core.modalities import DOCUMENT_KEYS, MODALITIES, PDF, is_text, item_modality
+from lco_embedding.corpus.input_plan import TABLE_FORMATS, InputSpec, file_modality, walk
 from lco_embedding.corpus.table_rows import parquet_rows, record_id, text_rows
 from lco_embedding.inputs.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS
 
-__all__ = ["ITEM_SETTINGS", "Record", "file_record", "iter_records", "records_of", "row_item"]
+__all__ = [
+    "ITEM_SETTINGS",
+    "UNKNOWN",
+    "Record",
+    "file_record",
+    "iter_records",
+    "not_taken_reason",
+    "records_of",
+    "row_item",
+]
 
 
 @dataclass
@@ -89,10 +98,12 @@ def records_of(spec: InputSpec, first: int, skip: int, stdin: IO[str]) -> Iterat
 
 def file_record(position: int, display: str, path: str) -> Record:
     """The record of one file (a folder's or a file input's): its item, or why it cannot be read."""
-    modality = file_modality(path) or TEXT.name
+    modality = file_modality(path) or UNKNOWN
     record = Record(position, display, os.path.abspath(path), modality, file=os.path.abspath(path))
     problem = file_problem(path)  # a FIFO would block, a dangling link or a folder has nothing to read
-    if problem is not None:
+    if modality == UNKNOWN:
+        record.error = not_taken_reason(path)
+    elif problem is not None:
         record.error = problem
     elif modality != PDF and is_text(modality):  # a PDF is a container of pages (the job cuts it into them)
         try:
@@ -105,12 +116,26 @@ def file_record(position: int, display: str, path: str) -> Record:
     return record
 
 
+UNKNOWN = "unknown"
+"""The modality recorded for a folder's file that no modality reads (it fails with :func:`not_taken_reason`)."""
+
+
+def not_taken_reason(path: str) -> str:
+    """Why a folder's file is not embedded: no modality reads its type."""
+    extension = os.path.splitext(path)[1].lower()
+    kind = f"{extension} files" if extension else "files without an extension"
+    if extension in TABLE_FORMATS:
+        return f"a table inside a folder is not read: give {os.path.basename(path)!r} as an input of its own."
+    return (
+        f"not taken: no modality reads {kind} (lco-embed reads text, image, audio, video and PDF files: "
+        "`lco-embed encode --help` lists the extensions); convert it, or keep it out of the folder."
+    )
+
+
 def _folder_records(spec: InputSpec, first: int, skip: int) -> Iterator[Record | int]:
     root = spec.path or spec.argument
     number = 0
-    for relative, modality in walk(Path(root)):
-        if modality is None:
-            continue
+    for relative, _ in walk(Path(root)):
         number += 1
         if number <= skip:
             yield 1

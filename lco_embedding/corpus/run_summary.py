@@ -105,8 +105,8 @@ def with_not_taken(summary: RunSummary, specs: list[InputSpec]) -> RunSummary:
         kinds = sorted({os.path.splitext(path)[1].lower() or "(no extension)" for path in summary.not_taken})
         shown = ", ".join(summary.not_taken[:10]) + (", ..." if len(summary.not_taken) > 10 else "")
         logger.warning(
-            "Not taken: %d file(s) of a type no modality reads (%s): %s. `lco-embed encode --help` lists the types "
-            "it reads.",
+            "Not taken: %d file(s) of a type no modality reads (%s): %s. Each is a failed item in the errors file; "
+            "`lco-embed encode --help` lists the types it reads.",
             len(summary.not_taken),
             ", ".join(kinds),
             shown,

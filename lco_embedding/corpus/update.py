@@ -39,7 +39,7 @@ from typing import IO, Any
 
 from lco_embedding.corpus.catalog import Catalog, Entry, Keys, fingerprint, meta_of, stat_of
 from lco_embedding.corpus.input_plan import InputSpec, extra_columns, file_modality
-from lco_embedding.corpus.records import Record, file_record, records_of
+from lco_embedding.corpus.records import UNKNOWN, Record, file_record, records_of
 from lco_embedding.corpus.shards import Shard, write_outcomes
 from lco_embedding.corpus.visibility import add_ranges, visible
 from lco_embedding.segments.result import SourceSegments
@@ -125,7 +125,7 @@ def _candidates(specs: list[InputSpec], catalog: Catalog, stdin: IO[str] | None)
             root = os.path.join(spec.path or os.path.abspath(spec.argument), "")
             shown = os.path.join(spec.argument, "")
             for relative, modality, stat in spec.files:  # listed and stat'ed once, by plan_inputs
-                yield _file_candidate(shown + relative, root + relative, modality, stat, catalog, keys)
+                yield _file_candidate(shown + relative, root + relative, modality or UNKNOWN, stat, catalog, keys)
         elif spec.kind == "file":
             path = spec.path or os.path.abspath(spec.argument)
             yield _file_candidate(spec.argument, path, file_modality(path) or "text", stat_of(path), catalog, keys)

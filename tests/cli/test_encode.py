@@ -65,6 +65,7 @@ def test_a_folder_of_every_modality_with_broken_files(every_modality, tmp_path, 
         "truncated.mp4": "cannot decode the video",
         "pipe.txt": "is a FIFO (named pipe); only regular files are read",
         "gone.png": "is a broken symbolic link",
+        "readme.docx": "no modality reads .docx files",
     }
 
     errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
@@ -72,7 +73,7 @@ def test_a_folder_of_every_modality_with_broken_files(every_modality, tmp_path, 
     for error in errors:
         assert broken[Path(error["source"]).name] in error["error"]
         assert f"failed: {error['id']}" in result.stderr
-    assert "Embedded 10 of 15 items, 5 failed" in result.stdout
+    assert "Embedded 10 of 16 items, 6 failed" in result.stdout
 
     files = [p for p in _walk(every_modality) if p.name not in broken]
     rows = read_rows(out)
@@ -86,10 +87,10 @@ def test_a_folder_of_every_modality_with_broken_files(every_modality, tmp_path, 
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete"
-    assert manifest["counts"] == {"total": 15, "done": 15, "embedded": 10, "failed": 5}
+    assert manifest["counts"] == {"total": 16, "done": 16, "embedded": 10, "failed": 6}
     assert manifest["dimension"] == 64 and manifest["model"]["name"] == tiny_omni
     assert manifest["model"]["model_type"] == "qwen2_5_omni_thinker" and manifest["model"]["dtype"] == "float32"
-    assert [(s["start"], s["end"]) for s in manifest["shards"]] == [(0, 4), (4, 8), (8, 12), (12, 15)]
+    assert [(s["start"], s["end"]) for s in manifest["shards"]] == [(0, 4), (4, 8), (8, 12), (12, 16)]
     assert sum(s["rows"] for s in manifest["shards"]) == 10
     assert manifest["ignored_files"] == {str(every_modality): {".docx": 1}}
     assert manifest["prompts"]["suffixes"]["image"] == "\nSummarize the above image in one word:"

@@ -42,19 +42,21 @@ def test_the_extension_table():
     ]
 
 
-def test_a_folder_is_walked_in_sorted_order_and_ignored_files_are_counted(tree):
+def test_a_folder_is_walked_in_sorted_order_and_files_no_modality_reads_fail_with_the_reason(tree):
     (spec,) = plan_inputs([str(tree)])
-    assert spec.kind == "folder" and spec.items == 5
-    assert spec.ignored == {".docx": 1, ".jsonl": 1}
+    assert spec.kind == "folder" and spec.items == 7
+    assert spec.ignored == {".docx": 1, ".jsonl": 1} and len(spec.skipped) == 2
     records = list(iter_records([spec]))
     relative = [os.path.relpath(r.source, tree) for r in records]
-    assert relative == ["a.wav", "b.png", "latin1.txt", "note.txt", "sub/c.mp4"]
-    assert [r.modality for r in records] == ["audio", "image", "text", "text", "video"]
-    assert [r.position for r in records] == [0, 1, 2, 3, 4]
+    assert relative == ["a.wav", "b.png", "latin1.txt", "note.txt", "readme.docx", "rows.jsonl", "sub/c.mp4"]
+    assert [r.modality for r in records] == ["audio", "image", "text", "text", "unknown", "unknown", "video"]
+    assert [r.position for r in records] == [0, 1, 2, 3, 4, 5, 6]
     assert records[0].item == {"audio": str(tree / "a.wav")}
     assert records[3].item == {"text": "a note about cats"}
     assert records[2].item is None and "UTF-8" in records[2].error
-    assert records[4].id == os.path.join(str(tree), "sub", "c.mp4")
+    assert records[4].item is None and "no modality reads .docx files" in records[4].error
+    assert records[5].item is None and "a table inside a folder is not read" in records[5].error
+    assert records[6].id == os.path.join(str(tree), "sub", "c.mp4")
 
 
 def test_the_folder_fingerprint_changes_when_files_come_or_go(tree):
@@ -156,7 +158,7 @@ def test_resuming_at_any_position_gives_the_rest_of_the_stream(tree, tmp_path, m
     specs = plan_inputs(arguments)
     lines = "a\nb\nc\n"
     full = [(r.position, r.source, r.item) for r in iter_records(specs, stdin=io.StringIO(lines))]
-    assert [p for p, _, _ in full] == list(range(5 + 5 + 3 + 7))
+    assert [p for p, _, _ in full] == list(range(7 + 5 + 3 + 7))
     for start in range(len(full) + 1):
         rest = [(r.position, r.source, r.item) for r in iter_records(specs, start=start, stdin=io.StringIO(lines))]
         assert rest == full[start:], start

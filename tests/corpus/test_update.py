@@ -293,8 +293,10 @@ def test_files_no_modality_reads_are_reported_not_dropped(tmp_path, embedder, ca
     (folder / "note.txt").write_text("a note")
     with caplog.at_level("WARNING", logger="lco_embedding.corpus.job"):
         summary = encode_corpus([folder], tmp_path / "out", model=embedder, show_progress_bar=False)
-    assert summary.not_taken == [f"{folder}/report.xyz"] and summary.done == 1
+    assert summary.not_taken == [f"{folder}/report.xyz"] and (summary.done, summary.failed) == (2, 1)
     assert "Not taken: 1 file(s) of a type no modality reads (.xyz)" in caplog.text and "report.xyz" in caplog.text
+    (failure,) = open_store(tmp_path / "out").read_errors()  # listed in the errors file, with the reason
+    assert failure["source"] == f"{folder}/report.xyz" and "no modality reads .xyz files" in failure["error"]
 
 
 def write_large_library(root) -> dict:
