@@ -99,9 +99,16 @@ def test_search_index_and_export_equal_the_folders(corpus, kind):
     store = target(kind, root, "exported")
     run_cli("export", root / "folder", store)
     folder = str(root / "folder")
-    for options in ([], ["--only", "image"], ["--only", "audio", "--group-by", "source"], ["--calibrate"]):
-        for query in (["sentence 3 about cats"], ["--image", root / "data" / "a.png"]):
-            _same(_hits(store, *query, "-k", 6, *options), _hits(folder, *query, "-k", 6, *options))
+    text, image = ["sentence 3 about cats"], ["--image", root / "data" / "a.png"]
+    # Each option once, with a text and an image query between them (the store's search against the folder's scan).
+    for query, options in (
+        (text, []),
+        (image, []),
+        (image, ["--only", "image"]),
+        (text, ["--only", "audio", "--group-by", "source"]),
+        (image, ["--calibrate"]),
+    ):
+        _same(_hits(store, *query, "-k", 6, *options), _hits(folder, *query, "-k", 6, *options))
     where = {"lancedb": "n >= 5 AND lang = 'en'", "milvus": "n >= 5 and lang == 'en'"}[kind]
     filtered = _hits(store, "sentence 3", "-k", 30, "--where", where)
     everything = _hits(folder, "sentence 3", "-k", 100)
