@@ -13,7 +13,7 @@ named, not imported.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -34,6 +34,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "Modality",
     "item_modality",
+    "page_modalities",
     "ModalitySpec",
     "is_text",
     "resolve",
@@ -238,6 +239,20 @@ def spec_of(modality: str) -> ModalitySpec:
 def is_text(modality: str) -> bool:
     """True for the modality that is not media."""
     return not spec_of(modality).is_media
+
+
+def page_modalities(item: Mapping[str, Any]) -> list[str]:
+    """The modalities a document item (``{"pdf": ..., "page": n}``) holds: its page's image, and its text with
+    ``pdf_text``; none for an item that names no PDF. With :func:`item_modality`, the one rule for a page's modality.
+
+    Example:
+        >>> page_modalities({"pdf": "a.pdf", "page": 1, "pdf_text": True}), page_modalities({"text": "x"})
+        (['image', 'text'], [])
+    """
+    if not item.get(PDF):
+        return []
+    image = next(name for name, spec in MODALITY_TABLE.items() if spec.frame)
+    return [image, *([TEXT.name] if item.get("pdf_text") is True else [])]
 
 
 def item_modality(present: Iterable[str]) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from lco_embedding.core.files import file_problem, local_file
-from lco_embedding.core.modalities import DOCUMENT_KEYS, MODALITIES, PDF, is_text, item_modality
+from lco_embedding.core.modalities import DOCUMENT_KEYS, MODALITIES, PDF, is_text, item_modality, page_modalities
 from lco_embedding.corpus.input_plan import TABLE_FORMATS, InputSpec, file_modality, walk
 from lco_embedding.corpus.table_rows import parquet_rows, record_id, text_rows
 from lco_embedding.inputs.budgets import AUDIO_IN_VIDEO, ITEM_BUDGETS
@@ -219,9 +219,7 @@ def row_item(
                 content[key] = setting
     if not content:
         return None, "text", "the row has no text, image, audio, video or pdf value."
-    # A page is its image, and its text with pdf_text (as infer_modality says of a document item).
-    page = (["image"] + (["text"] if content.get("pdf_text") is True else [])) if PDF in content else []
-    modality = item_modality([*content, *page])
+    modality = item_modality([*content, *page_modalities(content)])
     if problems:
         return None, modality, " ".join(problems)
     for key in ITEM_SETTINGS:  # the row's own media settings, as a dict item carries them

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from lco_embedding.core.jsonl import read_jsonl
-from lco_embedding.core.modalities import DOCUMENT_KEYS, MEDIA_MODALITIES, MODALITIES, PDF, item_modality
+from lco_embedding.core.modalities import (
+    DOCUMENT_KEYS,
+    MEDIA_MODALITIES,
+    MODALITIES,
+    PDF,
+    item_modality,
+    page_modalities,
+)
 
 __all__ = ["Dataset", "load_dataset", "row_item", "row_modality"]
 
@@ -105,8 +112,7 @@ def row_item(row: dict[str, Any]) -> dict[str, Any]:
 def row_modality(row: dict[str, Any]) -> str:
     """A row's modality as the corpus job names it: its one modality, or ``mixed`` (a page is an image, and with
     ``pdf_text`` also a text)."""
-    page = (["image"] + (["text"] if row.get("pdf_text") is True else [])) if row.get(PDF) else []
-    return item_modality([*(m for m in MODALITIES if row.get(m)), *page])
+    return item_modality([*(m for m in MODALITIES if row.get(m)), *page_modalities(row)])
 
 
 _HEADER_NAMES = (

@@ -31,6 +31,8 @@ from lco_embedding.core.modalities import (
     SOUND,
     TEXT,
     VIDEO_EXTENSIONS,
+    item_modality,
+    page_modalities,
     spec_of,
 )
 from lco_embedding.core.types import MODALITIES, ItemKind, Message, Modality
@@ -211,7 +213,7 @@ def infer_modality(item: Any) -> ItemKind:
         if "type" in item:
             return "parts"
         if PDF in item:  # a page of a document: its image (and with pdf_text, its text)
-            return "mixed" if item.get("pdf_text") else _FRAME_MODALITIES[0]
+            return item_modality(page_modalities(item))  # type: ignore[return-value]
         if "array" in item:
             if "sampling_rate" not in item:
                 raise LCOInputError(
