@@ -16,6 +16,7 @@ from lco_embedding.corpus import read_embeddings
 from lco_embedding.corpus.job import encode_corpus
 from lco_embedding.distributed import embed_dataset
 from tests.cli.conftest import committed_shards, copy_media, kill_at, read_rows, run_cli
+from tests.inputs.test_documents import image_pdf, with_broken_page
 
 TOL = 1e-5
 
@@ -229,13 +230,19 @@ def test_a_segmented_corpus_on_ray_equals_encode_segments(ray_address, tmp_path,
     write_wav(data / "a.wav", 0.3 * np.sin(2 * np.pi * (180 + 6 * t) * t), 16000)
     story = " ".join(f"Line {i} speaks of the sea." for i in range(12))
     (data / "d.txt").write_text(story)
+    image_pdf(tmp_path / "e.pdf", [(200, 300), (300, 200), (250, 250)])
+    (data / "e.pdf").write_bytes(open(with_broken_page(tmp_path / "e.pdf", 2), "rb").read())  # page 2 fails
     spec = SegmentSpec(audio=10.0, text=30, text_overlap=5)
     options = RayOptions(address=ray_address, workers=1)
     summary = encode_corpus(
         [data], tmp_path / "ray", model=tiny_omni, shard_size=2, segment=spec, runner=RayRunner(options)
     )
     rows = read_rows(tmp_path / "ray")
-    assert summary.failed == 1 and "c.png" in (tmp_path / "ray" / "errors.jsonl").read_text()
+    errors = [json.loads(line) for line in (tmp_path / "ray" / "errors.jsonl").read_text().splitlines()]
+    assert (summary.failed, summary.partial) == (2, 1) and errors[0]["id"].endswith("c.png")
+    assert errors[1]["pages"] == [2] and errors[1]["error"].startswith("page 2 cannot be loaded")
+    pages = embedder.encode_segments({"pdf": str(data / "e.pdf")}, on_error="skip")
+    assert pages.start.tolist() == [1.0, 3.0]  # the document's other pages, as encode_segments gives them
     items = {"a.wav": str(data / "a.wav"), "b.png": {"image": str(data / "b.png")}, "d.txt": story}
     for name, item in items.items():
         got = [row for row in rows if row["id"].endswith(name)]
@@ -244,3 +251,6 @@ def test_a_segmented_corpus_on_ray_equals_encode_segments(ray_address, tmp_path,
         assert [row["start"] for row in got] == [None if np.isnan(v) else v for v in expected.start]
         np.testing.assert_allclose(np.stack([r["embedding"] for r in got]), expected.embeddings, atol=TOL, rtol=0)
     assert [(r["start"], r["end"]) for r in rows if r["id"].endswith("a.wav")] == [(0, 10), (10, 20), (20, 25)]
+    got = [row for row in rows if row["id"].endswith("e.pdf")]
+    assert [row["start"] for row in got] == [1.0, 3.0]
+    np.testing.assert_allclose(np.stack([r["embedding"] for r in got]), pages.embeddings, atol=TOL, rtol=0)

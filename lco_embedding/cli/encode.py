@@ -220,9 +220,11 @@ def _print_summary(summary: Any, out: str) -> None:
         return
     if summary.resumed_from:
         click.echo(f"Resumed at item {summary.resumed_from:,}.")
-    failed = f"{summary.failed:,} failed (see {summary.errors_at})" if summary.failed else "0 failed"
+    in_part = f", {summary.partial:,} of them in part: some pages" if summary.partial else ""
+    failed = f"{summary.failed:,} failed{in_part} (see {summary.errors_at})" if summary.failed else "0 failed"
     repeats = f" {summary.duplicate_ids:,} records repeat an earlier id (kept)." if summary.duplicate_ids else ""
-    embedded = f"{summary.done - summary.failed:,} of {summary.done:,} items as {summary.embedded:,} rows"
+    whole = summary.done - summary.failed + summary.partial
+    embedded = f"{whole:,} of {summary.done:,} items as {summary.embedded:,} rows"
     click.echo(
         f"Embedded {embedded if summary.segmented else f'{summary.embedded:,} of {summary.done:,} items'}, {failed}; "
         f"this run: {summary.processed:,} items "

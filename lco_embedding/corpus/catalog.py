@@ -13,7 +13,10 @@ meta        a hash of the row's other columns (id, source, modality, the table's
 size/mtime  a file's size and modification time (nanoseconds): the fast check, so that an unchanged file is not
             read again
 row, rows   its first row number and how many rows it has (segments: one per segment; a failed item: 0)
-error       why it failed, or null
+error       why it failed, or null (a PDF some of whose pages failed has rows *and* an error naming the pages)
+pages       a PDF file's pages, as JSON: ``{"digests": [a hash per page], "failed": {"3": why}}``
+            (:func:`~lco_embedding.preprocessing.pdf.page_digests`); its rows are its pages that did not fail, in
+            order. An update re-embeds only the pages of a changed PDF whose hash it does not hold. Null otherwise.
 ==========  ========================================================================================================
 
 A shard's entries are kept beside its rows: ``catalog-NNNNN.parquet`` in a Parquet folder and in a LanceDB store's
@@ -26,12 +29,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from lco_embedding.core.modalities import PDF
 
 __all__ = [
     "CATALOG_COLUMNS",
     "Catalog",
+    "DocumentPages",
     "Entry",
     "Keys",
     "content_of",
@@ -42,7 +48,7 @@ __all__ = [
     "stat_of",
 ]
 
-CATALOG_COLUMNS = ("position", "key", "content", "meta", "size", "mtime", "row", "rows", "error")
+CATALOG_COLUMNS = ("position", "key", "content", "meta", "size", "mtime", "row", "rows", "error", "pages")
 
 
 @dataclass
@@ -58,6 +64,35 @@ class Entry:
     row: int | None = None
     rows: int = 0
     error: str | None = None
+    pages: str | None = None
+
+    def document(self) -> DocumentPages | None:
+        """A PDF's pages (:class:`DocumentPages`), or None for other items and PDFs that could not be read."""
+        return None if self.pages is None else DocumentPages.from_json(self.pages)
+
+
+@dataclass
+class DocumentPages:
+    """What the catalog keeps of a PDF's pages: each page's hash (None for a page that cannot be loaded) and the
+    pages that failed (page -> why). Its rows are the other pages, in order."""
+
+    digests: list[str | None]
+    failed: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, text: str) -> DocumentPages:
+        """Read the catalog's JSON."""
+        value = json.loads(text)
+        return cls(value["digests"], {int(page): why for page, why in value.get("failed", {}).items()})
+
+    def to_json(self) -> str:
+        """The catalog's JSON."""
+        failed = {str(page): why for page, why in self.failed.items()}
+        return json.dumps({"digests": self.digests, "failed": failed}, ensure_ascii=False)
+
+    def row_pages(self) -> list[int]:
+        """The page of each of the item's rows, in order (its pages that did not fail)."""
+        return [page for page in range(1, len(self.digests) + 1) if page not in self.failed]
 
 
 def _digest(*parts: bytes) -> str:
@@ -135,13 +170,24 @@ def entries_table(entries: list[Entry]) -> Any:
         "row": pa.int64(),
         "rows": pa.int32(),
         "error": pa.string(),
+        "pages": pa.string(),
     }
     return pa.table({name: pa.array(values, types[name]) for name, values in columns.items()})
 
 
 def read_entries(table: Any) -> list[Entry]:
     """A catalog table's entries."""
-    return [Entry(**values) for values in table.select(list(CATALOG_COLUMNS)).to_pylist()]
+    return [Entry(**values) for values in _with_every_column(table).select(list(CATALOG_COLUMNS)).to_pylist()]
+
+
+def _with_every_column(table: Any) -> Any:
+    """A catalog chunk with the columns added since it was written (``pages``: null)."""
+    import pyarrow as pa
+
+    for name in CATALOG_COLUMNS:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+    return table
 
 
 class Catalog:
@@ -158,7 +204,8 @@ class Catalog:
         import numpy as np
         import pyarrow as pa
 
-        table = pa.concat_tables(tables) if tables else entries_table([])
+        chunks = [_with_every_column(table).select(list(CATALOG_COLUMNS)) for table in tables]
+        table = pa.concat_tables(chunks) if chunks else entries_table([])
         positions = table.column("position").to_numpy()
         kept = positions < seen.next_position
         if seen.dropped_positions.size:
@@ -248,4 +295,19 @@ def fingerprint(record: Any, key: str, stat: tuple[int, int] | None = None, cont
         # a file that is not read (a FIFO would block, a dangling link has nothing) is known by its failure
         content = file_content(record.file) if record.error is None else content_of(record.file, record.error)
     size, mtime = stat if stat is not None else (None, None)
-    return Entry(record.position, key, content, meta, size, mtime, error=record.error)
+    entry = Entry(record.position, key, content, meta, size, mtime, error=record.error)
+    if record.modality == PDF and record.error is None:
+        entry.pages = _document_pages(record.file)
+    return entry
+
+
+def _document_pages(path: str) -> str | None:
+    """A PDF file's :class:`DocumentPages` JSON (no failures yet), or None when it cannot be opened (it then fails
+    as a whole, and is embedded again whole when it changes)."""
+    from lco_embedding.core.errors import LCOInputError
+    from lco_embedding.preprocessing.pdf import page_digests
+
+    try:
+        return DocumentPages(page_digests(path)).to_json()
+    except (LCOInputError, ImportError):
+        return None

@@ -226,12 +226,13 @@ def _write_run(runner_job: RunnerJob, folder: StoreWriter, manifest: dict[str, A
         counts["done"] = shard.last + 1
         counts["embedded"] += len(shard.ids)
         counts["failed"] += len(shard.errors)
+        if shard.partial:
+            counts["partial"] = counts.get("partial", 0) + shard.partial
         manifest["seconds"] = round(seconds_before + time.perf_counter() - began, 3)
         if final:
             manifest["status"] = "complete"
         if shard.last >= shard.start:
-            entry = {"index": shard.index, "start": shard.start, "end": shard.last + 1, "row": shard.row}
-            entry.update(rows=len(shard.ids), failed=len(shard.errors))
+            entry = shard.entry()
             table = shard.table(precision, dimension, manifest["int8_ranges"])
             folder.commit_shard(manifest, entry, table, shard.errors, shard.catalog())
         else:

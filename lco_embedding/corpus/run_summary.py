@@ -27,6 +27,8 @@ class RunSummary:
         done: Positions committed, by this run and earlier ones.
         embedded: Rows in the shards.
         failed: Items in ``errors.jsonl``.
+        partial: Of those, documents embedded in part: some pages failed (named in their entry), the others have
+            rows.
         resumed_from: The position this run started at (0 for a fresh run).
         seconds: Wall time of this run's embedding loop.
         already_complete: The folder was complete before this run; nothing was done.
@@ -57,6 +59,7 @@ class RunSummary:
     dry_run: bool = False
     not_taken: list[str] = field(default_factory=list)
     segmented: bool = False
+    partial: int = 0
 
     @property
     def processed(self) -> int:
@@ -95,6 +98,7 @@ def summary_of(
         update=update,
         dry_run=dry_run,
         segmented=manifest["options"].get("segment") is not None,
+        partial=counts.get("partial", 0),
     )
 
 

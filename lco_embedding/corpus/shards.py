@@ -48,10 +48,12 @@ class Shard:
         self.embeddings: list[np.ndarray] = []
         self.extras: dict[str, list[Any]] = {name: [] for name in columns}
         self.errors: list[dict[str, Any]] = []
+        self.partial = 0  # failures of documents whose other pages have rows
         self.last = start - 1
 
     def add(self, record: Record, embedding: Any, reason: str | None) -> None:
-        """Add a record's row (its embedding), its rows (its segments: a ``SourceSegments``) or its failure."""
+        """Add a record's row (its embedding), its rows (its segments: a ``SourceSegments``) or its failure; a
+        document some of whose pages failed gets both its rows and a failure naming those pages."""
         if record.position != self.last + 1:
             raise RuntimeError(f"record {record.position} arrived after {self.last}: the stream lost its order.")
         self.last = record.position
@@ -67,6 +69,8 @@ class Shard:
         places = embedding.places() if self.segmented else []
         if record.entry is not None:
             record.entry.row, record.entry.rows = self.row + len(self.ids), len(rows)
+        if self.segmented and embedding.failed_pages:  # a document embedded in part: its failed pages recorded
+            self._pages_failed(record, embedding.failed_pages, embedding.pages_problem())
         for number, row in enumerate(rows):
             self.ids.append(record.id)
             self.sources.append(record.source)
@@ -77,9 +81,31 @@ class Shard:
             for name, value in places[number].items() if self.segmented else ():
                 self.places[name].append(value)
 
+    def _pages_failed(self, record: Record, failed_pages: dict[int, str], reason: str) -> None:
+        """Record a document's failed pages: one failure entry (naming them, ``pages`` listing them) beside its rows,
+        and in its catalog entry."""
+        entry = {"position": record.position, "id": record.id, "source": record.source}
+        self.errors.append({**entry, "modality": record.modality, "error": reason, "pages": sorted(failed_pages)})
+        self.partial += 1
+        if record.entry is not None:
+            record.entry.error = reason
+            document = record.entry.document()
+            if document is not None:
+                document.failed = dict(failed_pages)
+                record.entry.pages = document.to_json()
+
     @property
     def full(self) -> bool:
         return self.last + 1 >= self.end
+
+    def entry(self) -> dict[str, Any]:
+        """The shard's entry in the manifest: its positions, first row, rows and failures (``partial``: failures of
+        documents that also have rows)."""
+        entry = {"index": self.index, "start": self.start, "end": self.last + 1, "row": self.row}
+        entry.update(rows=len(self.ids), failed=len(self.errors))
+        if self.partial:
+            entry["partial"] = self.partial
+        return entry
 
     def catalog(self) -> Any:
         """The catalog entries of the shard's records (:mod:`.catalog`), or None when they were not fingerprinted."""

@@ -10,6 +10,10 @@
   model call;
 * *deleted*: a stored key the inputs no longer have: its rows go (``keep_deleted`` keeps them).
 
+A changed PDF file is embedded again page by page: a page whose content hash
+(:func:`~lco_embedding.preprocessing.pdf.page_digests`) the stored version holds keeps that page's vector, wherever it
+moved in the document; only the other pages go to the model (``pages_kept`` counts the pages kept).
+
 A folder's files are matched by size and modification time first: an unchanged file is not read. Tables are read
 (their rows are the data), and a table row's content covers its item and the size and time of the local media it
 names.
@@ -37,11 +41,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from lco_embedding.core.modalities import PDF
 from lco_embedding.corpus.catalog import Catalog, Entry, Keys, fingerprint, meta_of, stat_of
 from lco_embedding.corpus.input_plan import InputSpec, extra_columns, file_modality
 from lco_embedding.corpus.records import UNKNOWN, Record, file_record, records_of
 from lco_embedding.corpus.shards import Shard, write_outcomes
 from lco_embedding.corpus.visibility import add_ranges, visible
+from lco_embedding.inputs.documents import PAGES
 from lco_embedding.segments.result import SourceSegments
 
 __all__ = [
@@ -61,10 +67,18 @@ PLAN_KINDS = ("new", "changed", "unchanged", "moved", "duplicate", "deleted")
 
 @dataclass
 class Planned:
-    """One record the update writes: embedded (``source`` None) or copied from a stored entry."""
+    """One record the update writes: embedded (``source`` None) or copied from a stored entry. A changed PDF keeps
+    the stored rows of its pages whose hash is unchanged (``kept_pages``: page -> stored row) and embeds only the
+    others (``item["pages"]``)."""
 
     record: Record
     source: Entry | None
+    kept_pages: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def embeds(self) -> bool:
+        """True when the model embeds some of it."""
+        return self.source is None and not (self.kept_pages and self.record.item.get(PAGES) == [])
 
 
 @dataclass
@@ -98,7 +112,8 @@ def plan_summary(counts: dict[str, int]) -> str:
     """``"8 items: 1 new, 0 changed, 7 unchanged, 0 deleted"`` (moved and duplicates when there are any)."""
     items = sum(counts[kind] for kind in PLAN_KINDS if kind != "deleted")
     shown = [kind for kind in PLAN_KINDS if kind in ("new", "changed", "unchanged", "deleted") or counts[kind]]
-    return f"{items:,} items: " + ", ".join(f"{counts[kind]:,} {kind}" for kind in shown)
+    kept = f"; {counts['pages_kept']:,} pages of changed PDFs kept" if counts.get("pages_kept") else ""
+    return f"{items:,} items: " + ", ".join(f"{counts[kind]:,} {kind}" for kind in shown) + kept
 
 
 def load_catalog(store: Any, manifest: dict[str, Any]) -> Catalog:
@@ -159,7 +174,7 @@ def plan_update(
 ) -> UpdatePlan:
     """The update of a store with ``catalog`` to the input set ``specs`` (see the module); ``events`` is called
     with ``("fingerprint", n)`` after the n-th item that had to be read."""
-    counts = dict.fromkeys((*PLAN_KINDS, "embed", "copy"), 0)
+    counts = dict.fromkeys((*PLAN_KINDS, "embed", "copy", "pages_kept"), 0)
     by_content = catalog.by_content()
     present: set[str] = set()
     write: list[Planned] = []
@@ -186,6 +201,9 @@ def plan_update(
             at = by_content.get(entry.content)
             source = None if at is None else catalog.entry(at)
         planned = Planned(candidate, source)
+        if source is None and stored is not None:
+            _keep_pages(planned, stored)
+            counts["pages_kept"] += len(planned.kept_pages)
         write.append(planned)
         if stored is not None:
             counts["changed"] += 1
@@ -194,7 +212,7 @@ def plan_update(
             reused_elsewhere.append((planned, source))
         else:
             counts["new"] += 1
-        counts["embed" if source is None else "copy"] += 1
+        counts["embed" if planned.embeds else "copy"] += 1
     gone = {key: catalog.entry(at) for key, at in catalog.index.items() if key not in present}
     claimed: set[str] = set()
     for _, source in reused_elsewhere:
@@ -211,11 +229,30 @@ def plan_update(
     return plan
 
 
+def _keep_pages(planned: Planned, stored: Entry) -> None:
+    """Plan a changed PDF page by page: keep the stored rows of the pages whose hash the stored version holds, and
+    embed only the others."""
+    old, new = stored.document(), planned.record.entry.document()
+    if old is None or new is None or stored.row is None:
+        return
+    rows: dict[str, int] = {}
+    for at, page in enumerate(old.row_pages()):
+        digest = old.digests[page - 1]
+        if digest is not None:
+            rows.setdefault(digest, stored.row + at)
+    kept = {page: rows[d] for page, d in enumerate(new.digests, 1) if d is not None and d in rows}
+    if kept:
+        planned.kept_pages = kept
+        left = [page for page in range(1, len(new.digests) + 1) if page not in kept]
+        planned.record.item = {**planned.record.item, PAGES: left}
+
+
 def _digest(plan: UpdatePlan) -> str:
     hasher = hashlib.blake2b(digest_size=16)
     for planned in plan.write:
         entry = planned.record.entry
         origin = "embed" if planned.source is None else str(planned.source.position)
+        origin += "".join(f",{page}:{row}" for page, row in planned.kept_pages.items())
         hasher.update(f"w\0{entry.key}\0{entry.content}\0{entry.meta}\0{origin}\n".encode("utf-8", "surrogatepass"))
     for entry in sorted(plan.dropped, key=lambda e: e.position):
         hasher.update(f"d\0{entry.position}\n".encode())
@@ -236,26 +273,51 @@ def stage_records(
     todo = plan.write[done:]
     for offset, planned in enumerate(todo):
         planned.record.position = planned.record.entry.position = first_position + done + offset
-    outcomes = iter(embed(p.record for p in todo if p.source is None)) if embed is not None else iter(())
+    outcomes = iter(embed(p.record for p in todo if p.embeds)) if embed is not None else iter(())
     for planned in todo:
-        if planned.source is None:
+        if planned.embeds:
             record, result, error = next(outcomes)
             if record is not planned.record:
                 raise RuntimeError(f"the model answered {record.id!r} where {planned.record.id!r} was due.")
+            if planned.kept_pages:
+                result, error = _with_kept_pages(store, planned, result, error)
             yield record, result, error
+        elif planned.kept_pages:
+            yield planned.record, *_with_kept_pages(store, planned, None, None)
         else:
             yield planned.record, *_copied(store, planned.source, segmented)
 
 
+def _with_kept_pages(store: Any, planned: Planned, result: Any, error: str | None) -> tuple[Any, str | None]:
+    """A changed PDF's rows in page order: the kept pages' stored vectors and the embedded pages' new ones (a page
+    that failed is listed in ``failed_pages``; when every embedded page failed, each carries that error)."""
+    embedded = list(planned.record.item.get(PAGES) or [])
+    vectors: dict[int, Any] = {}
+    failed: dict[int, str] = {}
+    if result is not None:
+        vectors.update(zip((int(p) for p in result.start), result.embeddings, strict=True))
+        failed.update(result.failed_pages)
+    elif embedded:
+        failed.update(dict.fromkeys(embedded, error or "failed"))
+    kept = sorted(planned.kept_pages)
+    vectors.update(zip(kept, store.row_vectors([planned.kept_pages[p] for p in kept]), strict=True))
+    pages = sorted(vectors)
+    places = [{"start": float(p), "end": float(p)} for p in pages]
+    return SourceSegments.from_places(0, [vectors[p] for p in pages], places, PDF, failed), None
+
+
 def _copied(store: Any, source: Entry, segmented: bool) -> tuple[Any, str | None]:
-    """A stored entry's embedding (its segments') or its failure, to be written again under another key."""
-    if source.error is not None or source.row is None:
+    """A stored entry's embedding (its segments', with a document's failed pages) or its failure, to be written
+    again under another key."""
+    if source.row is None or not source.rows:
         return None, source.error or "failed"
     numbers = list(range(source.row, source.row + source.rows))
     vectors = store.row_vectors(numbers)
     if not segmented:
         return vectors[0], None
-    return SourceSegments.from_places(0, vectors, store.rows(numbers, ["start", "end"])), None
+    document = source.document()
+    failed = document.failed if document is not None else {}
+    return SourceSegments.from_places(0, vectors, store.rows(numbers, ["start", "end"]), PDF, failed), None
 
 
 def commit_update(store: Any, manifest: dict[str, Any], plan: UpdatePlan) -> None:
@@ -279,6 +341,10 @@ def commit_update(store: Any, manifest: dict[str, Any], plan: UpdatePlan) -> Non
     counts["embedded"] = after.next_row - after.dropped_rows.size
     counts["done"] = counts["total"] = after.next_position - after.dropped_positions.size
     counts["failed"] = counts["failed"] - sum(1 for entry in plan.dropped if entry.error is not None) + new_failed
+    partial = counts.get("partial", 0) - sum(1 for e in plan.dropped if e.error is not None and e.rows)
+    partial += sum(shard.get("partial", 0) for shard in update["shards"])
+    if partial or "partial" in counts:
+        counts["partial"] = partial
     manifest["status"] = "complete"
     manifest["last_update"] = {**plan.counts, "rows_written": new_rows}
     store.write_manifest(manifest)
@@ -336,8 +402,7 @@ def apply_update(
     def commit() -> None:
         nonlocal shard, staged
         if shard.last >= shard.start:
-            entry = {"index": shard.index, "start": shard.start, "end": shard.last + 1, "row": shard.row}
-            entry.update(rows=len(shard.ids), failed=len(shard.errors))
+            entry = shard.entry()
             update["done"] += shard.last + 1 - shard.start
             update["next_position"] = shard.last + 1
             update["next_row"] = shard.row + len(shard.ids)

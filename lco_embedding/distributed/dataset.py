@@ -120,10 +120,13 @@ class EmbedBatch:
         wanted: list[int],
         dimension: int,
     ) -> Any:
-        """The batch with a row per segment of each row (a failed row once, with its error)."""
+        """The batch with a row per segment of each row (a failed row once, with its error; a document's failed
+        page once each, after its other pages, with its error and its page as ``start`` and ``end``)."""
         import pyarrow as pa
 
+        from lco_embedding.core.errors import LCOInputError
         from lco_embedding.core.outcomes import Outcome, apply_on_error
+        from lco_embedding.segments.result import pages_problem
 
         found: dict[int, Any] = {}
         items = [prepared[i][0] for i in wanted]
@@ -131,6 +134,9 @@ class EmbedBatch:
         for part in pipeline.segment_outcomes(items):
             if part.error is not None:  # raised, or kept as the row's error
                 list(apply_on_error([Outcome(part.index, None, part.error)], self.on_error))
+            elif part.failed_pages:  # raised, or kept as the failed pages' rows
+                problem = LCOInputError(part.pages_problem() or "", part.index)
+                list(apply_on_error([Outcome(part.index, None, problem)], self.on_error))
             found[wanted[part.index]] = part
         take: list[int] = []
         vectors: list[np.ndarray] = []
@@ -154,6 +160,13 @@ class EmbedBatch:
                 starts.append(place["start"])
                 ends.append(place["end"])
                 reasons.append(None)
+            for page, why in part.failed_pages.items():  # after its pages' rows: a row per failed page
+                take.append(row)
+                vectors.append(np.zeros(dimension, np.float32))
+                numbers.append(None)
+                starts.append(float(page))
+                ends.append(float(page))
+                reasons.append(pages_problem({page: why}))
         values = np.stack(vectors) if vectors else np.zeros((0, dimension), np.float32)
         failed = pa.array([reason is not None for reason in reasons], pa.bool_())
         column = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), dimension, mask=failed)

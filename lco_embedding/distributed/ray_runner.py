@@ -171,12 +171,13 @@ def _segment_results(embedded: Any) -> Iterator[tuple[int, Any, str | None]]:
             yield current[0][0], current
 
     for position, rows in grouped():
-        error = rows[0][2]
-        if error is not None:
-            yield position, None, error
+        kept = [row for row in rows if row[2] is None]
+        if not kept:
+            yield position, None, rows[0][2]
             continue
-        places = [{"start": row[3], "end": row[4]} for row in rows]
-        yield position, SourceSegments.from_places(position, [row[1] for row in rows], places), None
+        places = [{"start": row[3], "end": row[4]} for row in kept]
+        failed_pages = {int(row[3]): row[2] for row in rows if row[2] is not None}  # a document's failed pages
+        yield position, SourceSegments.from_places(position, [row[1] for row in kept], places, "", failed_pages), None
 
 
 def _describe(

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from lco_embedding.core.errors import EncodeReport
+from lco_embedding.core.errors import EncodeReport, LCOInputError
 from lco_embedding.core.modalities import Modality
 from lco_embedding.core.outcomes import Outcome, apply_on_error, check_on_error
 from lco_embedding.core.types import SingleInput
@@ -315,7 +315,9 @@ class LCOEmbedder(SentenceTransformerSurface):
     ) -> Segments:
         """Embed long audio, video and text as segments: windows of seconds (audio, video) or of tokens (text),
         each embedded as an ordinary item with its modality's prompt (docs/inputs.md#long-media-and-long-texts-as-
-        segments). A source's segments are kept together: if one fails, the source fails (``on_error``).
+        segments). A source's segments are kept together: if one fails, the source fails (``on_error``); a PDF's pages
+        stand alone: with ``on_error="skip"`` a page that fails is listed in ``failed_pages`` (and the report) and
+        the other pages are kept.
 
         Args:
             inputs: One item or many.
@@ -337,6 +339,9 @@ class LCOEmbedder(SentenceTransformerSurface):
         for part in self.segment_outcomes(items, segment, window=window, stride=stride, **keywords):
             if part.error is not None:  # raised at once, or recorded and logged
                 list(apply_on_error([Outcome(part.index, None, part.error)], on_error, report))
+            elif part.failed_pages:  # the document's other pages are kept
+                problem = LCOInputError(part.pages_problem() or "", part.index)
+                list(apply_on_error([Outcome(part.index, None, problem)], on_error, report))
             parts.append(part)
         return Segments.collect(parts, keywords.get("truncate_dim") or self.truncate_dim or self.dimension)
 

@@ -10,7 +10,9 @@ their ``%PDF-`` signature).
 
 A whole PDF given where one item is expected (``encode("report.pdf")``) is refused with the two ways to get pages:
 one page as above, or every page with ``encode_segments`` (one row per page; a segment's ``start`` and ``end`` are
-its page number). Without ``pdf_text`` nothing is read here: the document is opened when the page is rendered.
+its page number; ``{"pdf": source, "pages": [1, 3]}`` embeds only those pages). A page that fails there costs only
+itself (``Segments.failed_pages``). Without ``pdf_text`` nothing is read here: the document is opened when the page
+is rendered.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from lco_embedding.preprocessing.pdf import PdfPage, page_text
 __all__ = [
     "DOCUMENT_KEYS",
     "PDF",
+    "PAGES",
     "PDF_SIGNATURE",
     "PdfPage",
     "is_pdf",
@@ -34,6 +37,9 @@ __all__ = [
 ]
 
 PAGE, PASSWORD, WITH_TEXT = DOCUMENT_KEYS[1:]
+PAGES = "pages"
+"""A whole document's pages to embed with ``encode_segments`` (``{"pdf": source, "pages": [1, 3]}``); all by
+default."""
 PDF_SIGNATURE = b"%PDF-"
 _DATA_URI = "data:application/pdf"
 

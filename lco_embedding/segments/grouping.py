@@ -1,5 +1,6 @@
 """A stream of segment outcomes regrouped by source: the segments of one source are delivered together, or the
-source's error (the first of its segments' errors, naming the segment) and none of them."""
+source's error (the first of its segments' errors, naming the segment) and none of them. A document's pages stand
+alone: a page that fails is recorded (``failed_pages``) and the other pages are kept."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from lco_embedding.core.modalities import spec_of
 from lco_embedding.core.outcomes import Outcome
 from lco_embedding.inputs.documents import PDF
 from lco_embedding.segments.context import CutContext
-from lco_embedding.segments.result import SourceSegments
+from lco_embedding.segments.result import SourceSegments, pages_problem
 from lco_embedding.segments.spec import SegmentSpec
 from lco_embedding.segments.split import Segment, split_item
 
@@ -49,19 +50,29 @@ def grouped_segments(
 
     rows: list[np.ndarray] = []
     kept: list[Segment] = []
+    failed_pages: dict[int, str] = {}
     error = None
     with large_allocations_mapped(map_large_allocations):
         for outcome in embed(pieces()):
             place = places.popleft()
-            if outcome.error is not None and error is None:
+            if outcome.error is not None and _is_page(place):
+                failed_pages[int(place.start)] = outcome.error.reason  # the document's other pages go on
+            elif outcome.error is not None and error is None:
                 where = "" if np.isnan(place.start) else f"segment {place.number} ({_span(place)}): "
                 error = type(outcome.error)(where + outcome.error.reason, place.source)
             elif outcome.error is None:
                 rows.append(outcome.embedding)
                 kept.append(place)
             if place.last:
-                yield _source(place, rows, kept, error)
-                rows, kept, error = [], [], None
+                if failed_pages and not kept and error is None:  # every page failed: the document did
+                    error = type(outcome.error)(pages_problem(failed_pages), place.source)  # type: ignore[arg-type]
+                yield _source(place, rows, kept, error, failed_pages)
+                rows, kept, failed_pages, error = [], [], {}, None
+
+
+def _is_page(place: Segment) -> bool:
+    """A document's page (which fails alone), not the document's own failure (which has no page)."""
+    return place.modality == PDF and not np.isnan(place.start)
 
 
 def _span(place: Segment) -> str:
@@ -71,7 +82,9 @@ def _span(place: Segment) -> str:
     return f"{place.start:g}-{place.end:g} {unit}"
 
 
-def _source(last: Segment, rows: list[np.ndarray], kept: list[Segment], error: Any) -> SourceSegments:
+def _source(
+    last: Segment, rows: list[np.ndarray], kept: list[Segment], error: Any, failed_pages: dict[int, str]
+) -> SourceSegments:
     def column(values: list[Any], dtype: Any) -> np.ndarray:
         return np.asarray(values, dtype=dtype)
 
@@ -84,4 +97,5 @@ def _source(last: Segment, rows: list[np.ndarray], kept: list[Segment], error: A
         tokens=column([-1 if p.tokens is None else p.tokens for p in places], np.int64),
         modality=last.modality,
         error=error,
+        failed_pages={} if error is not None else failed_pages,
     )

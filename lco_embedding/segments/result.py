@@ -11,7 +11,7 @@ import numpy as np
 
 from lco_embedding.core.errors import ItemError
 
-__all__ = ["PLACE_FIELDS", "Segments", "SourceSegments", "segment_place"]
+__all__ = ["PLACE_FIELDS", "Segments", "SourceSegments", "pages_problem", "segment_place"]
 
 PLACE_FIELDS = ("segment", "start", "end")
 """What says where a segment row is in its source: its number, its start and its end (the corpus columns, the
@@ -33,6 +33,27 @@ def segment_place(number: int, start: float, end: float) -> dict[str, int | floa
     }
 
 
+def pages_problem(failed_pages: dict[int, str]) -> str | None:
+    """Failed pages (page -> why) in one sentence, each naming its page; None for none.
+
+    Example:
+        >>> pages_problem({2: "page 2 cannot be loaded", 5: "too large", 6: "too large"})
+        'page 2 cannot be loaded; pages 5, 6: too large'
+    """
+    if not failed_pages:
+        return None
+    pages_of: dict[str, list[int]] = {}
+    for page, why in sorted(failed_pages.items()):
+        pages_of.setdefault(why, []).append(page)
+    said = []
+    for why, pages in pages_of.items():
+        if len(pages) == 1:
+            said.append(why if why.startswith(f"page {pages[0]} ") else f"page {pages[0]}: {why}")
+        else:
+            said.append(f"pages {', '.join(map(str, pages))}: {why}")
+    return "; ".join(said)
+
+
 @dataclass
 class SourceSegments:
     """The segments of one source item, embedded together (or its error: then none of them is kept).
@@ -46,6 +67,9 @@ class SourceSegments:
         modality: The source's modality (what ``start`` and ``end`` count: seconds for audio and video,
             characters for text).
         error: Why the source failed, or None.
+        failed_pages: A document's pages that failed while its other pages were embedded: page number -> why. A
+            page stands alone, so one that does not render costs only itself; a document whose every page fails
+            has ``error`` instead.
     """
 
     index: int
@@ -55,20 +79,31 @@ class SourceSegments:
     tokens: np.ndarray
     modality: str
     error: ItemError | None = None
+    failed_pages: dict[int, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """True when every segment was embedded."""
+        """True when the source was embedded (some of a document's pages may have failed: ``failed_pages``)."""
         return self.error is None
+
+    def pages_problem(self) -> str | None:
+        """The failed pages in one sentence (``"page 2 cannot be loaded (...); page 5: ..."``), or None."""
+        return pages_problem(self.failed_pages)
 
     def __len__(self) -> int:
         return len(self.start)
 
     @classmethod
     def from_places(
-        cls, index: int, embeddings: np.ndarray, places: Iterable[dict[str, Any]], modality: str = ""
+        cls,
+        index: int,
+        embeddings: np.ndarray,
+        places: Iterable[dict[str, Any]],
+        modality: str = "",
+        failed_pages: dict[int, str] | None = None,
     ) -> SourceSegments:
-        """The segments of stored rows (their embeddings and :func:`segment_place` values, ``None`` for NaN)."""
+        """The segments of stored rows (their embeddings and :func:`segment_place` values, ``None`` for NaN), and
+        the pages that failed beside them."""
         rows = list(places)
         nan = float("nan")
         return cls(
@@ -78,6 +113,7 @@ class SourceSegments:
             end=np.array([nan if p.get("end") is None else p["end"] for p in rows], dtype=np.float64),
             tokens=np.full(len(rows), -1, np.int64),
             modality=modality,
+            failed_pages=dict(failed_pages or {}),
         )
 
     def places(self) -> list[dict[str, int | float | None]]:
@@ -98,6 +134,8 @@ class Segments:
         tokens: ``[n]``: the tokens of text windows, -1 for other rows.
         modality: ``[n]``: each row's source modality (``"audio"``, ``"video"``, ``"text"``, ``"image"``, ...).
         errors: Source position -> why it failed, for sources skipped with ``on_error="skip"``.
+        failed_pages: Source position -> the pages of a document that failed while its other pages were kept
+            (``on_error="skip"``), in one sentence naming each page.
     """
 
     embeddings: np.ndarray
@@ -108,6 +146,7 @@ class Segments:
     tokens: np.ndarray
     modality: np.ndarray
     errors: dict[int, str] = field(default_factory=dict)
+    failed_pages: dict[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.source)
@@ -124,6 +163,7 @@ class Segments:
             self.tokens[rows],
             self.modality[rows],
             {source: self.errors[source]} if source in self.errors else {},
+            {source: self.failed_pages[source]} if source in self.failed_pages else {},
         )
 
     @classmethod
@@ -131,15 +171,18 @@ class Segments:
         """One table of the sources' segments (failed sources listed in ``errors``)."""
         kept: list[SourceSegments] = []
         errors: dict[int, str] = {}
+        failed_pages: dict[int, str] = {}
         for part in parts:
             if part.error is None:
                 kept.append(part)
+                if part.failed_pages:
+                    failed_pages[part.index] = part.pages_problem()  # type: ignore[assignment]
             else:
                 errors[part.index] = part.error.reason
         if not kept:
             empty = np.zeros(0)
             return cls(np.zeros((0, dimension), np.float32), empty.astype(np.int64), empty.astype(np.int64),
-                       empty, empty, empty.astype(np.int64), empty.astype(str), errors)  # fmt: skip
+                       empty, empty, empty.astype(np.int64), empty.astype(str), errors, failed_pages)  # fmt: skip
         assert all(part.embeddings is not None for part in kept)
         return cls(
             np.concatenate([part.embeddings for part in kept]),  # type: ignore[misc]
@@ -150,4 +193,5 @@ class Segments:
             np.concatenate([part.tokens for part in kept]),
             np.concatenate([np.full(len(part), part.modality) for part in kept]),
             errors,
+            failed_pages,
         )

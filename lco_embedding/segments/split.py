@@ -21,7 +21,7 @@ from typing import Any
 
 from lco_embedding.core.errors import LCOInputError
 from lco_embedding.core.modalities import MODALITY_TABLE, resolve
-from lco_embedding.inputs.documents import PDF, whole_document
+from lco_embedding.inputs.documents import PAGES, PDF, whole_document
 from lco_embedding.inputs.parse import AUDIO_IN_VIDEO, ParsedItem, parse_item
 from lco_embedding.preprocessing.audio import preprocess_audio
 from lco_embedding.preprocessing.pdf import page_count
@@ -99,19 +99,35 @@ def split_item(index: int, item: Any, spec: SegmentSpec, context: CutContext) ->
 
 def _pages(index: int, document: dict[str, Any], context: CutContext) -> Iterator[Segment]:
     """A whole PDF's pages, one segment each (``start`` = ``end`` = the page number, from 1): each an ordinary
-    ``{"pdf": source, "page": n}`` item. A PDF read from a URL or data URI is read once, its pages given its bytes."""
-    source, password = document[PDF], document.get("pdf_password")
+    ``{"pdf": source, "page": n}`` item; only the listed ones with ``"pages": [n, ...]``. A PDF read from a URL or
+    data URI is read once, its pages given its bytes."""
+    document = dict(document)
+    source, password, wanted = document[PDF], document.get("pdf_password"), document.pop(PAGES, None)
     try:
         limits = context.options_for(_IMAGE, None).limits
         if isinstance(source, str) and source.startswith(("http://", "https://", "data:")):
             source = document[PDF] = read_bytes(source, limits=limits)
         count = page_count(source, password, limits)
+        numbers = range(1, count + 1) if wanted is None else _listed_pages(wanted, count)
     except LCOInputError as e:
         yield Segment(index, 0, math.nan, math.nan, None, PDF, e, True)
         return
-    for number in range(1, count + 1):
+    for at, number in enumerate(numbers):
         item = {**document, "page": number}
-        yield Segment(index, number - 1, float(number), float(number), None, PDF, item, number == count)
+        yield Segment(index, at, float(number), float(number), None, PDF, item, at == len(numbers) - 1)
+
+
+def _listed_pages(wanted: Any, count: int) -> list[int]:
+    """The page numbers of ``"pages"``: distinct, in the document (1 to ``count``), in the order given."""
+    numbers = list(wanted) if isinstance(wanted, list | tuple | range) else None
+    if not numbers or any(isinstance(n, bool) or not isinstance(n, int) for n in numbers):
+        raise LCOInputError(f"'pages' must be a non-empty list of page numbers from 1, got {wanted!r}.")
+    outside = [n for n in numbers if not 1 <= n <= count]
+    if outside:
+        raise LCOInputError(f"pages {outside} are not in the PDF: it has {count} pages, numbered from 1.")
+    if len(set(numbers)) != len(numbers):
+        raise LCOInputError(f"'pages' lists a page twice: {numbers}.")
+    return numbers
 
 
 def _pieces(

@@ -87,3 +87,67 @@ def test_a_folder_of_pdfs_and_images_gives_a_row_per_page_and_names_what_it_did_
     assert hit.source.endswith("scans.pdf") and hit.span == "page 3"
     best = search_folder(tmp_path / "out", want, k=5, group_by="source")[0]
     assert len({h.source for h in best}) == len(best) == 3  # each document's best page (and the photo)
+
+
+class PageCountingRunner(CountingRunner):
+    """The local runner, keeping the items its model is given (a changed PDF's item lists the pages to embed)."""
+
+    def start(self, spec):
+        job = super().start(spec)
+        outcomes = job.outcomes
+
+        def kept(records, **encode_kwargs):
+            def fed():
+                for record in records:
+                    self.items.append(record.item)
+                    yield record
+
+            return outcomes(fed(), **encode_kwargs)
+
+        self.items = []
+        job.outcomes = kept
+        return job
+
+
+@pytest.mark.parametrize("kind", ["parquet", "lancedb", "milvus"])
+def test_a_failed_page_costs_only_itself_and_a_changed_pdf_re_embeds_only_its_changed_pages(tmp_path, embedder, kind):
+    from lco_embedding.corpus import open_store
+    from tests.inputs.test_documents import with_broken_page
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    report = folder / "report.pdf"
+    text_pdf(report, texts=("Revenue rose", "Costs fell", "Outlook"))
+    good = text_pdf(tmp_path / "scan.pdf", texts=("Scan one", "Scan two", "Scan three"))
+    (folder / "scan.pdf").write_bytes(open(with_broken_page(tmp_path / "scan.pdf", 2), "rb").read())
+    out = target(kind, tmp_path, "store")
+    summary = encode_corpus([folder], out, model=embedder, show_progress_bar=False)
+    assert (summary.done, summary.failed, summary.partial, summary.embedded) == (2, 1, 1, 5)
+    (failure,) = open_store(out).read_errors()  # the failed page, named, beside the document's other pages
+    assert failure["id"].endswith("scan.pdf") and failure["pages"] == [2]
+    assert failure["error"].startswith("page 2 cannot be loaded")
+
+    def pages(document):
+        rows = [row for row in read_embeddings(out).to_pylist() if row["id"].endswith(document)]
+        return {int(row["start"]): np.asarray(row["embedding"]) for row in rows}
+
+    assert sorted(pages("scan.pdf")) == [1, 3]
+    before = pages("report.pdf")
+    # One page edited, one added: only those two go to the model; the others keep their vectors.
+    text_pdf(report, texts=("Revenue rose", "Costs fell sharply", "Outlook", "Appendix"))
+    runner = PageCountingRunner()
+    update = encode_corpus([folder], out, model=embedder, runner=runner, show_progress_bar=False)
+    assert [item["pages"] for item in runner.items] == [[2, 4]]
+    assert (update.update["changed"], update.update["unchanged"], update.update["pages_kept"]) == (1, 1, 2)
+    after = pages("report.pdf")
+    assert sorted(after) == [1, 2, 3, 4]
+    for page in (1, 3):
+        np.testing.assert_allclose(after[page], before[page], atol=1e-6, rtol=0)  # copied (not given to the model)
+    for page in (1, 2, 3, 4):
+        np.testing.assert_allclose(after[page], embedder.encode({"pdf": str(report), "page": page}), atol=1e-5, rtol=0)
+    # The broken document repaired: only its failed page is embedded; its failure goes.
+    (folder / "scan.pdf").write_bytes(good)
+    runner = PageCountingRunner()
+    update = encode_corpus([folder], out, model=embedder, runner=runner, show_progress_bar=False)
+    assert [item["pages"] for item in runner.items] == [[2]] and update.failed == update.partial == 0
+    assert open_store(out).read_errors() == [] and sorted(pages("scan.pdf")) == [1, 2, 3]

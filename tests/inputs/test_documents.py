@@ -33,6 +33,22 @@ def image_pdf(path, sizes) -> str:
     return str(path)
 
 
+def with_broken_page(path, page: int) -> str:
+    """The PDF at ``path`` with its page ``page`` pointing at an object that does not exist (PDFium counts the page
+    and cannot load it); written beside it as ``broken-<name>``. Its other pages' objects are untouched."""
+    import re
+    from pathlib import Path
+
+    data = Path(path).read_bytes()
+    kids = re.search(rb"/Kids\s*\[([^\]]*)\]", data)
+    references = re.findall(rb"\d+ 0 R", kids.group(1))
+    missing = b"999 0 R".ljust(len(references[page - 1]))
+    broken = data[: kids.start()] + kids.group(0).replace(references[page - 1], missing) + data[kids.end() :]
+    out = Path(path).with_name("broken-" + Path(path).name)
+    out.write_bytes(broken)
+    return str(out)
+
+
 def text_pdf(path=None, texts=("Quarterly report: revenue rose", "Second page: costs fell"), **encryption) -> bytes:
     from fpdf import FPDF
 
@@ -59,6 +75,7 @@ def pdfs(tmp_path_factory):
     empty.del_page(0)
     buffer = io.BytesIO()
     empty.save(buffer)
+    empty.close()
     text = text_pdf(root / "text.pdf")
     return {
         "pages": image_pdf(root / "pages.pdf", [(300, 400), (500, 200), (3000, 2000)]),  # the last a poster
@@ -159,3 +176,44 @@ def test_a_document_that_fails_in_a_segmented_call_is_that_sources_error(embedde
     segments = embedder.encode_segments(report_items, on_error="skip")
     assert segments.source.tolist() == [1, 1, 1]
     assert "corrupt or truncated" in segments.errors[0]
+
+
+def test_a_page_that_fails_costs_only_itself(embedder, pdfs, tmp_path):
+    from lco_embedding.core.errors import EncodeReport
+
+    broken = with_broken_page(pdfs["pages"], 2)
+    report = EncodeReport()
+    segments = embedder.encode_segments({"pdf": broken, "max_pixels": SMALL}, on_error="skip", report=report)
+    assert segments.start.tolist() == [1.0, 3.0]  # the other pages embedded
+    assert segments.failed_pages == report.errors == {0: segments.failed_pages[0]}
+    assert segments.failed_pages[0].startswith("page 2 cannot be loaded")
+    for row, page in enumerate((1, 3)):
+        want = embedder.encode({"pdf": pdfs["pages"], "page": page, "max_pixels": SMALL})
+        np.testing.assert_allclose(segments.embeddings[row], want, atol=TOL, rtol=0)
+    with pytest.raises(LCOInputError, match="page 2 cannot be loaded"):
+        embedder.encode_segments({"pdf": broken, "max_pixels": SMALL})  # on_error="raise" (the default)
+    with pytest.raises(LCOInputError, match="page 2 cannot be loaded"):
+        embedder.encode({"pdf": broken, "page": 2, "max_pixels": SMALL})
+
+
+def test_listed_pages_are_embedded_alone_in_the_order_given(embedder, pdfs):
+    segments = embedder.encode_segments({"pdf": pdfs["pages"], "pages": [3, 1], "max_pixels": SMALL})
+    assert segments.start.tolist() == [3.0, 1.0] and segments.segment.tolist() == [0, 1]
+    whole = embedder.encode_segments({"pdf": pdfs["pages"], "max_pixels": SMALL})
+    np.testing.assert_allclose(segments.embeddings, whole.embeddings[[2, 0]], atol=TOL, rtol=0)
+    for pages, message in (([4], r"pages \[4\] are not in the PDF: it has 3"), ([1, 1], "a page twice"),
+                           ([], "non-empty list")):  # fmt: skip
+        with pytest.raises(LCOInputError, match=message):
+            embedder.encode_segments({"pdf": pdfs["pages"], "pages": pages})
+
+
+def test_a_page_hash_follows_the_page_not_the_file(tmp_path):
+    from lco_embedding.preprocessing.pdf import page_digests
+
+    first = page_digests(text_pdf(texts=("one", "two", "three")))
+    assert first == page_digests(text_pdf(texts=("one", "two", "three")))  # the same pages, written again
+    edited = page_digests(text_pdf(texts=("zero", "one", "TWO", "three")))  # a page inserted, one edited
+    assert edited[1] == first[0] and edited[3] == first[2] and edited[2] not in first and edited[0] not in first
+    broken = page_digests(with_broken_page(text_pdf(tmp_path / "t.pdf", texts=("one", "two", "three")) and
+                                           tmp_path / "t.pdf", 2))  # fmt: skip
+    assert broken == [first[0], None, first[2]]
