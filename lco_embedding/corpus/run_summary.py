@@ -37,7 +37,8 @@ class RunSummary:
         update: For a run on a store that already held a run (an update in place,
             :mod:`lco_embedding.corpus.update`): items per kind (``new``, ``changed``, ``unchanged``, ``moved``,
             ``duplicate``, ``deleted``) and ``embed`` (items the model embedded) and ``copy`` (items whose stored
-            vectors were copied); None for a fresh or resumed run.
+            vectors were copied), and ``pages_kept`` where changed PDFs kept the vectors of unchanged pages; None for
+            a fresh or resumed run.
         dry_run: The update was only planned; nothing was written.
         segmented: The output has a row per segment or page (``segment``, ``start``, ``end`` columns): with
             segments asked for, or inputs holding PDFs; ``embedded`` then counts rows.

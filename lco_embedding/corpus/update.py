@@ -224,6 +224,8 @@ def plan_update(
     if not keep_deleted:
         dropped += gone.values()
         counts["deleted"] = len(gone) - len(claimed)
+    if not counts["pages_kept"]:
+        del counts["pages_kept"]  # named only where a changed PDF kept pages
     plan = UpdatePlan(counts, write, dropped)
     plan.digest = _digest(plan)
     return plan

@@ -143,8 +143,9 @@ def page_digests(source: Any, password: str | None = None, limits: ReadLimits = 
     """A content hash of each page (None for a page that cannot be loaded): the page copied alone into a new
     document with the objects it uses (content streams, fonts, images) and saved, its random file identifier and
     time of saving left out. Equal hashes mean equal objects, so equal renderings: an update in place re-embeds
-    only the pages of a changed PDF whose hash changed, wherever they moved. A page re-saved with other bytes for the same look (another
-    writer, another PDFium) hashes differently and is embedded again. About 0.5 ms a page (no rendering).
+    only the pages of a changed PDF whose hash changed, wherever they moved. A page re-saved with other bytes for
+    the same look (another writer, another PDFium) hashes differently and is embedded again. About 0.5 ms a page
+    (no rendering).
 
     Raises:
         LCOInputError: The PDF cannot be opened (missing, encrypted, corrupt) or has no pages.

@@ -38,6 +38,7 @@ from lco_embedding.core.modalities import (
     TEXT,
     is_text,
 )
+from lco_embedding.inputs.documents import PAGES
 from lco_embedding.inputs.parse import AUDIO_IN_VIDEO, ITEM_BUDGETS
 from lco_embedding.preprocessing.pdf import PdfPage
 from lco_embedding.serving.fetch import FetchError, fetch
@@ -58,6 +59,7 @@ __all__ = [
 SEGMENT = "segment"
 """The item key asking for one embedding per segment; :func:`parse_input` turns its value into a SegmentSpec."""
 _ITEM_OPTIONS = {*ITEM_BUDGETS, AUDIO_IN_VIDEO}
+_DOCUMENT_OPTIONS = {*DOCUMENT_KEYS, PAGES}
 
 
 class RequestItemError(LCOError, ValueError):
@@ -140,7 +142,7 @@ def _item(entry: Any, index: int, settings: ServerSettings) -> Any:
         return content_item(entry if isinstance(entry, list) else [entry], index, settings)
     if not isinstance(entry, dict):
         raise RequestItemError(f"an item must be a string or an object, got {type(entry).__name__}.", index)
-    unknown = sorted(set(entry) - set(MODALITIES) - _ITEM_OPTIONS - {SEGMENT} - set(DOCUMENT_KEYS))
+    unknown = sorted(set(entry) - set(MODALITIES) - _ITEM_OPTIONS - {SEGMENT} - _DOCUMENT_OPTIONS)
     if unknown or not set(entry) & {*MODALITIES, PDF}:
         raise RequestItemError(
             f"item keys {unknown or '(none)'} are not understood; an item has any of 'text', 'image', 'audio', "
@@ -153,7 +155,7 @@ def _item(entry: Any, index: int, settings: ServerSettings) -> Any:
     for key, part in entry.items():
         if key == PDF:
             item[key] = _media(key, part, index, settings)
-        elif key in _ITEM_OPTIONS or key in DOCUMENT_KEYS:
+        elif key in _ITEM_OPTIONS or key in _DOCUMENT_OPTIONS:
             item[key] = part  # checked where the item is parsed, as for encode
         elif key == SEGMENT:
             item[key] = _segment(part, index)

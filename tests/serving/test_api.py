@@ -374,7 +374,7 @@ def test_a_request_past_the_queued_tokens_gets_429_while_others_wait(tiny_omni, 
 
 def test_pdf_pages_are_items_and_a_segmented_pdf_gives_one_embedding_per_page(client, server, embedder, tmp_path):
     from lco_embedding.preprocessing.pdf import PdfPage, render_page
-    from tests.inputs.test_documents import text_pdf
+    from tests.inputs.test_documents import text_pdf, with_broken_page
 
     path = tmp_path / "report.pdf"
     uri = "data:application/pdf;base64," + base64.b64encode(text_pdf(path)).decode()
@@ -394,6 +394,13 @@ def test_pdf_pages_are_items_and_a_segmented_pdf_gives_one_embedding_per_page(cl
     page = render_page(PdfPage(str(path), 2), 1280 * 28 * 28)
     want = embedder.encode([[{"type": "image", "image": page}, {"type": "text", "text": "the costs"}]])[0]
     np.testing.assert_allclose(response.data[0].embedding, want, atol=TOL, rtol=0)
+    # A page that fails fails the request, naming it; the document's other pages are asked for with "pages".
+    broken = base64.b64encode(open(with_broken_page(path, 2), "rb").read()).decode()
+    broken = {"pdf": "data:application/pdf;base64," + broken, "segment": True, "max_pixels": small}
+    refused = _post(server, {"model": NAME, "input": [broken]})
+    assert refused.status_code == 400 and "page 2 cannot be loaded" in refused.json()["error"]["message"]
+    response = client.embeddings.create(model=NAME, input=[{**broken, "pages": [1]}])
+    np.testing.assert_allclose(response.data[0].embedding, pages.embeddings[0], atol=TOL, rtol=0)
     for entry, message in (
         ([{"type": "file", "file": {"file_data": uri}}], "the file part names no page"),
         ({"pdf": uri}, "container of pages"),
