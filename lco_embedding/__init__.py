@@ -23,6 +23,7 @@ from lco_embedding.core.outcomes import Outcome
 
 if TYPE_CHECKING:
     from lco_embedding.embedder import LCOEmbedder
+    from lco_embedding.rerank import LCOReranker
     from lco_embedding.segments import Segments, SegmentSpec
 
 __version__ = "0.1.0"
@@ -33,6 +34,7 @@ logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 __all__ = [
     "LCOEmbedder",
+    "LCOReranker",
     "LCOError",
     "LCOInputError",
     "LCOEmbeddingError",
@@ -52,6 +54,10 @@ def __getattr__(name: str) -> Any:
         from lco_embedding.embedder import LCOEmbedder
 
         return LCOEmbedder
+    if name == "LCOReranker":
+        from lco_embedding.rerank import LCOReranker
+
+        return LCOReranker
     if name in ("SegmentSpec", "Segments"):
         from lco_embedding import segments
 

@@ -29,6 +29,14 @@ def tiny_vl(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_reranker(tmp_path_factory) -> str:
+    """A tiny Omni thinker whose tokenizer holds "yes" and "no" as single tokens (a generative reranker's answers)."""
+    return str(
+        build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-reranker"), "omni-thinker", seed=3, words=("yes", "no"))
+    )
+
+
+@pytest.fixture(scope="session")
 def media(tmp_path_factory) -> dict[str, str]:
     return {name: str(path) for name, path in make_test_media(tmp_path_factory.mktemp("media")).items()}
 

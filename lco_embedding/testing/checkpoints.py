@@ -82,8 +82,9 @@ _CORPUS = [
 ]
 
 
-def _build_tokenizer(special: dict[str, str]):
-    """A byte-level BPE trained on a few sentences, wrapped as Qwen's fast tokenizer."""
+def _build_tokenizer(special: dict[str, str], words: tuple[str, ...] = ()):
+    """A byte-level BPE trained on a few sentences, wrapped as Qwen's fast tokenizer; ``words`` added as whole-word
+    tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2TokenizerFast
 
@@ -98,13 +99,18 @@ def _build_tokenizer(special: dict[str, str]):
         show_progress=False,
     )
     bpe.train_from_iterator(_CORPUS, trainer=trainer)
-    return Qwen2TokenizerFast(
+    tokenizer = Qwen2TokenizerFast(
         tokenizer_object=bpe,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         extra_special_tokens=special,
         model_max_length=32768,
     )
+    if words:
+        from tokenizers import AddedToken
+
+        tokenizer.add_tokens([AddedToken(word, single_word=True, normalized=False) for word in words])
+    return tokenizer
 
 
 def _vision_processors(temporal_patch_size: int = 2):
@@ -211,6 +217,7 @@ def build_tiny_checkpoint(
     audio_config: dict | None = None,
     dtype: str = "float32",
     low_memory: bool = False,
+    words: tuple[str, ...] = (),
 ) -> Path:
     """Build and save a tiny random checkpoint of a real architecture, loadable by ``LCOEmbedder(path)``.
 
@@ -233,6 +240,8 @@ def build_tiny_checkpoint(
         low_memory: Never hold the whole model: it is built on the meta device and its weights are drawn tensor
             by tensor into 2 GB safetensors shards (for the real 3B / 7B architectures on a small machine; other
             random values than the default path for the same seed).
+        words: Whole words the tokenizer holds as single tokens (e.g. ``("yes", "no")``, the answers a
+            generative reranker reads); none by default, so every other text tokenizes as without them.
 
     Returns:
         The folder, holding ``config.json``, safetensors weights, tokenizer, processor and chat template.
@@ -251,9 +260,9 @@ def build_tiny_checkpoint(
         torch.set_default_dtype(getattr(torch, dtype))
         if low_memory:
             with torch.device("meta"):
-                model, processor = _build_model(kind, text_config, vision_config, audio_config)
+                model, processor = _build_model(kind, text_config, vision_config, audio_config, words)
         else:
-            model, processor = _build_model(kind, text_config, vision_config, audio_config)
+            model, processor = _build_model(kind, text_config, vision_config, audio_config, words)
             _randomize(model, init_std, seed)
     finally:
         torch.set_default_dtype(previous_default)
@@ -309,7 +318,11 @@ def _save_streaming(model, path: Path, init_std: float, seed: int, dtype, shard_
 
 
 def _build_model(
-    kind: CheckpointKind, text_config: dict | None, vision_config: dict | None, audio_config: dict | None
+    kind: CheckpointKind,
+    text_config: dict | None,
+    vision_config: dict | None,
+    audio_config: dict | None,
+    words: tuple[str, ...] = (),
 ) -> tuple[Any, Any]:
     """The random model of ``kind`` (in the default dtype) and its processor."""
     from transformers import WhisperFeatureExtractor
@@ -323,7 +336,7 @@ def _build_model(
             Qwen2_5OmniThinkerForConditionalGeneration,
         )
 
-        tokenizer = _build_tokenizer(_OMNI_SPECIAL)
+        tokenizer = _build_tokenizer(_OMNI_SPECIAL, words)
         thinker_config = _omni_thinker_config(tokenizer, overrides)
         if kind == "omni-thinker":
             model = Qwen2_5OmniThinkerForConditionalGeneration(thinker_config)
@@ -344,7 +357,7 @@ def _build_model(
     elif kind == "qwen2_5_vl":
         from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
-        tokenizer = _build_tokenizer(_VL_SPECIAL)
+        tokenizer = _build_tokenizer(_VL_SPECIAL, words)
         ids = tokenizer.convert_tokens_to_ids
         config = Qwen2_5_VLConfig(
             text_config={

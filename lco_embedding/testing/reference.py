@@ -90,6 +90,22 @@ class ReferencePipeline:
         ][:, -1]
         return torch.nn.functional.normalize(hidden.float(), dim=-1).cpu().numpy()
 
+    @torch.no_grad()
+    def answer_logits(self, messages: list[dict], answers: tuple[int, int], use_audio_in_video: bool = False) -> float:
+        """``logit(answers[0]) - logit(answers[1])`` of the next token after one chat (``messages`` with their
+        media, the generation prompt added), from the model's full logits: what a generative reranker scores."""
+        from qwen_omni_utils import process_mm_info
+
+        text = self.processor.apply_chat_template([messages], tokenize=False, add_generation_prompt=True)
+        audios, images, videos = process_mm_info([messages], use_audio_in_video=use_audio_in_video)
+        inputs = self.processor(text=text, audio=audios, images=images, videos=videos, return_tensors="pt")
+        dtype = self.model.dtype
+        inputs = {
+            key: value.to(self.device, dtype if value.is_floating_point() else None) for key, value in inputs.items()
+        }
+        logits = self.model(**inputs, use_audio_in_video=use_audio_in_video).logits[0, -1].float()
+        return float(logits[answers[0]] - logits[answers[1]])
+
     def embed_loop(self, contents: list[list[dict]], batch_size: int = 8) -> np.ndarray:
         """The card's loop: batches of ``batch_size`` in input order, ``empty_cache()`` after each."""
         out = []
