@@ -59,8 +59,13 @@ def test_scores_equal_the_direct_logit_difference_for_every_modality(reranker, d
 
 
 def test_scores_do_not_depend_on_batch_size_or_order(reranker, media):
-    pairs = [("a cat", "a cat on a mat"), ("a gradient", {"image": media["png"]}), ("tone", {"audio": media["wav"]}),
-             ("a dog", "the quick brown fox jumps over the lazy dog " * 6), ("fog", {"image": media["jpg"]})]  # fmt: skip
+    pairs = [
+        ("a cat", "a cat on a mat"),
+        ("a gradient", {"image": media["png"]}),
+        ("tone", {"audio": media["wav"]}),
+        ("a dog", "the quick brown fox jumps over the lazy dog " * 6),
+        ("fog", {"image": media["jpg"]}),
+    ]
     one_by_one = np.array([reranker.predict([pair], batch_size=1)[0] for pair in pairs])
     together = reranker.predict(pairs, batch_size=8)
     reversed_ = reranker.predict(pairs[::-1], batch_size=3)[::-1]
