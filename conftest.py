@@ -18,13 +18,16 @@ def _doctest_world(tmp_path_factory) -> dict:
 
     root = tmp_path_factory.mktemp("doctest")
     checkpoint = str(build_tiny_checkpoint(root / "tiny"))
+    reranker = str(build_tiny_checkpoint(root / "tiny-reranker", seed=3, words=("yes", "no")))
     media = {name: str(path) for name, path in make_test_media(root / "media").items()}
-    return {"root": root, "checkpoint": checkpoint, "media": media, "model": LCOEmbedder(checkpoint, device="cpu")}
+    model = LCOEmbedder(checkpoint, device="cpu")
+    return {"root": root, "checkpoint": checkpoint, "reranker": reranker, "media": media, "model": model}
 
 
 @pytest.fixture(autouse=True)
 def _doctest_namespace(request, tmp_path, monkeypatch) -> None:
-    """For docstring examples only: ``model``, ``tiny_checkpoint``, ``cat_png``, ``meow_wav``, ``clip_mp4``,
+    """For docstring examples only: ``model``, ``tiny_checkpoint``, ``reranker_checkpoint`` (its tokenizer holds
+    "yes" and "no"), ``cat_png``, ``meow_wav``, ``clip_mp4``,
     ``lance_folder`` (a LanceDB database folder to create), and a
     working folder holding ``photos/cat.png``, ``captions.jsonl``, ``pairs.jsonl`` (image and text pairs) and
     ``lecture.wav`` / ``lecture.mp4``."""
@@ -48,6 +51,7 @@ def _doctest_namespace(request, tmp_path, monkeypatch) -> None:
     request.getfixturevalue("doctest_namespace").update(
         model=world["model"],
         tiny_checkpoint=world["checkpoint"],
+        reranker_checkpoint=world["reranker"],
         cat_png=media["png"],
         meow_wav=media["wav"],
         clip_mp4=media["mp4"],

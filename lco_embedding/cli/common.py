@@ -196,6 +196,20 @@ def load_embedder(
         )
 
 
+def load_reranker(name: str, *, device: str | None = None, dtype: str = "auto", shared: Any = None) -> Any:
+    """Load an :class:`~lco_embedding.LCOReranker` (``--rerank MODEL``): ``shared``, an embedder already loaded from
+    ``name``, lends its weights; a failure becomes an error message that says what to do."""
+    from lco_embedding.rerank import LCOReranker
+
+    with loading_errors(name):
+        if shared is not None:
+            return LCOReranker(shared)
+        kwargs = {"device": device} if device is not None else {}
+        if dtype != "auto":
+            kwargs["dtype"] = dtype
+        return LCOReranker(name, **kwargs)
+
+
 @contextlib.contextmanager
 def loading_errors(model: str) -> Iterator[None]:
     """A model that cannot be loaded as an error message that says what to do."""

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from lco_embedding.cli.common import load_embedder, model_options, quantization_option
+from lco_embedding.cli.common import load_embedder, load_reranker, model_options, quantization_option
 
 __all__ = ["serve"]
 
@@ -111,6 +111,11 @@ __all__ = ["serve"]
     type=click.FloatRange(min=0, min_open=True),
     help="The range /v2/embed's int8/uint8 embeddings quantize [default: 4 / sqrt(dimension)].",
 )
+@click.option(
+    "--rerank-model",
+    help="Also serve POST /v1/rerank and /v2/rerank with this generative reranker (a checkpoint of the Qwen2.5-Omni "
+    "or Qwen2.5-VL architecture; the --model value shares its weights). See docs/rerank.md.",
+)
 @click.option("--allow-url", is_flag=True, help="Fetch http(s) media URLs (off: data URIs only).")
 @click.option(
     "--allowed-host",
@@ -143,11 +148,13 @@ def serve(
     default_prompt: str | None,
     workers: int,
     int8_range: float | None,
+    rerank_model: str | None,
     allow_url: bool,
     allowed_hosts: tuple[str, ...],
 ) -> None:
     """Serve MODEL over HTTP: POST /v1/embeddings (OpenAI's API, with vLLM's chat-style messages and typed content
-    parts), POST /v2/embed (Cohere's), GET /v1/models, /health, /ready and /metrics (Prometheus).
+    parts), POST /v2/embed (Cohere's), GET /v1/models, /health, /ready and /metrics (Prometheus); with
+    --rerank-model, POST /v1/rerank (Jina's and vLLM's shape) and /v2/rerank (Cohere's).
 
     `input` is a string, a list of strings, or a list of items such as {"text": "...", "image":
     "data:image/png;base64,..."}; add "prompt_name": "query" for one of the model's saved prompts or of those
@@ -185,6 +192,8 @@ def serve(
     if allowed_hosts and not allow_url:
         raise click.UsageError("--allowed-host goes with --allow-url.")
     named = _parse_prompts(prompts)
+    if rerank_model is not None and workers > 1:
+        raise click.UsageError("--rerank-model runs in one server process: leave out --workers (or use 1).")
     if workers > 1:
         spec = _worker_spec(model, revision, device, dtype, quantization, settings, named, default_prompt)
         click.echo(f"Serving {settings.served_model_name} with {workers} workers on http://{host}:{port}/v1", err=True)
@@ -208,8 +217,19 @@ def serve(
     )
     from lco_embedding.serving import MainThreadRunner
 
+    reranker = None
+    if rerank_model is not None:
+        shared = embedder if rerank_model == model else None
+        reranker = load_reranker(rerank_model, device=device, dtype=dtype, shared=shared)
+        if reranker.backend != "generative":
+            raise click.UsageError(
+                f"--rerank-model {rerank_model!r} is a CrossEncoder; the server serves generative rerankers "
+                "(checkpoints of the Qwen2.5-Omni or Qwen2.5-VL architecture). Use it with `lco-embed search/eval "
+                "--rerank`."
+            )
+        click.echo(f"Reranking with {rerank_model} on http://{host}:{port}/v1/rerank and /v2/rerank", err=True)
     runner = MainThreadRunner()  # the model on this (main) thread, HTTP in a thread of its own
-    runner.serve(create_app(embedder, settings, model_loop=runner), host=host, port=port)
+    runner.serve(create_app(embedder, settings, model_loop=runner, reranker=reranker), host=host, port=port)
 
 
 def _worker_spec(

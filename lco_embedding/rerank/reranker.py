@@ -45,9 +45,10 @@ class LCOReranker:
             or ``CrossEncoder``'s (``device``, ``max_length``, ...).
 
     Example:
-        >>> reranker = LCOReranker(reranker_checkpoint)
-        >>> [hit["corpus_id"] for hit in reranker.rank("a cat", ["a dog", "a cat"], top_k=1)]  # doctest: +SKIP
-        [1]
+        >>> reranker = LCOReranker(reranker_checkpoint)  # e.g. "Qwen/Qwen2.5-Omni-3B", or an LCO checkpoint
+        >>> hits = reranker.rank("a cat", ["a dog in the fog", {"image": cat_png}], top_k=1)
+        >>> reranker.backend, len(hits), sorted(hits[0])
+        ('generative', 1, ['corpus_id', 'score'])
     """
 
     def __init__(
@@ -98,6 +99,19 @@ class LCOReranker:
         if self.backend == "generative" and self.use_audio_in_video is not None:
             keywords.setdefault("use_audio_in_video", self.use_audio_in_video)
         return self.scorer.outcomes(pairs, **keywords)
+
+    def relevance(self, score: float) -> float:
+        """A score as a relevance in [0, 1]: the generative backend's ``sigmoid(logit(yes) - logit(no))`` (the
+        model's probability of "yes" when it answers "yes" or "no"); a cross-encoder's score as its model gives it
+        (sentence-transformers applies the model's activation: a sigmoid for one-label models by default).
+
+        Example:
+            >>> LCOReranker(reranker_checkpoint).relevance(0.0)
+            0.5
+        """
+        if self.backend != "generative":
+            return float(score)
+        return float(1.0 / (1.0 + np.exp(-np.float64(score))))
 
     def predict(
         self,

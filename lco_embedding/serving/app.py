@@ -1,7 +1,8 @@
 """The HTTP API: OpenAI-compatible ``POST /v1/embeddings`` (with vLLM's chat-style ``messages``), Cohere's
-``POST /v2/embed``, ``GET /v1/models``, ``/health``, ``/ready`` and ``/metrics``. Every error answers in its API's
-format (OpenAI's ``{"error": {"message", "type", "param", "code"}}``, Cohere's ``{"id", "message"}``); a bad item is
-a 400 that names it, never a 500. The embedding routes themselves are :mod:`.routes`.
+``POST /v2/embed``, with a reranker ``POST /v1/rerank`` and ``POST /v2/rerank`` (:mod:`.rerank`),
+``GET /v1/models``, ``/health``, ``/ready`` and ``/metrics``. Every error answers in its API's format (OpenAI's
+``{"error": {"message", "type", "param", "code"}}``, Cohere's ``{"id", "message"}``); a bad item is a 400 that
+names it, never a 500. The embedding routes themselves are :mod:`.routes`.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the route functions' annotations at run time, and the
@@ -17,12 +18,14 @@ from lco_embedding.core.require import require
 from lco_embedding.serving.batcher import DynamicBatcher
 from lco_embedding.serving.cohere import EMBEDDING_TYPES, INPUT_TYPE_PROMPTS
 from lco_embedding.serving.metrics import ServerMetrics
+from lco_embedding.serving.rerank import RERANK_SCHEMA, CohereRerank, JinaRerank
 from lco_embedding.serving.routes import CohereEmbed, EmbedRoute, OpenAIEmbeddings, openai_error
 from lco_embedding.serving.settings import ServerSettings
 from lco_embedding.serving.wire import REQUEST_SCHEMA
 
 if TYPE_CHECKING:
     from lco_embedding.embedder import LCOEmbedder
+    from lco_embedding.rerank import LCOReranker
 
 __all__ = ["create_app"]
 
@@ -92,8 +95,15 @@ class _BodyLimit:
         await self.app(scope, replay, send)
 
 
-def create_app(embedder: "LCOEmbedder", settings: ServerSettings | None = None, *, model_loop: Any = None) -> Any:
-    """The FastAPI application serving ``embedder`` (``pip install 'lco-embedding[server]'``).
+def create_app(
+    embedder: "LCOEmbedder",
+    settings: ServerSettings | None = None,
+    *,
+    model_loop: Any = None,
+    reranker: "LCOReranker | None" = None,
+) -> Any:
+    """The FastAPI application serving ``embedder`` (``pip install 'lco-embedding[server]'``), and with
+    ``reranker`` (a generative :class:`~lco_embedding.LCOReranker`) the rerank routes (:mod:`.rerank`).
 
     The model runs in one loop (:class:`~lco_embedding.serving.batcher.DynamicBatcher`), started with the
     application and stopped with it: in a background thread, or with ``model_loop`` (a
@@ -115,16 +125,27 @@ def create_app(embedder: "LCOEmbedder", settings: ServerSettings | None = None, 
     settings = settings or ServerSettings()
     metrics = ServerMetrics()
     state: dict[str, DynamicBatcher] = {}
+    if reranker is not None and reranker.backend != "generative":
+        raise ValueError(
+            "the server serves generative rerankers (checkpoints of the Qwen2.5-Omni or Qwen2.5-VL architecture); "
+            f"{reranker!r} is a CrossEncoder: use it from Python or with `lco-embed search/eval --rerank`."
+        )
+    shared = reranker is not None and reranker.scorer.embedder is embedder
 
     @asynccontextmanager
     async def lifespan(_: Any):
         state["batcher"] = DynamicBatcher(embedder, settings, metrics, model_thread=model_loop is None)
         if model_loop is not None:
             model_loop.attach(state["batcher"])
+        if reranker is not None:  # the embedder's own batcher when it shares its weights, else its own model thread
+            own = None if shared else DynamicBatcher(reranker.scorer.embedder, settings, metrics)
+            state["rerank_batcher"] = own or state["batcher"]
         try:
             yield
         finally:
             state.pop("batcher").close()
+            if reranker is not None and not shared:
+                state.pop("rerank_batcher").close()
 
     class _Server(FastAPI):
         """FastAPI, with the embedding routes answered before its middleware stack and router: the per-request work
@@ -145,6 +166,11 @@ def create_app(embedder: "LCOEmbedder", settings: ServerSettings | None = None, 
     )
     app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
     routes = [kind(embedder, settings, metrics, state, authorized) for kind in (OpenAIEmbeddings, CohereEmbed)]
+    schemas = [REQUEST_SCHEMA, _V2_SCHEMA]
+    if reranker is not None:
+        ranking = reranker.scorer.embedder
+        routes += [kind(reranker, ranking, settings, metrics, state, authorized) for kind in (JinaRerank, CohereRerank)]
+        schemas += [RERANK_SCHEMA, RERANK_SCHEMA]
     fast = {route.path: _BodyLimit(_asgi(route, metrics), settings.max_body_bytes) for route in routes}
 
     @app.exception_handler(StarletteHTTPException)
@@ -165,7 +191,7 @@ def create_app(embedder: "LCOEmbedder", settings: ServerSettings | None = None, 
         )
 
     _info_routes(app, embedder, settings, metrics, state, authorized)
-    for route, schema in zip(routes, (REQUEST_SCHEMA, _V2_SCHEMA), strict=True):
+    for route, schema in zip(routes, schemas, strict=True):
         _document(app, route, schema)
     return app
 

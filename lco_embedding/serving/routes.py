@@ -107,6 +107,8 @@ class EmbedRoute:
     """What both APIs' routes share (see the module); subclasses parse, refuse and render in their API's shape."""
 
     path = ""
+    batcher_key = "batcher"
+    """The key of the batcher that answers the route in the app's state."""
 
     def __init__(
         self,
@@ -157,7 +159,7 @@ class EmbedRoute:
             return self.error(400, str(e), param=e.param)
         except RequestItemError as e:
             return self.error(400, str(e), param=e.param)
-        batcher = self.state["batcher"]
+        batcher = self.state[self.batcher_key]
         try:
             batcher.admit(len(call.items))
         except RequestTooLarge as e:
@@ -197,7 +199,7 @@ class EmbedRoute:
             RequestItemError: Naming the item and the limit.
         """
         limit = self.settings.max_item_tokens
-        texts = self.state["batcher"].featurizer.text_batcher
+        texts = self.state[self.batcher_key].featurizer.text_batcher
         max_length = texts.featurizer.max_length
         if max_length is not None and max_length <= limit:
             return

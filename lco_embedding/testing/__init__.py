@@ -19,7 +19,12 @@ embedding).
 
 from __future__ import annotations
 
-from lco_embedding.testing.checkpoints import OMNI_CHAT_TEMPLATE, VL_CHAT_TEMPLATE, build_tiny_checkpoint
+from lco_embedding.testing.checkpoints import (
+    OMNI_CHAT_TEMPLATE,
+    VL_CHAT_TEMPLATE,
+    build_tiny_checkpoint,
+    build_tiny_cross_encoder,
+)
 from lco_embedding.testing.faults import peak_memory_growth, simulate_oom
 from lco_embedding.testing.media import (
     make_test_media,
@@ -37,6 +42,7 @@ from lco_embedding.testing.media import (
 
 __all__ = [
     "build_tiny_checkpoint",
+    "build_tiny_cross_encoder",
     "make_test_media",
     "modality_offset_corpus",
     "peak_memory_growth",

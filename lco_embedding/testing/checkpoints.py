@@ -8,7 +8,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["CheckpointKind", "OMNI_CHAT_TEMPLATE", "VL_CHAT_TEMPLATE", "build_tiny_checkpoint"]
+__all__ = [
+    "CheckpointKind",
+    "OMNI_CHAT_TEMPLATE",
+    "VL_CHAT_TEMPLATE",
+    "build_tiny_checkpoint",
+    "build_tiny_cross_encoder",
+]
 
 CheckpointKind = Literal["omni-thinker", "omni", "qwen2_5_vl"]
 
@@ -395,3 +401,33 @@ def _transformers_quiet() -> Iterator[None]:
         transformers_logging.set_verbosity(level)
         if bars:
             transformers_logging.enable_progress_bar()
+
+
+def build_tiny_cross_encoder(path: str | Path, *, seed: int = 0) -> Path:
+    """Build and save a tiny random sentence-transformers ``CrossEncoder`` (a BERT with a one-label head, a word-piece
+    vocabulary of a few words), loadable by ``CrossEncoder(path)`` and ``LCOReranker(path)``.
+
+    Example:
+        >>> from sentence_transformers import CrossEncoder
+        >>> CrossEncoder(str(build_tiny_cross_encoder("tiny-ce"))).predict([("a cat", "a mat")]).shape
+        (1,)
+    """
+    import torch
+    from sentence_transformers import CrossEncoder
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    words = sorted({word for line in _CORPUS for word in line.lower().replace(".", " ").replace(",", " ").split()})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, *"abcdefghijklmnopqrstuvwxyz0123456789"]
+    (path / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), model_max_length=128)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, num_labels=1)  # fmt: skip
+    model = BertForSequenceClassification(config).eval()
+    with _transformers_quiet():
+        model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    CrossEncoder(str(path)).save(str(path))  # sentence-transformers' own files beside the weights
+    return path

@@ -134,8 +134,9 @@ def test_demo_runs_offline_end_to_end_and_its_commands_run_as_printed(tmp_path):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, embedder, workers):
-    """One process, and --workers 2 (two processes on one port, prompts and settings carried to each)."""
+def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, tiny_reranker, embedder, workers):
+    """One process (with --rerank-model), and --workers 2 (two processes on one port, prompts and settings carried
+    to each)."""
     import socket
     import time
 
@@ -150,6 +151,7 @@ def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, embedde
         port = probe.getsockname()[1]
     args = [str(LCO_EMBED), "serve", "--model", tiny_omni, "--port", str(port), "--api-key", "k", "-q"]
     args += ["--prompt", "query=Find: ", "--prompt", "doc=", "--default-prompt", "query", "--workers", str(workers)]
+    args += ["--rerank-model", tiny_reranker] if workers == 1 else []
     process = subprocess.Popen([*args, "--served-model-name", "tiny"], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -170,10 +172,17 @@ def test_serve_answers_the_openai_client_and_stops_on_sigterm(tiny_omni, embedde
         np.testing.assert_allclose(plain.data[0].embedding, embedder.encode("a cat"), atol=1e-5, rtol=0)
         with pytest.raises(openai.BadRequestError, match=r"it has 'doc', 'query'\); the server adds prompts with `lco"):
             client.embeddings.create(model="tiny", input=["a cat"], extra_body={"prompt_name": "nope"})
+        if workers == 1:  # the reranker beside the embedder: Cohere's shape, ranked as LCOReranker ranks
+            from lco_embedding import LCOReranker
+
+            body = {"model": "tiny", "query": "a cat", "documents": ["a dog in the fog", "a cat on a mat", "fog"]}
+            reply = httpx.post(f"http://127.0.0.1:{port}/v2/rerank", json=body, headers={"Authorization": "Bearer k"})
+            want = LCOReranker(tiny_reranker, device="cpu").rank("a cat", body["documents"])
+            assert [r["index"] for r in reply.json()["results"]] == [hit["corpus_id"] for hit in want], reply.text
         # /metrics counts every worker's requests, whichever worker answers the scrape (2 x workers + 1 answered 200)
         scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": "Bearer k"}).text
         answered = [line for line in scrape.splitlines() if line.startswith('lco_requests_total{status="200"}')]
-        assert answered and float(answered[0].split()[-1]) == 2 * workers + 1, scrape[:2000]
+        assert answered and float(answered[0].split()[-1]) == 2 * workers + 1 + (workers == 1), scrape[:2000]
     finally:
         process.terminate()
         # uvicorn shuts down gracefully, then re-raises the signal: the exit status says SIGTERM

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lco_embedding import LCOEmbedder
+from lco_embedding import LCOEmbedder, LCOReranker
 from lco_embedding.serving import MainThreadRunner, ServerSettings, create_app
 
 API_KEY = "test-key"
@@ -42,16 +42,21 @@ class Gate:
 
 @contextmanager
 def running_server(
-    checkpoint: str, gate: Gate | None = None, embedder_kwargs: dict | None = None, **settings
+    checkpoint: str,
+    gate: Gate | None = None,
+    embedder_kwargs: dict | None = None,
+    reranker: LCOReranker | None = None,
+    **settings,
 ) -> Iterator[str]:
     """Serve ``checkpoint`` (``LCOEmbedder(checkpoint, **embedder_kwargs)``) with ``ServerSettings(**settings)`` on
     a free loopback port, as ``lco-embed serve`` does (``MainThreadRunner``: HTTP in a thread, the model's loop on
     the thread that runs the runner, here one of the test's); yields its base URL. With ``gate``, every forward
-    pass passes through it."""
+    pass passes through it; with ``reranker``, the rerank routes are served too."""
     embedder = LCOEmbedder(checkpoint, device="cpu", **(embedder_kwargs or {}))
     embedder.parts.fault = gate
     runner = MainThreadRunner()
-    app = create_app(embedder, ServerSettings(served_model_name=NAME, **settings), model_loop=runner)
+    settings = ServerSettings(served_model_name=NAME, **settings)
+    app = create_app(embedder, settings, model_loop=runner, reranker=reranker)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     thread = threading.Thread(target=runner.serve, args=(app,), kwargs={"sockets": [sock]}, daemon=True)
