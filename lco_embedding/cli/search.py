@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lco_embedding.cli.common import StoreTarget, format_table, is_quiet, loading_errors, shorten
+from lco_embedding.cli.common import StoreTarget, format_table, is_quiet, load_reranker, loading_errors, shorten
 from lco_embedding.core.errors import LCOInputError
 from lco_embedding.core.modalities import ROW_MODALITIES, item_modality, spec_of
 
@@ -66,14 +66,28 @@ def print_hits(hits: list[Any], *, source_width: int = 60) -> None:
     """Print hits as a table: rank, score, id, modality, where in the source (segmented folders) and (unless
     ``source_width`` is 0) source."""
     timed = any(h.segment is not None for h in hits)
-    headers = ("rank", "score", "id", "modality", *(("where",) if timed else ()), "source")
+    reranked = any(h.rerank_score is not None for h in hits)
+    headers = ("rank", *(("rerank",) if reranked else ()), "score", "id", "modality", *(("where",) if timed else ()),
+               "source")  # fmt: skip
     rows = [
-        (h.rank, f"{h.score:.4f}", h.id, h.modality, *((h.span,) if timed else ()), shorten(h.source, source_width))
+        (
+            h.rank,
+            *((_rerank_cell(h.rerank_score),) if reranked else ()),
+            f"{h.score:.4f}",
+            h.id,
+            h.modality,
+            *((h.span,) if timed else ()),
+            shorten(h.source, source_width),
+        )  # fmt: skip
         for h in hits
     ]
     if not source_width:
         headers, rows = headers[:-1], [row[:-1] for row in rows]
-    click.echo(format_table(headers, rows, right=("rank", "score")))
+    click.echo(format_table(headers, rows, right=("rank", "rerank", "score")))
+
+
+def _rerank_cell(score: float | None) -> str:
+    return "-" if score is None else f"{score:.4f}"
 
 
 @click.command(short_help="Find the rows most similar to a text, image, sound or video.")
@@ -115,6 +129,20 @@ def print_hits(hits: list[Any], *, source_width: int = 60) -> None:
 @click.option("--prompt-name", help="Name of a prompt saved with the model.")
 @click.option("--model", "-m", help="Embed the query with this copy of the store's model (e.g. a moved folder).")
 @click.option("--device", help="cuda, cpu, mps, ... [default: cuda if available, else mps, else cpu]")
+@click.option(
+    "--rerank",
+    "rerank_model",
+    metavar="MODEL",
+    help="Rerank the first hits with this model: a generative reranker (a Qwen2.5-Omni or Qwen2.5-VL checkpoint, "
+    "any modality) or a sentence-transformers CrossEncoder; both scores are shown (docs/rerank.md).",
+)
+@click.option(
+    "--rerank-k",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="With --rerank: how many first-stage hits the reranker reads (the best -k of them are shown).",
+)
 def search(
     store: str,
     query: tuple[str, ...],
@@ -133,6 +161,8 @@ def search(
     prompt_name: str | None,
     model: str | None,
     device: str | None,
+    rerank_model: str | None,
+    rerank_k: int,
 ) -> None:
     """Find the rows of STORE most similar to QUERY (words are joined into one text) or to a media file.
 
@@ -148,6 +178,7 @@ def search(
     lco-embed search emb "a cat on a mat" --per-modality 3     the top 3 of each modality side by side
     lco-embed search lancedb://db/corpus "rain" --where "year >= 2020"
     lco-embed search talks "the part about interest rates" --group-by source
+    lco-embed search emb "a cat on a mat" --rerank Qwen/Qwen2.5-Omni-3B --rerank-k 50
 
     In a corpus encoded with --segment each hit says where it lies in its source (1:30-2:00, or chars 120-480).
     """
@@ -179,13 +210,16 @@ def search(
         "group_by": group_by,
         "where": where,
     }
+    if rerank_model is not None:
+        if per_modality is not None:
+            raise click.UsageError("--rerank ranks one list: leave out --per-modality.")
+        options.update(rerank=load_reranker(rerank_model, device=device), query_items=item, rerank_k=rerank_k)
     try:
         if per_modality is not None:
             columns = search_per_modality(store, vector, per_modality, **options)[0]
         else:
-            hits = search_folder(store, vector, k, calibrate=calibrate, query_modality=item_modality(item), **options)[
-                0
-            ]
+            found = search_folder(store, vector, k, calibrate=calibrate, query_modality=item_modality(item), **options)
+            hits = found[0]
     except (ValueError, ImportError, RuntimeError) as e:
         raise click.ClickException(str(e)) from e
     if per_modality is not None:

@@ -19,10 +19,11 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lco_embedding.core.errors import LCOInputError
 from lco_embedding.core.modalities import MODALITY_TABLE, PDF, ROW_MODALITIES
 from lco_embedding.corpus.calibration import (
     compute_calibration,
@@ -35,7 +36,10 @@ from lco_embedding.corpus.search_request import GROUP_BY, Scored, SearchRequest
 from lco_embedding.corpus.stores import SearchableStore, open_store
 from lco_embedding.segments.result import PLACE_FIELDS
 
-__all__ = ["GROUP_BY", "Hit", "SearchRequest", "build_index", "search_folder", "search_per_modality"]
+if TYPE_CHECKING:
+    from lco_embedding.rerank import LCOReranker
+
+__all__ = ["GROUP_BY", "Hit", "SearchRequest", "build_index", "rerank_hits", "search_folder", "search_per_modality"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,9 @@ class Hit:
         start, end: Where the segment lies in its source: seconds for audio and video, character offsets for text;
             None for an item embedded whole (and in corpora without segments).
         cosine: The cosine similarity with the query (equal to ``score`` without ``calibrate``).
+        rerank_score: With a reranker (``search_folder(rerank=...)``): its score of the query and the row's
+            content, which the hits are then ranked by; None without one, or for a hit it could not read (those
+            come after the reranked hits, in their first-stage order).
     """
 
     rank: int
@@ -68,6 +75,7 @@ class Hit:
     start: float | None = None
     end: float | None = None
     cosine: float | None = None
+    rerank_score: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The hit as a JSON-ready dict."""
@@ -75,6 +83,7 @@ class Hit:
             "rank": self.rank,
             "score": self.score,
             **({"cosine": self.cosine} if self.cosine is not None and self.cosine != self.score else {}),
+            **({"rerank_score": self.rerank_score} if self.rerank_score is not None else {}),
             "row": self.row,
             "id": self.id,
             "source": self.source,
@@ -185,8 +194,12 @@ def search_folder(
     where: str | None = None,
     calibrate: bool = False,
     query_modality: str = "text",
+    rerank: LCOReranker | None = None,
+    query_items: Any = None,
+    rerank_k: int = 50,
 ) -> list[list[Hit]]:
-    """The ``k`` rows of an output folder or store most similar to each query.
+    """The ``k`` rows of an output folder or store most similar to each query; with ``rerank``, the first
+    ``rerank_k`` (at least ``k``) reranked and the best ``k`` of those.
 
     Args:
         path: An ``lco-embed encode`` output folder, or a store (``lancedb://...``, ``milvus://...``).
@@ -202,6 +215,11 @@ def search_folder(
         calibrate: Rank by per-modality standardised scores (:mod:`lco_embedding.corpus.calibration`), from the
             statistics ``lco-embed index`` records (computed now, not saved, when they are missing or stale).
         query_modality: The modality of the queries (``calibrate`` standardises by it).
+        rerank: A second stage (:class:`~lco_embedding.LCOReranker`): each candidate's content is read back from its
+            source (:mod:`.hit_items`) and scored with its query; hits get ``rerank_score`` and are ranked by it.
+        query_items: With ``rerank``: the query item of each query (what the reranker reads; one item for one
+            query).
+        rerank_k: With ``rerank``: how many first-stage hits it reads per query.
 
     Returns:
         One list of :class:`Hit` per query, best first.
@@ -210,12 +228,51 @@ def search_folder(
         ValueError: Bad ``k``, a query of the wrong dimension, a bad ``group_by``, ``where`` on a Parquet folder,
             or ``exact=False`` without a current index.
     """
+    wanted = k
+    if rerank is not None:
+        query_items = _query_items(queries, query_items)
+        if isinstance(rerank_k, bool) or not isinstance(rerank_k, int) or rerank_k < 1:
+            raise ValueError(f"rerank_k must be a positive integer, got {rerank_k!r}.")
+        wanted = max(k, rerank_k)
     store = open_store(path)
     try:
-        request = _request(store, queries, k, exact=exact, modalities=modalities, where=where, group_by=group_by)
-        return _search(store, request, calibrate, query_modality)
+        request = _request(store, queries, wanted, exact=exact, modalities=modalities, where=where, group_by=group_by)
+        found = _search(store, request, calibrate, query_modality)
     finally:
         store.close()
+    if rerank is None:
+        return found
+    return [rerank_hits(rerank, query, hits, k) for query, hits in zip(query_items, found, strict=True)]
+
+
+def _query_items(queries: np.ndarray, items: Any) -> list[Any]:
+    """One query item per query vector (a single item for one query)."""
+    count = 1 if np.asarray(queries).ndim == 1 else len(queries)
+    listed = [items] if count == 1 and not isinstance(items, list) else items
+    if items is None or not isinstance(listed, list) or len(listed) != count:
+        raise ValueError(f"rerank needs the query items the reranker reads: query_items, one per query ({count}).")
+    return listed
+
+
+def rerank_hits(reranker: LCOReranker, query: Any, hits: list[Hit], k: int) -> list[Hit]:
+    """``hits`` of ``query`` reranked (see :func:`search_folder`'s ``rerank``): the best ``k`` by ``rerank_score``,
+    then the hits the reranker could not read, in their order, with a warning that names them."""
+    from lco_embedding.core.errors import EncodeReport
+    from lco_embedding.corpus.hit_items import hit_items
+
+    items = hit_items(hits)
+    readable = [i for i, item in enumerate(items) if not isinstance(item, LCOInputError)]
+    report = EncodeReport()
+    scores = reranker.predict([(query, items[i]) for i in readable], on_error="skip", report=report)
+    unread = {i: str(item) for i, item in enumerate(items) if isinstance(item, LCOInputError)}
+    unread.update({readable[at]: why for at, why in report.errors.items()})
+    scored = sorted(((float(s), i) for s, i in zip(scores, readable, strict=True) if not np.isnan(s)),
+                    key=lambda pair: (-pair[0], pair[1]))  # fmt: skip
+    if unread:
+        named = "; ".join(f"{hits[i].id}: {why}" for i, why in sorted(unread.items())[:5])
+        logger.warning("The reranker could not read %d hit(s); they follow the reranked ones: %s", len(unread), named)
+    order = [(score, i) for score, i in scored] + [(None, i) for i in sorted(unread)]
+    return [dataclasses.replace(hits[i], rank=rank, rerank_score=score) for rank, (score, i) in enumerate(order[:k], 1)]
 
 
 def _request(store: SearchableStore, queries: np.ndarray, k: int, **options: Any) -> SearchRequest:

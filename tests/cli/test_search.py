@@ -65,3 +65,16 @@ def test_search_errors_say_what_to_do(encoded, tmp_path):
     assert result.returncode == 2 and "the query is empty: give a text with at least one non-blank" in result.stderr
     result = run_cli("search", out, "--image", root / "media" / "tone.wav", check=False)
     assert result.returncode == 1 and "cannot embed the query" in result.stderr
+
+
+def test_rerank_shows_both_scores_and_ranks_by_the_rerankers(encoded, tiny_reranker):
+    from lco_embedding import LCOReranker
+
+    root, out, texts = encoded
+    result = run_cli("search", out, "a", "cat", "--rerank", tiny_reranker, "--rerank-k", 4, "--only", "text", "-k", 2)
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["rank", "rerank", "score", "id", "modality", "source"] and len(lines) == 2 + 2
+    scores = LCOReranker(tiny_reranker, device="cpu").predict([("a cat", text) for text in texts])
+    best = sorted(range(4), key=lambda i: -scores[i])[:2]
+    assert [line.split()[3] for line in lines[2:]] == [f"t{i}" for i in best]
+    assert [float(line.split()[1]) for line in lines[2:]] == pytest.approx([scores[i] for i in best], abs=1e-4)
