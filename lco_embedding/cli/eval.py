@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from lco_embedding.cli.common import StoreTarget, is_quiet, load_embedder, model_options, preset_kwargs, segment_spec
+from lco_embedding.cli.common import (
+    StoreTarget,
+    is_quiet,
+    load_embedder,
+    load_reranker,
+    model_options,
+    preset_kwargs,
+    segment_spec,
+)
 
 if TYPE_CHECKING:
     from lco_embedding.embedder import LCOEmbedder
@@ -28,6 +36,20 @@ __all__ = ["evaluate"]
 @click.option("--calibrate", is_flag=True, help="Rank the all -> all pair by per-modality standardised scores.")
 @click.option("--segment", "segment_text", metavar="SPEC", help="Cut the corpus into segments (audio=30s,...).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Items per pass.")
+@click.option(
+    "--rerank",
+    "rerank_model",
+    metavar="MODEL",
+    help="Also measure every pair reranked by this model (a generative Qwen2.5-Omni/VL checkpoint or a "
+    "sentence-transformers CrossEncoder), side by side with the first stage.",
+)
+@click.option(
+    "--rerank-k",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="With --rerank: the first-stage documents per query it reranks.",
+)
 @click.option("--mteb", "mteb_tasks", metavar="TASK[,TASK...]", help="Run these installed mteb tasks instead.")
 @click.option(
     "--allow-other-model",
@@ -50,6 +72,8 @@ def evaluate(
     calibrate: bool,
     segment_text: str | None,
     batch_size: int,
+    rerank_model: str | None,
+    rerank_k: int,
     mteb_tasks: str | None,
     allow_other_model: bool,
 ) -> None:
@@ -68,6 +92,7 @@ def evaluate(
     \b
     lco-embed eval my-data --model LCO-Embedding/LCO-Embedding-Omni-3B --out my-eval
     lco-embed eval my-data --corpus-from lancedb://db/corpus --calibrate
+    lco-embed eval my-data --corpus-from emb --rerank Qwen/Qwen2.5-Omni-3B --rerank-k 50
     lco-embed eval --mteb STS12,NFCorpus --model LCO-Embedding/LCO-Embedding-Omni-3B --preset mteb --out mteb-results
     """
     if mteb_tasks is not None:
@@ -86,12 +111,13 @@ def evaluate(
     else:  # the store's own model embeds the queries, unless --model names another (refused without the flag)
         given = ctx.get_parameter_source("model") is not click.core.ParameterSource.DEFAULT
         embedder = model if given else None
+    reranker = None if rerank_model is None else load_reranker(rerank_model, device=device)
     try:
         result = evaluate_retrieval(
             data, folder, model=embedder, corpus_from=corpus_from, split=split, k=k, calibrate=calibrate,
             segment=segment_spec(segment_text), batch_size=batch_size, show_progress_bar=not is_quiet(),
             embedder_kwargs={**preset_kwargs(), **({"device": device} if device else {})} or None,
-            allow_other_model=allow_other_model,
+            allow_other_model=allow_other_model, rerank=reranker, rerank_k=rerank_k,
         )  # fmt: skip
     except (FileNotFoundError, ValueError, ImportError, RuntimeError) as e:
         raise click.ClickException(str(e)) from e

@@ -7,6 +7,11 @@ judged against their relevant documents of modality ``c`` (queries with none are
 ``all -> all`` ranks every query against the whole corpus. With segments (``segment=``) a document's score is its
 best segment's. ``calibrate`` ranks the ``all`` pairs by the per-modality standardised scores of
 :mod:`lco_embedding.corpus.calibration`.
+
+With a reranker (``rerank=``), every pair is also measured reranked: each query's first ``rerank_k`` documents of
+that pair are scored by the reranker with the query (their rows of the dataset, read as items) and put first in the
+reranker's order, the rest following in their first-stage order. Both are reported side by side (``pairs`` and
+``reranked``), so the gain — or the loss — shows on your own data; a pair is scored once for all pairs.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from lco_embedding.evaluation.metrics import METRICS, score_run
 
 if TYPE_CHECKING:
     from lco_embedding.embedder import LCOEmbedder
+    from lco_embedding.rerank import LCOReranker
 
 __all__ = ["ALL", "EvalResult", "evaluate_retrieval"]
 
 logger = logging.getLogger(__name__)
 
 ALL = "all"
+RERANKED = "reranked"
 RESULTS_FILE = "results.json"
 CORPUS_INPUT = "corpus-input.jsonl"
 CORPUS_FOLDER = "corpus"
@@ -52,15 +59,27 @@ class EvalResult:
     per_query: dict[str, dict[str, dict[str, float]]] = field(repr=False)
     corpus: str = ""
     out: Path | None = None
+    reranked: dict[str, dict[str, float]] | None = None
+    """With a reranker: ``"q -> c"`` -> its metrics reranked (the same queries)."""
+    per_query_reranked: dict[str, dict[str, dict[str, float]]] | None = field(default=None, repr=False)
 
     def table(self) -> str:
-        """The pairs as a markdown table."""
+        """The pairs as a markdown table (with a reranker, each pair's reranked row under it)."""
         header = "| pair | queries | " + " | ".join(METRICS) + " |"
         lines = [header, "|" + "---|" * (len(METRICS) + 2)]
-        for pair, values in self.pairs.items():
+        for pair, values in self.rows():
             cells = " | ".join(f"{values[m]:.4f}" for m in METRICS)
             lines.append(f"| {pair} | {int(values['queries'])} | {cells} |")
         return "\n".join(lines)
+
+    def rows(self) -> list[tuple[str, dict[str, float]]]:
+        """``(name, metrics)`` of each pair, and with a reranker its reranked row (``"q -> c, reranked"``) after it."""
+        found = []
+        for pair, values in self.pairs.items():
+            found.append((pair, values))
+            if self.reranked is not None and pair in self.reranked:
+                found.append((f"{pair}, {RERANKED}", self.reranked[pair]))
+        return found
 
 
 def _pair(query: str, corpus: str) -> str:
@@ -81,6 +100,8 @@ def evaluate_retrieval(
     show_progress_bar: bool = False,
     embedder_kwargs: dict[str, Any] | None = None,
     allow_other_model: bool = False,
+    rerank: LCOReranker | None = None,
+    rerank_k: int = 50,
 ) -> EvalResult:
     """Evaluate ``model`` on the BEIR-layout dataset ``data`` (see the module) and write the results to ``out``.
 
@@ -103,6 +124,9 @@ def evaluate_retrieval(
         allow_other_model: With ``corpus_from``: embed the queries with ``model`` although it is not the model that
             made the store (a copy of it elsewhere). Without it that is refused: queries of one model ranked against
             another's corpus give meaningless numbers.
+        rerank: A second stage (:class:`~lco_embedding.LCOReranker`): every pair is also measured reranked (see
+            the module).
+        rerank_k: With ``rerank``: the first-stage documents per query it reranks.
 
     Raises:
         ValueError: A malformed dataset, a query that cannot be embedded (naming its id and line), a ``corpus_from``
@@ -110,6 +134,8 @@ def evaluate_retrieval(
     """
     from lco_embedding.corpus import encode_corpus
 
+    if isinstance(rerank_k, bool) or not isinstance(rerank_k, int) or rerank_k < 1:
+        raise ValueError(f"rerank_k must be a positive integer, got {rerank_k!r}.")
     dataset = data if isinstance(data, Dataset) else load_dataset(data, split)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -144,9 +170,14 @@ def evaluate_retrieval(
     grouped = "id" if any(count > 1 for count in ids.values()) else None
 
     queries = _Queries(query_ids, vectors, query_modality)
-    pairs, per_query = _score_pairs(dataset, store, queries, doc_modality, k=k, grouped=grouped, calibrate=calibrate)
+    second = None if rerank is None else _Reranking(rerank, rerank_k, dataset)
+    pairs, per_query, reranked = _score_pairs(
+        dataset, store, queries, doc_modality, k=k, grouped=grouped, calibrate=calibrate, rerank=second
+    )
     result = EvalResult(pairs, per_query, corpus=str(store), out=folder)
-    _write(result, folder, dataset, embedder, calibrate)
+    if reranked is not None:
+        result.reranked, result.per_query_reranked = reranked
+    _write(result, folder, dataset, embedder, calibrate, rerank)
     return result
 
 
@@ -155,6 +186,43 @@ class _Queries:
     ids: list[str]
     vectors: np.ndarray
     modality: dict[str, str]
+
+
+class _Reranking:
+    """The second stage of an evaluation: each (query, document) scored once by the reranker, from the dataset's
+    rows."""
+
+    def __init__(self, reranker: LCOReranker, k: int, dataset: Dataset) -> None:
+        self.reranker, self.k, self.dataset = reranker, k, dataset
+        self.scores: dict[tuple[str, str], float] = {}
+
+    def run(self, run: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        """``run`` reranked: each query's first ``k`` documents in the reranker's order, then the rest in theirs
+        (scores that give that order)."""
+        reranked: dict[str, dict[str, float]] = {}
+        for query, found in run.items():
+            order = sorted(found, key=lambda doc: (-found[doc], doc))
+            head, tail = order[: self.k], order[self.k :]
+            scores = self._scores(query, head)
+            head = sorted(head, key=lambda doc: (-scores[doc], order.index(doc)))
+            reranked[query] = {doc: float(len(order) - at) for at, doc in enumerate(head + tail)}
+        return reranked
+
+    def _scores(self, query: str, docs: list[str]) -> dict[str, float]:
+        missing = [doc for doc in docs if (query, doc) not in self.scores]
+        if missing:
+            item = row_item(self.dataset.queries[query])
+            pairs = [(item, row_item(self.dataset.corpus[doc])) for doc in missing]
+            try:
+                found = self.reranker.predict(pairs)
+            except LCOInputError as e:
+                doc = missing[e.index] if e.index is not None else "?"
+                raise ValueError(f"the reranker cannot read query {query!r} with document {doc!r}: {e.reason}") from e
+            self.scores.update({(query, doc): float(score) for doc, score in zip(missing, found, strict=True)})
+        return {doc: self.scores[(query, doc)] for doc in docs}
+
+
+Metrics = dict[str, dict[str, float]]
 
 
 def _score_pairs(
@@ -166,13 +234,17 @@ def _score_pairs(
     k: int,
     grouped: str | None,
     calibrate: bool,
-) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
-    """The metrics of ``all -> all`` and of every query-modality -> corpus-modality pair with judged queries."""
+    rerank: _Reranking | None = None,
+) -> tuple[Metrics, dict[str, Metrics], tuple[Metrics, dict[str, Metrics]] | None]:
+    """The metrics of ``all -> all`` and of every query-modality -> corpus-modality pair with judged queries (and
+    with ``rerank``, the same reranked)."""
     from lco_embedding.corpus import search_folder
 
     query_ids, vectors, query_modality = queries.ids, queries.vectors, queries.modality
     pairs: dict[str, dict[str, float]] = {}
     per_query: dict[str, dict[str, dict[str, float]]] = {}
+    reranked: Metrics = {}
+    per_query_reranked: dict[str, Metrics] = {}
     query_kinds = sorted(set(query_modality.values()))
     corpus_kinds = sorted(set(doc_modality.values()))
     plan = [(ALL, ALL)] + [(q, c) for q in query_kinds for c in corpus_kinds]
@@ -198,7 +270,11 @@ def _score_pairs(
         name = _pair(query_kind, corpus_kind)
         pairs[name] = {"queries": float(len(each)), **means}
         per_query[name] = each
-    return pairs, per_query
+        if rerank is not None:
+            means, each = score_run(rerank.run(run), qrels)
+            reranked[name] = {"queries": float(len(each)), **means}
+            per_query_reranked[name] = each
+    return pairs, per_query, (reranked, per_query_reranked) if rerank is not None else None
 
 
 def _corpus_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -299,7 +375,14 @@ def _run(
     return run
 
 
-def _write(result: EvalResult, folder: Path, dataset: Dataset, embedder: LCOEmbedder, calibrate: bool) -> None:
+def _write(
+    result: EvalResult,
+    folder: Path,
+    dataset: Dataset,
+    embedder: LCOEmbedder,
+    calibrate: bool,
+    rerank: LCOReranker | None = None,
+) -> None:
     document = {
         "dataset": str(dataset.folder),
         "split": dataset.split,
@@ -311,6 +394,10 @@ def _write(result: EvalResult, folder: Path, dataset: Dataset, embedder: LCOEmbe
         "pairs": result.pairs,
         "per_query": result.per_query,
     }
+    if rerank is not None:
+        document["rerank"] = {"model": str(rerank.model_name_or_path), "backend": rerank.backend}
+        document["reranked"] = result.reranked
+        document["per_query_reranked"] = result.per_query_reranked
     (folder / RESULTS_FILE).write_text(json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n")
     (folder / "results.md").write_text(result.table() + "\n")
     try:
@@ -327,12 +414,13 @@ def _chart(result: EvalResult, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     shown = ("ndcg@10", "recall@10", "mrr@10")
-    names = list(result.pairs)
+    rows = result.rows()  # with a reranker, each pair's reranked bars beside its own
+    names = [name for name, _ in rows]
     x = np.arange(len(names))
     width = 0.8 / len(shown)
     figure, axis = plt.subplots(figsize=(max(6.0, 1.1 * len(names) + 2), 4))
     for i, metric in enumerate(shown):
-        axis.bar(x + (i - 1) * width, [result.pairs[n][metric] for n in names], width, label=metric)
+        axis.bar(x + (i - 1) * width, [values[metric] for _, values in rows], width, label=metric)
     axis.set_xticks(x, names, rotation=30, ha="right")
     axis.set_ylim(0, 1.2)
     axis.set_ylabel("score")
