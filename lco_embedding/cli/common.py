@@ -84,6 +84,25 @@ def is_quiet() -> bool:
     return bool(context and context.find_root().meta.get("lco.quiet", False))
 
 
+def rerank_options(what: str, k_means: str) -> Any:
+    """The ``--rerank MODEL`` and ``--rerank-k N`` options of a command that ranks (``what`` the reranker does there,
+    ``k_means`` what ``--rerank-k`` counts)."""
+
+    def decorate(function: Any) -> Any:
+        function = click.option(
+            "--rerank-k", type=click.IntRange(min=1), default=50, show_default=True, help=f"With --rerank: {k_means}."
+        )(function)
+        return click.option(
+            "--rerank",
+            "rerank_model",
+            metavar="MODEL",
+            help=f"{what} with this model: a generative reranker (a Qwen2.5-Omni or Qwen2.5-VL checkpoint, any "
+            "modality) or a sentence-transformers CrossEncoder (docs/rerank.md).",
+        )(function)
+
+    return decorate
+
+
 def model_options(function: Any) -> Any:
     """The ``--model``, ``--revision``, ``--device`` and ``--dtype`` options."""
     options = [

@@ -15,6 +15,7 @@ from lco_embedding.cli.common import (
     load_reranker,
     model_options,
     preset_kwargs,
+    rerank_options,
     segment_spec,
 )
 
@@ -36,19 +37,8 @@ __all__ = ["evaluate"]
 @click.option("--calibrate", is_flag=True, help="Rank the all -> all pair by per-modality standardised scores.")
 @click.option("--segment", "segment_text", metavar="SPEC", help="Cut the corpus into segments (audio=30s,...).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Items per pass.")
-@click.option(
-    "--rerank",
-    "rerank_model",
-    metavar="MODEL",
-    help="Also measure every pair reranked by this model (a generative Qwen2.5-Omni/VL checkpoint or a "
-    "sentence-transformers CrossEncoder), side by side with the first stage.",
-)
-@click.option(
-    "--rerank-k",
-    type=click.IntRange(min=1),
-    default=50,
-    show_default=True,
-    help="With --rerank: the first-stage documents per query it reranks.",
+@rerank_options(
+    "Also measure every pair reranked, side by side with the first stage,", "the documents per query it reranks"
 )
 @click.option("--mteb", "mteb_tasks", metavar="TASK[,TASK...]", help="Run these installed mteb tasks instead.")
 @click.option(

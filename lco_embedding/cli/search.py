@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lco_embedding.cli.common import StoreTarget, format_table, is_quiet, load_reranker, loading_errors, shorten
+from lco_embedding.cli.common import (
+    StoreTarget,
+    format_table,
+    is_quiet,
+    load_reranker,
+    loading_errors,
+    rerank_options,
+    shorten,
+)
 from lco_embedding.core.errors import LCOInputError
 from lco_embedding.core.modalities import ROW_MODALITIES, item_modality, spec_of
 
@@ -129,19 +137,9 @@ def _rerank_cell(score: float | None) -> str:
 @click.option("--prompt-name", help="Name of a prompt saved with the model.")
 @click.option("--model", "-m", help="Embed the query with this copy of the store's model (e.g. a moved folder).")
 @click.option("--device", help="cuda, cpu, mps, ... [default: cuda if available, else mps, else cpu]")
-@click.option(
-    "--rerank",
-    "rerank_model",
-    metavar="MODEL",
-    help="Rerank the first hits with this model: a generative reranker (a Qwen2.5-Omni or Qwen2.5-VL checkpoint, "
-    "any modality) or a sentence-transformers CrossEncoder; both scores are shown (docs/rerank.md).",
-)
-@click.option(
-    "--rerank-k",
-    type=click.IntRange(min=1),
-    default=50,
-    show_default=True,
-    help="With --rerank: how many first-stage hits the reranker reads (the best -k of them are shown).",
+@rerank_options(
+    "Rerank the first hits (both scores are shown)",
+    "how many first-stage hits the reranker reads (the best -k of them are shown)",
 )
 def search(
     store: str,
