@@ -1,4 +1,4 @@
-"""A second stage on a store's search: each first-stage hit's content is read back from its source (files, PDF
+"""A second stage on a store's search (a folder, LanceDB, Milvus): each first-stage hit's content is read back from its source (files, PDF
 pages, text and audio windows, table rows) and scored by the reranker with the query; hits are ranked by that
 score, which equals the reranker's score of the same item; a hit that cannot be read back follows, named."""
 
@@ -12,6 +12,7 @@ import pytest
 
 from lco_embedding import LCOReranker
 from lco_embedding.corpus import encode_corpus, search_folder
+from tests.corpus.test_update import target
 from tests.inputs.test_documents import text_pdf
 
 TOL = 1e-5
@@ -22,7 +23,8 @@ def reranker(tiny_reranker) -> LCOReranker:
     return LCOReranker(tiny_reranker, device="cpu")
 
 
-def test_reranked_hits_carry_the_rerankers_score_of_their_content(tmp_path, embedder, reranker, media, caplog):
+@pytest.mark.parametrize("kind", ["parquet", "lancedb", "milvus"])
+def test_reranked_hits_carry_the_rerankers_score_of_their_content(tmp_path, embedder, reranker, media, caplog, kind):
     from PIL import Image
 
     folder = tmp_path / "library"
@@ -36,7 +38,7 @@ def test_reranked_hits_carry_the_rerankers_score_of_their_content(tmp_path, embe
     table.write_text(
         json.dumps({"id": "c1", "text": "a cat asleep"}) + "\n" + json.dumps({"id": "c2", "image": media["jpg"]}) + "\n"
     )
-    out = tmp_path / "emb"
+    out = target(kind, tmp_path, "emb")
     encode_corpus([folder, table], out, model=embedder, show_progress_bar=False)
     (folder / "gone.txt").unlink()  # a hit whose source is gone cannot be read back
     query = "a cat"
