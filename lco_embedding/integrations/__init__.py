@@ -3,10 +3,12 @@
 * :mod:`lco_embedding.integrations.sentence_transformers` — ``LCOModule``, behind
   ``LCOEmbedder.to_sentence_transformer()`` and ``save_pretrained()``
 * :mod:`lco_embedding.integrations.mteb` — ``LCOMtebEncoder`` (``pip install 'lco-embedding[mteb]'``)
-* :mod:`lco_embedding.integrations.langchain` — ``LCOEmbeddings`` (``pip install 'lco-embedding[langchain]'``)
-* :mod:`lco_embedding.integrations.llama_index` — ``LCOEmbedding`` (``pip install 'lco-embedding[llama-index]'``)
+* :mod:`lco_embedding.integrations.langchain` — ``LCOEmbeddings``, ``LCORerank`` (a document compressor)
+  (``pip install 'lco-embedding[langchain]'``)
+* :mod:`lco_embedding.integrations.llama_index` — ``LCOEmbedding``, ``LCORerank`` (a node postprocessor)
+  (``pip install 'lco-embedding[llama-index]'``)
 * :mod:`lco_embedding.integrations.haystack` — ``LCOTextEmbedder``, ``LCODocumentEmbedder``,
-  ``LCODocumentImageEmbedder`` (``pip install 'lco-embedding[haystack]'``)
+  ``LCODocumentImageEmbedder``, ``LCORanker`` (``pip install 'lco-embedding[haystack]'``)
 * :mod:`lco_embedding.integrations.lancedb` — the ``"lco-embedding"`` embedding function in LanceDB's registry
   (``pip install 'lco-embedding[lancedb]'``)
 
@@ -19,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lco_embedding.embedder import LCOEmbedder
+    from lco_embedding.rerank import LCOReranker
 
-__all__ = ["resolve_embedder"]
+__all__ = ["rank_texts", "resolve_embedder", "resolve_reranker"]
 
 
 def resolve_embedder(model: LCOEmbedder | str, embedder_kwargs: dict[str, Any] | None = None) -> LCOEmbedder:
@@ -32,3 +35,24 @@ def resolve_embedder(model: LCOEmbedder | str, embedder_kwargs: dict[str, Any] |
             raise ValueError("embedder_kwargs apply only when the model is given by name or path.")
         return model
     return LCOEmbedder(str(model), **(embedder_kwargs or {}))
+
+
+def resolve_reranker(model: LCOReranker | str, reranker_kwargs: dict[str, Any] | None = None) -> LCOReranker:
+    """An :class:`~lco_embedding.LCOReranker`: ``model`` itself, or one loaded from the name or path ``model``."""
+    from lco_embedding.rerank import LCOReranker
+
+    if isinstance(model, LCOReranker):
+        if reranker_kwargs:
+            raise ValueError("reranker_kwargs apply only when the model is given by name or path.")
+        return model
+    return LCOReranker(str(model), **(reranker_kwargs or {}))
+
+
+def rank_texts(reranker: LCOReranker, query: str, texts: list[str], top_n: int | None) -> list[tuple[int, float]]:
+    """``(position, relevance)`` of the ``top_n`` best of ``texts`` for ``query`` (all when None), best first: the
+    frameworks' documents are texts (a text that looks like a file name stays text); relevance is
+    :meth:`LCOReranker.relevance` of the score, in [0, 1] for the generative backend."""
+    if not texts:
+        return []
+    ranked = reranker.rank({"text": query}, [{"text": text} for text in texts], top_k=top_n)
+    return [(hit["corpus_id"], reranker.relevance(hit["score"])) for hit in ranked]

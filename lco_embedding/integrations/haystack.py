@@ -3,6 +3,8 @@
 * :class:`LCOTextEmbedder` — a query string -> ``embedding`` (the embedder's ``"query"`` prompt, if it has one).
 * :class:`LCODocumentEmbedder` — ``Document.content`` -> ``Document.embedding`` (``"document"`` prompt).
 * :class:`LCODocumentImageEmbedder` — the image at ``Document.meta["file_path"]`` -> ``Document.embedding``.
+* :class:`LCORanker` — documents reranked for a query by an :class:`~lco_embedding.LCOReranker`, ``Document.score``
+  their relevance.
 
 They serialise (``to_dict`` / ``from_dict``, so ``Pipeline.dumps()`` / ``loads()`` work; importing this module adds
 it to Haystack 3's deserialisation allowlist) and load the model in ``warm_up``, which ``Pipeline.run`` calls.
@@ -29,7 +31,7 @@ haystack = require("haystack", "haystack")
 component, Document = haystack.component, haystack.Document
 default_to_dict, default_from_dict = haystack.default_to_dict, haystack.default_from_dict
 
-__all__ = ["LCOTextEmbedder", "LCODocumentEmbedder", "LCODocumentImageEmbedder"]
+__all__ = ["LCOTextEmbedder", "LCODocumentEmbedder", "LCODocumentImageEmbedder", "LCORanker"]
 
 _LOADED: dict[str, Any] = {}
 
@@ -155,3 +157,51 @@ class LCODocumentImageEmbedder(_LCOComponent):
             items.append({"image": str(source)})
         embeddings = self.embedder.encode_document(items, **self.encode_kwargs)
         return {"documents": [replace(d, embedding=e.tolist()) for d, e in zip(documents, embeddings, strict=True)]}
+
+
+@component
+class LCORanker:
+    """Rerank documents for a query by an :class:`~lco_embedding.LCOReranker` (``Document.content`` as text), best
+    first, ``Document.score`` their relevance; the model loads in ``warm_up``.
+
+    Args:
+        model: A checkpoint (generative) or CrossEncoder name.
+        top_k: Documents kept (None: all); ``run`` may override it.
+        reranker_kwargs: ``LCOReranker``'s constructor arguments.
+    """
+
+    def __init__(self, model: str, *, top_k: int | None = 10, reranker_kwargs: dict[str, Any] | None = None) -> None:
+        self.model, self.top_k, self.reranker_kwargs = model, top_k, dict(reranker_kwargs or {})
+        self._reranker: Any = None
+
+    def warm_up(self) -> None:
+        """Load the model (once per process for the same settings)."""
+        if self._reranker is None:
+            from lco_embedding.integrations import resolve_reranker
+
+            key = json.dumps(["rerank", self.model, self.reranker_kwargs], sort_keys=True, default=str)
+            if key not in _LOADED:
+                _LOADED[key] = resolve_reranker(self.model, self.reranker_kwargs)
+            self._reranker = _LOADED[key]
+
+    @component.output_types(documents=list[Document])
+    def run(self, query: str, documents: list[Document], top_k: int | None = None) -> dict[str, Any]:
+        """The best ``top_k`` of ``documents`` for ``query``, best first, as copies with ``score`` set."""
+        from lco_embedding.integrations import rank_texts
+
+        if self._reranker is None:
+            raise RuntimeError("LCORanker is not warmed up: call warm_up() first (Pipeline.run does).")
+        for position, document in enumerate(documents):
+            if not document.content:
+                raise ValueError(f"Document {position} (id {document.id}) has no text content to rank.")
+        ranked = rank_texts(self._reranker, query, [d.content for d in documents], top_k or self.top_k)
+        return {"documents": [replace(documents[i], score=relevance) for i, relevance in ranked]}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise the component's settings."""
+        return default_to_dict(self, model=self.model, top_k=self.top_k, reranker_kwargs=self.reranker_kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Rebuild the component from ``to_dict``'s output."""
+        return default_from_dict(cls, data)

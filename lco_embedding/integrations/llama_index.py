@@ -1,4 +1,5 @@
-"""LlamaIndex: :class:`LCOEmbedding`, a ``MultiModalEmbedding`` for text and images (sync and async).
+"""LlamaIndex: :class:`LCOEmbedding`, a ``MultiModalEmbedding`` for text and images (sync and async), and
+:class:`LCORerank`, a node postprocessor that reranks retrieved nodes with an :class:`~lco_embedding.LCOReranker`.
 
 Text is embedded with the embedder's ``"document"`` prompt and queries with its ``"query"`` prompt when it has
 them (``LCOEmbedder(prompts={...})``) — unlike LlamaIndex's stock ``HuggingFaceEmbedding``, whose saved query
@@ -19,16 +20,18 @@ import io
 from typing import TYPE_CHECKING, Any
 
 from lco_embedding.core.require import require
-from lco_embedding.integrations import resolve_embedder
+from lco_embedding.integrations import rank_texts, resolve_embedder, resolve_reranker
 
 if TYPE_CHECKING:
     from lco_embedding.embedder import LCOEmbedder
+    from lco_embedding.rerank import LCOReranker
 
 _core = require("llama_index.core.embeddings", "llama-index")
 _bridge = require("llama_index.core.bridge.pydantic", "llama-index")
 MultiModalEmbedding = _core.MultiModalEmbedding
+BaseNodePostprocessor = require("llama_index.core.postprocessor.types", "llama-index").BaseNodePostprocessor
 
-__all__ = ["LCOEmbedding"]
+__all__ = ["LCOEmbedding", "LCORerank"]
 
 
 class LCOEmbedding(MultiModalEmbedding):
@@ -108,3 +111,36 @@ def _image_source(image: Any) -> Any:
     if isinstance(image, io.BytesIO):
         return image.getvalue()
     return image
+
+
+class LCORerank(BaseNodePostprocessor):
+    """A LlamaIndex node postprocessor: the ``top_n`` nodes most relevant to the query by an
+    :class:`~lco_embedding.LCOReranker`, best first, each node's ``score`` its relevance (``node_postprocessors=
+    [LCORerank(...)]`` on a query engine).
+
+    Args:
+        model: An ``LCOReranker``, or a checkpoint (generative) or CrossEncoder name to load one from.
+        top_n: Nodes kept (None: all, reordered).
+        reranker_kwargs: Constructor arguments when ``model`` is a name or path.
+    """
+
+    top_n: int | None = _bridge.Field(default=3, description="Nodes kept (None: all).")
+    _reranker: Any = _bridge.PrivateAttr()
+
+    def __init__(
+        self, model: LCOReranker | str, top_n: int | None = 3, reranker_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(top_n=top_n)
+        self._reranker = resolve_reranker(model, reranker_kwargs)
+
+    @classmethod
+    def class_name(cls) -> str:
+        """LlamaIndex's name of this class."""
+        return "LCORerank"
+
+    def _postprocess_nodes(self, nodes: list[Any], query_bundle: Any = None) -> list[Any]:
+        if query_bundle is None:
+            raise ValueError("LCORerank needs the query: give query_bundle (a query engine does).")
+        texts = [node.node.get_content() for node in nodes]
+        ranked = rank_texts(self._reranker, query_bundle.query_str, texts, self.top_n)
+        return [type(nodes[i])(node=nodes[i].node, score=relevance) for i, relevance in ranked]

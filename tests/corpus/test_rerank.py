@@ -1,6 +1,7 @@
-"""A second stage on a store's search (a folder, LanceDB, Milvus): each first-stage hit's content is read back from its source (files, PDF
-pages, text and audio windows, table rows) and scored by the reranker with the query; hits are ranked by that
-score, which equals the reranker's score of the same item; a hit that cannot be read back follows, named."""
+"""A second stage on a store's search (a folder, LanceDB, Milvus): each first-stage hit's content is read back from
+its source (files, PDF pages, text and audio windows, table rows) and scored by the reranker with the query; hits are
+ranked by that score, which equals the reranker's score of the same item; a hit that cannot be read back follows,
+named."""
 
 from __future__ import annotations
 

@@ -184,3 +184,36 @@ def test_haystack_components_explain_misuse(tiny_omni):
         images.run([Document(content="no image")])
     restored = LCODocumentImageEmbedder.from_dict(images.to_dict())
     assert restored.file_path_meta_field == "file_path" and restored.model == tiny_omni
+
+
+def test_rerankers_of_langchain_llama_index_and_haystack_rank_as_lco_reranker(tiny_reranker):
+    """The three frameworks' reranker components give LCOReranker's order and relevance on the same texts."""
+    from haystack import Document as HaystackDocument
+    from haystack import Pipeline
+    from langchain_core.documents import Document as LangChainDocument
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+    from lco_embedding import LCOReranker
+    from lco_embedding.integrations.haystack import LCORanker
+    from lco_embedding.integrations.langchain import LCORerank as LangChainRerank
+    from lco_embedding.integrations.llama_index import LCORerank as LlamaIndexRerank
+
+    reranker = LCOReranker(tiny_reranker, device="cpu")
+    texts = ["a dog in the fog", "a cat on a mat", "the quick brown fox", "photo.jpg"]  # a file-like name stays text
+    hits = reranker.rank({"text": "a cat"}, [{"text": t} for t in texts], top_k=2)
+    want = [(h["corpus_id"], reranker.relevance(h["score"])) for h in hits]
+
+    def same(got: list[tuple[int, float]]) -> bool:
+        return [i for i, _ in got] == [i for i, _ in want] and np.allclose([s for _, s in got], [s for _, s in want])
+
+    documents = [LangChainDocument(page_content=t) for t in texts]
+    kept = LangChainRerank(reranker, top_n=2).compress_documents(documents, "a cat")
+    assert same([(texts.index(d.page_content), d.metadata["relevance_score"]) for d in kept])
+    nodes = [NodeWithScore(node=TextNode(text=t), score=0.0) for t in texts]
+    ranked = LlamaIndexRerank(reranker, top_n=2).postprocess_nodes(nodes, QueryBundle("a cat"))
+    assert same([(texts.index(n.node.get_content()), n.score) for n in ranked])
+    pipe = Pipeline()
+    pipe.add_component("rank", LCORanker(tiny_reranker, top_k=2, reranker_kwargs={"device": "cpu"}))
+    pipe = Pipeline.loads(pipe.dumps())  # serialised and rebuilt, as Haystack deployments do
+    found = pipe.run({"rank": {"query": "a cat", "documents": [HaystackDocument(content=t) for t in texts]}})
+    assert same([(texts.index(d.content), d.score) for d in found["rank"]["documents"]])
