@@ -131,7 +131,7 @@ def test_lco_embed_encode_on_ray_writes_the_same_folder_and_resumes(ray_address,
     common = ["encode", data / "media", data / "texts.jsonl", "--model", tiny_omni, "--shard-size", 4, "-q"]
     # The same job without Ray, in this process (the CLI's own local path is tested in tests/cli).
     encode_corpus([data / "media", data / "texts.jsonl"], tmp_path / "local", model=tiny_omni, shard_size=4)
-    on_ray = [*common, "--out", tmp_path / "ray", "--ray", ray_address, "--ray-workers", 2]
+    on_ray = [*common, "--out", tmp_path / "ray", "--ray", ray_address, "--ray-workers", 1]
     # kill -9 the driver once its first shard is committed; the re-run resumes at the next shard
     kill_at(on_ray, "commit:1")
     assert committed_shards(tmp_path / "ray") == 1
