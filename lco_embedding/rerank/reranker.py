@@ -78,6 +78,8 @@ class LCOReranker:
         if backend == "generative":
             from lco_embedding.rerank.generative import GenerativeScorer
 
+            if isinstance(model, LCOEmbedder) and model_kwargs:
+                raise ValueError(f"{sorted(model_kwargs)} apply when the model is given by name; this one is loaded.")
             embedder = model if isinstance(model, LCOEmbedder) else LCOEmbedder(model, **model_kwargs)
             self.scorer: Any = GenerativeScorer(embedder, self.prompt)
         else:

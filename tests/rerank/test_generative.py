@@ -88,6 +88,8 @@ def test_the_reranker_shares_an_embedders_weights_and_the_embedding_path(tiny_re
     embedder = LCOEmbedder(tiny_reranker, device="cpu", dtype="float32")
     shared = LCOReranker(embedder)
     assert shared.backend == "generative" and shared.scorer.embedder is embedder
+    with pytest.raises(ValueError, match="apply when the model is given by name"):
+        LCOReranker(embedder, device="cpu")
     pairs = [("a cat", "a mat"), ("fog", "a dog")]
     np.testing.assert_allclose(shared.predict(pairs), reranker.predict(pairs), atol=TOL, rtol=0)
     # the score is the embedding pipeline's last hidden state against the head's two rows: encode's own output
